@@ -1,0 +1,1 @@
+//! STROM REST API, auth and observability; the `strom` binary's commands are wired in main.rs.

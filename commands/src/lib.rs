@@ -1,0 +1,1 @@
+//! STROM write side: event stores (Postgres, memory), global log reader, relay to JetStream, command services.

@@ -1,0 +1,1 @@
+//! STROM Telegram bot (talks to the REST API only). Arrives with M2.
