@@ -1,1 +1,9 @@
-//! STROM REST API, auth and observability; the `strom` binary's commands are wired in main.rs.
+//! STROM REST API: routing, authentication, problem+json errors, health and metrics. The `strom` binary
+//! (main.rs) wires these and the other crates into subcommands. Handlers hold no business rules.
+
+pub mod auth;
+pub mod observability;
+pub mod problem;
+pub mod routes;
+pub mod startup;
+pub mod telemetry;

@@ -1,0 +1,488 @@
+//! Bearer-JWT authentication and role checks for /api/v1.
+//!
+//! Two modes (specs/05-security.md): RS256 against a JWKS URL (Keycloak in the full stack), or dev mode with an HS256
+//! key kept in a local file that `strom token` also reads. Roles are ordered viewer < trader < admin; a caller acts
+//! with the highest role it holds.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::{FromRef, FromRequestParts};
+use axum::http::request::Parts;
+use jsonwebtoken::jwk::JwkSet;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+use tokio::sync::{Mutex, RwLock};
+
+use crate::problem::ApiError;
+
+/// Issuer written into dev tokens and expected from them unless STROM_AUTH_ISSUER says otherwise.
+pub const DEV_ISSUER: &str = "strom-dev";
+/// Audience every token must carry unless configured otherwise.
+pub const DEFAULT_AUDIENCE: &str = "strom-api";
+/// Clock skew tolerated on `exp`/`nbf`: a minute covers ordinary NTP drift between Keycloak and us.
+const CLOCK_LEEWAY_S: u64 = 60;
+/// A token with an unknown `kid` triggers a JWKS refresh at most this often, so forged tokens cannot make us
+/// hammer the identity provider.
+const JWKS_MIN_REFRESH: Duration = Duration::from_secs(10);
+/// Bound on the JWKS fetch: the identity provider is on the same network; longer means it is down.
+const JWKS_FETCH_TIMEOUT: Duration = Duration::from_secs(5);
+/// Bytes of randomness in a generated dev key (HS256 wants at least 256 bits).
+const DEV_KEY_BYTES: usize = 32;
+
+/// A STROM role. The derive order is the privilege order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Viewer,
+    Trader,
+    Admin,
+}
+
+impl Role {
+    pub fn parse(s: &str) -> Option<Role> {
+        match s {
+            "viewer" => Some(Role::Viewer),
+            "trader" => Some(Role::Trader),
+            "admin" => Some(Role::Admin),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Viewer => "viewer",
+            Role::Trader => "trader",
+            Role::Admin => "admin",
+        }
+    }
+}
+
+/// The authenticated caller of a request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Caller {
+    pub sub: String,
+    /// STROM roles found in the token, sorted, without duplicates; other roles are ignored.
+    pub roles: Vec<Role>,
+}
+
+impl Caller {
+    /// The highest role held, if any.
+    pub fn role(&self) -> Option<Role> {
+        self.roles.iter().copied().max()
+    }
+
+    /// # Errors
+    /// `Forbidden` when the caller's highest role is below `needed`.
+    pub fn require(&self, needed: Role) -> Result<(), ApiError> {
+        match self.role() {
+            Some(role) if role >= needed => Ok(()),
+            Some(role) => Err(ApiError::Forbidden(format!(
+                "this action needs role {}; you have {}",
+                needed.as_str(),
+                role.as_str()
+            ))),
+            None => Err(ApiError::Forbidden(format!(
+                "this action needs role {}; your token carries no STROM role (viewer, trader or admin)",
+                needed.as_str()
+            ))),
+        }
+    }
+
+    pub fn is_admin(&self) -> bool {
+        self.role() == Some(Role::Admin)
+    }
+}
+
+/// Claims we read. Keycloak puts realm roles in `realm_access.roles`; dev tokens use a top-level `roles`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Claims {
+    pub sub: String,
+    pub exp: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iat: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iss: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aud: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub roles: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub realm_access: Option<RealmAccess>,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct RealmAccess {
+    #[serde(default)]
+    pub roles: Vec<String>,
+}
+
+impl Claims {
+    fn into_caller(self) -> Caller {
+        let realm = self.realm_access.map(|r| r.roles).unwrap_or_default();
+        let mut roles: Vec<Role> = self
+            .roles
+            .iter()
+            .chain(realm.iter())
+            .filter_map(|r| Role::parse(r))
+            .collect();
+        roles.sort();
+        roles.dedup();
+        Caller {
+            sub: self.sub,
+            roles,
+        }
+    }
+}
+
+/// How tokens are verified.
+#[derive(Debug, Clone)]
+pub enum AuthMode {
+    /// HS256 with the key in this file (created on first use).
+    Dev { key_file: PathBuf },
+    /// RS256 with keys from this JWKS URL.
+    Jwks { url: String },
+}
+
+#[derive(Debug, Clone)]
+pub struct AuthSettings {
+    pub mode: AuthMode,
+    pub audience: String,
+    /// Expected `iss`; `None` accepts any issuer (dev mode defaults to `strom-dev`).
+    pub issuer: Option<String>,
+}
+
+/// Verifies bearer tokens. Cheap to share (`Arc`).
+pub struct Authenticator {
+    settings: AuthSettings,
+    verifier: Verifier,
+}
+
+enum Verifier {
+    Dev(DecodingKey),
+    Jwks(JwksCache),
+}
+
+impl Authenticator {
+    /// # Errors
+    /// Dev mode: the key file cannot be read or created.
+    pub fn new(settings: AuthSettings) -> anyhow::Result<Self> {
+        let verifier = match &settings.mode {
+            AuthMode::Dev { key_file } => Verifier::Dev(DecodingKey::from_secret(
+                &DevKey::load_or_create(key_file)?.0,
+            )),
+            AuthMode::Jwks { url } => Verifier::Jwks(JwksCache::new(url.clone())?),
+        };
+        Ok(Self { settings, verifier })
+    }
+
+    pub fn settings(&self) -> &AuthSettings {
+        &self.settings
+    }
+
+    /// # Errors
+    /// `Unauthorized` for a malformed, expired, wrongly signed, wrong-audience or wrong-issuer token;
+    /// `Unavailable` when the JWKS cannot be fetched.
+    pub async fn authenticate(&self, token: &str) -> Result<Caller, ApiError> {
+        let header = jsonwebtoken::decode_header(token)
+            .map_err(|e| ApiError::Unauthorized(format!("malformed bearer token: {e}")))?;
+        let (key, alg) = match &self.verifier {
+            Verifier::Dev(key) => (key.clone(), Algorithm::HS256),
+            Verifier::Jwks(cache) => (
+                cache.key_for(header.kid.as_deref()).await?,
+                Algorithm::RS256,
+            ),
+        };
+        if header.alg != alg {
+            return Err(ApiError::Unauthorized(format!(
+                "token signed with {:?}; this server accepts only {alg:?}",
+                header.alg
+            )));
+        }
+        let mut validation = Validation::new(alg);
+        validation.leeway = CLOCK_LEEWAY_S;
+        validation.set_audience(&[&self.settings.audience]);
+        validation.set_required_spec_claims(&["exp", "sub", "aud"]);
+        if let Some(iss) = &self.settings.issuer {
+            validation.set_issuer(&[iss]);
+        }
+        let data = jsonwebtoken::decode::<Claims>(token, &key, &validation)
+            .map_err(|e| ApiError::Unauthorized(describe_jwt_error(&e)))?;
+        Ok(data.claims.into_caller())
+    }
+}
+
+fn describe_jwt_error(e: &jsonwebtoken::errors::Error) -> String {
+    use jsonwebtoken::errors::ErrorKind;
+    match e.kind() {
+        ErrorKind::ExpiredSignature => "token expired".into(),
+        ErrorKind::InvalidSignature => "token signature does not verify".into(),
+        ErrorKind::InvalidAudience => "token audience is not this API".into(),
+        ErrorKind::InvalidIssuer => "token issuer is not trusted".into(),
+        ErrorKind::ImmatureSignature => "token not valid yet".into(),
+        ErrorKind::MissingRequiredClaim(c) => format!("token lacks the `{c}` claim"),
+        other => format!("invalid token: {other:?}"),
+    }
+}
+
+/// JWKS keys cached by `kid`, refreshed when an unknown `kid` shows up (rate-limited).
+struct JwksCache {
+    url: String,
+    client: reqwest::Client,
+    keys: RwLock<Option<JwkSet>>,
+    last_fetch: Mutex<Option<Instant>>,
+}
+
+impl JwksCache {
+    fn new(url: String) -> anyhow::Result<Self> {
+        let client = reqwest::Client::builder()
+            .timeout(JWKS_FETCH_TIMEOUT)
+            .build()?;
+        Ok(Self {
+            url,
+            client,
+            keys: RwLock::new(None),
+            last_fetch: Mutex::new(None),
+        })
+    }
+
+    async fn key_for(&self, kid: Option<&str>) -> Result<DecodingKey, ApiError> {
+        if let Some(key) = self.lookup(kid).await? {
+            return Ok(key);
+        }
+        self.refresh().await?;
+        self.lookup(kid).await?.ok_or_else(|| {
+            ApiError::Unauthorized(format!("token signed with unknown key id {kid:?}"))
+        })
+    }
+
+    async fn lookup(&self, kid: Option<&str>) -> Result<Option<DecodingKey>, ApiError> {
+        let keys = self.keys.read().await;
+        let Some(set) = keys.as_ref() else {
+            return Ok(None);
+        };
+        let jwk = match kid {
+            Some(kid) => set.find(kid),
+            // Without a kid, accept only an unambiguous single-key set.
+            None if set.keys.len() == 1 => set.keys.first(),
+            None => None,
+        };
+        jwk.map(DecodingKey::from_jwk)
+            .transpose()
+            .map_err(|e| ApiError::Unauthorized(format!("unusable signing key in JWKS: {e}")))
+    }
+
+    async fn refresh(&self) -> Result<(), ApiError> {
+        let mut last = self.last_fetch.lock().await;
+        if last.is_some_and(|t| t.elapsed() < JWKS_MIN_REFRESH) && self.keys.read().await.is_some()
+        {
+            return Ok(());
+        }
+        let set: JwkSet = async {
+            self.client
+                .get(&self.url)
+                .send()
+                .await?
+                .error_for_status()?
+                .json()
+                .await
+        }
+        .await
+        .map_err(|e: reqwest::Error| {
+            ApiError::Unavailable(format!("cannot fetch signing keys from {}: {e}", self.url))
+        })?;
+        *self.keys.write().await = Some(set);
+        *last = Some(Instant::now());
+        Ok(())
+    }
+}
+
+/// The dev-mode HS256 key: random bytes, hex-encoded in a file readable only by its owner.
+pub struct DevKey(Vec<u8>);
+
+impl DevKey {
+    /// Reads the key, creating the file (and its directory) with a fresh random key if it does not exist.
+    ///
+    /// # Errors
+    /// The file exists but is not a hex key, or cannot be read/written.
+    pub fn load_or_create(path: &Path) -> anyhow::Result<Self> {
+        use anyhow::Context;
+        match std::fs::read_to_string(path) {
+            Ok(text) => {
+                let bytes = hex::decode(text.trim())
+                    .with_context(|| format!("dev key file {} is not hex", path.display()))?;
+                anyhow::ensure!(
+                    bytes.len() >= DEV_KEY_BYTES,
+                    "dev key file {} holds {} bytes; need at least {DEV_KEY_BYTES}",
+                    path.display(),
+                    bytes.len()
+                );
+                Ok(Self(bytes))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let bytes: Vec<u8> = (0..DEV_KEY_BYTES).map(|_| rand::random::<u8>()).collect();
+                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(dir)
+                        .with_context(|| format!("Failed to create {}", dir.display()))?;
+                }
+                write_private(path, &hex::encode(&bytes))
+                    .with_context(|| format!("Failed to write dev key file {}", path.display()))?;
+                Ok(Self(bytes))
+            }
+            Err(e) => {
+                Err(e).with_context(|| format!("Failed to read dev key file {}", path.display()))
+            }
+        }
+    }
+
+    /// Mints a dev token for `sub` with `roles`, valid `ttl_s` seconds from `now_s` (unix seconds).
+    ///
+    /// # Errors
+    /// Only if signing fails, which HS256 does not in practice.
+    pub fn mint(
+        &self,
+        sub: &str,
+        roles: &[Role],
+        now_s: u64,
+        ttl_s: u64,
+        audience: &str,
+    ) -> anyhow::Result<String> {
+        let claims = Claims {
+            sub: sub.to_owned(),
+            exp: now_s + ttl_s,
+            iat: Some(now_s),
+            iss: Some(DEV_ISSUER.to_owned()),
+            aud: Some(serde_json::Value::String(audience.to_owned())),
+            roles: roles.iter().map(|r| r.as_str().to_owned()).collect(),
+            realm_access: None,
+        };
+        Ok(jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &EncodingKey::from_secret(&self.0),
+        )?)
+    }
+}
+
+#[cfg(unix)]
+fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(contents.as_bytes())
+}
+
+#[cfg(not(unix))]
+fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    std::fs::write(path, contents)
+}
+
+impl<S> FromRequestParts<S> for Caller
+where
+    Arc<Authenticator>: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let auth = Arc::<Authenticator>::from_ref(state);
+        let value = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .ok_or_else(|| {
+                ApiError::Unauthorized("missing Authorization: Bearer <token> header".into())
+            })?;
+        let token = value
+            .to_str()
+            .ok()
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| {
+                ApiError::Unauthorized("Authorization header is not `Bearer <token>`".into())
+            })?;
+        let caller = auth.authenticate(token).await?;
+        tracing::Span::current().record("sub", caller.sub.as_str());
+        Ok(caller)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn caller(roles: &[Role]) -> Caller {
+        Caller {
+            sub: "alice".into(),
+            roles: roles.to_vec(),
+        }
+    }
+
+    #[test]
+    fn roles_are_ordered_viewer_trader_admin() {
+        assert!(Role::Viewer < Role::Trader && Role::Trader < Role::Admin);
+        assert!(caller(&[Role::Admin]).require(Role::Trader).is_ok());
+        assert!(caller(&[Role::Trader]).require(Role::Trader).is_ok());
+        assert!(matches!(
+            caller(&[Role::Viewer]).require(Role::Trader),
+            Err(ApiError::Forbidden(_))
+        ));
+        assert!(matches!(
+            caller(&[]).require(Role::Viewer),
+            Err(ApiError::Forbidden(_))
+        ));
+    }
+
+    #[test]
+    fn keycloak_realm_roles_and_dev_roles_are_both_read_and_unknown_ones_ignored() {
+        let claims: Claims = serde_json::from_value(serde_json::json!({
+            "sub": "bob", "exp": 1,
+            "roles": ["trader", "offline_access"],
+            "realm_access": {"roles": ["viewer", "uma_authorization", "trader"]}
+        }))
+        .unwrap();
+        assert_eq!(claims.into_caller().roles, vec![Role::Viewer, Role::Trader]);
+    }
+
+    #[tokio::test]
+    async fn dev_tokens_round_trip_and_a_foreign_key_is_rejected() {
+        let dir = std::env::temp_dir().join(format!("strom-auth-{}", uuid::Uuid::new_v4()));
+        let key_file = dir.join("dev.key");
+        let auth = Authenticator::new(AuthSettings {
+            mode: AuthMode::Dev {
+                key_file: key_file.clone(),
+            },
+            audience: DEFAULT_AUDIENCE.into(),
+            issuer: Some(DEV_ISSUER.into()),
+        })
+        .unwrap();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let token = DevKey::load_or_create(&key_file)
+            .unwrap()
+            .mint("alice", &[Role::Trader], now, 60, DEFAULT_AUDIENCE)
+            .unwrap();
+        assert_eq!(
+            auth.authenticate(&token).await.unwrap(),
+            caller(&[Role::Trader])
+        );
+        let other = DevKey(vec![7; DEV_KEY_BYTES])
+            .mint("alice", &[Role::Admin], now, 60, DEFAULT_AUDIENCE)
+            .unwrap();
+        assert!(matches!(
+            auth.authenticate(&other).await,
+            Err(ApiError::Unauthorized(_))
+        ));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}

@@ -1,0 +1,127 @@
+//! RFC 7807 problem+json: the one place where API errors become HTTP responses (zero2prod's single
+//! `IntoResponse` impl), so every handler returns `Result<_, ApiError>` and never builds an error body itself.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+/// Media type of every error body.
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// An error as the API reports it. Each variant maps to exactly one status code.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// No credentials, or credentials that do not verify (bad signature, expired, wrong audience/issuer).
+    #[error("{0}")]
+    Unauthorized(String),
+    /// Authenticated, but the caller's role does not allow this.
+    #[error("{0}")]
+    Forbidden(String),
+    /// The resource does not exist, or exists but belongs to someone else (we do not reveal which).
+    #[error("{0}")]
+    NotFound(String),
+    /// The request conflicts with the current state of the resource.
+    #[error("{detail}")]
+    Conflict {
+        code: &'static str,
+        detail: String,
+        current_state: Option<String>,
+    },
+    /// The body or a parameter is well-formed but invalid; `field` names the offending input.
+    #[error("{detail}")]
+    Validation {
+        code: &'static str,
+        field: Option<String>,
+        detail: String,
+    },
+    /// The body could not be read as JSON of the expected shape.
+    #[error("{0}")]
+    BadRequest(String),
+    /// A dependency (database, bus) is not answering.
+    #[error("{0}")]
+    Unavailable(String),
+    /// Anything else: logged with its cause, reported without internals.
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+#[derive(Serialize)]
+struct Problem<'a> {
+    #[serde(rename = "type")]
+    kind: String,
+    title: &'a str,
+    status: u16,
+    detail: String,
+    code: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    field: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    current_state: Option<&'a str>,
+}
+
+impl ApiError {
+    fn status(&self) -> StatusCode {
+        match self {
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Conflict { .. } => StatusCode::CONFLICT,
+            ApiError::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// Stable machine-readable code, also the last segment of the problem `type` URI.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::Unauthorized(_) => "unauthorized",
+            ApiError::Forbidden(_) => "forbidden",
+            ApiError::NotFound(_) => "not_found",
+            ApiError::Conflict { code, .. } | ApiError::Validation { code, .. } => code,
+            ApiError::BadRequest(_) => "bad_request",
+            ApiError::Unavailable(_) => "unavailable",
+            ApiError::Internal(_) => "internal",
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let detail = match &self {
+            ApiError::Internal(err) => {
+                tracing::error!(error = ?err, "request failed");
+                "internal error; the correlation id in x-request-id identifies it in the logs"
+                    .to_owned()
+            }
+            other => other.to_string(),
+        };
+        let (field, current_state) = match &self {
+            ApiError::Validation { field, .. } => (field.as_deref(), None),
+            ApiError::Conflict { current_state, .. } => (None, current_state.as_deref()),
+            _ => (None, None),
+        };
+        let code = self.code();
+        let body = Problem {
+            kind: format!("https://strom.dev/problems/{code}"),
+            title: status.canonical_reason().unwrap_or("error"),
+            status: status.as_u16(),
+            detail,
+            code,
+            field,
+            current_state,
+        };
+        let mut response = (status, axum::Json(body)).into_response();
+        response
+            .headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        if status == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}

@@ -1,0 +1,133 @@
+//! Tests of the real `strom` binary as a process: JSON logs with the correlation id on every line of a request,
+//! `strom token` output, and a clean exit on SIGTERM.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+
+fn strom() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_strom"))
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[tokio::test]
+async fn serve_logs_json_with_correlation_ids_and_exits_cleanly_on_sigterm() {
+    let dir = std::env::temp_dir().join(format!("strom-proc-{}", uuid::Uuid::new_v4()));
+    let key_file = dir.join("dev.key");
+    let token = strom()
+        .args([
+            "token",
+            "--sub",
+            "alice",
+            "--role",
+            "trader",
+            "--dev-key-file",
+        ])
+        .arg(&key_file)
+        .output()
+        .unwrap();
+    assert!(
+        token.status.success(),
+        "{}",
+        String::from_utf8_lossy(&token.stderr)
+    );
+    let token = String::from_utf8(token.stdout).unwrap();
+    assert_eq!(token.lines().count(), 1, "the token alone on stdout");
+    let token = token.trim().to_owned();
+
+    let port = free_port();
+    let mut child = strom()
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--dev-key-file",
+        ])
+        .arg(&key_file)
+        .env_remove("STROM_DATABASE_URL")
+        .env_remove("STROM_NATS_URL")
+        .env("STROM_LOG", "info")
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let client = reqwest::Client::new();
+    let url = format!("http://127.0.0.1:{port}/api/v1/me");
+    let mut answered = false;
+    for _ in 0..100 {
+        if let Ok(resp) = client
+            .get(&url)
+            .bearer_auth(&token)
+            .header("x-request-id", "proc-test-1")
+            .send()
+            .await
+        {
+            assert_eq!(resp.status(), 200);
+            answered = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(answered, "server did not come up");
+
+    let pid = child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let stderr = child.stderr.take().unwrap();
+    let lines: Vec<String> = BufReader::new(stderr)
+        .lines()
+        .map_while(Result::ok)
+        .collect();
+    let status = child.wait().unwrap();
+    assert!(
+        status.success(),
+        "exit status {status}; logs:\n{}",
+        lines.join("\n")
+    );
+
+    let parsed: Vec<Value> = lines
+        .iter()
+        .map(|l| {
+            serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON log line ({e}): {l}"))
+        })
+        .collect();
+    let of_request: Vec<&Value> = parsed
+        .iter()
+        .filter(|v| v["span"]["correlation_id"] == "proc-test-1")
+        .collect();
+    assert!(
+        !of_request.is_empty(),
+        "no log line carries the correlation id:\n{}",
+        lines.join("\n")
+    );
+    assert!(of_request
+        .iter()
+        .any(|v| v["message"] == "request completed" && v["status"] == 200));
+    assert!(parsed.iter().any(|v| v["message"]
+        .as_str()
+        .is_some_and(|m| m.contains("EMBEDDED MODE"))));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn token_rejects_an_unknown_role_with_a_clear_message() {
+    let out = strom()
+        .args(["token", "--sub", "a", "--role", "god"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown role `god`"));
+    assert!(out.stdout.is_empty());
+}
