@@ -5,6 +5,8 @@
 #   one JSON log line carrying the request's correlation id, and a clean exit (status 0) on SIGTERM.
 # Stdout is deterministic: no ports, paths, timestamps or token values, except inside the quoted log line.
 # Any failed step stops the demo with a message on stderr and a non-zero status.
+# The `bash -c '...' "$port"` probe takes its argument as $0 on purpose (no quoting issues).
+# shellcheck disable=SC2016
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

@@ -7,6 +7,8 @@
 # postgres nats valkey`), then the locally installed server (the start commands of the rust-svc machine), and otherwise
 # stops at once naming what to install. A service on another host is only checked, never started.
 # Exit status: 0 when PostgreSQL and NATS answer, 1 otherwise.
+# The `bash -c '...' "$host" "$port"` probes take their arguments as $0/$1 on purpose (no quoting issues).
+# shellcheck disable=SC2016
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -71,7 +73,7 @@ pg_up() {
 pg_start_local() {
   local version
   command -v pg_ctlcluster >/dev/null 2>&1 || return 1
-  version="$(ls /etc/postgresql 2>/dev/null | sort -V | tail -n 1)"
+  version="$(find /etc/postgresql -mindepth 1 -maxdepth 1 -type d -printf '%f\n' 2>/dev/null | sort -V | tail -n 1)"
   [[ -n "$version" ]] || return 1
   say "starting the local PostgreSQL $version cluster (pg_ctlcluster $version main start)"
   pg_ctlcluster --skip-systemctl-redirect "$version" main start || return 2
