@@ -1,0 +1,63 @@
+# STROM developer entry points. `make` (or `make help`) lists them.
+# Every target is a thin wrapper: the real work lives in cargo and scripts/, so CI and people run the same commands.
+
+SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+CARGO ?= cargo
+
+# The services the test suite talks to; scripts/ensure-services.sh checks (and if needed starts) exactly these.
+STROM_TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
+STROM_TEST_NATS_URL ?= nats://127.0.0.1:4222
+export STROM_TEST_DATABASE_URL STROM_TEST_NATS_URL
+
+.PHONY: help build run test lint format bench migrate demo-m0 demo-m1 demo-m2 up down
+
+help: ## List the targets (default)
+	@echo "STROM make targets:"
+	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-zA-Z0-9_-]+):.*## (.*)$$/\1\t\2/' \
+		| awk -F '\t' '{ printf "  %-10s %s\n", $$1, $$2 }'
+
+build: ## Build the workspace (debug) including the strom binary
+	$(CARGO) build --workspace
+
+run: ## Build (release) and start `strom serve` on the embedded default (STROM_* env vars pass through)
+	$(CARGO) run --release -p strom-api --bin strom -- serve
+
+test: ## Check Postgres/NATS (scripts/ensure-services.sh), then run every test of the workspace
+	scripts/ensure-services.sh
+	$(CARGO) test --workspace --all-targets
+
+lint: ## cargo fmt --check and clippy with warnings as errors
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+format: ## Format all Rust code (cargo fmt)
+	$(CARGO) fmt --all
+
+bench: ## Print the benchmark figures (not yet: arrives with the event store)
+	@echo "bench: arrives with the event-store issue (#3)" >&2
+	@exit 1
+
+migrate: ## Apply the database migrations to STROM_DATABASE_URL (strom migrate)
+	@if [[ -z "$${STROM_DATABASE_URL:-}" ]]; then \
+		echo "migrate: set STROM_DATABASE_URL (e.g. postgres://postgres@127.0.0.1:5432/strom)" >&2; exit 1; fi
+	$(CARGO) run -p strom-api --bin strom -- migrate
+
+demo-m0: ## M0 demo: health, readiness, metrics, auth (token, 401), correlation id in logs, clean shutdown
+	scripts/demo-m0.sh
+
+demo-m1: ## M1 demo: agent lifecycle on a simulated market (not built yet)
+	@echo "demo-m1: milestone M1 (agent lifecycle) is not built yet" >&2
+	@exit 1
+
+demo-m2: ## M2 demo: paper trading, PnL, backtest parity (not built yet)
+	@echo "demo-m2: milestone M2 (paper trading) is not built yet" >&2
+	@exit 1
+
+up: ## Start the full stack with Docker (docker compose up -d --build); needs a Docker engine
+	scripts/compose.sh up -d --build
+
+down: ## Stop the full stack (docker compose down)
+	scripts/compose.sh down
