@@ -26,10 +26,14 @@ impl Drop for SchemaGuard {
     fn drop(&mut self) {
         let (url, schema) = (self.url.clone(), self.schema.clone());
         let dropped = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
             runtime.block_on(async {
                 let mut conn = PgConnection::connect(&url).await?;
-                sqlx::query(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE")).execute(&mut conn).await?;
+                sqlx::query(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
+                    .execute(&mut conn)
+                    .await?;
                 anyhow::Ok(())
             })
         })
@@ -45,14 +49,26 @@ impl Drop for SchemaGuard {
 pub async fn tables_after_migrations() -> BTreeSet<String> {
     let url = database_url();
     let schema = format!("spec_{}", uuid::Uuid::new_v4().simple());
-    let mut admin = PgConnection::connect(&url)
+    let mut admin = PgConnection::connect(&url).await.unwrap_or_else(|e| {
+        panic!("cannot connect to Postgres at {url} (set STROM_TEST_DATABASE_URL): {e}")
+    });
+    sqlx::query(&format!("CREATE SCHEMA \"{schema}\""))
+        .execute(&mut admin)
         .await
-        .unwrap_or_else(|e| panic!("cannot connect to Postgres at {url} (set STROM_TEST_DATABASE_URL): {e}"));
-    sqlx::query(&format!("CREATE SCHEMA \"{schema}\"")).execute(&mut admin).await.expect("create test schema");
-    let _guard = SchemaGuard { url: url.clone(), schema: schema.clone() };
+        .expect("create test schema");
+    let _guard = SchemaGuard {
+        url: url.clone(),
+        schema: schema.clone(),
+    };
 
-    let options = PgConnectOptions::from_str(&url).expect("valid database URL").options([("search_path", &schema)]);
-    let pool = PgPoolOptions::new().max_connections(1).connect_with(options).await.expect("connect to test schema");
+    let options = PgConnectOptions::from_str(&url)
+        .expect("valid database URL")
+        .options([("search_path", &schema)]);
+    let pool = PgPoolOptions::new()
+        .max_connections(1)
+        .connect_with(options)
+        .await
+        .expect("connect to test schema");
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../migrations");
     let migrator = sqlx::migrate::Migrator::new(dir.as_path())
         .await

@@ -36,7 +36,8 @@ fn read(path: &Path) -> String {
 }
 
 fn read_json(path: &Path) -> serde_json::Value {
-    serde_json::from_str(&read(path)).unwrap_or_else(|e| panic!("{} is not valid JSON: {e}", path.display()))
+    serde_json::from_str(&read(path))
+        .unwrap_or_else(|e| panic!("{} is not valid JSON: {e}", path.display()))
 }
 
 fn events_md() -> String {
@@ -47,7 +48,13 @@ fn events_md() -> String {
 fn files_ending(dir: &Path, suffix: &str) -> Vec<String> {
     let mut names: Vec<String> = fs::read_dir(dir)
         .unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.display()))
-        .map(|entry| entry.expect("directory entry").file_name().to_string_lossy().into_owned())
+        .map(|entry| {
+            entry
+                .expect("directory entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
         .filter(|name| name.ends_with(suffix))
         .collect();
     names.sort();
@@ -55,7 +62,11 @@ fn files_ending(dir: &Path, suffix: &str) -> Vec<String> {
 }
 
 fn fail_if_any(problems: &[String], what: &str) {
-    assert!(problems.is_empty(), "{what}:\n  - {}", problems.join("\n  - "));
+    assert!(
+        problems.is_empty(),
+        "{what}:\n  - {}",
+        problems.join("\n  - ")
+    );
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -98,39 +109,65 @@ fn every_event_in_a_state_machine_is_in_the_catalogue() {
     let md = events_md();
     let catalogued: BTreeSet<String> = catalogue(&md).into_iter().map(|entry| entry.ty).collect();
     let used = state_machine_events(&md);
-    assert!(!used.is_empty(), "specs/04-events.md: found no state-machine table with an `event` column");
+    assert!(
+        !used.is_empty(),
+        "specs/04-events.md: found no state-machine table with an `event` column"
+    );
     let problems: Vec<String> = used
         .iter()
         .filter(|(ty, _)| !catalogued.contains(ty))
-        .map(|(ty, line)| format!("04-events.md line {line}: event `{ty}` has no row in the catalogue"))
+        .map(|(ty, line)| {
+            format!("04-events.md line {line}: event `{ty}` has no row in the catalogue")
+        })
         .collect();
-    fail_if_any(&problems, "events named in state machines but not catalogued");
+    fail_if_any(
+        &problems,
+        "events named in state machines but not catalogued",
+    );
 }
 
 #[test]
 fn every_catalogued_type_has_a_schema_and_an_example() {
     let md = events_md();
     let entries = catalogue(&md);
-    assert!(entries.len() >= 3, "specs/04-events.md: catalogue tables (`| type | version |`) not found");
+    assert!(
+        entries.len() >= 3,
+        "specs/04-events.md: catalogue tables (`| type | version |`) not found"
+    );
     let dir = specs_dir().join("events");
     let mut problems = Vec::new();
     for entry in &entries {
         let schema = entry.schema_file();
         if !entry.row.contains(&schema) {
-            problems.push(format!("04-events.md line {}: row for {} does not name `{schema}`", entry.line, entry.key()));
+            problems.push(format!(
+                "04-events.md line {}: row for {} does not name `{schema}`",
+                entry.line,
+                entry.key()
+            ));
         }
         if !dir.join(&schema).is_file() {
-            problems.push(format!("{} (04-events.md line {}): missing specs/events/{schema}", entry.key(), entry.line));
+            problems.push(format!(
+                "{} (04-events.md line {}): missing specs/events/{schema}",
+                entry.key(),
+                entry.line
+            ));
         }
         if !dir.join("examples").join(entry.example_file()).is_file() {
             let example = entry.example_file();
-            problems.push(format!("{}: missing specs/events/examples/{example}", entry.key()));
+            problems.push(format!(
+                "{}: missing specs/events/examples/{example}",
+                entry.key()
+            ));
         }
     }
     let mut seen = BTreeSet::new();
     for entry in &entries {
         if !seen.insert(entry.key()) {
-            problems.push(format!("{} is catalogued twice (line {})", entry.key(), entry.line));
+            problems.push(format!(
+                "{} is catalogued twice (line {})",
+                entry.key(),
+                entry.line
+            ));
         }
     }
     fail_if_any(&problems, "catalogue entries without schema/example");
@@ -139,21 +176,30 @@ fn every_catalogued_type_has_a_schema_and_an_example() {
 #[test]
 fn every_schema_and_example_file_is_catalogued_in_04() {
     let md = events_md();
-    let catalogued: BTreeSet<String> = catalogue(&md).iter().map(|entry| entry.schema_file()).collect();
+    let catalogued: BTreeSet<String> = catalogue(&md)
+        .iter()
+        .map(|entry| entry.schema_file())
+        .collect();
     let dir = specs_dir().join("events");
     let mut problems = Vec::new();
     for file in files_ending(&dir, ".schema.json") {
         if !catalogued.contains(&file) {
-            problems.push(format!("specs/events/{file} has no catalogue row in 04-events.md"));
+            problems.push(format!(
+                "specs/events/{file} has no catalogue row in 04-events.md"
+            ));
         }
         if !md.contains(&file) {
-            problems.push(format!("specs/events/{file} is not mentioned in 04-events.md"));
+            problems.push(format!(
+                "specs/events/{file} is not mentioned in 04-events.md"
+            ));
         }
     }
     for file in files_ending(&dir.join("examples"), ".json") {
         let schema = file.replace(".json", ".schema.json");
         if !catalogued.contains(&schema) {
-            problems.push(format!("specs/events/examples/{file} has no catalogued schema {schema}"));
+            problems.push(format!(
+                "specs/events/examples/{file} has no catalogued schema {schema}"
+            ));
         }
     }
     fail_if_any(&problems, "schema/example files not in the 04 catalogue");
@@ -165,16 +211,25 @@ fn every_schema_compiles_and_its_example_validates() {
     let dir = specs_dir().join("events");
     let mut problems = Vec::new();
     for entry in catalogue(&md) {
-        let (schema_path, example_path) = (dir.join(entry.schema_file()), dir.join("examples").join(entry.example_file()));
+        let (schema_path, example_path) = (
+            dir.join(entry.schema_file()),
+            dir.join("examples").join(entry.example_file()),
+        );
         if !schema_path.is_file() || !example_path.is_file() {
             continue; // reported by every_catalogued_type_has_a_schema_and_an_example
         }
         let schema = read_json(&schema_path);
         let example = read_json(&example_path);
         if schema["$schema"] != "https://json-schema.org/draft/2020-12/schema" {
-            problems.push(format!("{}: `$schema` is not draft 2020-12", entry.schema_file()));
+            problems.push(format!(
+                "{}: `$schema` is not draft 2020-12",
+                entry.schema_file()
+            ));
         }
-        let validator = match jsonschema::draft202012::options().should_validate_formats(true).build(&schema) {
+        let validator = match jsonschema::draft202012::options()
+            .should_validate_formats(true)
+            .build(&schema)
+        {
             Ok(validator) => validator,
             Err(e) => {
                 problems.push(format!("{} does not compile: {e}", entry.schema_file()));
@@ -182,10 +237,16 @@ fn every_schema_compiles_and_its_example_validates() {
             }
         };
         for error in validator.iter_errors(&example) {
-            problems.push(format!("example {} fails its schema at {}: {error}", entry.example_file(), error.instance_path));
+            problems.push(format!(
+                "example {} fails its schema at {}: {error}",
+                entry.example_file(),
+                error.instance_path
+            ));
         }
         if entry.tagged {
-            problems.extend(check_externally_tagged(&entry.ty, &schema, &example, &validator));
+            problems.extend(check_externally_tagged(
+                &entry.ty, &schema, &example, &validator,
+            ));
         }
     }
     fail_if_any(&problems, "event schemas and examples disagree");
@@ -200,16 +261,25 @@ fn check_externally_tagged(
 ) -> Vec<String> {
     let mut problems = Vec::new();
     if schema["required"] != serde_json::json!([ty]) {
-        problems.push(format!("{ty}: schema must require exactly the tag key \"{ty}\""));
+        problems.push(format!(
+            "{ty}: schema must require exactly the tag key \"{ty}\""
+        ));
     }
-    let keys: Vec<&String> = example.as_object().map(|o| o.keys().collect()).unwrap_or_default();
+    let keys: Vec<&String> = example
+        .as_object()
+        .map(|o| o.keys().collect())
+        .unwrap_or_default();
     if keys != [ty] {
-        problems.push(format!("{ty}: example must be {{\"{ty}\": {{...}}}}, has keys {keys:?}"));
+        problems.push(format!(
+            "{ty}: example must be {{\"{ty}\": {{...}}}}, has keys {keys:?}"
+        ));
     }
     let mut wrong_tag = serde_json::Map::new();
     wrong_tag.insert(format!("{ty}X"), example[ty].clone());
     if validator.is_valid(&serde_json::Value::Object(wrong_tag)) {
-        problems.push(format!("{ty}: schema accepts a payload with a wrong tag (additionalProperties?)"));
+        problems.push(format!(
+            "{ty}: schema accepts a payload with a wrong tag (additionalProperties?)"
+        ));
     }
     problems
 }
@@ -217,11 +287,14 @@ fn check_externally_tagged(
 // ---------------------------------------------------------------------------------------------------------------
 // 03 ↔ openapi.yaml
 
-const HTTP_METHODS: [&str; 8] = ["get", "put", "post", "delete", "patch", "head", "options", "trace"];
+const HTTP_METHODS: [&str; 8] = [
+    "get", "put", "post", "delete", "patch", "head", "options", "trace",
+];
 
 fn openapi() -> serde_yaml::Value {
     let path = specs_dir().join("openapi.yaml");
-    serde_yaml::from_str(&read(&path)).unwrap_or_else(|e| panic!("specs/openapi.yaml is not valid YAML: {e}"))
+    serde_yaml::from_str(&read(&path))
+        .unwrap_or_else(|e| panic!("specs/openapi.yaml is not valid YAML: {e}"))
 }
 
 fn openapi_endpoints(doc: &serde_yaml::Value) -> BTreeSet<String> {
@@ -229,7 +302,12 @@ fn openapi_endpoints(doc: &serde_yaml::Value) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
     for (path, item) in paths {
         let path = path.as_str().expect("path keys are strings");
-        for method in item.as_mapping().into_iter().flatten().filter_map(|(k, _)| k.as_str()) {
+        for method in item
+            .as_mapping()
+            .into_iter()
+            .flatten()
+            .filter_map(|(k, _)| k.as_str())
+        {
             if HTTP_METHODS.contains(&method) {
                 out.insert(format!("{} {path}", method.to_uppercase()));
             }
@@ -242,22 +320,41 @@ fn openapi_endpoints(doc: &serde_yaml::Value) -> BTreeSet<String> {
 fn endpoints_in_03_and_openapi_are_the_same() {
     let md = read(&specs_dir().join("03-apis.md"));
     let listed = endpoints(&md);
-    assert!(!listed.is_empty(), "specs/03-apis.md: no endpoint rows (`| `METHOD /path` | ...`) found");
+    assert!(
+        !listed.is_empty(),
+        "specs/03-apis.md: no endpoint rows (`| `METHOD /path` | ...`) found"
+    );
     let mut problems = Vec::new();
     let mut in_md = BTreeSet::new();
     for (endpoint, line) in &listed {
         if !in_md.insert(endpoint.clone()) {
-            problems.push(format!("03-apis.md line {line}: `{endpoint}` is listed twice"));
+            problems.push(format!(
+                "03-apis.md line {line}: `{endpoint}` is listed twice"
+            ));
         }
     }
     let doc = openapi();
-    if !doc["openapi"].as_str().is_some_and(|v| v.starts_with("3.1")) {
+    if !doc["openapi"]
+        .as_str()
+        .is_some_and(|v| v.starts_with("3.1"))
+    {
         problems.push("openapi.yaml: `openapi` must be 3.1.x".to_owned());
     }
     let in_yaml = openapi_endpoints(&doc);
-    problems.extend(in_md.difference(&in_yaml).map(|e| format!("`{e}` is in 03-apis.md but not in openapi.yaml")));
-    problems.extend(in_yaml.difference(&in_md).map(|e| format!("`{e}` is in openapi.yaml but not in 03-apis.md")));
-    fail_if_any(&problems, "03-apis.md and openapi.yaml list different endpoints");
+    problems.extend(
+        in_md
+            .difference(&in_yaml)
+            .map(|e| format!("`{e}` is in 03-apis.md but not in openapi.yaml")),
+    );
+    problems.extend(
+        in_yaml
+            .difference(&in_md)
+            .map(|e| format!("`{e}` is in openapi.yaml but not in 03-apis.md")),
+    );
+    fail_if_any(
+        &problems,
+        "03-apis.md and openapi.yaml list different endpoints",
+    );
 }
 
 /// Every `$ref` in openapi.yaml names a component that exists.
@@ -294,7 +391,10 @@ fn every_openapi_error_response_is_problem_json() {
                 let is_error = status.starts_with('4') || status.starts_with('5');
                 if is_error && response["content"]["application/problem+json"].is_null() {
                     let path = path.as_str().unwrap_or_default();
-                    problems.push(format!("{} {path} → {status} is not application/problem+json", method.to_uppercase()));
+                    problems.push(format!(
+                        "{} {path} → {status} is not application/problem+json",
+                        method.to_uppercase()
+                    ));
                 }
             }
         }
@@ -329,7 +429,9 @@ fn collect_refs(value: &serde_yaml::Value, out: &mut BTreeSet<String>) {
 
 fn resolve<'a>(doc: &'a serde_yaml::Value, reference: &str) -> Option<&'a serde_yaml::Value> {
     let pointer = reference.strip_prefix("#/")?;
-    pointer.split('/').try_fold(doc, |node, segment| node.get(segment))
+    pointer
+        .split('/')
+        .try_fold(doc, |node, segment| node.get(segment))
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -346,7 +448,10 @@ fn tables_in_02() -> BTreeMap<String, usize> {
             panic!("02-data-model.md: table `{name}` has two headings (lines {first} and {line})");
         }
     }
-    assert!(!tables.is_empty(), "02-data-model.md: no `### Table `name`` headings found");
+    assert!(
+        !tables.is_empty(),
+        "02-data-model.md: no `### Table `name`` headings found"
+    );
     tables
 }
 
@@ -357,9 +462,14 @@ async fn every_table_in_02_exists_after_the_migrations() {
     let problems: Vec<String> = documented
         .iter()
         .filter(|(name, _)| !migrated.contains(*name))
-        .map(|(name, line)| format!("table `{name}` (02-data-model.md line {line}) is not created by migrations/"))
+        .map(|(name, line)| {
+            format!("table `{name}` (02-data-model.md line {line}) is not created by migrations/")
+        })
         .collect();
-    fail_if_any(&problems, "tables documented in 02 but missing after migrations");
+    fail_if_any(
+        &problems,
+        "tables documented in 02 but missing after migrations",
+    );
 }
 
 #[tokio::test]
@@ -369,7 +479,12 @@ async fn every_migrated_table_is_documented_in_02() {
     let problems: Vec<String> = migrated
         .iter()
         .filter(|name| !documented.contains_key(*name) && !name.starts_with("_sqlx"))
-        .map(|name| format!("migrations/ create table `{name}`, which 02-data-model.md does not document"))
+        .map(|name| {
+            format!("migrations/ create table `{name}`, which 02-data-model.md does not document")
+        })
         .collect();
-    fail_if_any(&problems, "tables created by migrations but missing from 02");
+    fail_if_any(
+        &problems,
+        "tables created by migrations but missing from 02",
+    );
 }

@@ -7,7 +7,8 @@ use regex::Regex;
 static TABLE_HEADING: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^### Table `([a-z_][a-z0-9_]*)`\s*$").expect("valid regex"));
 static ENDPOINT_ROW: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"^\|\s*`(GET|POST|PUT|PATCH|DELETE|HEAD|OPTIONS) (/[^`\s]*)`\s*\|").expect("valid regex")
+    Regex::new(r"^\|\s*`(GET|POST|PUT|PATCH|DELETE|HEAD|OPTIONS) (/[^`\s]*)`\s*\|")
+        .expect("valid regex")
 });
 static BACKTICKED_TYPE: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"`([A-Z][A-Za-z0-9]*)`").expect("valid regex"));
@@ -41,15 +42,23 @@ impl CatalogueEntry {
 /// Cells of a markdown table row, trimmed, without the outer pipes.
 fn cells(line: &str) -> Vec<String> {
     let inner = line.trim().trim_start_matches('|').trim_end_matches('|');
-    inner.split('|').map(|cell| cell.trim().to_owned()).collect()
+    inner
+        .split('|')
+        .map(|cell| cell.trim().to_owned())
+        .collect()
 }
 
 fn is_separator(line: &str) -> bool {
     line.trim().starts_with("|-") || line.trim().starts_with("| -") || line.trim().starts_with("|:")
 }
 
-/// Markdown tables as (header cells, rows as (line number, line)).
-fn tables(md: &str) -> Vec<(Vec<String>, Vec<(usize, String)>)> {
+/// A markdown table: lower-cased header cells and its rows as (1-based line number, raw line).
+struct Table {
+    header: Vec<String>,
+    rows: Vec<(usize, String)>,
+}
+
+fn tables(md: &str) -> Vec<Table> {
     let mut out = Vec::new();
     let mut lines = md.lines().enumerate().peekable();
     while let Some((_, line)) = lines.next() {
@@ -63,7 +72,7 @@ fn tables(md: &str) -> Vec<(Vec<String>, Vec<(usize, String)>)> {
         while let Some((index, row)) = lines.next_if(|(_, l)| l.trim_start().starts_with('|')) {
             rows.push((index + 1, row.to_owned()));
         }
-        out.push((header, rows));
+        out.push(Table { header, rows });
     }
     out
 }
@@ -72,7 +81,11 @@ fn tables(md: &str) -> Vec<(Vec<String>, Vec<(usize, String)>)> {
 pub fn table_headings(md: &str) -> Vec<(String, usize)> {
     md.lines()
         .enumerate()
-        .filter_map(|(i, line)| TABLE_HEADING.captures(line).map(|c| (c[1].to_owned(), i + 1)))
+        .filter_map(|(i, line)| {
+            TABLE_HEADING
+                .captures(line)
+                .map(|c| (c[1].to_owned(), i + 1))
+        })
         .collect()
 }
 
@@ -80,14 +93,18 @@ pub fn table_headings(md: &str) -> Vec<(String, usize)> {
 pub fn endpoints(md: &str) -> Vec<(String, usize)> {
     md.lines()
         .enumerate()
-        .filter_map(|(i, line)| ENDPOINT_ROW.captures(line).map(|c| (format!("{} {}", &c[1], &c[2]), i + 1)))
+        .filter_map(|(i, line)| {
+            ENDPOINT_ROW
+                .captures(line)
+                .map(|c| (format!("{} {}", &c[1], &c[2]), i + 1))
+        })
         .collect()
 }
 
 /// 04: rows of every table whose header starts `| type | version |`.
 pub fn catalogue(md: &str) -> Vec<CatalogueEntry> {
     let mut out = Vec::new();
-    for (header, rows) in tables(md) {
+    for Table { header, rows } in tables(md) {
         if header.len() < 2 || header[0] != "type" || header[1] != "version" {
             continue;
         }
@@ -108,8 +125,10 @@ pub fn catalogue(md: &str) -> Vec<CatalogueEntry> {
 /// 04: event types named in the `event` column of state-machine tables, with line numbers.
 pub fn state_machine_events(md: &str) -> Vec<(String, usize)> {
     let mut out = Vec::new();
-    for (header, rows) in tables(md) {
-        let Some(column) = header.iter().position(|h| h == "event") else { continue };
+    for Table { header, rows } in tables(md) {
+        let Some(column) = header.iter().position(|h| h == "event") else {
+            continue;
+        };
         for (line, row) in rows {
             if let Some(cell) = cells(&row).get(column) {
                 out.extend(backticked_names(cell).into_iter().map(|name| (name, line)));
@@ -121,7 +140,10 @@ pub fn state_machine_events(md: &str) -> Vec<(String, usize)> {
 
 /// CamelCase names in backticks, e.g. "`AgentStarted` or `OrderRejected`".
 fn backticked_names(text: &str) -> Vec<String> {
-    BACKTICKED_TYPE.captures_iter(text).map(|c| c[1].to_owned()).collect()
+    BACKTICKED_TYPE
+        .captures_iter(text)
+        .map(|c| c[1].to_owned())
+        .collect()
 }
 
 #[test]
@@ -149,7 +171,10 @@ fn parses_the_conventions_of_specs_readme() {
 ";
     assert_eq!(table_headings(md), [("agents".to_owned(), 1)]);
     let endpoints: Vec<String> = endpoints(md).into_iter().map(|(e, _)| e).collect();
-    assert_eq!(endpoints, ["GET /api/v1/agents/{id}", "POST /api/v1/agents/{id}/start"]);
+    assert_eq!(
+        endpoints,
+        ["GET /api/v1/agents/{id}", "POST /api/v1/agents/{id}/start"]
+    );
     let entries = catalogue(md);
     assert_eq!(entries.len(), 2);
     assert!(entries[0].tagged && entries[0].schema_file() == "AgentStarted.v1.schema.json");
