@@ -530,7 +530,8 @@ mod tests {
 
     #[test]
     fn config_validation_names_the_field() {
-        let cases: Vec<(fn(&mut AgentConfig), &str)> = vec![
+        type Breakage = fn(&mut AgentConfig);
+        let cases: Vec<(Breakage, &str)> = vec![
             (|c| c.name = "   ".into(), "name"),
             (|c| c.name = "x".repeat(81), "name"),
             (|c| c.frequency_s = 0, "frequency_s"),

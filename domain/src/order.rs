@@ -69,6 +69,8 @@ pub struct RiskContext {
     pub limits: RiskLimits,
 }
 
+// Commands are built once and consumed by `handle` at once; boxing PlaceOrder would only add an allocation.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum OrderCommand {
     PlaceOrder {
