@@ -323,8 +323,9 @@ impl Agent {
         &self.window
     }
 
-    /// When tick `tick_no` (1-based) of the current session is due: `started_at + (tick_no − 1) ×
-    /// frequency_s`. `None` when no session has started, for tick 0, or past the representable range.
+    /// When tick `tick_no` (1-based) of the current (or, once stopped, the last) session is due:
+    /// `started_at + (tick_no − 1) × frequency_s`. `None` before the first start, for tick 0, or past the
+    /// representable range. The scheduler and `RecordRun` validation both use this one formula.
     pub fn tick_scheduled_at(&self, tick_no: u64) -> Option<DateTime<Utc>> {
         let started_at = self.session_started_at?;
         let offset_s = tick_no
