@@ -1,2 +1,34 @@
 //! STROM's pure core: aggregates (Agent, Order, Backtest), their commands and events, value types and the
-//! deterministic trading functions. Nothing here does I/O, reads a clock or draws unseeded randomness.
+//! deterministic trading functions. Nothing here does I/O, reads a clock or draws unseeded randomness:
+//! time, ids and observations arrive as inputs, so a backtest and a live run differ only in what feeds it.
+//!
+//! State modules are nouns (`agent`, `order`, `backtest`, `config`, `market`, `symbol`); the pure trading
+//! functions live in modules named for what they do: `decide` (strategy signals), `check` (risk), `fill`
+//! (the fill model) and `settle` (positions and PnL). `upcast` and `canonical` serve the event stores.
+
+pub mod agent;
+pub mod backtest;
+pub mod canonical;
+pub mod check;
+pub mod config;
+pub mod decide;
+pub mod error;
+pub mod fill;
+pub mod id;
+pub mod market;
+pub mod order;
+pub mod settle;
+pub mod symbol;
+pub mod time;
+pub mod upcast;
+
+pub use agent::{Agent, AgentCommand, AgentError, AgentEvent, AgentState, RunOutcome};
+pub use backtest::{
+    Backtest, BacktestCommand, BacktestError, BacktestEvent, BacktestSource, BacktestState,
+    BacktestSummary,
+};
+pub use config::{AgentConfig, AgentConfigPatch, RiskLimits, Strategy, StrategyKind, StrategySpec};
+pub use error::{ErrorKind, ValidationError};
+pub use market::{Observation, ObservedPrice, Side};
+pub use order::{Order, OrderCommand, OrderError, OrderEvent, OrderState, RiskContext};
+pub use symbol::Symbol;

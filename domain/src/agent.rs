@@ -1,0 +1,764 @@
+//! The Agent aggregate: an automated trader's lifecycle (stopped → running → stopped … → archived) and its
+//! runs. Besides its config, the state keeps exactly what the next run needs to be decided the same way
+//! live and in a replay: the session, the last tick run in it, and a bounded window of observed prices.
+
+use std::collections::VecDeque;
+use std::fmt;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use cqrs_es::event_sink::EventSink;
+use cqrs_es::{Aggregate, DomainEvent};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+use crate::config::{
+    AgentConfig, AgentConfigPatch, RiskLimits, Strategy, StrategySpec, SMA_SLOW_MAX,
+};
+use crate::decide;
+use crate::error::{ErrorKind, ValidationError};
+use crate::id::{validate_id, validate_text, MAX_CORRELATION_ID_CHARS, MAX_OWNER_CHARS};
+use crate::market::{validate_price, Observation, Side};
+use crate::order::paper_order_id;
+use crate::symbol::Symbol;
+use crate::time::{to_millis, to_seconds};
+
+/// Most prices an agent keeps. The longest look-back any strategy has is the slowest SMA
+/// (`SMA_SLOW_MAX` bars) plus the previous bar a crossover compares with; keeping more would only grow
+/// every snapshot, keeping less would make such an agent hold forever.
+pub const MAX_PRICE_WINDOW: usize = SMA_SLOW_MAX as usize + 1;
+/// Longest stop reason, in characters: a sentence for the audit trail, not a log dump.
+pub const MAX_STOP_REASON_CHARS: usize = 500;
+/// Version of `AgentCreated`: "2" added `risk` and `seed` (see `upcast`).
+pub const AGENT_CREATED_VERSION: &str = "2";
+
+/// Lifecycle state. A new agent is `stopped`; `archived` is terminal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AgentState {
+    #[default]
+    Stopped,
+    Running,
+    Archived,
+}
+
+impl AgentState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AgentState::Stopped => "stopped",
+            AgentState::Running => "running",
+            AgentState::Archived => "archived",
+        }
+    }
+}
+
+impl fmt::Display for AgentState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum AgentCommand {
+    CreateAgent {
+        agent_id: String,
+        owner: String,
+        config: AgentConfig,
+        at: DateTime<Utc>,
+    },
+    UpdateAgentConfig {
+        patch: AgentConfigPatch,
+        at: DateTime<Utc>,
+    },
+    /// Starts a new session at `at` truncated to whole seconds.
+    StartAgent {
+        at: DateTime<Utc>,
+    },
+    StopAgent {
+        at: DateTime<Utc>,
+        reason: String,
+    },
+    ArchiveAgent {
+        at: DateTime<Utc>,
+    },
+    /// Records tick `tick_no` of `session`. `scheduled_at` must be the tick's slot:
+    /// `started_at + (tick_no − 1) × frequency_s` of the session.
+    RecordRun {
+        session: u64,
+        tick_no: u64,
+        scheduled_at: DateTime<Utc>,
+        started_at: DateTime<Utc>,
+        completed_at: DateTime<Utc>,
+        observation: Observation,
+        correlation_id: String,
+    },
+}
+
+/// What a run concluded. M1 runs are `"observed"`; a strategy that signals a trade gives
+/// `{"signalled": {"side", "qty", "order_id"}}`, and the runtime places that order under that id (so a
+/// redelivered tick cannot place it twice).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunOutcome {
+    /// The observation was recorded; the strategy holds (or has not seen enough prices yet).
+    Observed,
+    /// The strategy asks to trade `qty` on `side`.
+    Signalled {
+        side: Side,
+        qty: Decimal,
+        order_id: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum AgentEvent {
+    AgentCreated {
+        agent_id: String,
+        owner: String,
+        name: String,
+        symbol: Symbol,
+        strategy: StrategySpec,
+        frequency_s: u32,
+        risk: RiskLimits,
+        starting_cash: Decimal,
+        seed: u64,
+        #[serde(with = "crate::time::rfc3339_millis")]
+        created_at: DateTime<Utc>,
+    },
+    /// Carries the whole new config, field for field as `AgentCreated` does.
+    AgentConfigUpdated {
+        name: String,
+        symbol: Symbol,
+        strategy: StrategySpec,
+        frequency_s: u32,
+        risk: RiskLimits,
+        starting_cash: Decimal,
+        seed: u64,
+        #[serde(with = "crate::time::rfc3339_millis")]
+        updated_at: DateTime<Utc>,
+    },
+    AgentStarted {
+        session: u64,
+        #[serde(with = "crate::time::rfc3339_millis")]
+        started_at: DateTime<Utc>,
+        frequency_s: u32,
+    },
+    AgentStopped {
+        session: u64,
+        #[serde(with = "crate::time::rfc3339_millis")]
+        stopped_at: DateTime<Utc>,
+        reason: String,
+    },
+    AgentArchived {
+        #[serde(with = "crate::time::rfc3339_millis")]
+        archived_at: DateTime<Utc>,
+    },
+    AgentRunRecorded {
+        session: u64,
+        tick_no: u64,
+        #[serde(with = "crate::time::rfc3339_millis")]
+        scheduled_at: DateTime<Utc>,
+        #[serde(with = "crate::time::rfc3339_millis")]
+        started_at: DateTime<Utc>,
+        #[serde(with = "crate::time::rfc3339_millis")]
+        completed_at: DateTime<Utc>,
+        observation: Observation,
+        outcome: RunOutcome,
+        correlation_id: String,
+    },
+}
+
+impl DomainEvent for AgentEvent {
+    fn event_type(&self) -> String {
+        match self {
+            AgentEvent::AgentCreated { .. } => "AgentCreated",
+            AgentEvent::AgentConfigUpdated { .. } => "AgentConfigUpdated",
+            AgentEvent::AgentStarted { .. } => "AgentStarted",
+            AgentEvent::AgentStopped { .. } => "AgentStopped",
+            AgentEvent::AgentArchived { .. } => "AgentArchived",
+            AgentEvent::AgentRunRecorded { .. } => "AgentRunRecorded",
+        }
+        .to_owned()
+    }
+
+    fn event_version(&self) -> String {
+        match self {
+            AgentEvent::AgentCreated { .. } => AGENT_CREATED_VERSION,
+            _ => "1",
+        }
+        .to_owned()
+    }
+}
+
+/// Why an Agent command was refused. Serializes as `{"code": "<code()>", ...fields}`.
+#[derive(Debug, Clone, PartialEq, Serialize, thiserror::Error)]
+#[serde(tag = "code", rename_all = "snake_case")]
+pub enum AgentError {
+    #[error("agent already exists (state {state})")]
+    AgentAlreadyExists { state: AgentState },
+    #[error("agent not found")]
+    AgentNotFound,
+    #[error("agent is running; stop it first")]
+    AgentRunning { state: AgentState },
+    #[error("agent is already running")]
+    AgentAlreadyRunning { state: AgentState },
+    #[error("agent is archived")]
+    AgentArchived { state: AgentState },
+    #[error("agent is not running in that session (state {state}, current session {session})")]
+    AgentNotRunning { state: AgentState, session: u64 },
+    #[error("tick {tick_no} of session {session} was already run (last run tick {last_tick_no})")]
+    TickAlreadyRun {
+        session: u64,
+        tick_no: u64,
+        last_tick_no: u64,
+    },
+    #[error("invalid {0}")]
+    ValidationFailed(ValidationError),
+}
+
+impl From<ValidationError> for AgentError {
+    fn from(e: ValidationError) -> Self {
+        AgentError::ValidationFailed(e)
+    }
+}
+
+impl AgentError {
+    /// Stable snake_case code for problem+json `code` and tests.
+    pub fn code(&self) -> &'static str {
+        match self {
+            AgentError::AgentAlreadyExists { .. } => "agent_already_exists",
+            AgentError::AgentNotFound => "agent_not_found",
+            AgentError::AgentRunning { .. } => "agent_running",
+            AgentError::AgentAlreadyRunning { .. } => "agent_already_running",
+            AgentError::AgentArchived { .. } => "agent_archived",
+            AgentError::AgentNotRunning { .. } => "agent_not_running",
+            AgentError::TickAlreadyRun { .. } => "tick_already_run",
+            AgentError::ValidationFailed(_) => "validation_failed",
+        }
+    }
+
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            AgentError::AgentNotFound => ErrorKind::NotFound,
+            AgentError::ValidationFailed(_) => ErrorKind::Invalid,
+            _ => ErrorKind::Conflict,
+        }
+    }
+
+    /// The agent's state when the command was refused, for state errors.
+    pub fn current_state(&self) -> Option<AgentState> {
+        match self {
+            AgentError::AgentAlreadyExists { state }
+            | AgentError::AgentRunning { state }
+            | AgentError::AgentAlreadyRunning { state }
+            | AgentError::AgentArchived { state }
+            | AgentError::AgentNotRunning { state, .. } => Some(*state),
+            _ => None,
+        }
+    }
+
+    /// The offending field, for validation errors.
+    pub fn field(&self) -> Option<&str> {
+        match self {
+            AgentError::ValidationFailed(e) => Some(&e.field),
+            _ => None,
+        }
+    }
+}
+
+/// Who the agent is and what it is configured to do; absent until `AgentCreated`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Profile {
+    agent_id: String,
+    owner: String,
+    config: AgentConfig,
+    /// `config.strategy`, typed, so a run never parses JSON.
+    strategy: Strategy,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Agent {
+    profile: Option<Profile>,
+    state: AgentState,
+    /// Current (running) or last session; 0 before the first start.
+    session: u64,
+    session_started_at: Option<DateTime<Utc>>,
+    /// The frequency the current session ticks at, fixed when it started.
+    session_frequency_s: u32,
+    /// Last tick run in the current session; 0 before the first.
+    last_tick_no: u64,
+    /// The latest prices of this session, oldest first; at most `strategy.required_window()`
+    /// (≤ [`MAX_PRICE_WINDOW`]) of them.
+    window: VecDeque<Decimal>,
+}
+
+impl Agent {
+    pub fn exists(&self) -> bool {
+        self.profile.is_some()
+    }
+    pub fn agent_id(&self) -> Option<&str> {
+        self.profile.as_ref().map(|p| p.agent_id.as_str())
+    }
+    pub fn owner(&self) -> Option<&str> {
+        self.profile.as_ref().map(|p| p.owner.as_str())
+    }
+    pub fn config(&self) -> Option<&AgentConfig> {
+        self.profile.as_ref().map(|p| &p.config)
+    }
+    pub fn strategy(&self) -> Option<&Strategy> {
+        self.profile.as_ref().map(|p| &p.strategy)
+    }
+    pub fn state(&self) -> AgentState {
+        self.state
+    }
+    pub fn session(&self) -> u64 {
+        self.session
+    }
+    pub fn session_started_at(&self) -> Option<DateTime<Utc>> {
+        self.session_started_at
+    }
+    pub fn last_tick_no(&self) -> u64 {
+        self.last_tick_no
+    }
+    pub fn window(&self) -> &VecDeque<Decimal> {
+        &self.window
+    }
+
+    /// When tick `tick_no` (1-based) of the current (or, once stopped, the last) session is due:
+    /// `started_at + (tick_no − 1) × frequency_s`. `None` before the first start, for tick 0, or past the
+    /// representable range. The scheduler and `RecordRun` validation both use this one formula.
+    pub fn tick_scheduled_at(&self, tick_no: u64) -> Option<DateTime<Utc>> {
+        let started_at = self.session_started_at?;
+        let offset_s = tick_no
+            .checked_sub(1)?
+            .checked_mul(u64::from(self.session_frequency_s))?;
+        let offset = TimeDelta::try_seconds(i64::try_from(offset_s).ok()?)?;
+        started_at.checked_add_signed(offset)
+    }
+
+    fn profile(&self) -> Result<&Profile, AgentError> {
+        self.profile.as_ref().ok_or(AgentError::AgentNotFound)
+    }
+
+    /// Refuses commands that need a stopped agent (update, start, archive).
+    fn require_stopped(
+        &self,
+        running: impl FnOnce(AgentState) -> AgentError,
+    ) -> Result<(), AgentError> {
+        match self.state {
+            AgentState::Stopped => Ok(()),
+            AgentState::Running => Err(running(self.state)),
+            AgentState::Archived => Err(AgentError::AgentArchived { state: self.state }),
+        }
+    }
+
+    fn create(
+        &self,
+        agent_id: String,
+        owner: String,
+        config: AgentConfig,
+        at: DateTime<Utc>,
+    ) -> Result<AgentEvent, AgentError> {
+        if self.exists() {
+            return Err(AgentError::AgentAlreadyExists { state: self.state });
+        }
+        validate_id("agent_id", &agent_id)?;
+        validate_text("owner", &owner, MAX_OWNER_CHARS)?;
+        let (config, _) = config.normalized()?;
+        Ok(AgentEvent::AgentCreated {
+            agent_id,
+            owner,
+            name: config.name,
+            symbol: config.symbol,
+            strategy: config.strategy,
+            frequency_s: config.frequency_s,
+            risk: config.risk,
+            starting_cash: config.starting_cash,
+            seed: config.seed,
+            created_at: to_millis(at),
+        })
+    }
+
+    fn update_config(
+        &self,
+        patch: &AgentConfigPatch,
+        at: DateTime<Utc>,
+    ) -> Result<AgentEvent, AgentError> {
+        let profile = self.profile()?;
+        self.require_stopped(|state| AgentError::AgentRunning { state })?;
+        let (config, _) = patch.apply_to(&profile.config).normalized()?;
+        Ok(AgentEvent::AgentConfigUpdated {
+            name: config.name,
+            symbol: config.symbol,
+            strategy: config.strategy,
+            frequency_s: config.frequency_s,
+            risk: config.risk,
+            starting_cash: config.starting_cash,
+            seed: config.seed,
+            updated_at: to_millis(at),
+        })
+    }
+
+    fn start(&self, at: DateTime<Utc>) -> Result<AgentEvent, AgentError> {
+        let profile = self.profile()?;
+        self.require_stopped(|state| AgentError::AgentAlreadyRunning { state })?;
+        Ok(AgentEvent::AgentStarted {
+            session: self.session + 1,
+            // The API truncates too; doing it here as well keeps every tick time exact whoever calls.
+            started_at: to_seconds(at),
+            frequency_s: profile.config.frequency_s,
+        })
+    }
+
+    fn stop(&self, at: DateTime<Utc>, reason: String) -> Result<AgentEvent, AgentError> {
+        self.profile()?;
+        match self.state {
+            AgentState::Running => {}
+            AgentState::Stopped => {
+                return Err(AgentError::AgentNotRunning {
+                    state: self.state,
+                    session: self.session,
+                })
+            }
+            AgentState::Archived => return Err(AgentError::AgentArchived { state: self.state }),
+        }
+        validate_text("reason", &reason, MAX_STOP_REASON_CHARS)?;
+        Ok(AgentEvent::AgentStopped {
+            session: self.session,
+            stopped_at: to_millis(at),
+            reason,
+        })
+    }
+
+    fn archive(&self, at: DateTime<Utc>) -> Result<AgentEvent, AgentError> {
+        self.profile()?;
+        self.require_stopped(|state| AgentError::AgentRunning { state })?;
+        Ok(AgentEvent::AgentArchived {
+            archived_at: to_millis(at),
+        })
+    }
+
+    #[allow(clippy::too_many_arguments)] // the fields of one command, destructured once
+    fn record_run(
+        &self,
+        session: u64,
+        tick_no: u64,
+        scheduled_at: DateTime<Utc>,
+        started_at: DateTime<Utc>,
+        completed_at: DateTime<Utc>,
+        observation: Observation,
+        correlation_id: String,
+    ) -> Result<AgentEvent, AgentError> {
+        let profile = self.profile()?;
+        if self.state != AgentState::Running || session != self.session {
+            return Err(AgentError::AgentNotRunning {
+                state: self.state,
+                session: self.session,
+            });
+        }
+        if tick_no == 0 {
+            return Err(ValidationError::new("tick_no", "ticks are numbered from 1").into());
+        }
+        if tick_no <= self.last_tick_no {
+            return Err(AgentError::TickAlreadyRun {
+                session,
+                tick_no,
+                last_tick_no: self.last_tick_no,
+            });
+        }
+        self.validate_run(
+            profile,
+            tick_no,
+            scheduled_at,
+            started_at,
+            completed_at,
+            &observation,
+        )?;
+        validate_text("correlation_id", &correlation_id, MAX_CORRELATION_ID_CHARS)?;
+        let outcome = self.decide_outcome(profile, session, tick_no, observation.price);
+        Ok(AgentEvent::AgentRunRecorded {
+            session,
+            tick_no,
+            scheduled_at: to_millis(scheduled_at),
+            started_at: to_millis(started_at),
+            completed_at: to_millis(completed_at),
+            observation: Observation {
+                observed_at: to_millis(observation.observed_at),
+                ..observation
+            },
+            outcome,
+            correlation_id,
+        })
+    }
+
+    fn validate_run(
+        &self,
+        profile: &Profile,
+        tick_no: u64,
+        scheduled_at: DateTime<Utc>,
+        started_at: DateTime<Utc>,
+        completed_at: DateTime<Utc>,
+        observation: &Observation,
+    ) -> Result<(), ValidationError> {
+        let slot = self.tick_scheduled_at(tick_no);
+        if slot != Some(scheduled_at) {
+            let expected = slot.map_or_else(
+                || "out of range".to_owned(),
+                |t| crate::time::format_millis(&t),
+            );
+            return Err(ValidationError::new(
+                "scheduled_at",
+                format!(
+                    "tick {tick_no} of session {} is due at {expected}",
+                    self.session
+                ),
+            ));
+        }
+        if completed_at < started_at {
+            return Err(ValidationError::new(
+                "completed_at",
+                "must not be before started_at",
+            ));
+        }
+        if observation.symbol != profile.config.symbol {
+            return Err(ValidationError::new(
+                "observation.symbol",
+                format!(
+                    "agent trades {}, not {}",
+                    profile.config.symbol, observation.symbol
+                ),
+            ));
+        }
+        validate_price(observation.price).map_err(|e| e.within("observation"))
+    }
+
+    /// Runs the strategy over this session's window plus the new price.
+    fn decide_outcome(
+        &self,
+        profile: &Profile,
+        session: u64,
+        tick_no: u64,
+        price: Decimal,
+    ) -> RunOutcome {
+        let needed = profile.strategy.required_window();
+        let (Some(qty), true) = (profile.strategy.qty(), needed > 0) else {
+            return RunOutcome::Observed;
+        };
+        let keep = self.window.len().min(needed - 1);
+        let mut prices: Vec<Decimal> = Vec::with_capacity(keep + 1);
+        prices.extend(self.window.iter().skip(self.window.len() - keep));
+        prices.push(price);
+        match decide::signal(&profile.strategy, &prices).side() {
+            None => RunOutcome::Observed,
+            Some(side) => RunOutcome::Signalled {
+                side,
+                qty,
+                order_id: paper_order_id(&profile.agent_id, session, tick_no),
+            },
+        }
+    }
+
+    fn apply_config(&mut self, config: AgentConfig) {
+        let Some(profile) = self.profile.as_mut() else {
+            debug_assert!(false, "config for an agent that was never created");
+            return;
+        };
+        profile.strategy = resolve_recorded(&config.strategy);
+        profile.config = config;
+    }
+
+    fn apply_run(&mut self, session: u64, tick_no: u64, price: Decimal) {
+        debug_assert_eq!(
+            self.state,
+            AgentState::Running,
+            "runs only happen while running"
+        );
+        debug_assert_eq!(
+            session, self.session,
+            "a run belongs to the current session"
+        );
+        debug_assert!(
+            tick_no > self.last_tick_no,
+            "tick numbers increase within a session"
+        );
+        self.last_tick_no = tick_no;
+        let keep = self
+            .strategy()
+            .map_or(0, Strategy::required_window)
+            .min(MAX_PRICE_WINDOW);
+        if keep == 0 {
+            self.window.clear();
+            return;
+        }
+        while self.window.len() >= keep {
+            self.window.pop_front();
+        }
+        self.window.push_back(price);
+    }
+}
+
+/// The typed strategy of a recorded (hence once validated) spec.
+fn resolve_recorded(spec: &StrategySpec) -> Strategy {
+    let strategy = spec.resolve();
+    debug_assert!(
+        strategy.is_ok(),
+        "recorded strategy must be valid: {strategy:?}"
+    );
+    // A recorded strategy that no longer validates can only come from a hand-edited event store;
+    // holding is the one choice that cannot trade on it.
+    strategy.unwrap_or_default()
+}
+
+impl Aggregate for Agent {
+    const TYPE: &'static str = "Agent";
+    type Command = AgentCommand;
+    type Event = AgentEvent;
+    type Error = AgentError;
+    type Services = ();
+
+    async fn handle(
+        &mut self,
+        command: Self::Command,
+        _services: &Self::Services,
+        sink: &EventSink<Self>,
+    ) -> Result<(), Self::Error> {
+        let event = match command {
+            AgentCommand::CreateAgent {
+                agent_id,
+                owner,
+                config,
+                at,
+            } => self.create(agent_id, owner, config, at)?,
+            AgentCommand::UpdateAgentConfig { patch, at } => self.update_config(&patch, at)?,
+            AgentCommand::StartAgent { at } => self.start(at)?,
+            AgentCommand::StopAgent { at, reason } => self.stop(at, reason)?,
+            AgentCommand::ArchiveAgent { at } => self.archive(at)?,
+            AgentCommand::RecordRun {
+                session,
+                tick_no,
+                scheduled_at,
+                started_at,
+                completed_at,
+                observation,
+                correlation_id,
+            } => self.record_run(
+                session,
+                tick_no,
+                scheduled_at,
+                started_at,
+                completed_at,
+                observation,
+                correlation_id,
+            )?,
+        };
+        sink.write(event, self).await;
+        Ok(())
+    }
+
+    fn apply(&mut self, event: Self::Event) {
+        match event {
+            AgentEvent::AgentCreated {
+                agent_id,
+                owner,
+                name,
+                symbol,
+                strategy,
+                frequency_s,
+                risk,
+                starting_cash,
+                seed,
+                created_at: _,
+            } => {
+                debug_assert!(self.profile.is_none(), "an agent is created once");
+                let config = AgentConfig {
+                    name,
+                    symbol,
+                    strategy,
+                    frequency_s,
+                    risk,
+                    starting_cash,
+                    seed,
+                };
+                self.profile = Some(Profile {
+                    agent_id,
+                    owner,
+                    strategy: resolve_recorded(&config.strategy),
+                    config,
+                });
+                self.state = AgentState::Stopped;
+            }
+            AgentEvent::AgentConfigUpdated {
+                name,
+                symbol,
+                strategy,
+                frequency_s,
+                risk,
+                starting_cash,
+                seed,
+                updated_at: _,
+            } => {
+                debug_assert_eq!(
+                    self.state,
+                    AgentState::Stopped,
+                    "config changes only while stopped"
+                );
+                self.apply_config(AgentConfig {
+                    name,
+                    symbol,
+                    strategy,
+                    frequency_s,
+                    risk,
+                    starting_cash,
+                    seed,
+                });
+            }
+            AgentEvent::AgentStarted {
+                session,
+                started_at,
+                frequency_s,
+            } => {
+                debug_assert_eq!(
+                    self.state,
+                    AgentState::Stopped,
+                    "only a stopped agent starts"
+                );
+                debug_assert_eq!(
+                    session,
+                    self.session + 1,
+                    "sessions are numbered 1, 2, 3, …"
+                );
+                self.state = AgentState::Running;
+                self.session = session;
+                self.session_started_at = Some(started_at);
+                self.session_frequency_s = frequency_s;
+                self.last_tick_no = 0;
+                self.window.clear();
+            }
+            AgentEvent::AgentStopped { session, .. } => {
+                debug_assert_eq!(
+                    self.state,
+                    AgentState::Running,
+                    "only a running agent stops"
+                );
+                debug_assert_eq!(session, self.session, "the current session stops");
+                self.state = AgentState::Stopped;
+            }
+            AgentEvent::AgentArchived { .. } => {
+                debug_assert_eq!(
+                    self.state,
+                    AgentState::Stopped,
+                    "only a stopped agent is archived"
+                );
+                self.state = AgentState::Archived;
+            }
+            AgentEvent::AgentRunRecorded {
+                session,
+                tick_no,
+                observation,
+                ..
+            } => self.apply_run(session, tick_no, observation.price),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,443 @@
+//! The Backtest aggregate: a request to run an agent config over historical or simulated prices, and its
+//! outcome. The run itself happens outside (it drives the same Agent and Order aggregates over a memory
+//! store); this aggregate records what was asked, that it ran, and the summary it produced.
+
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use cqrs_es::event_sink::EventSink;
+use cqrs_es::{Aggregate, DomainEvent};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+use crate::config::AgentConfig;
+use crate::error::{ErrorKind, ValidationError};
+use crate::id::{validate_id, validate_text, MAX_OWNER_CHARS};
+use crate::time::to_millis;
+
+/// Longest CSV path accepted (Linux PATH_MAX).
+pub const MAX_SOURCE_PATH_CHARS: usize = 4_096;
+/// Longest failure message kept in the event: enough for an error chain, not a log.
+pub const MAX_ERROR_CHARS: usize = 2_000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BacktestState {
+    #[default]
+    Requested,
+    Running,
+    Completed,
+    Failed,
+    Cancelled,
+}
+
+impl BacktestState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BacktestState::Requested => "requested",
+            BacktestState::Running => "running",
+            BacktestState::Completed => "completed",
+            BacktestState::Failed => "failed",
+            BacktestState::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn is_finished(self) -> bool {
+        matches!(
+            self,
+            BacktestState::Completed | BacktestState::Failed | BacktestState::Cancelled
+        )
+    }
+}
+
+impl fmt::Display for BacktestState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Where the observations come from: `{"kind": "csv", "path"}` or `{"kind": "sim", "seed", "from", "to"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum BacktestSource {
+    Csv {
+        path: String,
+    },
+    Sim {
+        seed: u64,
+        #[serde(with = "crate::time::rfc3339_millis")]
+        from: DateTime<Utc>,
+        #[serde(with = "crate::time::rfc3339_millis")]
+        to: DateTime<Utc>,
+    },
+}
+
+impl BacktestSource {
+    fn validated(self) -> Result<Self, ValidationError> {
+        match self {
+            BacktestSource::Csv { path } => {
+                validate_text("source.path", &path, MAX_SOURCE_PATH_CHARS)?;
+                Ok(BacktestSource::Csv { path })
+            }
+            BacktestSource::Sim { seed, from, to } => {
+                let (from, to) = (to_millis(from), to_millis(to));
+                if from >= to {
+                    return Err(ValidationError::new(
+                        "source.to",
+                        "must be after source.from",
+                    ));
+                }
+                Ok(BacktestSource::Sim { seed, from, to })
+            }
+        }
+    }
+}
+
+/// What a finished run produced. Counts are totals over the run; amounts are at the last bar.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BacktestSummary {
+    pub bars: u64,
+    pub orders: u64,
+    pub fills: u64,
+    pub final_cash: Decimal,
+    pub final_position: Decimal,
+    pub final_equity: Decimal,
+    pub pnl: Decimal,
+    pub return_pct: Decimal,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum BacktestCommand {
+    RequestBacktest {
+        backtest_id: String,
+        owner: String,
+        /// The agent config to run, as it was when requested.
+        config: AgentConfig,
+        source: BacktestSource,
+        at: DateTime<Utc>,
+    },
+    StartBacktest {
+        at: DateTime<Utc>,
+    },
+    CompleteBacktest {
+        summary: BacktestSummary,
+        at: DateTime<Utc>,
+    },
+    FailBacktest {
+        error: String,
+        at: DateTime<Utc>,
+    },
+    CancelBacktest {
+        at: DateTime<Utc>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum BacktestEvent {
+    BacktestRequested {
+        backtest_id: String,
+        owner: String,
+        config: AgentConfig,
+        source: BacktestSource,
+        #[serde(with = "crate::time::rfc3339_millis")]
+        requested_at: DateTime<Utc>,
+    },
+    BacktestStarted {
+        #[serde(with = "crate::time::rfc3339_millis")]
+        started_at: DateTime<Utc>,
+    },
+    BacktestCompleted {
+        summary: BacktestSummary,
+        #[serde(with = "crate::time::rfc3339_millis")]
+        completed_at: DateTime<Utc>,
+    },
+    BacktestFailed {
+        error: String,
+        #[serde(with = "crate::time::rfc3339_millis")]
+        failed_at: DateTime<Utc>,
+    },
+    BacktestCancelled {
+        #[serde(with = "crate::time::rfc3339_millis")]
+        cancelled_at: DateTime<Utc>,
+    },
+}
+
+impl DomainEvent for BacktestEvent {
+    fn event_type(&self) -> String {
+        match self {
+            BacktestEvent::BacktestRequested { .. } => "BacktestRequested",
+            BacktestEvent::BacktestStarted { .. } => "BacktestStarted",
+            BacktestEvent::BacktestCompleted { .. } => "BacktestCompleted",
+            BacktestEvent::BacktestFailed { .. } => "BacktestFailed",
+            BacktestEvent::BacktestCancelled { .. } => "BacktestCancelled",
+        }
+        .to_owned()
+    }
+
+    fn event_version(&self) -> String {
+        "1".to_owned()
+    }
+}
+
+/// Why a Backtest command was refused. Serializes as `{"code": "<code()>", ...fields}`.
+#[derive(Debug, Clone, PartialEq, Serialize, thiserror::Error)]
+#[serde(tag = "code", rename_all = "snake_case")]
+pub enum BacktestError {
+    #[error("backtest already exists (state {state})")]
+    BacktestAlreadyExists { state: BacktestState },
+    #[error("backtest not found")]
+    BacktestNotFound,
+    #[error("backtest is not waiting to start (state {state})")]
+    BacktestNotRequested { state: BacktestState },
+    #[error("backtest is not running (state {state})")]
+    BacktestNotRunning { state: BacktestState },
+    #[error("backtest is already finished (state {state})")]
+    BacktestFinished { state: BacktestState },
+    #[error("invalid {0}")]
+    ValidationFailed(ValidationError),
+}
+
+impl From<ValidationError> for BacktestError {
+    fn from(e: ValidationError) -> Self {
+        BacktestError::ValidationFailed(e)
+    }
+}
+
+impl BacktestError {
+    /// Stable snake_case code for problem+json `code` and tests.
+    pub fn code(&self) -> &'static str {
+        match self {
+            BacktestError::BacktestAlreadyExists { .. } => "backtest_already_exists",
+            BacktestError::BacktestNotFound => "backtest_not_found",
+            BacktestError::BacktestNotRequested { .. } => "backtest_not_requested",
+            BacktestError::BacktestNotRunning { .. } => "backtest_not_running",
+            BacktestError::BacktestFinished { .. } => "backtest_finished",
+            BacktestError::ValidationFailed(_) => "validation_failed",
+        }
+    }
+
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            BacktestError::BacktestNotFound => ErrorKind::NotFound,
+            BacktestError::ValidationFailed(_) => ErrorKind::Invalid,
+            _ => ErrorKind::Conflict,
+        }
+    }
+
+    pub fn current_state(&self) -> Option<BacktestState> {
+        match self {
+            BacktestError::BacktestAlreadyExists { state }
+            | BacktestError::BacktestNotRequested { state }
+            | BacktestError::BacktestNotRunning { state }
+            | BacktestError::BacktestFinished { state } => Some(*state),
+            _ => None,
+        }
+    }
+
+    pub fn field(&self) -> Option<&str> {
+        match self {
+            BacktestError::ValidationFailed(e) => Some(&e.field),
+            _ => None,
+        }
+    }
+}
+
+/// What was asked for; absent until `BacktestRequested`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BacktestRequest {
+    pub backtest_id: String,
+    pub owner: String,
+    pub config: AgentConfig,
+    pub source: BacktestSource,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Backtest {
+    request: Option<BacktestRequest>,
+    state: BacktestState,
+    summary: Option<BacktestSummary>,
+}
+
+impl Backtest {
+    pub fn exists(&self) -> bool {
+        self.request.is_some()
+    }
+    pub fn request(&self) -> Option<&BacktestRequest> {
+        self.request.as_ref()
+    }
+    pub fn state(&self) -> BacktestState {
+        self.state
+    }
+    pub fn summary(&self) -> Option<&BacktestSummary> {
+        self.summary.as_ref()
+    }
+
+    fn require(&self) -> Result<BacktestState, BacktestError> {
+        if self.exists() {
+            Ok(self.state)
+        } else {
+            Err(BacktestError::BacktestNotFound)
+        }
+    }
+
+    fn require_running(&self) -> Result<(), BacktestError> {
+        match self.require()? {
+            BacktestState::Running => Ok(()),
+            state => Err(BacktestError::BacktestNotRunning { state }),
+        }
+    }
+
+    fn request_backtest(
+        &self,
+        backtest_id: String,
+        owner: String,
+        config: AgentConfig,
+        source: BacktestSource,
+        at: DateTime<Utc>,
+    ) -> Result<BacktestEvent, BacktestError> {
+        if self.exists() {
+            return Err(BacktestError::BacktestAlreadyExists { state: self.state });
+        }
+        validate_id("backtest_id", &backtest_id)?;
+        validate_text("owner", &owner, MAX_OWNER_CHARS)?;
+        let (config, _) = config.normalized().map_err(|e| e.within("config"))?;
+        Ok(BacktestEvent::BacktestRequested {
+            backtest_id,
+            owner,
+            config,
+            source: source.validated()?,
+            requested_at: to_millis(at),
+        })
+    }
+
+    fn start(&self, at: DateTime<Utc>) -> Result<BacktestEvent, BacktestError> {
+        match self.require()? {
+            BacktestState::Requested => Ok(BacktestEvent::BacktestStarted {
+                started_at: to_millis(at),
+            }),
+            state => Err(BacktestError::BacktestNotRequested { state }),
+        }
+    }
+
+    fn complete(
+        &self,
+        summary: BacktestSummary,
+        at: DateTime<Utc>,
+    ) -> Result<BacktestEvent, BacktestError> {
+        self.require_running()?;
+        if summary.fills > summary.orders {
+            return Err(
+                ValidationError::new("summary.fills", "cannot exceed summary.orders").into(),
+            );
+        }
+        Ok(BacktestEvent::BacktestCompleted {
+            summary,
+            completed_at: to_millis(at),
+        })
+    }
+
+    fn fail(&self, error: String, at: DateTime<Utc>) -> Result<BacktestEvent, BacktestError> {
+        self.require_running()?;
+        validate_text("error", &error, MAX_ERROR_CHARS)?;
+        Ok(BacktestEvent::BacktestFailed {
+            error,
+            failed_at: to_millis(at),
+        })
+    }
+
+    fn cancel(&self, at: DateTime<Utc>) -> Result<BacktestEvent, BacktestError> {
+        match self.require()? {
+            state if state.is_finished() => Err(BacktestError::BacktestFinished { state }),
+            _ => Ok(BacktestEvent::BacktestCancelled {
+                cancelled_at: to_millis(at),
+            }),
+        }
+    }
+}
+
+impl Aggregate for Backtest {
+    const TYPE: &'static str = "Backtest";
+    type Command = BacktestCommand;
+    type Event = BacktestEvent;
+    type Error = BacktestError;
+    type Services = ();
+
+    async fn handle(
+        &mut self,
+        command: Self::Command,
+        _services: &Self::Services,
+        sink: &EventSink<Self>,
+    ) -> Result<(), Self::Error> {
+        let event = match command {
+            BacktestCommand::RequestBacktest {
+                backtest_id,
+                owner,
+                config,
+                source,
+                at,
+            } => self.request_backtest(backtest_id, owner, config, source, at)?,
+            BacktestCommand::StartBacktest { at } => self.start(at)?,
+            BacktestCommand::CompleteBacktest { summary, at } => self.complete(summary, at)?,
+            BacktestCommand::FailBacktest { error, at } => self.fail(error, at)?,
+            BacktestCommand::CancelBacktest { at } => self.cancel(at)?,
+        };
+        sink.write(event, self).await;
+        Ok(())
+    }
+
+    fn apply(&mut self, event: Self::Event) {
+        match event {
+            BacktestEvent::BacktestRequested {
+                backtest_id,
+                owner,
+                config,
+                source,
+                ..
+            } => {
+                debug_assert!(self.request.is_none(), "a backtest is requested once");
+                self.request = Some(BacktestRequest {
+                    backtest_id,
+                    owner,
+                    config,
+                    source,
+                });
+                self.state = BacktestState::Requested;
+            }
+            BacktestEvent::BacktestStarted { .. } => {
+                debug_assert_eq!(
+                    self.state,
+                    BacktestState::Requested,
+                    "only a requested backtest starts"
+                );
+                self.state = BacktestState::Running;
+            }
+            BacktestEvent::BacktestCompleted { summary, .. } => {
+                debug_assert_eq!(
+                    self.state,
+                    BacktestState::Running,
+                    "only a running backtest completes"
+                );
+                self.summary = Some(summary);
+                self.state = BacktestState::Completed;
+            }
+            BacktestEvent::BacktestFailed { .. } => {
+                debug_assert_eq!(
+                    self.state,
+                    BacktestState::Running,
+                    "only a running backtest fails"
+                );
+                self.state = BacktestState::Failed;
+            }
+            BacktestEvent::BacktestCancelled { .. } => {
+                debug_assert!(
+                    !self.state.is_finished(),
+                    "a finished backtest cannot be cancelled"
+                );
+                self.state = BacktestState::Cancelled;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,434 @@
+//! Given/when/then tests of the Backtest aggregate: requested → running → completed | failed, cancel.
+
+use chrono::{DateTime, TimeDelta, Utc};
+use cqrs_es::test::TestFramework;
+use cqrs_es::DomainEvent;
+use rust_decimal_macros::dec;
+use serde_json::json;
+
+use super::*;
+use crate::config::{RiskLimits, StrategySpec};
+use crate::symbol::Symbol;
+
+const BACKTEST_ID: &str = "7d0c2a4e-1f1e-4b5a-8a43-3c0a9e6f5d21";
+
+fn backtest() -> TestFramework<Backtest> {
+    TestFramework::with(())
+}
+
+fn t(seconds: i64) -> DateTime<Utc> {
+    "2026-11-22T10:00:00Z".parse::<DateTime<Utc>>().unwrap() + TimeDelta::seconds(seconds)
+}
+
+fn config() -> AgentConfig {
+    AgentConfig {
+        name: "sma 10/30".into(),
+        symbol: Symbol::parse("BTC-USD").unwrap(),
+        strategy: serde_json::from_value(json!({"kind": "sma_crossover"})).unwrap(),
+        frequency_s: 60,
+        risk: RiskLimits {
+            max_position_qty: dec!(1),
+            max_order_qty: dec!(1),
+            max_notional: dec!(1000000),
+            max_daily_loss: None,
+        },
+        starting_cash: dec!(100000),
+        seed: 1,
+    }
+}
+
+fn csv() -> BacktestSource {
+    BacktestSource::Csv {
+        path: "data/btc-1m.csv".into(),
+    }
+}
+
+fn request() -> BacktestCommand {
+    BacktestCommand::RequestBacktest {
+        backtest_id: BACKTEST_ID.into(),
+        owner: "alice".into(),
+        config: config(),
+        source: csv(),
+        at: t(0),
+    }
+}
+
+fn requested() -> BacktestEvent {
+    let (config, _) = config().normalized().unwrap();
+    BacktestEvent::BacktestRequested {
+        backtest_id: BACKTEST_ID.into(),
+        owner: "alice".into(),
+        config,
+        source: csv(),
+        requested_at: t(0),
+    }
+}
+
+fn started() -> BacktestEvent {
+    BacktestEvent::BacktestStarted { started_at: t(1) }
+}
+
+fn summary() -> BacktestSummary {
+    BacktestSummary {
+        bars: 1_000_000,
+        orders: 120,
+        fills: 118,
+        final_cash: dec!(100512.50),
+        final_position: dec!(0),
+        final_equity: dec!(100512.50),
+        pnl: dec!(512.50),
+        return_pct: dec!(0.5125),
+    }
+}
+
+fn completed() -> BacktestEvent {
+    BacktestEvent::BacktestCompleted {
+        summary: summary(),
+        completed_at: t(9),
+    }
+}
+
+fn failed() -> BacktestEvent {
+    BacktestEvent::BacktestFailed {
+        error: "CSV row 17: bad price".into(),
+        failed_at: t(9),
+    }
+}
+
+fn cancelled(at: i64) -> BacktestEvent {
+    BacktestEvent::BacktestCancelled {
+        cancelled_at: t(at),
+    }
+}
+
+fn invalid(given: Vec<BacktestEvent>, when: BacktestCommand, field: &str) {
+    let error = backtest()
+        .given(given)
+        .when(when)
+        .inspect_result()
+        .expect_err("expected a refusal");
+    assert_eq!(error.field(), Some(field), "{error:?}");
+}
+
+#[test]
+fn requesting_a_backtest_records_the_config_with_strategy_defaults() {
+    backtest()
+        .given_no_previous_events()
+        .when(request())
+        .then_expect_events(vec![requested()]);
+}
+
+#[test]
+fn requesting_a_simulated_backtest_records_its_seed_and_range() {
+    let source = BacktestSource::Sim {
+        seed: 42,
+        from: t(0),
+        to: t(3600),
+    };
+    let BacktestEvent::BacktestRequested { config, .. } = requested() else {
+        unreachable!()
+    };
+    backtest()
+        .given_no_previous_events()
+        .when(BacktestCommand::RequestBacktest {
+            backtest_id: BACKTEST_ID.into(),
+            owner: "alice".into(),
+            config: self::config(),
+            source: source.clone(),
+            at: t(0),
+        })
+        .then_expect_events(vec![BacktestEvent::BacktestRequested {
+            backtest_id: BACKTEST_ID.into(),
+            owner: "alice".into(),
+            config,
+            source,
+            requested_at: t(0),
+        }]);
+}
+
+#[test]
+fn requesting_a_backtest_that_exists_is_rejected() {
+    backtest()
+        .given(vec![requested(), started()])
+        .when(request())
+        .then_expect_error(BacktestError::BacktestAlreadyExists {
+            state: BacktestState::Running,
+        });
+}
+
+#[test]
+fn requesting_a_backtest_with_an_invalid_config_is_rejected_naming_the_field() {
+    let mut bad = config();
+    bad.strategy = StrategySpec {
+        kind: crate::config::StrategyKind::SmaCrossover,
+        params: serde_json::from_value(json!({"fast": 0})).unwrap(),
+    };
+    let command = BacktestCommand::RequestBacktest {
+        backtest_id: BACKTEST_ID.into(),
+        owner: "alice".into(),
+        config: bad,
+        source: csv(),
+        at: t(0),
+    };
+    invalid(vec![], command, "config.strategy.params.fast");
+}
+
+#[test]
+fn requesting_a_simulated_backtest_over_an_empty_range_is_rejected() {
+    let command = BacktestCommand::RequestBacktest {
+        backtest_id: BACKTEST_ID.into(),
+        owner: "alice".into(),
+        config: config(),
+        source: BacktestSource::Sim {
+            seed: 1,
+            from: t(10),
+            to: t(10),
+        },
+        at: t(0),
+    };
+    invalid(vec![], command, "source.to");
+}
+
+#[test]
+fn requesting_a_csv_backtest_without_a_path_is_rejected() {
+    let command = BacktestCommand::RequestBacktest {
+        backtest_id: BACKTEST_ID.into(),
+        owner: "alice".into(),
+        config: config(),
+        source: BacktestSource::Csv { path: " ".into() },
+        at: t(0),
+    };
+    invalid(vec![], command, "source.path");
+}
+
+#[test]
+fn starting_a_requested_backtest_runs_it() {
+    backtest()
+        .given(vec![requested()])
+        .when(BacktestCommand::StartBacktest { at: t(1) })
+        .then_expect_events(vec![started()]);
+}
+
+#[test]
+fn starting_a_backtest_that_is_not_waiting_is_rejected() {
+    for (given, state) in [
+        (vec![requested(), started()], BacktestState::Running),
+        (
+            vec![requested(), started(), completed()],
+            BacktestState::Completed,
+        ),
+        (
+            vec![requested(), started(), failed()],
+            BacktestState::Failed,
+        ),
+        (vec![requested(), cancelled(1)], BacktestState::Cancelled),
+    ] {
+        backtest()
+            .given(given)
+            .when(BacktestCommand::StartBacktest { at: t(5) })
+            .then_expect_error(BacktestError::BacktestNotRequested { state });
+    }
+}
+
+#[test]
+fn completing_a_running_backtest_records_its_summary() {
+    backtest()
+        .given(vec![requested(), started()])
+        .when(BacktestCommand::CompleteBacktest {
+            summary: summary(),
+            at: t(9),
+        })
+        .then_expect_events(vec![completed()]);
+}
+
+#[test]
+fn completing_with_more_fills_than_orders_is_rejected() {
+    let mut summary = summary();
+    summary.fills = summary.orders + 1;
+    invalid(
+        vec![requested(), started()],
+        BacktestCommand::CompleteBacktest { summary, at: t(9) },
+        "summary.fills",
+    );
+}
+
+#[test]
+fn completing_a_backtest_that_is_not_running_is_rejected() {
+    for (given, state) in [
+        (vec![requested()], BacktestState::Requested),
+        (
+            vec![requested(), started(), completed()],
+            BacktestState::Completed,
+        ),
+        (vec![requested(), cancelled(1)], BacktestState::Cancelled),
+    ] {
+        backtest()
+            .given(given)
+            .when(BacktestCommand::CompleteBacktest {
+                summary: summary(),
+                at: t(9),
+            })
+            .then_expect_error(BacktestError::BacktestNotRunning { state });
+    }
+}
+
+#[test]
+fn failing_a_running_backtest_records_the_error() {
+    backtest()
+        .given(vec![requested(), started()])
+        .when(BacktestCommand::FailBacktest {
+            error: "CSV row 17: bad price".into(),
+            at: t(9),
+        })
+        .then_expect_events(vec![failed()]);
+}
+
+#[test]
+fn failing_a_backtest_that_is_not_running_is_rejected() {
+    for (given, state) in [
+        (vec![requested()], BacktestState::Requested),
+        (
+            vec![requested(), started(), failed()],
+            BacktestState::Failed,
+        ),
+    ] {
+        backtest()
+            .given(given)
+            .when(BacktestCommand::FailBacktest {
+                error: "x".into(),
+                at: t(9),
+            })
+            .then_expect_error(BacktestError::BacktestNotRunning { state });
+    }
+}
+
+#[test]
+fn failing_without_an_error_message_is_rejected() {
+    invalid(
+        vec![requested(), started()],
+        BacktestCommand::FailBacktest {
+            error: "".into(),
+            at: t(9),
+        },
+        "error",
+    );
+}
+
+#[test]
+fn cancelling_a_requested_or_running_backtest_records_it() {
+    for given in [vec![requested()], vec![requested(), started()]] {
+        backtest()
+            .given(given)
+            .when(BacktestCommand::CancelBacktest { at: t(5) })
+            .then_expect_events(vec![cancelled(5)]);
+    }
+}
+
+#[test]
+fn cancelling_a_finished_backtest_is_rejected() {
+    for (given, state) in [
+        (
+            vec![requested(), started(), completed()],
+            BacktestState::Completed,
+        ),
+        (
+            vec![requested(), started(), failed()],
+            BacktestState::Failed,
+        ),
+        (vec![requested(), cancelled(1)], BacktestState::Cancelled),
+    ] {
+        backtest()
+            .given(given)
+            .when(BacktestCommand::CancelBacktest { at: t(5) })
+            .then_expect_error(BacktestError::BacktestFinished { state });
+    }
+}
+
+#[test]
+fn commands_for_a_backtest_that_does_not_exist_are_rejected() {
+    for command in [
+        BacktestCommand::StartBacktest { at: t(0) },
+        BacktestCommand::CompleteBacktest {
+            summary: summary(),
+            at: t(0),
+        },
+        BacktestCommand::FailBacktest {
+            error: "x".into(),
+            at: t(0),
+        },
+        BacktestCommand::CancelBacktest { at: t(0) },
+    ] {
+        backtest()
+            .given_no_previous_events()
+            .when(command)
+            .then_expect_error(BacktestError::BacktestNotFound);
+    }
+}
+
+#[test]
+fn events_serialize_externally_tagged_and_round_trip() {
+    let sim = BacktestEvent::BacktestRequested {
+        backtest_id: BACKTEST_ID.into(),
+        owner: "alice".into(),
+        config: config(),
+        source: BacktestSource::Sim {
+            seed: 7,
+            from: t(0),
+            to: t(60),
+        },
+        requested_at: t(0),
+    };
+    assert_eq!(
+        serde_json::to_value(&sim).unwrap()["BacktestRequested"]["source"],
+        json!({"kind": "sim", "seed": 7, "from": "2026-11-22T10:00:00.000Z", "to": "2026-11-22T10:01:00.000Z"})
+    );
+    assert_eq!(
+        serde_json::to_value(requested()).unwrap()["BacktestRequested"]["source"],
+        json!({"kind": "csv", "path": "data/btc-1m.csv"})
+    );
+    for event in [
+        requested(),
+        sim,
+        started(),
+        completed(),
+        failed(),
+        cancelled(3),
+    ] {
+        let json = serde_json::to_value(&event).unwrap();
+        assert_eq!(
+            json.as_object().unwrap().keys().next().unwrap(),
+            &event.event_type()
+        );
+        assert_eq!(event.event_version(), "1");
+        assert_eq!(
+            serde_json::from_value::<BacktestEvent>(json).unwrap(),
+            event
+        );
+    }
+}
+
+#[test]
+fn errors_serialize_with_their_code_and_state() {
+    for error in [
+        BacktestError::BacktestAlreadyExists {
+            state: BacktestState::Requested,
+        },
+        BacktestError::BacktestNotFound,
+        BacktestError::BacktestNotRequested {
+            state: BacktestState::Running,
+        },
+        BacktestError::BacktestNotRunning {
+            state: BacktestState::Completed,
+        },
+        BacktestError::BacktestFinished {
+            state: BacktestState::Failed,
+        },
+        BacktestError::ValidationFailed(ValidationError::new("source.to", "x")),
+    ] {
+        let json = serde_json::to_value(&error).unwrap();
+        assert_eq!(json["code"], json!(error.code()));
+        if let Some(state) = error.current_state() {
+            assert_eq!(json["state"], json!(state.as_str()));
+        }
+    }
+}
