@@ -148,7 +148,7 @@ impl Bus for MemoryBus {
             .ok_or_else(|| BusError::NoStream {
                 subject: subject.to_owned(),
             })?;
-        super::validate_headers(headers)?;
+        super::validate_publish(msg_id, headers)?;
         let stored = Stored {
             subject: subject.to_owned(),
             msg_id: Some(msg_id.to_owned()),

@@ -226,6 +226,27 @@ impl BusError {
     }
 }
 
+/// Checks what a publish carries besides the payload: a non-empty message id without line breaks, and the headers
+/// (see [`validate_headers`]).
+///
+/// # Errors
+/// [`BusError::InvalidHeader`] naming the bad header (`Nats-Msg-Id` for the id).
+pub fn validate_publish(msg_id: &str, headers: &Headers) -> Result<(), BusError> {
+    let bad_id = |reason| BusError::InvalidHeader {
+        name: "Nats-Msg-Id".to_owned(),
+        reason,
+    };
+    if msg_id.is_empty() {
+        return Err(bad_id(
+            "the message id must not be empty (it is what deduplicates)",
+        ));
+    }
+    if msg_id.contains(['\r', '\n']) {
+        return Err(bad_id("the message id must not contain line breaks"));
+    }
+    validate_headers(headers)
+}
+
 /// Checks header names and values: a name is printable ASCII without ':' or spaces and does not start with `Nats-`
 /// (reserved for JetStream's own control headers, which a caller must not set by accident); a value has no line
 /// breaks.

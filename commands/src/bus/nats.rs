@@ -16,7 +16,7 @@ use futures::StreamExt;
 use strom_sim::PriceObserved;
 
 use super::{
-    validate_headers, validate_price_key, Bus, BusError, Consumer, ConsumerSpec, Delivery, Headers,
+    validate_price_key, validate_publish, Bus, BusError, Consumer, ConsumerSpec, Delivery, Headers,
     PriceBoard, PublishAck, Retention, Settle, Settler, StreamKind, StreamSpec, StreamStats,
     Subjects, MAX_ACK_PENDING,
 };
@@ -163,7 +163,7 @@ impl Bus for NatsBus {
                 subject: subject.to_owned(),
             });
         }
-        validate_headers(headers)?;
+        validate_publish(msg_id, headers)?;
         let mut map = HeaderMap::new();
         map.insert(NATS_MESSAGE_ID, msg_id);
         for (name, value) in headers {

@@ -387,6 +387,11 @@ pub async fn subjects_outside_the_streams_and_reserved_headers_are_refused(bus: 
     assert!(matches!(err, BusError::InvalidHeader { .. }), "{err}");
     let broken = Headers::from([("X-Note".to_owned(), "a\r\nb".to_owned())]);
     assert!(bus.publish(&subject, "m1", &broken, vec![]).await.is_err());
+    let err = bus
+        .publish(&subject, "", &Headers::new(), vec![])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, BusError::InvalidHeader { .. }), "{err}");
     assert_eq!(
         bus.stream_stats(StreamKind::Ticks).await.unwrap().messages,
         0
