@@ -1,1 +1,3 @@
 //! STROM write side: event stores (Postgres, memory), global log reader, relay to JetStream, command services.
+
+pub mod bus;
