@@ -25,7 +25,9 @@ pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MemoryStoreError {
     /// An event skipped a sequence number (the Postgres trigger refuses the same).
-    #[error("event store: {aggregate_type} {aggregate_id} sequence {sequence} has no previous event")]
+    #[error(
+        "event store: {aggregate_type} {aggregate_id} sequence {sequence} has no previous event"
+    )]
     MissingPrevious {
         /// The aggregate's type.
         aggregate_type: String,
@@ -62,14 +64,17 @@ pub struct MemoryEventRepository {
     clock: Clock,
 }
 
+/// (aggregate_type, aggregate_id).
+type StreamKey = (String, String);
+
 #[derive(Default)]
 struct MemoryState {
     /// Every event in log order; positions strictly increase along it.
     log: Vec<LoggedEvent>,
     /// Per aggregate (type, id): indices into `log` in sequence order (index i holds sequence i + 1).
-    streams: BTreeMap<(String, String), Vec<usize>>,
+    streams: BTreeMap<StreamKey, Vec<usize>>,
     /// Per aggregate (type, id): the snapshot, if snapshots are used.
-    snapshots: BTreeMap<(String, String), SerializedSnapshot>,
+    snapshots: BTreeMap<StreamKey, SerializedSnapshot>,
     last_tx_id: u64,
     last_global_position: i64,
 }
@@ -111,7 +116,12 @@ impl MemoryEventRepository {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn events_of(&self, aggregate_type: &str, aggregate_id: &str, after: u64) -> Vec<SerializedEvent> {
+    fn events_of(
+        &self,
+        aggregate_type: &str,
+        aggregate_id: &str,
+        after: u64,
+    ) -> Vec<SerializedEvent> {
         let state = self.lock();
         let key = (aggregate_type.to_string(), aggregate_id.to_string());
         let Some(indices) = state.streams.get(&key) else {
@@ -149,7 +159,7 @@ async fn replay(events: Vec<SerializedEvent>) -> ReplayStream {
 }
 
 impl MemoryState {
-    fn stream_len(&self, key: &(String, String)) -> u64 {
+    fn stream_len(&self, key: &StreamKey) -> u64 {
         self.streams.get(key).map_or(0, |s| s.len() as u64)
     }
 
@@ -184,7 +194,7 @@ impl MemoryState {
         &self,
         events: &[SerializedEvent],
         update: Option<(String, Value, usize)>,
-    ) -> Result<Option<((String, String), SerializedSnapshot)>, PersistenceError> {
+    ) -> Result<Option<(StreamKey, SerializedSnapshot)>, PersistenceError> {
         let Some((aggregate_id, aggregate, current_snapshot)) = update else {
             return Ok(None);
         };
@@ -340,7 +350,7 @@ impl ChainSource for MemoryEventRepository {
         let state = self.lock();
         let limit = limit.min(MAX_LOG_PAGE);
         let streams = match after {
-            None => state.streams.range::<(String, String), _>(..),
+            None => state.streams.range::<StreamKey, _>(..),
             Some(key) => state
                 .streams
                 .range((key.aggregate_type.clone(), key.aggregate_id.clone())..),
@@ -348,7 +358,8 @@ impl ChainSource for MemoryEventRepository {
         let rows = streams
             .flat_map(|(_, indices)| indices.iter().map(|&i| &state.log[i]))
             .filter(|e| {
-                after.is_none_or(|key| key.is_before(&e.aggregate_type, &e.aggregate_id, e.sequence))
+                after
+                    .is_none_or(|key| key.is_before(&e.aggregate_type, &e.aggregate_id, e.sequence))
             })
             .take(limit)
             .map(|e| ChainRow {

@@ -87,13 +87,15 @@ impl PgEventLog {
     }
 }
 
+// The text copy of tx_id must not be aliased `tx_id`: ORDER BY resolves a bare name to an output column first, and
+// ordering the text ("10003" < "9903") breaks the log order whenever transaction ids gain a digit.
 const READ_AFTER_SQL: &str = "
-SELECT tx_id::text AS tx_id, global_position, event_id, aggregate_type, aggregate_id, sequence,
-       event_type, event_version, payload, metadata, recorded_at, hash
-  FROM events
- WHERE tx_id < pg_snapshot_xmin(pg_current_snapshot())
-   AND (tx_id, global_position) > ($1::text::xid8, $2)
- ORDER BY tx_id, global_position
+SELECT e.tx_id::text AS tx_id_text, e.global_position, e.event_id, e.aggregate_type, e.aggregate_id, e.sequence,
+       e.event_type, e.event_version, e.payload, e.metadata, e.recorded_at, e.hash
+  FROM events e
+ WHERE e.tx_id < pg_snapshot_xmin(pg_current_snapshot())
+   AND (e.tx_id, e.global_position) > ($1::text::xid8, $2)
+ ORDER BY e.tx_id, e.global_position
  LIMIT $3";
 
 #[async_trait]
@@ -117,7 +119,7 @@ impl EventLog for PgEventLog {
 fn logged_event(row: &PgRow) -> Result<LoggedEvent, StoreError> {
     Ok(LoggedEvent {
         position: LogPosition {
-            tx_id: parse_tx_id(row.try_get("tx_id")?)?,
+            tx_id: parse_tx_id(row.try_get("tx_id_text")?)?,
             global_position: row.try_get("global_position")?,
         },
         event_id: row.try_get("event_id")?,
@@ -202,7 +204,7 @@ pub struct PgCheckpointStore {
 }
 
 const LOAD_CHECKPOINT_SQL: &str =
-    "SELECT tx_id::text AS tx_id, global_position FROM checkpoints WHERE name = $1";
+    "SELECT tx_id::text AS tx_id_text, global_position FROM checkpoints WHERE name = $1";
 
 const SAVE_CHECKPOINT_SQL: &str = "
 INSERT INTO checkpoints (name, tx_id, global_position, updated_at)
@@ -232,7 +234,7 @@ impl PgCheckpointStore {
             return Ok(None);
         };
         Ok(Some(LogPosition {
-            tx_id: parse_tx_id(row.try_get("tx_id")?)?,
+            tx_id: parse_tx_id(row.try_get("tx_id_text")?)?,
             global_position: row.try_get("global_position")?,
         }))
     }

@@ -161,8 +161,11 @@ pub struct ChainKey {
 impl ChainKey {
     /// Whether an event at (`aggregate_type`, `aggregate_id`, `sequence`) comes after this key in byte order.
     pub fn is_before(&self, aggregate_type: &str, aggregate_id: &str, sequence: u64) -> bool {
-        (self.aggregate_type.as_str(), self.aggregate_id.as_str(), self.sequence)
-            < (aggregate_type, aggregate_id, sequence)
+        (
+            self.aggregate_type.as_str(),
+            self.aggregate_id.as_str(),
+            self.sequence,
+        ) < (aggregate_type, aggregate_id, sequence)
     }
 }
 
@@ -366,8 +369,10 @@ impl ChainVerifier {
         let sequence = slot.row.sequence;
         if self.report.problems.len() + self.stream_problems.len() >= self.max_problems {
             // Past the cap the entry is dropped anyway; skip the search but keep the count honest.
-            self.stream_problems
-                .push(ChainProblem::AlteredEvent { aggregate, sequence });
+            self.stream_problems.push(ChainProblem::AlteredEvent {
+                aggregate,
+                sequence,
+            });
             return;
         }
         let problem = match self.placement(idx) {
@@ -377,7 +382,10 @@ impl ChainVerifier {
                 sequence,
                 original_sequence,
             },
-            Placement::Nowhere => ChainProblem::AlteredEvent { aggregate, sequence },
+            Placement::Nowhere => ChainProblem::AlteredEvent {
+                aggregate,
+                sequence,
+            },
         };
         self.stream_problems.push(problem);
     }
