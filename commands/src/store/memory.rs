@@ -408,3 +408,104 @@ impl CheckpointStore for MemoryCheckpointStore {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+    struct Probe;
+
+    #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+    struct Poked;
+
+    impl cqrs_es::DomainEvent for Poked {
+        fn event_type(&self) -> String {
+            "Poked".into()
+        }
+        fn event_version(&self) -> String {
+            "1".into()
+        }
+    }
+
+    impl Aggregate for Probe {
+        const TYPE: &'static str = "Probe";
+        type Command = ();
+        type Event = Poked;
+        type Error = std::io::Error;
+        type Services = ();
+
+        async fn handle(
+            &mut self,
+            _: (),
+            _: &(),
+            sink: &cqrs_es::event_sink::EventSink<Self>,
+        ) -> Result<(), Self::Error> {
+            sink.write(Poked, self).await;
+            Ok(())
+        }
+
+        fn apply(&mut self, _: Poked) {}
+    }
+
+    fn event(id: &str, sequence: usize) -> SerializedEvent {
+        SerializedEvent::new(
+            id.into(),
+            sequence,
+            "Probe".into(),
+            "Poked".into(),
+            "1".into(),
+            json!("Poked"),
+            json!({}),
+        )
+    }
+
+    #[tokio::test]
+    async fn an_injected_clock_stamps_recorded_at_and_positions_follow_append_order() {
+        let at = DateTime::parse_from_rfc3339("2026-11-22T10:00:00.000Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let repo = MemoryEventRepository::with_clock(Arc::new(move || at));
+        repo.persist::<Probe>(&[event("b", 1), event("b", 2)], None)
+            .await
+            .unwrap();
+        repo.persist::<Probe>(&[event("a", 1)], None).await.unwrap();
+        let log = repo.read_after(LogPosition::START, 10).await.unwrap();
+        let positions: Vec<(u64, i64)> = log
+            .iter()
+            .map(|e| (e.position.tx_id, e.position.global_position))
+            .collect();
+        assert_eq!(positions, [(1, 1), (1, 2), (2, 3)]);
+        assert!(log.iter().all(|e| e.recorded_at == at));
+        assert_eq!(
+            repo.read_after(log[1].position, 10).await.unwrap(),
+            log[2..]
+        );
+        assert_eq!(
+            repo.read_after(log[0].position, 1).await.unwrap(),
+            log[1..2]
+        );
+    }
+
+    #[tokio::test]
+    async fn chain_rows_resume_after_a_key_in_aggregate_order() {
+        let repo = MemoryEventRepository::new();
+        for id in ["b", "a", "c"] {
+            repo.persist::<Probe>(&[event(id, 1), event(id, 2)], None)
+                .await
+                .unwrap();
+        }
+        let after = ChainKey {
+            aggregate_type: "Probe".into(),
+            aggregate_id: "a".into(),
+            sequence: 1,
+        };
+        let rows = repo.read_chain_rows_after(Some(&after), 3).await.unwrap();
+        let keys: Vec<(String, u64)> = rows
+            .iter()
+            .map(|r| (r.aggregate_id.clone(), r.sequence))
+            .collect();
+        assert_eq!(keys, [("a".into(), 2), ("b".into(), 1), ("b".into(), 2)]);
+    }
+}
