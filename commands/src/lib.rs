@@ -1,3 +1,4 @@
 //! STROM write side: event stores (Postgres, memory), global log reader, relay to JetStream, command services.
 
 pub mod bus;
+pub mod store;

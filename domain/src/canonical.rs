@@ -154,9 +154,30 @@ pub fn chain_hash(
     event_version: &str,
     payload: &Value,
 ) -> String {
+    chain_hash_text(
+        prev_hash,
+        aggregate_type,
+        aggregate_id,
+        sequence,
+        event_type,
+        event_version,
+        &jsonb_text(payload),
+    )
+}
+
+/// [`chain_hash`] over a payload already in jsonb text form (as Postgres returns `payload::jsonb::text`), so
+/// verifying stored rows hashes exactly the bytes the trigger hashed.
+pub fn chain_hash_text(
+    prev_hash: &str,
+    aggregate_type: &str,
+    aggregate_id: &str,
+    sequence: u64,
+    event_type: &str,
+    event_version: &str,
+    payload_text: &str,
+) -> String {
     let text = format!(
-        "{prev_hash}\n{aggregate_type}\n{aggregate_id}\n{sequence}\n{event_type}\n{event_version}\n{}",
-        jsonb_text(payload)
+        "{prev_hash}\n{aggregate_type}\n{aggregate_id}\n{sequence}\n{event_type}\n{event_version}\n{payload_text}"
     );
     hex::encode(Sha256::digest(text.as_bytes()))
 }

@@ -1,0 +1,8 @@
+//! Event store integration tests against real Postgres (one schema per test, `STROM_TEST_DATABASE_URL`) and the
+//! memory adapter: the shared conformance suite, Postgres-only behaviour (watermark, rollback, migrations,
+//! transactional checkpoints, trigger/Rust hash equality) and tamper detection.
+
+mod conformance;
+mod postgres;
+mod support;
+mod tamper;
