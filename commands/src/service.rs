@@ -66,6 +66,8 @@ impl CommandContext {
     }
 }
 
+// Built once per process and never moved in a hot loop, so the size difference between variants costs nothing.
+#[allow(clippy::large_enum_variant)]
 enum Engine<A: Aggregate> {
     Postgres {
         cqrs: PgCqrs<A>,
