@@ -1,6 +1,8 @@
 //! The Agent aggregate: an automated trader's lifecycle (stopped → running → stopped … → archived) and its
 //! runs. Besides its config, the state keeps exactly what the next run needs to be decided the same way
-//! live and in a replay: the session, the last tick run in it, and a bounded window of observed prices.
+//! live and in a replay: the session, the last tick run in it, and a bounded window of observed prices
+//! (kept across sessions, as a backtest over the same observations keeps it; cleared when the strategy
+//! changes).
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -16,7 +18,7 @@ use crate::config::{
 };
 use crate::decide;
 use crate::error::{ErrorKind, ValidationError};
-use crate::id::{validate_id, validate_text, MAX_CORRELATION_ID_CHARS, MAX_OWNER_CHARS};
+use crate::id::{validate_correlation_id, validate_text, validate_uuid, MAX_OWNER_CHARS};
 use crate::market::{validate_price, Observation, Side};
 use crate::order::paper_order_id;
 use crate::symbol::Symbol;
@@ -97,7 +99,7 @@ pub enum AgentCommand {
 /// `{"signalled": {"side", "qty", "order_id"}}`, and the runtime places that order under that id (so a
 /// redelivered tick cannot place it twice).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum RunOutcome {
     /// The observation was recorded; the strategy holds (or has not seen enough prices yet).
     Observed,
@@ -109,7 +111,10 @@ pub enum RunOutcome {
     },
 }
 
+/// Unknown fields in a stored payload are an error, never silently dropped (upcasters only add fields,
+/// so `AgentCreated` v1 still reads).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub enum AgentEvent {
     AgentCreated {
         agent_id: String,
@@ -222,6 +227,21 @@ impl From<ValidationError> for AgentError {
 }
 
 impl AgentError {
+    /// Every code [`Self::code`] returns, in declaration order: the list specs/03 §2 and specs/04 §3 must
+    /// give for this aggregate (checked by `spec_consistency`). Keep it in step with `code()`.
+    pub fn all_codes() -> &'static [&'static str] {
+        &[
+            "agent_already_exists",
+            "agent_not_found",
+            "agent_running",
+            "agent_already_running",
+            "agent_archived",
+            "agent_not_running",
+            "tick_already_run",
+            "validation_failed",
+        ]
+    }
+
     /// Stable snake_case code for problem+json `code` and tests.
     pub fn code(&self) -> &'static str {
         match self {
@@ -286,8 +306,9 @@ pub struct Agent {
     session_frequency_s: u32,
     /// Last tick run in the current session; 0 before the first.
     last_tick_no: u64,
-    /// The latest prices of this session, oldest first; at most `strategy.required_window()`
-    /// (≤ [`MAX_PRICE_WINDOW`]) of them.
+    /// The latest observed prices, oldest first, across sessions (a stop does not forget the market, and a
+    /// backtest over the same observations sees one unbroken series); cleared when the strategy changes.
+    /// At most `strategy.required_window()` (≤ [`MAX_PRICE_WINDOW`]) of them.
     window: VecDeque<Decimal>,
 }
 
@@ -361,7 +382,7 @@ impl Agent {
         if self.exists() {
             return Err(AgentError::AgentAlreadyExists { state: self.state });
         }
-        validate_id("agent_id", &agent_id)?;
+        validate_uuid("agent_id", &agent_id)?;
         validate_text("owner", &owner, MAX_OWNER_CHARS)?;
         let (config, _) = config.normalized()?;
         Ok(AgentEvent::AgentCreated {
@@ -386,6 +407,24 @@ impl Agent {
         let profile = self.profile()?;
         self.require_stopped(|state| AgentError::AgentRunning { state })?;
         let (config, _) = patch.apply_to(&profile.config).normalized()?;
+        if self.session > 0 {
+            // Positions and PnL are kept per agent, in one symbol, from the starting cash: changing either
+            // after the agent has traded would silently rewrite its history.
+            if config.symbol != profile.config.symbol {
+                return Err(ValidationError::new(
+                    "symbol",
+                    "cannot change once the agent has been started",
+                )
+                .into());
+            }
+            if config.starting_cash != profile.config.starting_cash {
+                return Err(ValidationError::new(
+                    "starting_cash",
+                    "cannot change once the agent has been started",
+                )
+                .into());
+            }
+        }
         Ok(AgentEvent::AgentConfigUpdated {
             name: config.name,
             symbol: config.symbol,
@@ -473,7 +512,7 @@ impl Agent {
             completed_at,
             &observation,
         )?;
-        validate_text("correlation_id", &correlation_id, MAX_CORRELATION_ID_CHARS)?;
+        validate_correlation_id(&correlation_id)?;
         let outcome = self.decide_outcome(profile, session, tick_no, observation.price);
         Ok(AgentEvent::AgentRunRecorded {
             session,
@@ -531,7 +570,7 @@ impl Agent {
         validate_price(observation.price).map_err(|e| e.within("observation"))
     }
 
-    /// Runs the strategy over this session's window plus the new price.
+    /// Runs the strategy over the window plus the new price.
     fn decide_outcome(
         &self,
         profile: &Profile,
@@ -562,7 +601,12 @@ impl Agent {
             debug_assert!(false, "config for an agent that was never created");
             return;
         };
-        profile.strategy = resolve_recorded(&config.strategy);
+        let strategy = resolve_recorded(&config.strategy);
+        if strategy != profile.strategy {
+            // Prices kept for another strategy would make the new one signal on bars it never watched.
+            self.window.clear();
+        }
+        profile.strategy = strategy;
         profile.config = config;
     }
 
@@ -731,7 +775,6 @@ impl Aggregate for Agent {
                 self.session_started_at = Some(started_at);
                 self.session_frequency_s = frequency_s;
                 self.last_tick_no = 0;
-                self.window.clear();
             }
             AgentEvent::AgentStopped { session, .. } => {
                 debug_assert_eq!(

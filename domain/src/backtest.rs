@@ -12,7 +12,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::AgentConfig;
 use crate::error::{ErrorKind, ValidationError};
-use crate::id::{validate_id, validate_text, MAX_OWNER_CHARS};
+use crate::fill::FillModel;
+use crate::id::{validate_text, validate_uuid, MAX_OWNER_CHARS};
 use crate::time::to_millis;
 
 /// Longest CSV path accepted (Linux PATH_MAX).
@@ -58,7 +59,7 @@ impl fmt::Display for BacktestState {
 
 /// Where the observations come from: `{"kind": "csv", "path"}` or `{"kind": "sim", "seed", "from", "to"}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum BacktestSource {
     Csv {
         path: String,
@@ -95,6 +96,7 @@ impl BacktestSource {
 
 /// What a finished run produced. Counts are totals over the run; amounts are at the last bar.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct BacktestSummary {
     pub bars: u64,
     pub orders: u64,
@@ -106,14 +108,21 @@ pub struct BacktestSummary {
     pub return_pct: Decimal,
 }
 
+// Built once and consumed at once (commands) or stored as JSON (events); boxing the request would only add
+// an allocation, as for `OrderCommand::PlaceOrder`.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum BacktestCommand {
     RequestBacktest {
         backtest_id: String,
         owner: String,
+        /// The agent whose config was snapshotted into `config`, if the request named one.
+        agent_id: Option<String>,
         /// The agent config to run, as it was when requested.
         config: AgentConfig,
         source: BacktestSource,
+        /// Slippage and fee every simulated order fills with (the parity rule needs the paper agent's).
+        fill_model: FillModel,
         at: DateTime<Utc>,
     },
     StartBacktest {
@@ -132,13 +141,19 @@ pub enum BacktestCommand {
     },
 }
 
+/// Unknown fields in a stored payload are an error, never silently dropped.
+#[allow(clippy::large_enum_variant)] // see BacktestCommand
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub enum BacktestEvent {
     BacktestRequested {
         backtest_id: String,
         owner: String,
+        /// `null` when the request carried a config of its own.
+        agent_id: Option<String>,
         config: AgentConfig,
         source: BacktestSource,
+        fill_model: FillModel,
         #[serde(with = "crate::time::rfc3339_millis")]
         requested_at: DateTime<Utc>,
     },
@@ -204,6 +219,19 @@ impl From<ValidationError> for BacktestError {
 }
 
 impl BacktestError {
+    /// Every code [`Self::code`] returns, in declaration order: the list specs/03 §2 and specs/04 §3 must
+    /// give for this aggregate (checked by `spec_consistency`). Keep it in step with `code()`.
+    pub fn all_codes() -> &'static [&'static str] {
+        &[
+            "backtest_already_exists",
+            "backtest_not_found",
+            "backtest_not_requested",
+            "backtest_not_running",
+            "backtest_finished",
+            "validation_failed",
+        ]
+    }
+
     /// Stable snake_case code for problem+json `code` and tests.
     pub fn code(&self) -> &'static str {
         match self {
@@ -247,8 +275,10 @@ impl BacktestError {
 pub struct BacktestRequest {
     pub backtest_id: String,
     pub owner: String,
+    pub agent_id: Option<String>,
     pub config: AgentConfig,
     pub source: BacktestSource,
+    pub fill_model: FillModel,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -289,23 +319,34 @@ impl Backtest {
 
     fn request_backtest(
         &self,
-        backtest_id: String,
-        owner: String,
-        config: AgentConfig,
-        source: BacktestSource,
+        request: BacktestRequest,
         at: DateTime<Utc>,
     ) -> Result<BacktestEvent, BacktestError> {
         if self.exists() {
             return Err(BacktestError::BacktestAlreadyExists { state: self.state });
         }
-        validate_id("backtest_id", &backtest_id)?;
+        let BacktestRequest {
+            backtest_id,
+            owner,
+            agent_id,
+            config,
+            source,
+            fill_model,
+        } = request;
+        validate_uuid("backtest_id", &backtest_id)?;
         validate_text("owner", &owner, MAX_OWNER_CHARS)?;
+        if let Some(agent_id) = &agent_id {
+            validate_uuid("agent_id", agent_id)?;
+        }
         let (config, _) = config.normalized().map_err(|e| e.within("config"))?;
+        fill_model.validate()?;
         Ok(BacktestEvent::BacktestRequested {
             backtest_id,
             owner,
+            agent_id,
             config,
             source: source.validated()?,
+            fill_model,
             requested_at: to_millis(at),
         })
     }
@@ -372,10 +413,22 @@ impl Aggregate for Backtest {
             BacktestCommand::RequestBacktest {
                 backtest_id,
                 owner,
+                agent_id,
                 config,
                 source,
+                fill_model,
                 at,
-            } => self.request_backtest(backtest_id, owner, config, source, at)?,
+            } => self.request_backtest(
+                BacktestRequest {
+                    backtest_id,
+                    owner,
+                    agent_id,
+                    config,
+                    source,
+                    fill_model,
+                },
+                at,
+            )?,
             BacktestCommand::StartBacktest { at } => self.start(at)?,
             BacktestCommand::CompleteBacktest { summary, at } => self.complete(summary, at)?,
             BacktestCommand::FailBacktest { error, at } => self.fail(error, at)?,
@@ -390,16 +443,20 @@ impl Aggregate for Backtest {
             BacktestEvent::BacktestRequested {
                 backtest_id,
                 owner,
+                agent_id,
                 config,
                 source,
-                ..
+                fill_model,
+                requested_at: _,
             } => {
                 debug_assert!(self.request.is_none(), "a backtest is requested once");
                 self.request = Some(BacktestRequest {
                     backtest_id,
                     owner,
+                    agent_id,
                     config,
                     source,
+                    fill_model,
                 });
                 self.state = BacktestState::Requested;
             }

@@ -52,6 +52,7 @@ impl StrategyKind {
 /// Events always hold the resolved form (every parameter explicit; integers as numbers, decimals as
 /// strings), so a later change of defaults never changes what a recorded agent did.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct StrategySpec {
     pub kind: StrategyKind,
     #[serde(default)]
@@ -259,6 +260,7 @@ fn decimal_from_json(value: &Value) -> Option<Decimal> {
 
 /// Exposure caps checked before every order (see `check::risk`). All must be > 0.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RiskLimits {
     /// Largest long position, in units, after any buy.
     pub max_position_qty: Decimal,
@@ -267,12 +269,31 @@ pub struct RiskLimits {
     /// Largest position value (qty × order price) after any buy.
     pub max_notional: Decimal,
     /// Recorded for the runtime, which may stop an agent after this loss in a day; `check::risk` does not
-    /// evaluate it (it needs the day's PnL, which an order does not carry).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// evaluate it (it needs the day's PnL, which an order does not carry). Always written, as `null`
+    /// when unset, so an event shows that no limit was chosen; read as unset when absent.
+    #[serde(default)]
     pub max_daily_loss: Option<Decimal>,
 }
 
+/// `max_position_qty` and `max_order_qty` of [`RiskLimits::for_starting_cash`]: one unit, the default order
+/// size of every strategy, so an agent trades as configured by default and anything larger is refused with
+/// a recorded reason rather than silently allowed.
+pub const DEFAULT_MAX_QTY: Decimal = Decimal::ONE;
+
 impl RiskLimits {
+    /// The limits an agent gets when none are chosen (the API's default, and what `AgentCreated` v1 is
+    /// upcast with): one unit per order and held, and a position never worth more than the cash the agent
+    /// started with (a fixed amount would be far too loose for a small agent and too tight for a big one).
+    /// No daily loss limit.
+    pub fn for_starting_cash(starting_cash: Decimal) -> Self {
+        Self {
+            max_position_qty: DEFAULT_MAX_QTY,
+            max_order_qty: DEFAULT_MAX_QTY,
+            max_notional: starting_cash,
+            max_daily_loss: None,
+        }
+    }
+
     /// # Errors
     /// A [`ValidationError`] naming `risk.<limit>` when a limit is not > 0.
     pub fn validate(&self) -> Result<(), ValidationError> {
@@ -299,6 +320,7 @@ fn positive(field: &str, value: Decimal) -> Result<(), ValidationError> {
 
 /// Everything a user chooses about an agent.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct AgentConfig {
     pub name: String,
     pub symbol: Symbol,
@@ -363,7 +385,7 @@ fn validate_name(name: &str) -> Result<(), ValidationError> {
 /// A partial update of an agent's config: each `Some` field replaces the current value whole (a new
 /// `risk` or `strategy` replaces all of its parts).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct AgentConfigPatch {
     pub name: Option<String>,
     pub symbol: Option<Symbol>,
@@ -575,11 +597,43 @@ mod tests {
     }
 
     #[test]
-    fn max_daily_loss_is_omitted_when_unset() {
+    fn max_daily_loss_is_written_as_null_when_unset_and_read_as_unset_when_absent() {
         let json = serde_json::to_value(&config().risk).unwrap();
         assert_eq!(
             json,
-            json!({"max_position_qty": "10", "max_order_qty": "5", "max_notional": "100000"})
+            json!({"max_position_qty": "10", "max_order_qty": "5", "max_notional": "100000", "max_daily_loss": null})
+        );
+        let absent: RiskLimits = serde_json::from_value(
+            json!({"max_position_qty": "10", "max_order_qty": "5", "max_notional": "100000"}),
+        )
+        .unwrap();
+        assert_eq!(absent, config().risk);
+    }
+
+    #[test]
+    fn unknown_fields_are_rejected_not_dropped() {
+        let mut risk = serde_json::to_value(&config().risk).unwrap();
+        risk["max_leverage"] = json!("2");
+        assert!(serde_json::from_value::<RiskLimits>(risk).is_err());
+        let mut config = serde_json::to_value(config()).unwrap();
+        config["colour"] = json!("red");
+        assert!(serde_json::from_value::<AgentConfig>(config).is_err());
+        assert!(serde_json::from_value::<AgentConfigPatch>(json!({"nmae": "typo"})).is_err());
+        assert!(
+            serde_json::from_value::<StrategySpec>(json!({"kind": "hold", "parms": {}})).is_err()
+        );
+    }
+
+    #[test]
+    fn default_limits_follow_the_starting_cash() {
+        assert_eq!(
+            RiskLimits::for_starting_cash(dec!(2500)),
+            RiskLimits {
+                max_position_qty: dec!(1),
+                max_order_qty: dec!(1),
+                max_notional: dec!(2500),
+                max_daily_loss: None,
+            }
         );
     }
 

@@ -13,7 +13,7 @@ pub const BPS_PER_UNIT: Decimal = Decimal::from_parts(10_000, 0, 0, false, 0);
 
 /// Slippage and fee, in basis points (fractions allowed: 7.5 bps is a common exchange fee).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct FillModel {
     /// How far the fill moves against the order: buys pay more, sells receive less. In [0, 10000).
     pub slippage_bps: Decimal,

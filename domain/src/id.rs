@@ -1,30 +1,81 @@
 //! Identifiers the domain accepts: aggregate ids, owners and correlation ids. Ids end up in NATS subjects
-//! (`strom.ticks.<agent_id>`) and in derived order ids, so they are restricted to characters that are safe
-//! in both.
+//! (`strom.ticks.<agent_id>`), headers and derived order ids, so each has one exact form (specs/04 §1):
+//! agent and backtest ids are lowercase UUIDs, order ids derive from them.
 
 use crate::error::ValidationError;
 
-/// Longest aggregate id. A UUID is 36; derived order ids append "-<session>-<tick_no>" (up to 41 more),
-/// and backtest order ids "-<bar_no>".
-pub const MAX_ID_CHARS: usize = 128;
 /// Longest owner (a JWT `sub`; Keycloak uses UUIDs, other issuers may use e-mail-like strings).
 pub const MAX_OWNER_CHARS: usize = 255;
 /// Longest correlation id (a request id or a UUID, carried in logs and headers).
 pub const MAX_CORRELATION_ID_CHARS: usize = 128;
 
+/// Length of a hyphenated UUID.
+const UUID_CHARS: usize = 36;
+
 /// # Errors
-/// A [`ValidationError`] on `field` unless `id` is 1..=[`MAX_ID_CHARS`] of `A-Z a-z 0-9 _ -`.
-pub fn validate_id(field: &str, id: &str) -> Result<(), ValidationError> {
-    let ok = (1..=MAX_ID_CHARS).contains(&id.len())
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-    if ok {
+/// A [`ValidationError`] on `field` unless `id` is a lowercase hyphenated UUID
+/// (`0b5e4a52-6a6f-4e0b-9d7e-0f2f8a3c9b10`), the form of agent and backtest ids: the API chooses them, and one
+/// spelling per id keeps subjects, order ids and read-model keys from splitting one aggregate in two.
+pub fn validate_uuid(field: &str, id: &str) -> Result<(), ValidationError> {
+    if is_uuid(id) {
         Ok(())
     } else {
         Err(ValidationError::new(
             field,
-            format!("must be 1..={MAX_ID_CHARS} of A-Z a-z 0-9 _ - (got {id:?})"),
+            format!("must be a lowercase hyphenated UUID (got {id:?})"),
+        ))
+    }
+}
+
+fn is_uuid(id: &str) -> bool {
+    id.len() == UUID_CHARS
+        && id.bytes().enumerate().all(|(i, b)| match i {
+            8 | 13 | 18 | 23 => b == b'-',
+            _ => b.is_ascii_digit() || (b'a'..=b'f').contains(&b),
+        })
+}
+
+/// # Errors
+/// A [`ValidationError`] on `order_id` unless it is derived from the placing agent's id as the ids of
+/// `order::paper_order_id` (`<agent_id>-<session>-<tick_no>`) and `order::backtest_order_id`
+/// (`<backtest_id>-<bar_no>`, where the backtest's agent runs under the backtest id) are: a redelivered tick
+/// or bar then finds its order instead of placing a second one.
+pub fn validate_order_id(order_id: &str, agent_id: &str) -> Result<(), ValidationError> {
+    let numbers = order_id
+        .strip_prefix(agent_id)
+        .and_then(|rest| rest.strip_prefix('-'));
+    let well_formed = numbers.is_some_and(|numbers| {
+        let parts: Vec<&str> = numbers.split('-').collect();
+        (1..=2).contains(&parts.len())
+            && parts
+                .iter()
+                .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+    });
+    if is_uuid(agent_id) && well_formed {
+        Ok(())
+    } else {
+        Err(ValidationError::new(
+            "order_id",
+            format!("must be <agent_id>-<session>-<tick_no> or <backtest_id>-<bar_no> for agent {agent_id:?} (got {order_id:?})"),
+        ))
+    }
+}
+
+/// # Errors
+/// A [`ValidationError`] on `correlation_id` unless it is 1..=[`MAX_CORRELATION_ID_CHARS`] of
+/// `A-Z a-z 0-9 . _ : -`: the form the API accepts from `x-request-id` (specs/01 §7), safe in NATS headers
+/// and log lines.
+pub fn validate_correlation_id(id: &str) -> Result<(), ValidationError> {
+    let ok = (1..=MAX_CORRELATION_ID_CHARS).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(ValidationError::new(
+            "correlation_id",
+            format!("must be 1..={MAX_CORRELATION_ID_CHARS} of A-Z a-z 0-9 . _ : - (got {id:?})"),
         ))
     }
 }
@@ -49,29 +100,60 @@ pub fn validate_text(field: &str, text: &str, max: usize) -> Result<(), Validati
 mod tests {
     use super::*;
 
-    #[test]
-    fn uuids_and_derived_ids_are_valid() {
-        assert!(validate_id("agent_id", "0b5e4a52-6a6f-4e0b-9d7e-0f2f8a3c9b10").is_ok());
-        assert!(validate_id("order_id", "0b5e4a52-6a6f-4e0b-9d7e-0f2f8a3c9b10-3-17").is_ok());
-        assert!(validate_id("order_id", &"a".repeat(MAX_ID_CHARS)).is_ok());
-    }
+    const AGENT: &str = "0b5e4a52-6a6f-4e0b-9d7e-0f2f8a3c9b10";
 
     #[test]
-    fn ids_unsafe_in_subjects_are_rejected() {
+    fn agent_and_backtest_ids_are_lowercase_uuids() {
+        assert!(validate_uuid("agent_id", AGENT).is_ok());
         for id in [
             "",
-            "a.b",
-            "a b",
-            "a*",
-            "a>",
-            "ä",
-            &"a".repeat(MAX_ID_CHARS + 1),
+            "agent-1",
+            "0B5E4A52-6A6F-4E0B-9D7E-0F2F8A3C9B10",
+            "0b5e4a526a6f4e0b9d7e0f2f8a3c9b10",
+            "0b5e4a52-6a6f-4e0b-9d7e-0f2f8a3c9b1g",
+            "0b5e4a52-6a6f-4e0b-9d7e-0f2f8a3c9b100",
         ] {
             assert_eq!(
-                validate_id("agent_id", id).unwrap_err().field,
+                validate_uuid("agent_id", id).unwrap_err().field,
                 "agent_id",
                 "{id:?}"
             );
+        }
+    }
+
+    #[test]
+    fn order_ids_derive_from_their_agent() {
+        assert!(validate_order_id(&format!("{AGENT}-1-17"), AGENT).is_ok());
+        assert!(validate_order_id(&format!("{AGENT}-99"), AGENT).is_ok());
+        let other = "7d0c2a4e-1f1e-4b5a-8a43-3c0a9e6f5d21";
+        for id in [
+            format!("{other}-1-17"),
+            format!("{AGENT}-1-17-3"),
+            format!("{AGENT}-"),
+            format!("{AGENT}-1-"),
+            format!("{AGENT}-x"),
+            AGENT.to_owned(),
+        ] {
+            assert_eq!(
+                validate_order_id(&id, AGENT).unwrap_err().field,
+                "order_id",
+                "{id:?}"
+            );
+        }
+        assert!(validate_order_id("a1-1-1", "a1").is_err());
+    }
+
+    #[test]
+    fn correlation_ids_are_header_safe() {
+        assert!(validate_correlation_id("req:7c9e6679-7425.40de_944b").is_ok());
+        for id in [
+            "",
+            "a b",
+            "a\n",
+            "ä",
+            &"a".repeat(MAX_CORRELATION_ID_CHARS + 1),
+        ] {
+            assert!(validate_correlation_id(id).is_err(), "{id:?}");
         }
     }
 

@@ -33,6 +33,7 @@ impl std::fmt::Display for Side {
 
 /// One observed price of one symbol, as a run records it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Observation {
     pub symbol: Symbol,
     pub price: Decimal,
@@ -43,6 +44,7 @@ pub struct Observation {
 /// The observation an order was decided on (the symbol lives on the order itself). The fill price is
 /// computed from this, never from a later price: that is what makes paper and backtest fills agree.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ObservedPrice {
     pub price: Decimal,
     #[serde(with = "crate::time::rfc3339_millis")]

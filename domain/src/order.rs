@@ -14,7 +14,7 @@ use crate::check::{self, RiskCode};
 use crate::config::RiskLimits;
 use crate::error::{ErrorKind, ValidationError};
 use crate::fill::{self, Fill, FillModel};
-use crate::id::{validate_id, validate_text, MAX_OWNER_CHARS};
+use crate::id::{validate_order_id, validate_text, validate_uuid, MAX_OWNER_CHARS};
 use crate::market::{validate_price, ObservedPrice, Side};
 use crate::symbol::Symbol;
 use crate::time::to_millis;
@@ -63,6 +63,7 @@ impl fmt::Display for OrderState {
 
 /// What the risk check needs to know about the agent when the order is placed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RiskContext {
     pub position_qty: Decimal,
     pub cash: Decimal,
@@ -95,7 +96,10 @@ pub enum OrderCommand {
     },
 }
 
+/// Unknown fields in a stored payload are an error, never silently dropped (an upcaster must add or
+/// rename them first).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub enum OrderEvent {
     OrderPlaced {
         order_id: String,
@@ -180,6 +184,18 @@ impl From<ValidationError> for OrderError {
 }
 
 impl OrderError {
+    /// Every code [`Self::code`] returns, in declaration order: the list specs/03 §2 and specs/04 §3 must
+    /// give for this aggregate (checked by `spec_consistency`). Keep it in step with `code()`.
+    pub fn all_codes() -> &'static [&'static str] {
+        &[
+            "order_already_exists",
+            "order_not_found",
+            "order_already_filled",
+            "order_not_open",
+            "validation_failed",
+        ]
+    }
+
     /// Stable snake_case code for problem+json `code` and tests.
     pub fn code(&self) -> &'static str {
         match self {
@@ -374,8 +390,8 @@ fn validate_ticket(
     ticket: &OrderTicket,
     risk_context: &RiskContext,
 ) -> Result<(), ValidationError> {
-    validate_id("order_id", &ticket.order_id)?;
-    validate_id("agent_id", &ticket.agent_id)?;
+    validate_uuid("agent_id", &ticket.agent_id)?;
+    validate_order_id(&ticket.order_id, &ticket.agent_id)?;
     validate_text("owner", &ticket.owner, MAX_OWNER_CHARS)?;
     if ticket.qty <= Decimal::ZERO {
         return Err(ValidationError::new(

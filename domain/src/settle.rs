@@ -1,6 +1,7 @@
-//! Settle fills into a long-only position and value it at a mark price. Fees are realized costs the moment
-//! they are paid; the average price excludes them. So at any mark:
-//! `equity = cash + qty × mark = starting_cash + realized_pnl + unrealized_pnl`.
+//! Settle fills into a long-only position and value it at a mark price. Fees are paid out of cash and kept
+//! apart from the trading result (users compare gross PnL with what it cost to get), and the average price
+//! excludes them. So at any mark (specs/06 §4):
+//! `equity = cash + qty × mark = starting_cash + realized_pnl + unrealized_pnl − fees`.
 
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
@@ -14,8 +15,11 @@ pub struct Position {
     pub qty: Decimal,
     /// Volume-weighted entry price of the units held, fees excluded.
     pub avg_price: Decimal,
+    /// `Σ qty × (sell price − avg_price)` over sells, fees excluded.
     pub realized_pnl: Decimal,
     pub cash: Decimal,
+    /// Every fee paid, buys and sells.
+    pub fees: Decimal,
 }
 
 impl Position {
@@ -26,6 +30,7 @@ impl Position {
             avg_price: Decimal::ZERO,
             realized_pnl: Decimal::ZERO,
             cash,
+            fees: Decimal::ZERO,
         }
     }
 }
@@ -53,7 +58,7 @@ pub enum SettleError {
 }
 
 /// The position after `fill`. A buy raises qty and re-averages the entry price; a sell realizes
-/// `qty × (price − avg_price)`; both pay the fee out of cash and realized PnL. Cash may go negative: the
+/// `qty × (price − avg_price)`; both pay the fee out of cash and add it to `fees`. Cash may go negative: the
 /// risk check, not this arithmetic, is what refuses unaffordable orders.
 ///
 /// # Errors
@@ -80,8 +85,9 @@ fn buy(p: &Position, fill: &Fill) -> Option<Position> {
     Some(Position {
         qty,
         avg_price: cost_basis.checked_div(qty)?.normalize(),
-        realized_pnl: p.realized_pnl.checked_sub(fill.fee)?,
+        realized_pnl: p.realized_pnl,
         cash: p.cash.checked_sub(notional)?.checked_sub(fill.fee)?,
+        fees: p.fees.checked_add(fill.fee)?,
     })
 }
 
@@ -96,8 +102,9 @@ fn sell(p: &Position, fill: &Fill) -> Option<Position> {
         } else {
             p.avg_price
         },
-        realized_pnl: p.realized_pnl.checked_add(gain)?.checked_sub(fill.fee)?,
+        realized_pnl: p.realized_pnl.checked_add(gain)?,
         cash: p.cash.checked_add(proceeds)?.checked_sub(fill.fee)?,
+        fees: p.fees.checked_add(fill.fee)?,
     })
 }
 
@@ -145,8 +152,9 @@ mod tests {
             Position {
                 qty: dec!(2),
                 avg_price: dec!(100),
-                realized_pnl: dec!(-1),
-                cash: dec!(799)
+                realized_pnl: dec!(0),
+                cash: dec!(799),
+                fees: dec!(1)
             }
         );
     }
@@ -171,11 +179,13 @@ mod tests {
             avg_price: dec!(115),
             realized_pnl: dec!(0),
             cash: dec!(540),
+            fees: dec!(0),
         };
         let p = apply_fill(&p, &fill(Side::Sell, dec!(1), dec!(130), dec!(0.5))).unwrap();
         assert_eq!(p.qty, dec!(3));
         assert_eq!(p.avg_price, dec!(115));
-        assert_eq!(p.realized_pnl, dec!(14.5));
+        assert_eq!(p.realized_pnl, dec!(15));
+        assert_eq!(p.fees, dec!(0.5));
         assert_eq!(p.cash, dec!(669.5));
     }
 
@@ -193,7 +203,8 @@ mod tests {
                 qty: dec!(0),
                 avg_price: dec!(0),
                 realized_pnl: dec!(-10),
-                cash: dec!(90)
+                cash: dec!(90),
+                fees: dec!(0)
             }
         );
     }
@@ -205,6 +216,7 @@ mod tests {
             avg_price: dec!(10),
             realized_pnl: dec!(0),
             cash: dec!(0),
+            fees: dec!(0),
         };
         assert_eq!(
             apply_fill(&p, &fill(Side::Sell, dec!(1.5), dec!(10), dec!(0))),
@@ -245,8 +257,9 @@ mod tests {
         let p = Position {
             qty: dec!(3),
             avg_price: dec!(115),
-            realized_pnl: dec!(14.5),
+            realized_pnl: dec!(15),
             cash: dec!(669.5),
+            fees: dec!(0.5),
         };
         assert_eq!(
             mark_to_market(&p, dec!(100)).unwrap(),
@@ -272,7 +285,7 @@ mod tests {
     }
 
     #[test]
-    fn equity_is_starting_cash_plus_realized_plus_unrealized_pnl() {
+    fn equity_is_starting_cash_plus_realized_plus_unrealized_pnl_minus_fees() {
         let start = dec!(10000);
         let fills = [
             fill(Side::Buy, dec!(2), dec!(101.25), dec!(0.2)),
@@ -287,7 +300,7 @@ mod tests {
                 let v = mark_to_market(&p, mark).unwrap();
                 assert_eq!(
                     v.equity,
-                    start + p.realized_pnl + v.unrealized_pnl,
+                    start + p.realized_pnl + v.unrealized_pnl - p.fees,
                     "{p:?} at {mark}"
                 );
             }

@@ -3,14 +3,12 @@
 //! current events and old rows are never rewritten (rewriting would break their hash chain).
 
 use cqrs_es::persist::{EventUpcaster, SerializedEvent};
+use rust_decimal::Decimal;
 use serde_json::{Map, Value};
 
 use crate::agent::AGENT_CREATED_VERSION;
+use crate::config::RiskLimits;
 
-/// `max_position_qty` and `max_order_qty` given to agents created before risk limits existed: one unit,
-/// the default order size of every strategy, so an upcast agent trades as it was configured to by default
-/// and anything larger is refused with a recorded reason rather than silently allowed.
-pub const V1_DEFAULT_MAX_QTY: &str = "1";
 /// Seed given to agents created before seeds were recorded. Nothing was drawn from a seed then, so any
 /// fixed value replays them identically; zero says "defaulted" plainly.
 pub const V1_DEFAULT_SEED: u64 = 0;
@@ -21,9 +19,10 @@ pub fn event_upcasters() -> Vec<Box<dyn EventUpcaster>> {
 }
 
 /// `AgentCreated` v1 (before risk limits and seeds) → v2. Adds, when absent:
-/// `risk` = {max_position_qty: "1", max_order_qty: "1", max_notional: <the agent's starting_cash>} (no
-/// `max_daily_loss`) and `seed` = 0. A payload that is not the expected object is left as it is, so
-/// reading it fails with a deserialization error naming the event instead of a guess.
+/// `risk` = [`RiskLimits::for_starting_cash`] of the agent's `starting_cash` (`{"max_position_qty": "1",
+/// "max_order_qty": "1", "max_notional": <starting_cash>, "max_daily_loss": null}`, the API's default too)
+/// and `seed` = 0. A payload that is not the expected object (or has no readable `starting_cash`) gets no
+/// `risk`, so reading it fails with a deserialization error naming the event instead of a guess.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct AgentCreatedV1ToV2;
 
@@ -44,12 +43,14 @@ impl EventUpcaster for AgentCreatedV1ToV2 {
 
 fn add_v2_defaults(fields: &mut Map<String, Value>) {
     if !fields.contains_key("risk") {
-        let max_notional = fields.get("starting_cash").cloned().unwrap_or(Value::Null);
-        let mut risk = Map::new();
-        risk.insert("max_position_qty".into(), V1_DEFAULT_MAX_QTY.into());
-        risk.insert("max_order_qty".into(), V1_DEFAULT_MAX_QTY.into());
-        risk.insert("max_notional".into(), max_notional);
-        fields.insert("risk".into(), Value::Object(risk));
+        let starting_cash = fields
+            .get("starting_cash")
+            .and_then(|v| serde_json::from_value::<Decimal>(v.clone()).ok());
+        let risk = starting_cash
+            .and_then(|cash| serde_json::to_value(RiskLimits::for_starting_cash(cash)).ok());
+        if let Some(risk) = risk {
+            fields.insert("risk".into(), risk);
+        }
     }
     fields.entry("seed").or_insert(V1_DEFAULT_SEED.into());
 }
@@ -58,7 +59,6 @@ fn add_v2_defaults(fields: &mut Map<String, Value>) {
 mod tests {
     use super::*;
     use crate::agent::{Agent, AgentEvent, AgentState};
-    use crate::config::RiskLimits;
     use cqrs_es::{Aggregate, EventEnvelope};
     use rust_decimal_macros::dec;
     use serde_json::json;
@@ -127,6 +127,16 @@ mod tests {
         agent.apply(envelope.payload);
         assert_eq!(agent.state(), AgentState::Stopped);
         assert_eq!(agent.config().unwrap().risk.max_notional, dec!(2500));
+    }
+
+    #[test]
+    fn the_upcast_payload_has_the_v2_shape_with_an_explicit_null() {
+        let event = AgentCreatedV1ToV2.upcast(v1_event(v1_payload()));
+        assert_eq!(
+            event.payload["AgentCreated"]["risk"],
+            json!({"max_position_qty": "1", "max_order_qty": "1", "max_notional": "2500.00", "max_daily_loss": null})
+        );
+        assert_eq!(event.payload["AgentCreated"]["seed"], json!(0));
     }
 
     #[test]

@@ -189,5 +189,6 @@ async fn the_same_prices_give_the_same_events_and_pnl() {
     assert_eq!(
         valuation.equity,
         config().starting_cash + first_position.realized_pnl + valuation.unrealized_pnl
+            - first_position.fees
     );
 }

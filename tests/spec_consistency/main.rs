@@ -2,6 +2,7 @@
 //!
 //! The parse conventions it relies on are listed in specs/README.md; each check names what drifted.
 
+mod domain_events;
 mod markdown;
 
 use std::collections::{BTreeMap, BTreeSet};

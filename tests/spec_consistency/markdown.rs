@@ -25,6 +25,8 @@ pub struct CatalogueEntry {
     pub row: String,
     /// True for aggregate events (the table has an `aggregate` column): payload is externally tagged.
     pub tagged: bool,
+    /// The `aggregate` cell (e.g. "Agent") of aggregate events.
+    pub aggregate: Option<String>,
 }
 
 impl CatalogueEntry {
@@ -108,13 +110,15 @@ pub fn catalogue(md: &str) -> Vec<CatalogueEntry> {
         if header.len() < 2 || header[0] != "type" || header[1] != "version" {
             continue;
         }
-        let tagged = header.iter().any(|h| h == "aggregate");
+        let aggregate_column = header.iter().position(|h| h == "aggregate");
+        let tagged = aggregate_column.is_some();
         for (line, row) in rows {
             let cells = cells(&row);
             let ty = CATALOGUE_ROW.captures(&cells[0]).map(|c| c[1].to_owned());
             let version = cells.get(1).and_then(|v| v.parse::<u32>().ok());
+            let aggregate = aggregate_column.and_then(|i| cells.get(i)).cloned();
             match (ty, version) {
-                (Some(ty), Some(version)) => out.push(CatalogueEntry { ty, version, line, row, tagged }),
+                (Some(ty), Some(version)) => out.push(CatalogueEntry { ty, version, line, row, tagged, aggregate }),
                 _ => panic!("04-events.md line {line}: catalogue row must start `| `Type` | <version> |`: {row}"),
             }
         }
@@ -178,6 +182,7 @@ fn parses_the_conventions_of_specs_readme() {
     let entries = catalogue(md);
     assert_eq!(entries.len(), 2);
     assert!(entries[0].tagged && entries[0].schema_file() == "AgentStarted.v1.schema.json");
+    assert_eq!(entries[0].aggregate.as_deref(), Some("Agent"));
     assert!(!entries[1].tagged && entries[1].example_file() == "AgentTick.v1.json");
     assert_eq!(state_machine_events(md), [("AgentStarted".to_owned(), 19)]);
 }

@@ -303,6 +303,68 @@ fn updating_with_an_invalid_patch_is_rejected_naming_the_field() {
 }
 
 #[test]
+fn symbol_and_starting_cash_may_change_until_the_first_start() {
+    let patch = AgentConfigPatch {
+        symbol: Some(Symbol::parse("ETH-USD").unwrap()),
+        starting_cash: Some(dec!(500)),
+        ..Default::default()
+    };
+    let events = agent()
+        .given(vec![created()])
+        .when(AgentCommand::UpdateAgentConfig { patch, at: t(10) })
+        .inspect_result()
+        .unwrap();
+    assert!(matches!(
+        &events[..],
+        [AgentEvent::AgentConfigUpdated { symbol, starting_cash, .. }]
+            if symbol.as_str() == "ETH-USD" && *starting_cash == dec!(500)
+    ));
+}
+
+#[test]
+fn changing_the_symbol_or_starting_cash_of_an_agent_that_has_run_is_rejected() {
+    let has_run = vec![created(), started(1, 100), stopped(1, 200)];
+    let symbol = AgentConfigPatch {
+        symbol: Some(Symbol::parse("ETH-USD").unwrap()),
+        ..Default::default()
+    };
+    expect_error(
+        has_run.clone(),
+        AgentCommand::UpdateAgentConfig {
+            patch: symbol,
+            at: t(300),
+        },
+        invalid("symbol"),
+    );
+    let cash = AgentConfigPatch {
+        starting_cash: Some(dec!(20000)),
+        ..Default::default()
+    };
+    expect_error(
+        has_run.clone(),
+        AgentCommand::UpdateAgentConfig {
+            patch: cash,
+            at: t(300),
+        },
+        invalid("starting_cash"),
+    );
+    let same_values = AgentConfigPatch {
+        symbol: Some(btc()),
+        starting_cash: Some(dec!(10000.00)),
+        name: Some("renamed".into()),
+        ..Default::default()
+    };
+    agent()
+        .given(has_run)
+        .when(AgentCommand::UpdateAgentConfig {
+            patch: same_values,
+            at: t(300),
+        })
+        .inspect_result()
+        .expect("restating the same symbol and cash is not a change");
+}
+
+#[test]
 fn updating_an_agent_that_does_not_exist_is_rejected() {
     agent()
         .given_no_previous_events()
@@ -713,7 +775,7 @@ fn the_window_of_the_slowest_strategy_is_bounded() {
 }
 
 #[test]
-fn a_new_session_starts_with_an_empty_window_and_no_ticks() {
+fn a_new_session_restarts_tick_numbers_but_keeps_the_price_window() {
     let mut agent = Agent::default();
     for event in sma_agent() {
         agent.apply(event);
@@ -721,9 +783,88 @@ fn a_new_session_starts_with_an_empty_window_and_no_ticks() {
     agent.apply(run_recorded(1, 1, dec!(10), RunOutcome::Observed));
     agent.apply(stopped(1, 200));
     agent.apply(started(2, 300));
-    assert!(agent.window().is_empty());
+    assert_eq!(
+        agent.window().iter().copied().collect::<Vec<_>>(),
+        vec![dec!(10)]
+    );
     assert_eq!(agent.last_tick_no(), 0);
     assert_eq!(agent.session(), 2);
+}
+
+#[test]
+fn the_first_run_of_a_new_session_decides_on_the_prices_of_the_last_one() {
+    // What a backtest over the same observations does: one unbroken series (specs/06 §1).
+    let mut given = sma_agent();
+    given.push(run_recorded(1, 1, dec!(10), RunOutcome::Observed));
+    given.push(run_recorded(1, 2, dec!(10), RunOutcome::Observed));
+    given.push(stopped(1, 200));
+    given.push(started(2, 300));
+    agent()
+        .given(given)
+        .when(AgentCommand::RecordRun {
+            session: 2,
+            tick_no: 1,
+            scheduled_at: t(300),
+            started_at: t(300),
+            completed_at: t(301),
+            observation: observation(dec!(12), 300),
+            correlation_id: "tick-1".into(),
+        })
+        .then_expect_events(vec![AgentEvent::AgentRunRecorded {
+            session: 2,
+            tick_no: 1,
+            scheduled_at: t(300),
+            started_at: t(300),
+            completed_at: t(301),
+            observation: observation(dec!(12), 300),
+            outcome: RunOutcome::Signalled {
+                side: Side::Buy,
+                qty: dec!(0.5),
+                order_id: format!("{AGENT_ID}-2-1"),
+            },
+            correlation_id: "tick-1".into(),
+        }]);
+}
+
+#[test]
+fn changing_the_strategy_clears_the_price_window() {
+    let mut agent = Agent::default();
+    for event in sma_agent() {
+        agent.apply(event);
+    }
+    agent.apply(run_recorded(1, 1, dec!(10), RunOutcome::Observed));
+    agent.apply(stopped(1, 200));
+    let mut new_config = config();
+    new_config.frequency_s = 30;
+    let (same_strategy, _) = AgentConfig {
+        strategy: agent.config().unwrap().strategy.clone(),
+        ..new_config.clone()
+    }
+    .normalized()
+    .unwrap();
+    agent.apply(updated(same_strategy));
+    assert_eq!(agent.window().len(), 1, "same strategy: the window stays");
+    let (other_strategy, _) = AgentConfig {
+        strategy: strategy(json!({"kind": "sma_crossover", "params": {"fast": 1, "slow": 3}})),
+        ..new_config
+    }
+    .normalized()
+    .unwrap();
+    agent.apply(updated(other_strategy));
+    assert!(agent.window().is_empty());
+}
+
+fn updated(config: AgentConfig) -> AgentEvent {
+    AgentEvent::AgentConfigUpdated {
+        name: config.name,
+        symbol: config.symbol,
+        strategy: config.strategy,
+        frequency_s: config.frequency_s,
+        risk: config.risk,
+        starting_cash: config.starting_cash,
+        seed: config.seed,
+        updated_at: t(250),
+    }
 }
 
 // ---- Events and errors on the wire -------------------------------------------------------------------
@@ -796,6 +937,19 @@ fn every_event_round_trips_and_names_its_type_and_version() {
 }
 
 #[test]
+fn stored_events_with_unknown_fields_do_not_deserialize() {
+    let mut started = serde_json::to_value(started(1, 2)).unwrap();
+    started["AgentStarted"]["colour"] = json!("red");
+    assert!(serde_json::from_value::<AgentEvent>(started).is_err());
+    let mut run = serde_json::to_value(run_recorded(1, 1, dec!(1), RunOutcome::Observed)).unwrap();
+    run["AgentRunRecorded"]["observation"]["volume"] = json!("3");
+    assert!(serde_json::from_value::<AgentEvent>(run).is_err());
+    let signalled =
+        json!({"signalled": {"side": "buy", "qty": "1", "order_id": "x-1-1", "extra": 1}});
+    assert!(serde_json::from_value::<RunOutcome>(signalled).is_err());
+}
+
+#[test]
 fn errors_serialize_with_their_code_and_state() {
     let errors = vec![
         AgentError::AgentAlreadyExists {
@@ -822,6 +976,12 @@ fn errors_serialize_with_their_code_and_state() {
         },
         AgentError::ValidationFailed(ValidationError::new("name", "must not be blank")),
     ];
+    let codes: Vec<&str> = errors.iter().map(AgentError::code).collect();
+    assert_eq!(
+        codes,
+        AgentError::all_codes(),
+        "one error per variant, in order"
+    );
     for error in errors {
         let json = serde_json::to_value(&error).unwrap();
         assert_eq!(json["code"], json!(error.code()), "{error:?}");

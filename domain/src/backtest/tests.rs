@@ -11,6 +11,14 @@ use crate::config::{RiskLimits, StrategySpec};
 use crate::symbol::Symbol;
 
 const BACKTEST_ID: &str = "7d0c2a4e-1f1e-4b5a-8a43-3c0a9e6f5d21";
+const AGENT_ID: &str = "0b5e4a52-6a6f-4e0b-9d7e-0f2f8a3c9b10";
+
+fn fill_model() -> FillModel {
+    FillModel {
+        slippage_bps: dec!(2.5),
+        fee_bps: dec!(10),
+    }
+}
 
 fn backtest() -> TestFramework<Backtest> {
     TestFramework::with(())
@@ -47,8 +55,10 @@ fn request() -> BacktestCommand {
     BacktestCommand::RequestBacktest {
         backtest_id: BACKTEST_ID.into(),
         owner: "alice".into(),
+        agent_id: Some(AGENT_ID.into()),
         config: config(),
         source: csv(),
+        fill_model: fill_model(),
         at: t(0),
     }
 }
@@ -58,8 +68,10 @@ fn requested() -> BacktestEvent {
     BacktestEvent::BacktestRequested {
         backtest_id: BACKTEST_ID.into(),
         owner: "alice".into(),
+        agent_id: Some(AGENT_ID.into()),
         config,
         source: csv(),
+        fill_model: fill_model(),
         requested_at: t(0),
     }
 }
@@ -133,17 +145,69 @@ fn requesting_a_simulated_backtest_records_its_seed_and_range() {
         .when(BacktestCommand::RequestBacktest {
             backtest_id: BACKTEST_ID.into(),
             owner: "alice".into(),
+            agent_id: Some(AGENT_ID.into()),
             config: self::config(),
             source: source.clone(),
+            fill_model: fill_model(),
             at: t(0),
         })
         .then_expect_events(vec![BacktestEvent::BacktestRequested {
             backtest_id: BACKTEST_ID.into(),
             owner: "alice".into(),
+            agent_id: Some(AGENT_ID.into()),
             config,
             source,
+            fill_model: fill_model(),
             requested_at: t(0),
         }]);
+}
+
+#[test]
+fn a_backtest_of_a_config_of_its_own_names_no_agent() {
+    let (config, _) = config().normalized().unwrap();
+    backtest()
+        .given_no_previous_events()
+        .when(BacktestCommand::RequestBacktest {
+            backtest_id: BACKTEST_ID.into(),
+            owner: "alice".into(),
+            agent_id: None,
+            config: self::config(),
+            source: csv(),
+            fill_model: FillModel::default(),
+            at: t(0),
+        })
+        .then_expect_events(vec![BacktestEvent::BacktestRequested {
+            backtest_id: BACKTEST_ID.into(),
+            owner: "alice".into(),
+            agent_id: None,
+            config,
+            source: csv(),
+            fill_model: FillModel::default(),
+            requested_at: t(0),
+        }]);
+}
+
+#[test]
+fn requesting_a_backtest_with_malformed_ids_is_rejected_naming_the_field() {
+    let mut command = request();
+    if let BacktestCommand::RequestBacktest { backtest_id, .. } = &mut command {
+        *backtest_id = "bt-1".into();
+    }
+    invalid(vec![], command, "backtest_id");
+    let mut command = request();
+    if let BacktestCommand::RequestBacktest { agent_id, .. } = &mut command {
+        *agent_id = Some("agent-1".into());
+    }
+    invalid(vec![], command, "agent_id");
+}
+
+#[test]
+fn requesting_a_backtest_with_an_invalid_fill_model_is_rejected() {
+    let mut command = request();
+    if let BacktestCommand::RequestBacktest { fill_model, .. } = &mut command {
+        fill_model.fee_bps = dec!(-1);
+    }
+    invalid(vec![], command, "fill_model.fee_bps");
 }
 
 #[test]
@@ -166,8 +230,10 @@ fn requesting_a_backtest_with_an_invalid_config_is_rejected_naming_the_field() {
     let command = BacktestCommand::RequestBacktest {
         backtest_id: BACKTEST_ID.into(),
         owner: "alice".into(),
+        agent_id: Some(AGENT_ID.into()),
         config: bad,
         source: csv(),
+        fill_model: fill_model(),
         at: t(0),
     };
     invalid(vec![], command, "config.strategy.params.fast");
@@ -178,12 +244,14 @@ fn requesting_a_simulated_backtest_over_an_empty_range_is_rejected() {
     let command = BacktestCommand::RequestBacktest {
         backtest_id: BACKTEST_ID.into(),
         owner: "alice".into(),
+        agent_id: Some(AGENT_ID.into()),
         config: config(),
         source: BacktestSource::Sim {
             seed: 1,
             from: t(10),
             to: t(10),
         },
+        fill_model: fill_model(),
         at: t(0),
     };
     invalid(vec![], command, "source.to");
@@ -194,8 +262,10 @@ fn requesting_a_csv_backtest_without_a_path_is_rejected() {
     let command = BacktestCommand::RequestBacktest {
         backtest_id: BACKTEST_ID.into(),
         owner: "alice".into(),
+        agent_id: Some(AGENT_ID.into()),
         config: config(),
         source: BacktestSource::Csv { path: " ".into() },
+        fill_model: fill_model(),
         at: t(0),
     };
     invalid(vec![], command, "source.path");
@@ -370,12 +440,14 @@ fn events_serialize_externally_tagged_and_round_trip() {
     let sim = BacktestEvent::BacktestRequested {
         backtest_id: BACKTEST_ID.into(),
         owner: "alice".into(),
+        agent_id: Some(AGENT_ID.into()),
         config: config(),
         source: BacktestSource::Sim {
             seed: 7,
             from: t(0),
             to: t(60),
         },
+        fill_model: fill_model(),
         requested_at: t(0),
     };
     assert_eq!(
@@ -408,8 +480,21 @@ fn events_serialize_externally_tagged_and_round_trip() {
 }
 
 #[test]
+fn stored_events_with_unknown_fields_do_not_deserialize() {
+    let mut event = serde_json::to_value(requested()).unwrap();
+    event["BacktestRequested"]["source"]["delimiter"] = json!(";");
+    assert!(serde_json::from_value::<BacktestEvent>(event).is_err());
+    let mut event = serde_json::to_value(completed()).unwrap();
+    event["BacktestCompleted"]["summary"]["sharpe"] = json!("1.2");
+    assert!(serde_json::from_value::<BacktestEvent>(event).is_err());
+    let mut event = serde_json::to_value(started()).unwrap();
+    event["BacktestStarted"]["by"] = json!("bob");
+    assert!(serde_json::from_value::<BacktestEvent>(event).is_err());
+}
+
+#[test]
 fn errors_serialize_with_their_code_and_state() {
-    for error in [
+    let errors = [
         BacktestError::BacktestAlreadyExists {
             state: BacktestState::Requested,
         },
@@ -424,7 +509,14 @@ fn errors_serialize_with_their_code_and_state() {
             state: BacktestState::Failed,
         },
         BacktestError::ValidationFailed(ValidationError::new("source.to", "x")),
-    ] {
+    ];
+    let codes: Vec<&str> = errors.iter().map(BacktestError::code).collect();
+    assert_eq!(
+        codes,
+        BacktestError::all_codes(),
+        "one error per variant, in order"
+    );
+    for error in errors {
         let json = serde_json::to_value(&error).unwrap();
         assert_eq!(json["code"], json!(error.code()));
         if let Some(state) = error.current_state() {

@@ -100,7 +100,7 @@ fn nested_event_payloads_match_postgres_byte_for_byte() {
     assert_eq!(jsonb_text(&created_payload()), CREATED_JSONB_TEXT);
 }
 
-const CREATED_JSONB_TEXT: &str = "{\"AgentCreated\": {\"name\": \"btc hodl \\\"Ä\\\"\\n\", \"risk\": {\"max_notional\": \"100000\", \"max_order_qty\": \"5\", \"max_position_qty\": \"10\"}, \"seed\": 42, \"owner\": \"alice\", \"symbol\": \"BTC-USD\", \"agent_id\": \"0b5e4a52-6a6f-4e0b-9d7e-0f2f8a3c9b10\", \"strategy\": {\"kind\": \"hold\", \"params\": {}}, \"created_at\": \"2026-11-22T10:00:00.000Z\", \"frequency_s\": 60, \"starting_cash\": \"10000\"}}";
+const CREATED_JSONB_TEXT: &str = "{\"AgentCreated\": {\"name\": \"btc hodl \\\"Ä\\\"\\n\", \"risk\": {\"max_notional\": \"100000\", \"max_order_qty\": \"5\", \"max_daily_loss\": null, \"max_position_qty\": \"10\"}, \"seed\": 42, \"owner\": \"alice\", \"symbol\": \"BTC-USD\", \"agent_id\": \"0b5e4a52-6a6f-4e0b-9d7e-0f2f8a3c9b10\", \"strategy\": {\"kind\": \"hold\", \"params\": {}}, \"created_at\": \"2026-11-22T10:00:00.000Z\", \"frequency_s\": 60, \"starting_cash\": \"10000\"}}";
 
 /// The AgentCreated event hashed in Postgres, built the way the event store builds it: serializing the
 /// typed event.
@@ -144,13 +144,13 @@ fn chain_hashes_match_the_postgres_trigger() {
     );
     assert_eq!(
         h1,
-        "03a9a3ff7636ab7429f995cc0b60b81bcfc4dcccfe970900a756cdf14bd1ac14"
+        "a85d4b96e93151b151f23856f852ee5ffd8dbd8a7edd2c0a55dd3a7ac1dd696b"
     );
     let started = json!({"AgentStarted": {"session": 1, "started_at": "2026-11-22T10:01:40.000Z", "frequency_s": 60}});
     let h2 = chain_hash(&h1, "Agent", AGENT_ID, 2, "AgentStarted", "1", &started);
     assert_eq!(
         h2,
-        "794c326c7a1b6cd0a272e0093a7df0f5ebb1aa38fee79a530d669cb5b25a52d6"
+        "d69a381694dc0e1be14f694e647c727237aed24e5eedc6a312da70360c71666b"
     );
 }
 

@@ -451,7 +451,7 @@ fn events_serialize_externally_tagged_and_round_trip() {
             "side": "sell",
             "qty": "1",
             "observation": {"price": "100", "observed_at": "2026-11-22T10:00:00.000Z"},
-            "risk_context": {"position_qty": "0", "cash": "1000", "limits": {"max_position_qty": "10", "max_order_qty": "5", "max_notional": "1000"}},
+            "risk_context": {"position_qty": "0", "cash": "1000", "limits": {"max_position_qty": "10", "max_order_qty": "5", "max_notional": "1000", "max_daily_loss": null}},
             "fill_model": {"slippage_bps": "10", "fee_bps": "5"},
             "reason_code": "insufficient_position",
             "reason": "sell qty 1 exceeds position 0 (long-only)",
@@ -470,8 +470,21 @@ fn events_serialize_externally_tagged_and_round_trip() {
 }
 
 #[test]
+fn stored_events_with_unknown_fields_do_not_deserialize() {
+    let mut event = serde_json::to_value(buy_placed()).unwrap();
+    event["OrderPlaced"]["risk_context"]["limits"]["max_leverage"] = json!("2");
+    assert!(serde_json::from_value::<OrderEvent>(event).is_err());
+    let mut event = serde_json::to_value(buy_placed()).unwrap();
+    event["OrderPlaced"]["fill_model"]["rebate_bps"] = json!("1");
+    assert!(serde_json::from_value::<OrderEvent>(event).is_err());
+    let mut event = serde_json::to_value(filled()).unwrap();
+    event["OrderFilled"]["venue"] = json!("x");
+    assert!(serde_json::from_value::<OrderEvent>(event).is_err());
+}
+
+#[test]
 fn errors_serialize_with_their_code_and_state() {
-    for error in [
+    let errors = [
         OrderError::OrderAlreadyExists {
             state: OrderState::Filled,
         },
@@ -483,7 +496,14 @@ fn errors_serialize_with_their_code_and_state() {
             state: OrderState::Rejected,
         },
         OrderError::ValidationFailed(ValidationError::new("qty", "must be > 0")),
-    ] {
+    ];
+    let codes: Vec<&str> = errors.iter().map(OrderError::code).collect();
+    assert_eq!(
+        codes,
+        OrderError::all_codes(),
+        "one error per variant, in order"
+    );
+    for error in errors {
         let json = serde_json::to_value(&error).unwrap();
         assert_eq!(json["code"], json!(error.code()));
         if let Some(state) = error.current_state() {
