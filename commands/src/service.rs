@@ -220,9 +220,9 @@ mod tests {
         let (agent, seq) = services
             .agents
             .execute_and_load(
-                "a1",
+                "0b6c3c4e-8d7a-4a53-9a55-3f4c1d2e5a61",
                 || AgentCommand::CreateAgent {
-                    agent_id: "a1".into(),
+                    agent_id: "0b6c3c4e-8d7a-4a53-9a55-3f4c1d2e5a61".into(),
                     owner: "alice".into(),
                     config: config(),
                     at,
@@ -232,12 +232,20 @@ mod tests {
             .await
             .expect("created");
         assert_eq!(seq, 1);
-        assert_eq!(services.agents.load("a1").await.unwrap().1, 1);
+        assert_eq!(
+            services
+                .agents
+                .load("0b6c3c4e-8d7a-4a53-9a55-3f4c1d2e5a61")
+                .await
+                .unwrap()
+                .1,
+            1
+        );
         assert!(format!("{agent:?}").contains("alice"));
         let err = services
             .agents
             .execute(
-                "a1",
+                "0b6c3c4e-8d7a-4a53-9a55-3f4c1d2e5a61",
                 || AgentCommand::StopAgent {
                     at,
                     reason: "x".into(),
