@@ -117,10 +117,9 @@ impl AppState {
         (self.clock)()
     }
 
-    /// Call after a command committed: wakes this process's readers of the log (live feed, projector).
+    /// Call after a command committed: wakes this process's live feed so SSE clients see it at once.
     pub fn committed(&self) {
         self.live.wake();
-        self.reads.wake();
     }
 }
 
@@ -183,7 +182,7 @@ impl Application {
         let feed = Arc::clone(&live);
         let tail_log = Arc::clone(&log);
         roles.spawn("live-feed", move |stop| feed.run(tail_log, from, stop));
-        let reads = Reads::start(&backend, &mut roles).await?;
+        let reads = Reads::start(&backend, Arc::clone(&log), &mut roles);
         let state = AppState {
             auth,
             deps,
@@ -270,14 +269,22 @@ impl Application {
                 }
             }
         };
+        let role_failure = async {
+            loop {
+                let (name, result) = roles.first_exit().await;
+                match result {
+                    // Roles end when the stop token is cancelled, which the shutdown does.
+                    Ok(()) if stop.is_cancelled() => continue,
+                    Ok(()) => break anyhow::anyhow!("role {name} stopped on its own"),
+                    Err(e) => break e.context(format!("role {name} failed")),
+                }
+            }
+        };
         let outcome = tokio::select! {
             result = server => result,
-            (name, result) = roles.first_exit() => {
+            failure = role_failure => {
                 stop.cancel();
-                Err(match result {
-                    Ok(()) => anyhow::anyhow!("role {name} stopped on its own"),
-                    Err(e) => e.context(format!("role {name} failed")),
-                })
+                Err(failure)
             }
         };
         roles.stop().await;

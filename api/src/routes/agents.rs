@@ -18,7 +18,12 @@ use crate::extract::{ApiJson, OptionalJson};
 use crate::observability::CorrelationId;
 use crate::problem::ApiError;
 use crate::startup::AppState;
-use crate::views::{AgentHistory, AgentView};
+use strom_projections::{AgentFilter, AgentView, Page, RunView};
+
+use crate::auth::Viewer;
+use crate::extract::ApiQuery;
+use crate::reads::query_error;
+use crate::views::{after_command, countdown};
 
 /// Longest stop reason the API accepts (specs/04 §2: `AgentStopped.reason` 0..=200 chars).
 pub const MAX_STOP_REASON_CHARS: usize = 200;
@@ -172,6 +177,14 @@ pub async fn create_agent(
 ) -> Result<Response, ApiError> {
     let id = uuid::Uuid::new_v4().hyphenated().to_string();
     tracing::Span::current().record("agent_id", id.as_str());
+    // The default risk limits derive from the starting cash, so a bad cash is reported as itself, not as the
+    // limit made from it.
+    if body.starting_cash <= Decimal::ZERO {
+        return Err(ApiError::invalid(
+            "/starting_cash",
+            format!("must be > 0 (got {})", body.starting_cash),
+        ));
+    }
     let config = body.into_config(state.settings.default_seed);
     let at = state.now();
     let (agent, version) = state
@@ -189,13 +202,13 @@ pub async fn create_agent(
         )
         .await?;
     state.committed();
-    let history = AgentHistory {
-        created_at: strom_domain::time::to_millis(at),
-        stopped_at: None,
-        last_run_at: None,
-        runs_count: 0,
+    let command = AgentCommand::CreateAgent {
+        agent_id: id.clone(),
+        owner: caller.sub.clone(),
+        config,
+        at,
     };
-    let view = view(&agent, version, &history, at, state.now())?;
+    let view = view(&agent, version, None, &command, at, state.now())?;
     let location = format!("/api/v1/agents/{id}");
     Ok((
         StatusCode::CREATED,
@@ -303,7 +316,7 @@ async fn run(
     command: impl Fn(DateTime<Utc>) -> AgentCommand,
 ) -> Result<Json<AgentView>, ApiError> {
     let id = agent_id(raw_id)?;
-    load_visible(state, caller, &id).await?;
+    let (_, before) = load_visible(state, caller, &id).await?;
     let at = state.now();
     let (agent, version) = state
         .commands
@@ -311,96 +324,91 @@ async fn run(
         .execute_and_load(&id, || command(at), &ctx(correlation, caller))
         .await?;
     state.committed();
-    let mut history = state.reads.history(&id).await?;
-    if matches!(command(at), AgentCommand::StopAgent { .. }) {
-        history.stopped_at = Some(strom_domain::time::to_millis(at));
+    // The fields only the read model keeps, as of (at least) the state this command started from.
+    let projected = state.reads.agent_at(&id, before as u64).await?;
+    if projected.is_none() {
+        tracing::warn!(agent_id = %id, "read model has not caught up with the agent; history fields are partial");
     }
-    view(&agent, version, &history, at, state.now()).map(Json)
+    view(
+        &agent,
+        version,
+        projected.as_ref(),
+        &command(at),
+        at,
+        state.now(),
+    )
+    .map(Json)
 }
 
 fn view(
     agent: &Agent,
     version: usize,
-    history: &AgentHistory,
+    projected: Option<&AgentView>,
+    command: &AgentCommand,
     at: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> Result<AgentView, ApiError> {
-    AgentView::from_state(agent, version, history, at, now).ok_or_else(|| {
+    after_command(agent, version, projected, command, at, now).ok_or_else(|| {
         ApiError::Internal(anyhow::anyhow!(
             "agent has no profile right after a command that needs one"
         ))
     })
 }
 
-/// Smallest page (specs/03 §1).
-pub const MIN_PAGE: u32 = 1;
-/// Largest page (specs/03 §1): 200 agents or runs are a screenful several times over and a few hundred KiB.
-pub const MAX_PAGE: u32 = 200;
-/// Page size when `limit` is absent (specs/03 §1).
-pub const DEFAULT_PAGE: u32 = 50;
-
-/// `limit`, `cursor` and (agents only) `status` of a list request.
+/// `limit`, `cursor` and (agents only) `status` of a list request. Limits (1..=200, default 50) are checked by
+/// the read model (`strom_projections::page`).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     #[serde(default)]
-    pub limit: Option<u32>,
+    pub limit: Option<usize>,
     #[serde(default)]
     pub cursor: Option<String>,
     #[serde(default)]
     pub status: Option<strom_domain::AgentState>,
 }
 
-impl ListQuery {
-    /// The page size asked for.
-    ///
-    /// # Errors
-    /// 400 `bad_request` outside 1..=200.
-    pub fn limit(&self) -> Result<u32, ApiError> {
-        match self.limit {
-            None => Ok(DEFAULT_PAGE),
-            Some(n) if (MIN_PAGE..=MAX_PAGE).contains(&n) => Ok(n),
-            Some(n) => Err(ApiError::BadRequest(format!(
-                "limit must be in {MIN_PAGE}..={MAX_PAGE} (got {n})"
-            ))),
-        }
-    }
-}
-
 /// `GET /api/v1/agents` → 200 `AgentPage` (the caller's agents, newest first; admin: everyone's).
 ///
 /// # Errors
-/// 400 for a bad limit, cursor or status; 401/403.
+/// 400 for a bad limit, cursor or status; 401/403; 503 when the read model fails.
 #[tracing::instrument(skip(state, caller))]
 pub async fn list_agents(
     State(state): State<AppState>,
-    crate::auth::Viewer(caller): crate::auth::Viewer,
-    crate::extract::ApiQuery(query): crate::extract::ApiQuery<ListQuery>,
-) -> Result<Json<crate::views::Page<AgentView>>, ApiError> {
-    query.limit()?;
-    state
+    Viewer(caller): Viewer,
+    ApiQuery(query): ApiQuery<ListQuery>,
+) -> Result<Json<Page<AgentView>>, ApiError> {
+    let filter = AgentFilter {
+        owner: (!caller.is_admin()).then(|| caller.sub.clone()),
+        status: query.status,
+    };
+    let mut page = state
         .reads
-        .list_agents(&caller, &query, state.now())
+        .queries()
+        .list_agents(&filter, query.limit, query.cursor.as_deref())
         .await
-        .map(Json)
+        .map_err(query_error)?;
+    let now = state.now();
+    for agent in &mut page.items {
+        agent.next_tick_at = countdown(agent, now);
+    }
+    Ok(Json(page))
 }
 
 /// `GET /api/v1/agents/{id}` → 200 `Agent`.
 ///
 /// # Errors
-/// 401/403; 404 for an unknown agent or another user's.
+/// 401/403; 404 for an unknown agent or another user's; 503 when the read model fails.
 #[tracing::instrument(skip(state, caller))]
 pub async fn get_agent(
     State(state): State<AppState>,
-    crate::auth::Viewer(caller): crate::auth::Viewer,
+    Viewer(caller): Viewer,
     Path(id): Path<String>,
 ) -> Result<Json<AgentView>, ApiError> {
     let id = agent_id(&id)?;
-    state
-        .reads
-        .get_agent(&caller, &id, state.now())
-        .await
-        .map(Json)
+    let mut agent = state.reads.visible_agent(&caller, &id).await?;
+    agent.next_tick_at = countdown(&agent, state.now());
+    Ok(Json(agent))
 }
 
 /// `GET /api/v1/agents/{id}/runs` → 200 `RunPage`, newest first.
@@ -410,11 +418,20 @@ pub async fn get_agent(
 #[tracing::instrument(skip(state, caller))]
 pub async fn list_runs(
     State(state): State<AppState>,
-    crate::auth::Viewer(caller): crate::auth::Viewer,
+    Viewer(caller): Viewer,
     Path(id): Path<String>,
-    crate::extract::ApiQuery(query): crate::extract::ApiQuery<ListQuery>,
-) -> Result<Json<crate::views::Page<serde_json::Value>>, ApiError> {
+    ApiQuery(query): ApiQuery<ListQuery>,
+) -> Result<Json<Page<RunView>>, ApiError> {
     let id = agent_id(&id)?;
-    query.limit()?;
-    state.reads.list_runs(&caller, &id, &query).await.map(Json)
+    if query.status.is_some() {
+        return Err(ApiError::BadRequest("runs have no status filter".into()));
+    }
+    state.reads.visible_agent(&caller, &id).await?;
+    state
+        .reads
+        .queries()
+        .list_runs(&id, query.limit, query.cursor.as_deref())
+        .await
+        .map(Json)
+        .map_err(query_error)
 }

@@ -24,6 +24,7 @@ use crate::problem::ApiError;
 use crate::routes::agents::agent_id;
 use crate::startup::AppState;
 use crate::views::{countdown, millis, millis_opt};
+use strom_projections::AgentView;
 
 /// Comment sent on an idle stream so proxies keep it open and clients notice a dead one (specs/03 §4).
 pub const SSE_KEEP_ALIVE: Duration = Duration::from_secs(15);
@@ -56,34 +57,37 @@ struct AgentStreamMessage<'a> {
     next_tick_at: Option<DateTime<Utc>>,
 }
 
-/// What the countdown needs to know about the agent, kept up to date from its events.
+/// The agent as the stream last saw it: the read model's view when the stream opened, then kept current from
+/// the agent's own events, so each message carries the countdown after its event.
 #[derive(Debug, Clone)]
-struct Countdown {
-    status: AgentState,
-    started_at: Option<DateTime<Utc>>,
-    frequency_s: u32,
-}
+struct Countdown(AgentView);
 
 impl Countdown {
     fn next_tick_at(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        countdown(self.status, self.started_at, self.frequency_s, now)
+        countdown(&self.0, now)
+    }
+
+    fn status(&self) -> AgentState {
+        self.0.status
     }
 
     fn apply(&mut self, event: &AgentEvent) {
+        let view = &mut self.0;
         match event {
             AgentEvent::AgentCreated { frequency_s, .. }
-            | AgentEvent::AgentConfigUpdated { frequency_s, .. } => self.frequency_s = *frequency_s,
+            | AgentEvent::AgentConfigUpdated { frequency_s, .. } => view.frequency_s = *frequency_s,
             AgentEvent::AgentStarted {
                 started_at,
                 frequency_s,
-                ..
+                session,
             } => {
-                self.status = AgentState::Running;
-                self.started_at = Some(*started_at);
-                self.frequency_s = *frequency_s;
+                view.status = AgentState::Running;
+                view.started_at = Some(*started_at);
+                view.frequency_s = *frequency_s;
+                view.session = *session;
             }
-            AgentEvent::AgentStopped { .. } => self.status = AgentState::Stopped,
-            AgentEvent::AgentArchived { .. } => self.status = AgentState::Archived,
+            AgentEvent::AgentStopped { .. } => view.status = AgentState::Stopped,
+            AgentEvent::AgentArchived { .. } => view.status = AgentState::Archived,
             AgentEvent::AgentRunRecorded { .. } => {}
         }
     }
@@ -116,7 +120,7 @@ fn message(event: &LoggedEvent, countdown: &Countdown, now: DateTime<Utc>) -> Op
             recorded_at: event.recorded_at,
             hash: &event.hash,
         },
-        status: countdown.status,
+        status: countdown.status(),
         next_tick_at: countdown.next_tick_at(now),
     };
     Event::default()
@@ -135,26 +139,11 @@ pub async fn stream_agent(
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     let id = agent_id(&id)?;
-    let (agent, _) = state
-        .commands
-        .agents
-        .load(&id)
-        .await
-        .map_err(|e| ApiError::Internal(anyhow::anyhow!("loading agent {id}: {e}")))?;
-    let visible = agent
-        .owner()
-        .is_some_and(|owner| owner == caller.sub || caller.is_admin());
-    if !visible {
-        return Err(crate::routes::agents::not_found());
-    }
+    let agent = state.reads.visible_agent(&caller, &id).await?;
     let slot = state.live.open_stream(&caller.sub)?;
     // Subscribe before answering: every event committed after the client sees the response reaches it.
     let events = state.live.subscribe();
-    let start = Countdown {
-        status: agent.state(),
-        started_at: agent.session_started_at(),
-        frequency_s: agent.config().map_or(1, |c| c.frequency_s),
-    };
+    let start = Countdown(agent);
     let (tx, rx) = mpsc::channel(SSE_STREAM_BUFFER);
     let clock = state.clock.clone();
     tokio::spawn(forward(

@@ -46,6 +46,8 @@ async fn the_stream_carries_status_changes_with_the_next_tick_time() {
     let alice = app.token("alice", &[Role::Trader]);
     let agent = create(&app, &alice, "streamed").await;
     let id = agent["agent_id"].as_str().unwrap();
+    app.eventually(&format!("/api/v1/agents/{id}"), &alice, |_| true)
+        .await;
     let mut resp = app
         .client
         .get(format!("{}/api/v1/agents/{id}/stream", app.base))
@@ -83,6 +85,9 @@ async fn a_user_may_hold_a_bounded_number_of_streams() {
     let app = TestApp::embedded().await;
     let alice = app.token("alice", &[Role::Trader]);
     let agent = create(&app, &alice, "watched").await;
+    let id = agent["agent_id"].as_str().unwrap();
+    app.eventually(&format!("/api/v1/agents/{id}"), &alice, |_| true)
+        .await;
     let url = format!(
         "{}/api/v1/agents/{}/stream",
         app.base,

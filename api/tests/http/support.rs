@@ -385,7 +385,8 @@ impl Contract {
     /// Validates `value` against the schema at `pointer` (e.g. `/components/schemas/Agent`).
     pub fn validate_at(&self, pointer: &str, value: &Value) -> Result<(), String> {
         let mut root = self.doc.clone();
-        root["$ref"] = json!(format!("#{pointer}"));
+        let fragment = pointer.replace('{', "%7B").replace('}', "%7D");
+        root["$ref"] = json!(format!("#{fragment}"));
         root["$schema"] = json!("https://json-schema.org/draft/2020-12/schema");
         let validator = jsonschema::options()
             .should_validate_formats(true)
