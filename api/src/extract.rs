@@ -63,7 +63,11 @@ fn pointer(path: &serde_path_to_error::Path, message: &str) -> String {
     for prefix in ["unknown field `", "missing field `"] {
         if let Some(rest) = message.strip_prefix(prefix) {
             if let Some(name) = rest.split('`').next() {
-                out.push_str(&format!("/{}", escape(name)));
+                let segment = format!("/{}", escape(name));
+                // serde_path_to_error already ends the path with an unknown field's name.
+                if !out.ends_with(&segment) {
+                    out.push_str(&segment);
+                }
             }
         }
     }
