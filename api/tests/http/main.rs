@@ -10,6 +10,7 @@ use strom_api::auth::{AuthMode, AuthSettings, DevKey, Role, DEFAULT_AUDIENCE, DE
 use strom_api::startup::{Application, ServeConfig};
 
 mod process;
+mod replay_cli;
 mod sim_cli;
 
 struct TestApp {
