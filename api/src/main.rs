@@ -52,6 +52,9 @@ enum Command {
     /// Run the deterministic market simulator alone: publish prices on NATS until stopped, or (--print, --csv)
     /// write them out without any bus.
     Sim(SimArgs),
+    /// Audit and repair from the event log: rebuild read models (--rebuild), verify hash chains and read models
+    /// (--verify), export the log (--export FILE), or replay an exported file without a database (--from FILE).
+    Replay(strom_projections::replay::ReplayArgs),
 }
 
 #[derive(Args)]
@@ -217,6 +220,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Serve(args) => serve(args).await,
         Command::Token(args) => token(&args),
         Command::Sim(args) => sim(args).await,
+        Command::Replay(args) => strom_projections::replay::run(args).await,
     }
 }
 

@@ -11,6 +11,7 @@ mod agents;
 mod idempotency;
 mod openapi;
 mod process;
+mod replay_cli;
 mod sim_cli;
 mod stream;
 mod support;
