@@ -415,6 +415,39 @@ where
     }
 }
 
+/// A caller holding at least `viewer` (reads); 401/403 otherwise, before any body is read.
+pub struct Viewer(pub Caller);
+/// A caller holding at least `trader` (commands); 401/403 otherwise, before any body is read.
+pub struct Trader(pub Caller);
+
+impl<S> FromRequestParts<S> for Viewer
+where
+    Arc<Authenticator>: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let caller = Caller::from_request_parts(parts, state).await?;
+        caller.require(Role::Viewer)?;
+        Ok(Viewer(caller))
+    }
+}
+
+impl<S> FromRequestParts<S> for Trader
+where
+    Arc<Authenticator>: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let caller = Caller::from_request_parts(parts, state).await?;
+        caller.require(Role::Trader)?;
+        Ok(Trader(caller))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -52,6 +52,9 @@ enum Command {
     /// Run the deterministic market simulator alone: publish prices on NATS until stopped, or (--print, --csv)
     /// write them out without any bus.
     Sim(SimArgs),
+    /// Audit and repair from the event log: rebuild read models (--rebuild), verify hash chains and read models
+    /// (--verify), export the log (--export FILE), or replay an exported file without a database (--from FILE).
+    Replay(strom_projections::replay::ReplayArgs),
 }
 
 #[derive(Args)]
@@ -62,9 +65,25 @@ struct ServeArgs {
     /// Postgres URL of the event store and read models; unset = embedded memory store.
     #[arg(long, env = "STROM_DATABASE_URL", hide_env_values = true)]
     database_url: Option<String>,
+    /// Postgres schema to use (the only search_path entry); unset = the server's default (public).
+    #[arg(long, env = "STROM_DATABASE_SCHEMA")]
+    database_schema: Option<String>,
+    /// Apply pending database migrations at startup. Without it, `serve` refuses to start while migrations are
+    /// pending and asks for `strom migrate`.
+    #[arg(long, env = "STROM_MIGRATE")]
+    migrate: bool,
     /// NATS URL (JetStream enabled); unset = embedded memory bus.
     #[arg(long, env = "STROM_NATS_URL")]
     nats_url: Option<String>,
+    /// Prefix of NATS subjects, streams, the price bucket and Valkey keys.
+    #[arg(long, env = "STROM_NATS_PREFIX", default_value = "strom")]
+    nats_prefix: String,
+    /// Valkey/Redis URL for Idempotency-Key records shared by all API processes; unset = in-process memory.
+    #[arg(long, env = "STROM_VALKEY_URL", hide_env_values = true)]
+    valkey_url: Option<String>,
+    /// Seed recorded in agents created without one.
+    #[arg(long, env = "STROM_SIM_SEED", default_value_t = strom_api::startup::DEFAULT_AGENT_SEED)]
+    sim_seed: u64,
     #[command(flatten)]
     auth: AuthArgs,
 }
@@ -201,6 +220,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Serve(args) => serve(args).await,
         Command::Token(args) => token(&args),
         Command::Sim(args) => sim(args).await,
+        Command::Replay(args) => strom_projections::replay::run(args).await,
     }
 }
 
@@ -208,8 +228,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let config = ServeConfig {
         listen: args.listen,
         database_url: args.database_url,
+        database_schema: args.database_schema,
+        migrate: args.migrate,
         nats_url: args.nats_url,
+        prefix: args.nats_prefix,
+        valkey_url: args.valkey_url,
         auth: args.auth.settings(),
+        default_seed: args.sim_seed,
     };
     let app = Application::build(config).await?;
     app.run_until_stopped(shutdown_signal()).await

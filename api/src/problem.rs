@@ -40,6 +40,15 @@ pub enum ApiError {
     /// A dependency (database, bus) is not answering.
     #[error("{0}")]
     Unavailable(String),
+    /// A 404 with a more specific code than `not_found` (`agent_not_found`, `no_price`).
+    #[error("{detail}")]
+    Missing { code: &'static str, detail: String },
+    /// The body is larger than the API accepts.
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    /// Too many requests (or open streams) for this caller; try again after `retry_after_s`.
+    #[error("{detail}")]
+    TooManyRequests { detail: String, retry_after_s: u64 },
     /// Anything else: logged with its cause, reported without internals.
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
@@ -64,7 +73,9 @@ impl ApiError {
         match self {
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
-            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::NotFound(_) | ApiError::Missing { .. } => StatusCode::NOT_FOUND,
+            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
@@ -76,10 +87,14 @@ impl ApiError {
     /// Stable machine-readable code, also the last segment of the problem `type` URI.
     pub fn code(&self) -> &'static str {
         match self {
-            ApiError::Unauthorized(_) => "unauthorized",
+            ApiError::Unauthorized(_) => "unauthenticated",
             ApiError::Forbidden(_) => "forbidden",
             ApiError::NotFound(_) => "not_found",
-            ApiError::Conflict { code, .. } | ApiError::Validation { code, .. } => code,
+            ApiError::PayloadTooLarge(_) => "payload_too_large",
+            ApiError::TooManyRequests { .. } => "rate_limited",
+            ApiError::Conflict { code, .. }
+            | ApiError::Validation { code, .. }
+            | ApiError::Missing { code, .. } => code,
             ApiError::BadRequest(_) => "bad_request",
             ApiError::Unavailable(_) => "unavailable",
             ApiError::Internal(_) => "internal",
@@ -105,7 +120,7 @@ impl IntoResponse for ApiError {
         };
         let code = self.code();
         let body = Problem {
-            kind: format!("https://strom.dev/problems/{code}"),
+            kind: format!("https://strom.invalid/problems/{code}"),
             title: status.canonical_reason().unwrap_or("error"),
             status: status.as_u16(),
             detail,
@@ -117,11 +132,77 @@ impl IntoResponse for ApiError {
         response
             .headers_mut()
             .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        if let ApiError::TooManyRequests { retry_after_s, .. } = &self {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_s));
+        }
         if status == StatusCode::UNAUTHORIZED {
             response
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         response
+    }
+}
+
+impl ApiError {
+    /// 422 `validation_failed` naming `field` (a JSON pointer such as `/strategy/params/slow`).
+    pub fn invalid(field: impl Into<String>, detail: impl Into<String>) -> Self {
+        ApiError::Validation {
+            code: "validation_failed",
+            field: Some(field.into()),
+            detail: detail.into(),
+        }
+    }
+}
+
+/// The JSON pointer (`/strategy/params/slow`) for a domain field path (`strategy.params.slow`); a path that
+/// already is a pointer is kept.
+pub fn field_pointer(path: &str) -> String {
+    if path.starts_with('/') || path.is_empty() {
+        return path.to_owned();
+    }
+    format!("/{}", path.replace('.', "/"))
+}
+
+impl From<strom_domain::AgentError> for ApiError {
+    fn from(e: strom_domain::AgentError) -> Self {
+        use strom_domain::ErrorKind;
+        let detail = e.to_string();
+        match e.kind() {
+            ErrorKind::NotFound => ApiError::Missing {
+                code: e.code(),
+                detail,
+            },
+            ErrorKind::Invalid => ApiError::Validation {
+                code: e.code(),
+                field: e.field().map(field_pointer),
+                detail,
+            },
+            ErrorKind::Conflict => ApiError::Conflict {
+                code: e.code(),
+                detail,
+                current_state: e.current_state().map(|s| s.as_str().to_owned()),
+            },
+        }
+    }
+}
+
+impl<E> From<strom_commands::store::CommandError<E>> for ApiError
+where
+    E: std::error::Error + Into<ApiError>,
+{
+    fn from(e: strom_commands::store::CommandError<E>) -> Self {
+        use strom_commands::store::CommandError;
+        match e {
+            CommandError::Rejected(e) => e.into(),
+            conflict @ CommandError::Conflict { .. } => ApiError::Conflict {
+                code: "concurrency_conflict",
+                detail: conflict.to_string(),
+                current_state: None,
+            },
+            CommandError::Store(e) => ApiError::Internal(anyhow::anyhow!("event store: {e}")),
+        }
     }
 }

@@ -9,26 +9,70 @@ use std::time::Duration;
 
 use anyhow::Context;
 use axum::extract::FromRef;
-use axum::routing::get;
 use axum::Router;
+use chrono::{DateTime, Utc};
 use metrics_exporter_prometheus::PrometheusHandle;
+use strom_commands::bus::memory::MemoryBus;
+use strom_commands::bus::nats::NatsBus;
+use strom_commands::bus::{Bus, Subjects};
+use strom_commands::service::{CommandServices, EventStoreBackend};
+use strom_commands::store::{Clock, EventLog, PgEventLog};
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 
 use crate::auth::{AuthSettings, Authenticator};
-use crate::{observability, problem::ApiError, routes, telemetry};
+use crate::idempotency::IdempotencyStore;
+use crate::live::LiveFeed;
+use crate::reads::Reads;
+use crate::roles::Roles;
+use crate::{idempotency, live, migrations, observability, problem::ApiError, routes, telemetry};
 
 /// How long a graceful shutdown waits for in-flight requests before giving up on them.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
-/// Connections a lazily-connected Postgres pool opens at most for API reads; enough for 2 cores.
+/// Connections the Postgres pool opens at most (commands, reads, projector, live feed): enough for 2 cores.
 const PG_POOL_MAX: u32 = 16;
+/// How long a request waits for a pooled Postgres connection before failing with 503.
+const PG_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Seed recorded in agents created without one (`STROM_SIM_SEED`'s default).
+pub const DEFAULT_AGENT_SEED: u64 = 42;
+/// Subject / key prefix when none is configured (`STROM_NATS_PREFIX`).
+pub const DEFAULT_PREFIX: &str = "strom";
 
 /// Everything `strom serve` needs to know.
 #[derive(Debug, Clone)]
 pub struct ServeConfig {
     pub listen: String,
+    /// Postgres URL; `None` = embedded memory store.
     pub database_url: Option<String>,
+    /// Schema for the search_path (`STROM_DATABASE_SCHEMA`; tests use one per test).
+    pub database_schema: Option<String>,
+    /// Apply pending migrations at startup instead of refusing to start (`--migrate`).
+    pub migrate: bool,
     pub nats_url: Option<String>,
+    /// Prefix of NATS subjects, streams and Valkey keys (`STROM_NATS_PREFIX`).
+    pub prefix: String,
+    /// Valkey/Redis URL for idempotency records; `None` = memory LRU.
+    pub valkey_url: Option<String>,
     pub auth: AuthSettings,
+    /// Seed given to agents created without one (`STROM_SIM_SEED`).
+    pub default_seed: u64,
+}
+
+impl ServeConfig {
+    /// Embedded mode (everything in memory) on `listen`.
+    pub fn new(listen: impl Into<String>, auth: AuthSettings) -> Self {
+        Self {
+            listen: listen.into(),
+            database_url: None,
+            database_schema: None,
+            migrate: false,
+            nats_url: None,
+            prefix: DEFAULT_PREFIX.to_owned(),
+            valkey_url: None,
+            auth,
+            default_seed: DEFAULT_AGENT_SEED,
+        }
+    }
 }
 
 /// The external services this process talks to; `None` means the embedded (memory) adapter is used instead.
@@ -44,24 +88,63 @@ impl Dependencies {
     }
 }
 
+/// Settings handlers read.
+#[derive(Debug, Clone)]
+pub struct ApiSettings {
+    pub default_seed: u64,
+}
+
 /// State shared by handlers.
 #[derive(Clone, FromRef)]
 pub struct AppState {
     pub auth: Arc<Authenticator>,
     pub deps: Dependencies,
     pub metrics: PrometheusHandle,
+    pub commands: Arc<CommandServices>,
+    pub reads: Reads,
+    pub bus: Arc<dyn Bus>,
+    pub idempotency: Arc<dyn IdempotencyStore>,
+    pub live: Arc<LiveFeed>,
+    pub clock: Clock,
+    pub settings: Arc<ApiSettings>,
+    /// Cancelled when the process stops: long-lived responses (SSE) end with it.
+    pub stop: CancellationToken,
+}
+
+impl AppState {
+    /// The wall clock (injected so tests can control it).
+    pub fn now(&self) -> DateTime<Utc> {
+        (self.clock)()
+    }
+
+    /// Call after a command committed: wakes this process's live feed so SSE clients see it at once.
+    pub fn committed(&self) {
+        self.live.wake();
+    }
+}
+
+/// What tests and the other roles reach into: the write side, the bus and the event log this server uses.
+#[derive(Clone)]
+pub struct Handles {
+    pub commands: Arc<CommandServices>,
+    pub bus: Arc<dyn Bus>,
+    pub backend: EventStoreBackend,
 }
 
 pub struct Application {
     listener: TcpListener,
     router: Router,
+    roles: Roles,
+    handles: Handles,
 }
 
 impl Application {
-    /// Connects (lazily) to the configured services and binds the listener.
+    /// Connects to the configured services (or sets up their memory adapters), starts the background roles and
+    /// binds the listener.
     ///
     /// # Errors
-    /// The listen address is invalid or taken, the auth key cannot be loaded, or a service URL is malformed.
+    /// The listen address is invalid or taken, the auth key cannot be loaded, a service URL is malformed, Valkey
+    /// does not answer, or the database has pending migrations (and `migrate` is off).
     pub async fn build(config: ServeConfig) -> anyhow::Result<Self> {
         let deps = connect(&config).await?;
         if deps.is_embedded() {
@@ -69,13 +152,51 @@ impl Application {
                 "EMBEDDED MODE: STROM_DATABASE_URL and STROM_NATS_URL are unset; state lives in memory and is lost on exit"
             );
         }
+        let backend = match &deps.postgres {
+            Some(pool) => {
+                migrations::ensure_current(pool, config.migrate).await?;
+                EventStoreBackend::Postgres(pool.clone())
+            }
+            None => {
+                tracing::warn!("EMBEDDED MODE: event store in memory, state is lost on exit");
+                EventStoreBackend::memory()
+            }
+        };
+        let log: Arc<dyn EventLog> = match &backend {
+            EventStoreBackend::Postgres(pool) => Arc::new(PgEventLog::new(pool.clone())),
+            EventStoreBackend::Memory(repo) => Arc::new(repo.clone()),
+        };
+        let bus = bus(&config, &deps).await?;
         let auth = Arc::new(
             Authenticator::new(config.auth.clone()).context("Failed to set up authentication")?,
         );
+        let idempotency = idempotency::connect(config.valkey_url.as_deref(), &config.prefix)
+            .await
+            .context("Failed to connect to the idempotency store (STROM_VALKEY_URL)")?;
+        let commands = Arc::new(CommandServices::new(&backend));
+        let live = Arc::new(LiveFeed::new());
+        let mut roles = Roles::new();
+        let from = live::end_of_log(log.as_ref())
+            .await
+            .context("Failed to read the event log")?;
+        let feed = Arc::clone(&live);
+        let tail_log = Arc::clone(&log);
+        roles.spawn("live-feed", move |stop| feed.run(tail_log, from, stop));
+        let reads = Reads::start(&backend, Arc::clone(&log), &mut roles);
         let state = AppState {
             auth,
             deps,
             metrics: telemetry::metrics_handle(),
+            commands: Arc::clone(&commands),
+            reads,
+            bus: Arc::clone(&bus),
+            idempotency,
+            live,
+            clock: Arc::new(Utc::now),
+            settings: Arc::new(ApiSettings {
+                default_seed: config.default_seed,
+            }),
+            stop: roles.stop_token(),
         };
         let listener = TcpListener::bind(&config.listen)
             .await
@@ -83,7 +204,18 @@ impl Application {
         Ok(Self {
             listener,
             router: router(state),
+            roles,
+            handles: Handles {
+                commands,
+                bus,
+                backend,
+            },
         })
+    }
+
+    /// The services this server runs on (tests drive the write side directly with them).
+    pub fn handles(&self) -> Handles {
+        self.handles.clone()
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -96,43 +228,84 @@ impl Application {
         self.local_addr().port()
     }
 
-    /// Serves until `shutdown` resolves, then lets in-flight requests finish (bounded by `SHUTDOWN_GRACE`).
+    /// Serves until `shutdown` resolves (or a background role ends, which is a failure), then stops the roles and
+    /// lets in-flight requests finish (bounded by `SHUTDOWN_GRACE`).
     ///
     /// # Errors
-    /// The server fails to accept connections.
+    /// The server fails to accept connections, or a role ended on its own.
     pub async fn run_until_stopped(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         tracing::info!(addr = %self.local_addr(), "listening");
+        let Self {
+            listener,
+            router,
+            mut roles,
+            ..
+        } = self;
+        let stop = roles.stop_token();
         let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
-        let serve = axum::serve(self.listener, self.router).with_graceful_shutdown(async move {
-            shutdown.await;
-            tracing::info!("shutdown requested; finishing in-flight requests");
+        let server_stop = stop.clone();
+        let serve = axum::serve(listener, router).with_graceful_shutdown(async move {
+            tokio::select! {
+                () = shutdown => tracing::info!("shutdown requested; finishing in-flight requests"),
+                () = server_stop.cancelled() => {}
+            }
+            // Ends the SSE streams, which would otherwise hold the graceful shutdown open.
+            server_stop.cancel();
             let _ = stopping_tx.send(());
         });
         let grace = async {
             let _ = stopping_rx.await;
             tokio::time::sleep(SHUTDOWN_GRACE).await;
         };
-        tokio::select! {
-            result = serve => result.context("HTTP server failed")?,
-            () = grace => tracing::warn!("in-flight requests did not finish within {SHUTDOWN_GRACE:?}; stopping anyway"),
-        }
+        let server = async {
+            tokio::select! {
+                result = serve => result.context("HTTP server failed"),
+                () = grace => {
+                    tracing::warn!("in-flight requests did not finish within {SHUTDOWN_GRACE:?}; stopping anyway");
+                    Ok(())
+                }
+            }
+        };
+        let role_failure = async {
+            loop {
+                let (name, result) = roles.first_exit().await;
+                match result {
+                    // Roles end when the stop token is cancelled, which the shutdown does.
+                    Ok(()) if stop.is_cancelled() => continue,
+                    Ok(()) => break anyhow::anyhow!("role {name} stopped on its own"),
+                    Err(e) => break e.context(format!("role {name} failed")),
+                }
+            }
+        };
+        let outcome = tokio::select! {
+            result = server => result,
+            failure = role_failure => {
+                stop.cancel();
+                Err(failure)
+            }
+        };
+        roles.stop().await;
         tracing::info!("stopped");
-        Ok(())
+        outcome
     }
 }
 
 async fn connect(config: &ServeConfig) -> anyhow::Result<Dependencies> {
     let postgres = match &config.database_url {
-        Some(url) => Some(
-            sqlx::postgres::PgPoolOptions::new()
-                .max_connections(PG_POOL_MAX)
-                .acquire_timeout(Duration::from_secs(5))
-                .connect_lazy(url)
-                .context("STROM_DATABASE_URL is not a valid Postgres URL")?,
-        ),
+        Some(url) => {
+            let options =
+                strom_commands::store::pg_connect_options(url, config.database_schema.as_deref())
+                    .context("Invalid STROM_DATABASE_URL / STROM_DATABASE_SCHEMA")?;
+            Some(
+                sqlx::postgres::PgPoolOptions::new()
+                    .max_connections(PG_POOL_MAX)
+                    .acquire_timeout(PG_ACQUIRE_TIMEOUT)
+                    .connect_lazy_with(options),
+            )
+        }
         None => None,
     };
     let nats = match &config.nats_url {
@@ -148,13 +321,34 @@ async fn connect(config: &ServeConfig) -> anyhow::Result<Dependencies> {
     Ok(Dependencies { postgres, nats })
 }
 
+/// The message bus: JetStream when NATS is configured, the memory bus otherwise (its topology made here, since
+/// nothing else creates it in embedded mode).
+async fn bus(config: &ServeConfig, deps: &Dependencies) -> anyhow::Result<Arc<dyn Bus>> {
+    let subjects = Subjects::new(config.prefix.clone()).context("Invalid STROM_NATS_PREFIX")?;
+    Ok(match &deps.nats {
+        Some(client) => Arc::new(NatsBus::new(client.clone(), subjects)),
+        None => {
+            tracing::warn!("EMBEDDED MODE: bus in memory, state is lost on exit");
+            let bus = MemoryBus::new(subjects);
+            bus.ensure_topology()
+                .await
+                .context("Failed to set up the memory bus")?;
+            Arc::new(bus)
+        }
+    })
+}
+
 fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/healthz", get(routes::health::healthz))
-        .route("/readyz", get(routes::health::readyz))
-        .route("/metrics", get(routes::health::metrics))
-        .route("/api/v1/me", get(routes::me::me))
+    routes::ROUTES
+        .iter()
+        .fold(Router::new(), |router, (path, methods)| {
+            router.route(path, routes::method_router(path, methods))
+        })
         .route_layer(axum::middleware::from_fn(observability::label_route))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            idempotency::idempotency,
+        ))
         .fallback(not_found)
         .layer(axum::middleware::from_fn(observability::correlate))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(

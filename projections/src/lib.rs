@@ -1,1 +1,40 @@
-//! STROM read models as pure folds over the event log, with Postgres and memory sinks, checkpoints, rebuild and verify.
+//! STROM read models as pure folds over the event log, with Postgres and memory sinks, checkpoints, rebuild and
+//! verify.
+//!
+//! The flow: [`Projector`] reads the global log after its checkpoint and hands each page to a [`ProjectionSink`],
+//! which folds it with [`AgentFold`] (pure: rows from event payloads and log positions only) and commits the rows
+//! with the checkpoint atomically. [`rebuild_from`] refolds the whole log into a [`RebuildSink`]; the result is
+//! byte-equal to what the live projector built ([`TableDump`], [`diff_dumps`]). The API reads through
+//! [`AgentQueries`] ([`AgentView`], [`RunView`], cursor [`Page`]s). `strom replay` lives in [`replay`].
+//!
+//! Projector `agents` (checkpoint [`AGENTS_PROJECTOR`]) owns tables `agents` and `agent_runs`; the trading and
+//! backtest projectors of M2 will follow the same shape.
+
+pub mod fold;
+pub mod memory;
+pub mod model;
+pub mod page;
+pub mod postgres;
+pub mod queries;
+pub mod rebuild;
+pub mod replay;
+pub mod runner;
+pub mod scenario;
+pub mod sink;
+pub mod view;
+
+pub use fold::{AgentFold, Folded, ProjectionError, AGENTS_PROJECTOR};
+pub use memory::MemoryReadModel;
+pub use model::{AgentRow, AgentsModel, RunOutcomeKind, RunRow, TableDump, AGENTS_TABLES};
+pub use page::{Page, QueryError, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
+pub use postgres::{PgReadModel, PgRebuildSink};
+pub use queries::{AgentFilter, AgentQueries};
+pub use rebuild::{
+    diff_dumps, fold_events, fold_log, rebuild_from, DumpComparison, RebuildProgress, RowDifference,
+};
+pub use runner::{
+    wait_for_agent_version, LogBacklog, Projector, ProjectorHandle, PROJECTOR_BATCH,
+    PROJECTOR_IDLE_POLL,
+};
+pub use sink::{ProjectionSink, RebuildSink, SinkError};
+pub use view::{AgentView, ObservationView, RunView, SignalView};

@@ -2,72 +2,23 @@
 //! `spawn_app`). Covers health, readiness, metrics, correlation ids, auth modes and errors, and SIGTERM shutdown.
 
 use std::path::PathBuf;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{json, Value};
-use strom_api::auth::{AuthMode, AuthSettings, DevKey, Role, DEFAULT_AUDIENCE, DEV_ISSUER};
-use strom_api::startup::{Application, ServeConfig};
+use strom_api::auth::{AuthMode, AuthSettings, Role, DEFAULT_AUDIENCE, DEV_ISSUER};
 
+mod agents;
+mod idempotency;
+mod openapi;
 mod process;
+mod replay_cli;
 mod sim_cli;
+mod stream;
+mod support;
 
-struct TestApp {
-    base: String,
-    key_file: PathBuf,
-    client: reqwest::Client,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
-}
+use support::{now_s, TestApp, TestSchema};
 
 impl TestApp {
-    async fn spawn(
-        auth: Option<AuthSettings>,
-        database_url: Option<String>,
-        nats_url: Option<String>,
-    ) -> TestApp {
-        let dir = std::env::temp_dir().join(format!("strom-http-{}", uuid::Uuid::new_v4()));
-        let key_file = dir.join("dev.key");
-        let auth = auth.unwrap_or(AuthSettings {
-            mode: AuthMode::Dev {
-                key_file: key_file.clone(),
-            },
-            audience: DEFAULT_AUDIENCE.into(),
-            issuer: Some(DEV_ISSUER.into()),
-        });
-        let app = Application::build(ServeConfig {
-            listen: "127.0.0.1:0".into(),
-            database_url,
-            nats_url,
-            auth,
-        })
-        .await
-        .expect("server builds");
-        let base = format!("http://127.0.0.1:{}", app.port());
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(app.run_until_stopped(async {
-            let _ = rx.await;
-        }));
-        TestApp {
-            base,
-            key_file,
-            client: reqwest::Client::new(),
-            stop: Some(tx),
-            server: Some(server),
-        }
-    }
-
-    async fn embedded() -> TestApp {
-        Self::spawn(None, None, None).await
-    }
-
-    fn token(&self, sub: &str, roles: &[Role]) -> String {
-        DevKey::load_or_create(&self.key_file)
-            .unwrap()
-            .mint(sub, roles, now_s(), 600, DEFAULT_AUDIENCE)
-            .unwrap()
-    }
-
     fn raw_token(&self, claims: Value) -> String {
         let key = hex::decode(std::fs::read_to_string(&self.key_file).unwrap().trim()).unwrap();
         jsonwebtoken::encode(
@@ -77,34 +28,6 @@ impl TestApp {
         )
         .unwrap()
     }
-
-    async fn get(&self, path: &str, token: Option<&str>) -> reqwest::Response {
-        let mut req = self.client.get(format!("{}{path}", self.base));
-        if let Some(t) = token {
-            req = req.bearer_auth(t);
-        }
-        req.send().await.unwrap()
-    }
-
-    async fn shutdown(mut self) -> anyhow::Result<()> {
-        let _ = self.stop.take().unwrap().send(());
-        self.server.take().unwrap().await.unwrap()
-    }
-}
-
-impl Drop for TestApp {
-    fn drop(&mut self) {
-        if let Some(dir) = self.key_file.parent() {
-            let _ = std::fs::remove_dir_all(dir);
-        }
-    }
-}
-
-fn now_s() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
 }
 
 async fn assert_problem(resp: reqwest::Response, status: u16, code: &str) -> Value {
@@ -143,10 +66,10 @@ async fn readyz_says_embedded_mode_when_no_services_are_configured() {
 
 #[tokio::test]
 async fn readyz_checks_real_postgres_and_nats() {
-    let pg = std::env::var("STROM_TEST_DATABASE_URL")
-        .unwrap_or("postgres://postgres@127.0.0.1:5432/test".into());
     let nats = std::env::var("STROM_TEST_NATS_URL").unwrap_or("nats://127.0.0.1:4222".into());
-    let app = TestApp::spawn(None, Some(pg), Some(nats)).await;
+    let app = TestApp::try_spawn_with(|c| c.nats_url = Some(nats), Some(TestSchema::new().await))
+        .await
+        .expect("server builds");
     // NATS connects in the background; readiness must turn green within a bounded number of probes.
     let mut body = Value::Null;
     for _ in 0..50 {
@@ -163,25 +86,39 @@ async fn readyz_checks_real_postgres_and_nats() {
 }
 
 #[tokio::test]
-async fn readyz_is_503_when_postgres_does_not_answer() {
-    // Port 1 on loopback has no Postgres: the probe must fail, not hang.
-    let app = TestApp::spawn(
-        None,
-        Some("postgres://postgres@127.0.0.1:1/none".into()),
+async fn serve_refuses_to_start_when_postgres_does_not_answer() {
+    // Port 1 on loopback has no Postgres: the startup schema check must fail with a clear message, not hang.
+    let result = TestApp::try_spawn_with(
+        |c| c.database_url = Some("postgres://postgres@127.0.0.1:1/none".into()),
         None,
     )
     .await;
-    let resp = app.get("/readyz", None).await;
-    assert_eq!(resp.status(), 503);
-    let body: Value = resp.json().await.unwrap();
-    assert_eq!(body["status"], "not_ready");
+    let err = format!("{:#}", result.err().expect("build fails"));
+    assert!(err.contains("STROM_DATABASE_URL"), "{err}");
+}
+
+#[tokio::test]
+async fn serve_refuses_to_start_with_pending_migrations_unless_asked_to_apply_them() {
+    let schema = TestSchema::new().await;
+    let name = schema.name.clone();
+    let result = TestApp::try_spawn_with(
+        |c| {
+            c.database_url = Some(support::database_url());
+            c.database_schema = Some(name);
+        },
+        None,
+    )
+    .await;
+    let err = format!("{:#}", result.err().expect("build fails"));
     assert!(
-        body["checks"]["postgres"]
-            .as_str()
-            .unwrap()
-            .starts_with("error"),
-        "{body}"
+        err.contains("pending migration") && err.contains("strom migrate"),
+        "{err}"
     );
+    // The same schema, migrated at startup.
+    let app = TestApp::try_spawn_with(|_| {}, Some(schema))
+        .await
+        .expect("server builds with --migrate");
+    assert_eq!(app.get("/healthz", None).await.status(), 200);
 }
 
 #[tokio::test]
@@ -241,7 +178,7 @@ async fn a_missing_token_is_401_problem_json() {
     let app = TestApp::embedded().await;
     let resp = app.get("/api/v1/me", None).await;
     assert_eq!(resp.headers()["www-authenticate"], "Bearer");
-    assert_problem(resp, 401, "unauthorized").await;
+    assert_problem(resp, 401, "unauthenticated").await;
     let resp = app
         .client
         .get(format!("{}/api/v1/me", app.base))
@@ -249,7 +186,7 @@ async fn a_missing_token_is_401_problem_json() {
         .send()
         .await
         .unwrap();
-    assert_problem(resp, 401, "unauthorized").await;
+    assert_problem(resp, 401, "unauthenticated").await;
 }
 
 #[tokio::test]
@@ -261,7 +198,7 @@ async fn expired_wrongly_signed_and_wrong_audience_tokens_are_401() {
     let body = assert_problem(
         app.get("/api/v1/me", Some(&app.raw_token(expired))).await,
         401,
-        "unauthorized",
+        "unauthenticated",
     )
     .await;
     assert!(
@@ -274,7 +211,7 @@ async fn expired_wrongly_signed_and_wrong_audience_tokens_are_401() {
     let body = assert_problem(
         app.get("/api/v1/me", Some(&app.raw_token(wrong_aud))).await,
         401,
-        "unauthorized",
+        "unauthenticated",
     )
     .await;
     assert!(
@@ -287,7 +224,7 @@ async fn expired_wrongly_signed_and_wrong_audience_tokens_are_401() {
     assert_problem(
         app.get("/api/v1/me", Some(&app.raw_token(wrong_iss))).await,
         401,
-        "unauthorized",
+        "unauthenticated",
     )
     .await;
 
@@ -300,7 +237,7 @@ async fn expired_wrongly_signed_and_wrong_audience_tokens_are_401() {
     let body = assert_problem(
         app.get("/api/v1/me", Some(&forged)).await,
         401,
-        "unauthorized",
+        "unauthenticated",
     )
     .await;
     assert!(
@@ -311,7 +248,7 @@ async fn expired_wrongly_signed_and_wrong_audience_tokens_are_401() {
     assert_problem(
         app.get("/api/v1/me", Some("not.a.jwt")).await,
         401,
-        "unauthorized",
+        "unauthenticated",
     )
     .await;
     // Sanity: the same claims, properly signed, pass.
@@ -351,15 +288,13 @@ async fn rs256_tokens_are_verified_against_the_jwks_url() {
     let idp = tokio::spawn(async move { axum::serve(listener, idp).await });
 
     let issuer = "http://keycloak:8080/realms/strom";
-    let app = TestApp::spawn(
-        Some(AuthSettings {
+    let app = TestApp::spawn_with(|c| {
+        c.auth = AuthSettings {
             mode: AuthMode::Jwks { url: jwks_url },
             audience: DEFAULT_AUDIENCE.into(),
             issuer: Some(issuer.into()),
-        }),
-        None,
-        None,
-    )
+        }
+    })
     .await;
     let key =
         EncodingKey::from_rsa_pem(&std::fs::read(fixtures.join("rs256-test.key.pem")).unwrap())
@@ -384,7 +319,7 @@ async fn rs256_tokens_are_verified_against_the_jwks_url() {
         app.get("/api/v1/me", Some(&sign("unknown-kid", &claims)))
             .await,
         401,
-        "unauthorized",
+        "unauthenticated",
     )
     .await;
     // An HS256 token (e.g. a dev token) must not pass in JWKS mode.
@@ -394,14 +329,19 @@ async fn rs256_tokens_are_verified_against_the_jwks_url() {
         &EncodingKey::from_secret(&[1u8; 32]),
     )
     .unwrap();
-    assert_problem(app.get("/api/v1/me", Some(&hs)).await, 401, "unauthorized").await;
+    assert_problem(
+        app.get("/api/v1/me", Some(&hs)).await,
+        401,
+        "unauthenticated",
+    )
+    .await;
     let mut wrong_aud = claims.clone();
     wrong_aud["aud"] = json!("account");
     assert_problem(
         app.get("/api/v1/me", Some(&sign("strom-test-1", &wrong_aud)))
             .await,
         401,
-        "unauthorized",
+        "unauthenticated",
     )
     .await;
     idp.abort();

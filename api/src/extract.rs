@@ -1,0 +1,184 @@
+//! Request bodies and query strings read the way specs/03 wants their failures reported: a body over
+//! [`MAX_BODY_BYTES`] is 413, text that is not JSON is 400, JSON of the wrong shape (unknown or missing field, wrong
+//! type, a symbol that does not parse) is 422 `validation_failed` naming the field as a JSON pointer.
+
+use axum::body::{Body, Bytes};
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use serde::de::DeserializeOwned;
+use serde_path_to_error::Segment;
+
+use crate::problem::ApiError;
+
+/// Largest request body accepted (specs/05 §6): an agent config is well under 2 KiB, so 64 KiB leaves room for any
+/// legitimate request while a client cannot make the server buffer megabytes.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// Reads a whole body, refusing more than [`MAX_BODY_BYTES`].
+///
+/// # Errors
+/// `PayloadTooLarge` over the limit; `BadRequest` when the body cannot be read.
+pub async fn read_body(body: Body) -> Result<Bytes, ApiError> {
+    match Limited::new(body, MAX_BODY_BYTES).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => Err(too_large()),
+        Err(e) => Err(ApiError::BadRequest(format!(
+            "could not read the request body: {e}"
+        ))),
+    }
+}
+
+fn too_large() -> ApiError {
+    ApiError::PayloadTooLarge(format!(
+        "request body is larger than {MAX_BODY_BYTES} bytes"
+    ))
+}
+
+/// Parses `bytes` as JSON of type `T`.
+///
+/// # Errors
+/// `BadRequest` when the bytes are not JSON; `Validation` (naming the field) when the JSON has the wrong shape.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let value: serde_json::Value = serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::BadRequest(format!("request body is not valid JSON: {e}")))?;
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let message = e.inner().to_string();
+        ApiError::invalid(pointer(e.path(), &message), message)
+    })
+}
+
+/// The JSON pointer of a deserialization error. serde reports a missing or unknown field at the object that
+/// should (not) hold it, so the field's own name is taken from the message and appended.
+fn pointer(path: &serde_path_to_error::Path, message: &str) -> String {
+    let mut out = String::new();
+    for segment in path.iter() {
+        match segment {
+            Segment::Seq { index } => out.push_str(&format!("/{index}")),
+            Segment::Map { key } => out.push_str(&format!("/{}", escape(key))),
+            Segment::Enum { variant } => out.push_str(&format!("/{}", escape(variant))),
+            Segment::Unknown => {}
+        }
+    }
+    for prefix in ["unknown field `", "missing field `"] {
+        if let Some(rest) = message.strip_prefix(prefix) {
+            if let Some(name) = rest.split('`').next() {
+                let segment = format!("/{}", escape(name));
+                // serde_path_to_error already ends the path with an unknown field's name.
+                if !out.ends_with(&segment) {
+                    out.push_str(&segment);
+                }
+            }
+        }
+    }
+    if out.is_empty() {
+        "/".to_owned()
+    } else {
+        out
+    }
+}
+
+fn escape(token: &str) -> String {
+    token.replace('~', "~0").replace('/', "~1")
+}
+
+/// A JSON body of type `T`, with the errors described in the module docs.
+pub struct ApiJson<T>(pub T);
+
+impl<S, T> FromRequest<S> for ApiJson<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, _state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = read_body(req.into_body()).await?;
+        parse_json(&bytes).map(ApiJson)
+    }
+}
+
+/// An optional JSON body: an empty body is `None` (e.g. `POST …/stop` without a reason).
+pub struct OptionalJson<T>(pub Option<T>);
+
+impl<S, T> FromRequest<S> for OptionalJson<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, _state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = read_body(req.into_body()).await?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(OptionalJson(None));
+        }
+        parse_json(&bytes).map(|v| OptionalJson(Some(v)))
+    }
+}
+
+/// Query parameters of type `T`; a malformed query is 400 `bad_request` (specs/03 §2).
+pub struct ApiQuery<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for ApiQuery<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Query::<T>::try_from_uri(&parts.uri)
+            .map(|q| ApiQuery(q.0))
+            .map_err(|e| ApiError::BadRequest(format!("bad query parameter: {}", e.body_text())))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Outer {
+        name: String,
+        inner: Inner,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Inner {
+        n: u32,
+    }
+
+    fn field(body: &str) -> Option<String> {
+        match parse_json::<Outer>(body.as_bytes()) {
+            Err(ApiError::Validation { field, .. }) => field,
+            other => panic!("expected a validation error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn shape_errors_name_the_field_as_a_json_pointer() {
+        assert_eq!(
+            field(r#"{"name": "a", "inner": {"n": -1}}"#).as_deref(),
+            Some("/inner/n")
+        );
+        assert_eq!(
+            field(r#"{"name": "a", "inner": {"n": 1, "x": 2}}"#).as_deref(),
+            Some("/inner/x")
+        );
+        assert_eq!(field(r#"{"inner": {"n": 1}}"#).as_deref(), Some("/name"));
+    }
+
+    #[test]
+    fn text_that_is_not_json_is_a_bad_request() {
+        assert!(matches!(
+            parse_json::<Outer>(b"{nope"),
+            Err(ApiError::BadRequest(_))
+        ));
+    }
+}

@@ -1,0 +1,213 @@
+//! The rows of projector `agents` (tables `agents` and `agent_runs`, specs/02 §3) and the in-memory read model
+//! that holds them. A row is the whole fold state of its key: the Postgres projector loads a row, applies events
+//! and writes it back, so nothing may live outside the row.
+//!
+//! Rows serialize losslessly (timestamps with every digit they have, decimals with their scale): that form is the
+//! canonical dump that live tables, rebuilds and golden files are compared in ([`AgentRow::dump_line`]).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use strom_commands::store::{jsonb_text, LogPosition};
+use strom_domain::{AgentState, Side};
+
+/// One agent, as table `agents` holds it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentRow {
+    /// The aggregate id.
+    pub agent_id: String,
+    /// JWT `sub` of the creator.
+    pub owner: String,
+    pub name: String,
+    pub symbol: String,
+    /// `{"kind": …, "params": {…}}` as recorded.
+    pub strategy: Value,
+    pub frequency_s: u32,
+    /// `{"max_position_qty", "max_order_qty", "max_notional", "max_daily_loss"}` (the last may be null).
+    pub risk: Value,
+    pub starting_cash: Decimal,
+    pub seed: u64,
+    pub status: AgentState,
+    /// Current (running) or last session; 0 before the first start.
+    pub session: u64,
+    /// Start of the last session.
+    pub started_at: Option<DateTime<Utc>>,
+    /// Last stop (kept after a restart).
+    pub stopped_at: Option<DateTime<Utc>>,
+    pub archived_at: Option<DateTime<Utc>>,
+    /// Last tick run in the current session; `None` until its first run.
+    pub last_tick_no: Option<u64>,
+    /// `completed_at` of the latest run of any session.
+    pub last_run_at: Option<DateTime<Utc>>,
+    /// Observed price of the latest run of any session.
+    pub last_price: Option<Decimal>,
+    /// While running: when the tick after the last run is due (`started_at + last_tick_no × frequency_s`, tick 1
+    /// at `started_at`); `None` when not running.
+    pub next_tick_at: Option<DateTime<Utc>>,
+    /// Runs of all sessions.
+    pub runs_count: u64,
+    pub created_at: DateTime<Utc>,
+    /// The time field of the last applied event.
+    pub updated_at: DateTime<Utc>,
+    /// Sequence of the last applied event.
+    pub version: u64,
+}
+
+/// `agent_runs.outcome`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunOutcomeKind {
+    /// The run recorded its observation; the strategy held.
+    Observed,
+    /// The strategy signalled an order.
+    Signalled,
+}
+
+impl RunOutcomeKind {
+    /// The column text.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Observed => "observed",
+            Self::Signalled => "signalled",
+        }
+    }
+
+    /// Parses the column text.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "observed" => Some(Self::Observed),
+            "signalled" => Some(Self::Signalled),
+            _ => None,
+        }
+    }
+}
+
+/// One run, as table `agent_runs` holds it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunRow {
+    pub agent_id: String,
+    pub session: u64,
+    pub tick_no: u64,
+    pub scheduled_at: DateTime<Utc>,
+    pub started_at: DateTime<Utc>,
+    pub completed_at: DateTime<Utc>,
+    /// Observation symbol.
+    pub symbol: String,
+    /// Observed price.
+    pub price: Decimal,
+    pub observed_at: DateTime<Utc>,
+    pub outcome: RunOutcomeKind,
+    pub signal_side: Option<Side>,
+    pub signal_qty: Option<Decimal>,
+    /// The order placed for the signal.
+    pub order_id: Option<String>,
+    pub correlation_id: String,
+    /// Global-log position of the `AgentRunRecorded` event.
+    pub global_position: i64,
+}
+
+/// Primary key of `agent_runs`: (agent_id, session, tick_no).
+pub type RunKey = (String, u64, u64);
+
+impl RunRow {
+    /// Its primary key.
+    pub fn key(&self) -> RunKey {
+        (self.agent_id.clone(), self.session, self.tick_no)
+    }
+}
+
+/// Serializes `row` in the canonical dump form: Postgres's jsonb text (keys by length then bytes), lossless.
+fn dump_line<T: Serialize>(row: &T) -> String {
+    // A row holds only strings, numbers, bools, nulls and JSON values, so serializing it cannot fail.
+    let value = serde_json::to_value(row).unwrap_or(Value::Null);
+    jsonb_text(&value)
+}
+
+impl AgentRow {
+    /// The canonical dump line of this row (one line, no newline).
+    pub fn dump_line(&self) -> String {
+        dump_line(self)
+    }
+}
+
+impl RunRow {
+    /// The canonical dump line of this row (one line, no newline).
+    pub fn dump_line(&self) -> String {
+        dump_line(self)
+    }
+}
+
+/// The read model of projector `agents` in memory, with the log position it reflects.
+///
+/// Iteration is by primary key (`BTreeMap`), so dumps and listings are deterministic. `by_created` indexes agents
+/// newest first for paging (created_at never changes after creation).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AgentsModel {
+    /// By agent_id.
+    pub agents: BTreeMap<String, AgentRow>,
+    /// By (agent_id, session, tick_no).
+    pub runs: BTreeMap<RunKey, RunRow>,
+    /// (created_at, agent_id) of every agent.
+    pub(crate) by_created: BTreeSet<(DateTime<Utc>, String)>,
+    /// The last log position folded in.
+    pub checkpoint: LogPosition,
+}
+
+impl AgentsModel {
+    /// An empty model at the start of the log.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Inserts or replaces an agent row.
+    pub fn put_agent(&mut self, row: AgentRow) {
+        if let Some(old) = self.agents.get(&row.agent_id) {
+            self.by_created
+                .remove(&(old.created_at, old.agent_id.clone()));
+        }
+        self.by_created
+            .insert((row.created_at, row.agent_id.clone()));
+        self.agents.insert(row.agent_id.clone(), row);
+    }
+
+    /// Inserts a run row (replacing one with the same key).
+    pub fn put_run(&mut self, row: RunRow) {
+        self.runs.insert(row.key(), row);
+    }
+
+    /// The canonical dump of both tables.
+    pub fn dump(&self) -> TableDump {
+        TableDump {
+            agents: self.agents.values().map(AgentRow::dump_line).collect(),
+            agent_runs: self.runs.values().map(RunRow::dump_line).collect(),
+        }
+    }
+}
+
+/// The canonical dump of the tables of projector `agents`: per table, one line per row in primary-key order.
+/// Two read models are equal exactly when their dumps are byte-equal.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TableDump {
+    /// `agents`, ordered by agent_id.
+    pub agents: Vec<String>,
+    /// `agent_runs`, ordered by (agent_id, session, tick_no).
+    pub agent_runs: Vec<String>,
+}
+
+/// The tables of projector `agents`, in dump order.
+pub const AGENTS_TABLES: [&str; 2] = ["agents", "agent_runs"];
+
+impl TableDump {
+    /// The lines of `table` (one of [`AGENTS_TABLES`]).
+    pub fn table(&self, table: &str) -> &[String] {
+        match table {
+            "agents" => &self.agents,
+            _ => &self.agent_runs,
+        }
+    }
+}

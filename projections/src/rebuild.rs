@@ -1,0 +1,260 @@
+//! Rebuilding read models from zero and checking them: [`rebuild_from`] folds the entire log into a
+//! [`RebuildSink`] (the agents in memory, runs streamed in bulk while the next page is read), [`fold_events`] folds
+//! a log in memory (files, golden tests, `--verify`), and [`diff_dumps`] names every row where two read models
+//! differ.
+
+use std::cmp::Ordering;
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use serde_json::Value;
+use strom_commands::store::{EventLog, LogPosition, LoggedEvent, StoreError, MAX_LOG_PAGE};
+
+use crate::fold::{AgentFold, Folded, ProjectionError};
+use crate::model::{AgentsModel, TableDump, AGENTS_TABLES};
+use crate::sink::{RebuildSink, SinkError};
+
+/// Events read per page during a rebuild: the log's own cap. A rebuild wants the biggest pages (fewest round
+/// trips); one page of a few megabytes is in memory at a time plus the one being read ahead.
+pub const REBUILD_PAGE: usize = MAX_LOG_PAGE;
+
+/// Most row differences one comparison lists; past this it says the list is truncated (a wholesale difference,
+/// e.g. comparing with an empty table, would otherwise print every row).
+pub const MAX_REPORTED_DIFFERENCES: usize = 10_000;
+
+/// How far a rebuild or fold has got.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct RebuildProgress {
+    /// Events read from the log.
+    pub events: u64,
+    /// Agent rows so far.
+    pub agents: u64,
+    /// Run rows so far.
+    pub runs: u64,
+    /// Position of the last event read.
+    pub position: LogPosition,
+}
+
+/// Rebuilds the read model in `sink` from the whole of `log`: `begin`, fold every page (runs go to the sink page
+/// by page while the next page is being read), `finish` with the agents and the last position as checkpoint.
+/// `progress` is called after each page. Dropping the future before it returns leaves the sink's previous read
+/// model untouched (a Postgres sink rolls back).
+///
+/// # Errors
+/// The log or the sink failed, or an event could not be folded; nothing is made visible then.
+pub async fn rebuild_from(
+    log: &dyn EventLog,
+    sink: &mut dyn RebuildSink,
+    mut progress: impl FnMut(&RebuildProgress) + Send,
+) -> Result<RebuildProgress, SinkError> {
+    let fold = AgentFold::new();
+    let mut agents = BTreeMap::new();
+    let mut done = RebuildProgress::default();
+    sink.begin().await?;
+    let mut page = log.read_after(LogPosition::START, REBUILD_PAGE).await?;
+    while let Some(last) = page.last() {
+        let position = last.position;
+        let mut runs = Vec::new();
+        for event in &page {
+            if let Folded::Run(run) = fold.apply(&mut agents, event)? {
+                runs.push(*run);
+            }
+        }
+        done.events += page.len() as u64;
+        done.runs += runs.len() as u64;
+        done.agents = agents.len() as u64;
+        done.position = position;
+        // Read the next page while the sink writes this one's runs.
+        let (next, written) = futures::join!(
+            log.read_after(position, REBUILD_PAGE),
+            sink.write_runs(&runs)
+        );
+        written?;
+        page = next?;
+        progress(&done);
+    }
+    sink.finish(&agents, done.position).await?;
+    Ok(done)
+}
+
+/// Folds `events` (in log order) in memory, from empty tables. Events that cannot be folded are skipped and
+/// returned with the model, so a check can report them all; the model's checkpoint is the last event's position.
+pub fn fold_events<'a>(
+    events: impl IntoIterator<Item = &'a LoggedEvent>,
+) -> (AgentsModel, Vec<ProjectionError>) {
+    let mut folder = LenientFold::default();
+    for event in events {
+        folder.push(event);
+    }
+    folder.finish()
+}
+
+/// [`fold_events`] incrementally, for logs read page by page.
+#[derive(Debug, Default)]
+pub struct LenientFold {
+    fold: AgentFold,
+    agents: BTreeMap<String, crate::model::AgentRow>,
+    model: AgentsModel,
+    errors: Vec<ProjectionError>,
+}
+
+impl LenientFold {
+    /// Folds one event (recording, not returning, an error).
+    pub fn push(&mut self, event: &LoggedEvent) {
+        self.model.checkpoint = event.position;
+        match self.fold.apply(&mut self.agents, event) {
+            Ok(Folded::Run(run)) => self.model.put_run(*run),
+            Ok(_) => {}
+            Err(e) => self.errors.push(e),
+        }
+    }
+
+    /// The model and the events that could not be folded.
+    pub fn finish(mut self) -> (AgentsModel, Vec<ProjectionError>) {
+        for row in std::mem::take(&mut self.agents).into_values() {
+            self.model.put_agent(row);
+        }
+        (self.model, self.errors)
+    }
+}
+
+/// Folds `log` up to and including `until` (everything when `None`) in memory, calling `progress` per page.
+///
+/// # Errors
+/// The log could not be read. Events that cannot be folded are returned, not errors.
+pub async fn fold_log(
+    log: &dyn EventLog,
+    until: Option<LogPosition>,
+    mut progress: impl FnMut(&RebuildProgress) + Send,
+) -> Result<(AgentsModel, Vec<ProjectionError>), StoreError> {
+    let mut folder = LenientFold::default();
+    let mut done = RebuildProgress::default();
+    let mut position = LogPosition::START;
+    'pages: loop {
+        let page = log.read_after(position, REBUILD_PAGE).await?;
+        let Some(last) = page.last() else { break };
+        position = last.position;
+        for event in &page {
+            if until.is_some_and(|u| event.position > u) {
+                break 'pages;
+            }
+            folder.push(event);
+            done.events += 1;
+            done.position = event.position;
+        }
+        done.agents = folder.agents.len() as u64;
+        done.runs = folder.model.runs.len() as u64;
+        progress(&done);
+    }
+    progress(&done);
+    Ok(folder.finish())
+}
+
+/// One row where two read models differ.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RowDifference {
+    /// `agents` or `agent_runs`.
+    pub table: &'static str,
+    /// The primary key, e.g. `agent_id=…` or `agent_id=…, session=1, tick_no=3`.
+    pub key: String,
+    /// The row on the "live" side (`None`: absent there).
+    pub live: Option<String>,
+    /// The row on the "rebuilt" side (`None`: absent there).
+    pub rebuilt: Option<String>,
+}
+
+impl std::fmt::Display for RowDifference {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (&self.live, &self.rebuilt) {
+            (Some(live), Some(rebuilt)) => write!(
+                f,
+                "{} row {} differs:\n    live:    {live}\n    rebuilt: {rebuilt}",
+                self.table, self.key
+            ),
+            (Some(live), None) => write!(
+                f,
+                "{} row {} is not produced by the log:\n    live:    {live}",
+                self.table, self.key
+            ),
+            (None, Some(rebuilt)) => write!(
+                f,
+                "{} row {} is missing:\n    rebuilt: {rebuilt}",
+                self.table, self.key
+            ),
+            (None, None) => write!(f, "{} row {}", self.table, self.key),
+        }
+    }
+}
+
+/// The result of comparing two dumps.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct DumpComparison {
+    /// The differing rows, per table in key order (at most [`MAX_REPORTED_DIFFERENCES`]).
+    pub differences: Vec<RowDifference>,
+    /// More rows differ than are listed.
+    pub truncated: bool,
+}
+
+impl DumpComparison {
+    /// Byte-equal.
+    pub fn is_equal(&self) -> bool {
+        self.differences.is_empty() && !self.truncated
+    }
+}
+
+/// Sort key of a dump line: (agent_id, session, tick_no); agents have only the id.
+fn line_key(line: &str) -> (String, u64, u64) {
+    let value: Value = serde_json::from_str(line).unwrap_or(Value::Null);
+    (
+        value["agent_id"].as_str().unwrap_or_default().to_owned(),
+        value["session"].as_u64().unwrap_or(0),
+        value["tick_no"].as_u64().unwrap_or(0),
+    )
+}
+
+fn key_text(table: &str, key: &(String, u64, u64)) -> String {
+    if table == "agents" {
+        format!("agent_id={}", key.0)
+    } else {
+        format!("agent_id={}, session={}, tick_no={}", key.0, key.1, key.2)
+    }
+}
+
+/// Compares two dumps row by row (both in primary-key order, as dumps are).
+pub fn diff_dumps(live: &TableDump, rebuilt: &TableDump) -> DumpComparison {
+    let mut out = DumpComparison::default();
+    for table in AGENTS_TABLES {
+        let (mut a, mut b) = (
+            live.table(table).iter().peekable(),
+            rebuilt.table(table).iter().peekable(),
+        );
+        loop {
+            let order = match (a.peek(), b.peek()) {
+                (None, None) => break,
+                (Some(_), None) => Ordering::Less,
+                (None, Some(_)) => Ordering::Greater,
+                (Some(x), Some(y)) => line_key(x).cmp(&line_key(y)),
+            };
+            let (l, r) = match order {
+                Ordering::Less => (a.next(), None),
+                Ordering::Greater => (None, b.next()),
+                Ordering::Equal => (a.next(), b.next()),
+            };
+            if l == r {
+                continue;
+            }
+            if out.differences.len() >= MAX_REPORTED_DIFFERENCES {
+                out.truncated = true;
+                break;
+            }
+            let key = line_key(l.or(r).map_or("", String::as_str));
+            out.differences.push(RowDifference {
+                table,
+                key: key_text(table, &key),
+                live: l.cloned(),
+                rebuilt: r.cloned(),
+            });
+        }
+    }
+    out
+}

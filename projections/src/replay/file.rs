@@ -1,0 +1,195 @@
+//! Event logs as JSON-lines files (one `LoggedEvent` per line, in log order) and read models as golden files
+//! (`agents.jsonl`, `agent_runs.jsonl`: one canonical dump line per row, in primary-key order). Everything here
+//! works without a database: [`check_file`] verifies a file's order and hash chains and folds it.
+
+use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use strom_commands::store::{jsonb_text, ChainReport, ChainRow, ChainVerifier, LoggedEvent};
+
+use crate::fold::ProjectionError;
+use crate::model::{AgentsModel, TableDump, AGENTS_TABLES};
+use crate::rebuild::{diff_dumps, fold_events, DumpComparison};
+
+/// Longest line accepted in an event file: an event payload is bounded by the API's 64 KiB body limit, so a
+/// longer line is not an event and is refused before it is parsed.
+pub const MAX_EVENT_LINE_BYTES: usize = 1024 * 1024;
+
+/// Writes `events` as JSON lines.
+///
+/// # Errors
+/// Writing failed.
+pub fn write_events<'a>(
+    out: impl Write,
+    events: impl IntoIterator<Item = &'a LoggedEvent>,
+) -> std::io::Result<u64> {
+    let mut out = BufWriter::new(out);
+    let mut n = 0;
+    for event in events {
+        serde_json::to_writer(&mut out, event)?;
+        out.write_all(b"\n")?;
+        n += 1;
+    }
+    out.flush()?;
+    Ok(n)
+}
+
+/// Reads a JSON-lines event file. Blank lines are skipped.
+///
+/// # Errors
+/// The file cannot be read, or a line is not a logged event (the error names the line).
+pub fn read_events(path: &Path) -> anyhow::Result<Vec<LoggedEvent>> {
+    let file =
+        std::fs::File::open(path).with_context(|| format!("Failed to open {}", path.display()))?;
+    let mut events = Vec::new();
+    for (i, line) in BufReader::new(file).lines().enumerate() {
+        let line = line.with_context(|| format!("Failed to read {}", path.display()))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        anyhow::ensure!(
+            line.len() <= MAX_EVENT_LINE_BYTES,
+            "{}:{}: line is longer than {MAX_EVENT_LINE_BYTES} bytes",
+            path.display(),
+            i + 1
+        );
+        let event: LoggedEvent = serde_json::from_str(&line)
+            .with_context(|| format!("{}:{}: not a logged event", path.display(), i + 1))?;
+        events.push(event);
+    }
+    Ok(events)
+}
+
+/// What [`check_file`] found.
+#[derive(Debug)]
+pub struct FileCheck {
+    /// Events in the file.
+    pub events: usize,
+    /// Lines whose position is not after the previous line's (the file is not in log order).
+    pub order_problems: Vec<String>,
+    /// The hash chains recomputed from the file.
+    pub chains: ChainReport,
+    /// Events the fold could not read.
+    pub fold_errors: Vec<ProjectionError>,
+    /// The read models folded from the file.
+    pub model: AgentsModel,
+}
+
+impl FileCheck {
+    /// Every problem, one line each.
+    pub fn problems(&self) -> Vec<String> {
+        let mut out = self.order_problems.clone();
+        out.extend(super::chain_problem_lines(&self.chains));
+        out.extend(self.fold_errors.iter().map(|e| format!("cannot fold: {e}")));
+        out
+    }
+}
+
+/// Verifies `events` (log order, hash chains) and folds them into read models.
+pub fn check_events(events: &[LoggedEvent]) -> FileCheck {
+    let mut order_problems = Vec::new();
+    for (i, pair) in events.windows(2).enumerate() {
+        if pair[1].position <= pair[0].position {
+            order_problems.push(format!(
+                "out of log order: event {} ({}/{} sequence {}) at {:?} is not after {:?}",
+                i + 2,
+                pair[1].aggregate_type,
+                pair[1].aggregate_id,
+                pair[1].sequence,
+                pair[1].position,
+                pair[0].position
+            ));
+        }
+    }
+    let mut rows: Vec<ChainRow> = events
+        .iter()
+        .map(|e| ChainRow {
+            aggregate_type: e.aggregate_type.clone(),
+            aggregate_id: e.aggregate_id.clone(),
+            sequence: e.sequence,
+            event_type: e.event_type.clone(),
+            event_version: e.event_version.clone(),
+            payload_text: jsonb_text(&e.payload),
+            hash: e.hash.clone(),
+        })
+        .collect();
+    rows.sort_by(|a, b| {
+        (&a.aggregate_type, &a.aggregate_id, a.sequence).cmp(&(
+            &b.aggregate_type,
+            &b.aggregate_id,
+            b.sequence,
+        ))
+    });
+    let mut verifier = ChainVerifier::new();
+    for row in rows {
+        verifier.push(row);
+    }
+    let (model, fold_errors) = fold_events(events);
+    FileCheck {
+        events: events.len(),
+        order_problems,
+        chains: verifier.finish(),
+        fold_errors,
+        model,
+    }
+}
+
+/// [`read_events`] then [`check_events`].
+///
+/// # Errors
+/// The file cannot be read or parsed.
+pub fn check_file(path: &Path) -> anyhow::Result<FileCheck> {
+    Ok(check_events(&read_events(path)?))
+}
+
+fn table_file(dir: &Path, table: &str) -> PathBuf {
+    dir.join(format!("{table}.jsonl"))
+}
+
+/// Writes `dump` as golden files in `dir` (created if needed).
+///
+/// # Errors
+/// Writing failed.
+pub fn write_expected(dir: &Path, dump: &TableDump) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("Failed to create {}", dir.display()))?;
+    for table in AGENTS_TABLES {
+        let path = table_file(dir, table);
+        let mut text = dump.table(table).join("\n");
+        if !text.is_empty() {
+            text.push('\n');
+        }
+        std::fs::write(&path, text)
+            .with_context(|| format!("Failed to write {}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// Reads golden files from `dir`.
+///
+/// # Errors
+/// A file is missing or unreadable.
+pub fn read_expected(dir: &Path) -> anyhow::Result<TableDump> {
+    let read = |table: &str| -> anyhow::Result<Vec<String>> {
+        let path = table_file(dir, table);
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("Failed to read expected read model {}", path.display()))?;
+        Ok(text
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(str::to_owned)
+            .collect())
+    };
+    Ok(TableDump {
+        agents: read("agents")?,
+        agent_runs: read("agent_runs")?,
+    })
+}
+
+/// Compares `model` with the golden files in `dir`, row by row (`live` = expected, `rebuilt` = from the events).
+///
+/// # Errors
+/// The golden files cannot be read.
+pub fn compare_expected(dir: &Path, model: &AgentsModel) -> anyhow::Result<DumpComparison> {
+    Ok(diff_dumps(&read_expected(dir)?, &model.dump()))
+}
