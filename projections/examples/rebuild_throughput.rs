@@ -132,6 +132,28 @@ async fn main() {
     let rate = |n: u64, t: Instant| n as f64 / t.elapsed().as_secs_f64();
 
     let t = Instant::now();
+    let fold = strom_projections::AgentFold::new();
+    let mut agents = std::collections::BTreeMap::new();
+    for e in &log.0 {
+        fold.apply(&mut agents, e).unwrap();
+    }
+    println!(
+        "fold only:            {} events, {:>10.0} events/s",
+        log.0.len(),
+        rate(log.0.len() as u64, t)
+    );
+    let t = Instant::now();
+    let n = log
+        .0
+        .iter()
+        .map(|e| e.clone())
+        .filter(|e| e.sequence > 0)
+        .count();
+    println!(
+        "clone only:           {n} events, {:>10.0} events/s",
+        rate(n as u64, t)
+    );
+    let t = Instant::now();
     let mut memory = MemoryReadModel::new();
     let done = rebuild_from(&log, &mut memory, |_| {}).await.unwrap();
     println!(
