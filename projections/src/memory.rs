@@ -84,10 +84,10 @@ impl RebuildSink for MemoryReadModel {
         Ok(())
     }
 
-    async fn write_runs(&mut self, runs: &[RunRow]) -> Result<(), SinkError> {
+    async fn write_runs(&mut self, runs: Vec<RunRow>) -> Result<(), SinkError> {
         let staging = self.staging.as_mut().ok_or(SinkError::NotBegun)?;
         for run in runs {
-            staging.put_run(run.clone());
+            staging.put_run(run);
         }
         Ok(())
     }

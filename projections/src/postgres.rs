@@ -136,9 +136,9 @@ impl RebuildSink for PgRebuildSink {
         Ok(())
     }
 
-    async fn write_runs(&mut self, runs: &[RunRow]) -> Result<(), SinkError> {
+    async fn write_runs(&mut self, runs: Vec<RunRow>) -> Result<(), SinkError> {
         let tx = self.tx.as_mut().ok_or(SinkError::NotBegun)?;
-        copy::copy_runs(tx, runs).await
+        copy::copy_runs(tx, &runs).await
     }
 
     async fn finish(

@@ -67,7 +67,7 @@ pub async fn rebuild_from(
         // Read the next page while the sink writes this one's runs.
         let (next, written) = futures::join!(
             log.read_after(position, REBUILD_PAGE),
-            sink.write_runs(&runs)
+            sink.write_runs(runs)
         );
         written?;
         page = next?;

@@ -62,11 +62,11 @@ pub trait RebuildSink: Send {
     /// The store failed.
     async fn begin(&mut self) -> Result<(), SinkError>;
 
-    /// Adds run rows (each key once; the fold guarantees it).
+    /// Adds run rows (each key once; the fold guarantees it). Owned, so a memory sink keeps them without copying.
     ///
     /// # Errors
     /// The store failed, or `begin` was not called.
-    async fn write_runs(&mut self, runs: &[RunRow]) -> Result<(), SinkError>;
+    async fn write_runs(&mut self, runs: Vec<RunRow>) -> Result<(), SinkError>;
 
     /// Writes the agent rows and the checkpoint `last`, and makes the new read model visible.
     ///
