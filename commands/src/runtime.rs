@@ -7,7 +7,7 @@
 //! later (a conflict after the bounded retries, a store or market failure) is nak'ed with a delay; a tick that can
 //! never succeed (malformed, or not a valid run of that agent) is terminated, so it is not retried forever.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -132,7 +132,8 @@ pub struct RuntimeWorker {
 /// What woke the worker loop.
 enum Step {
     Shutdown,
-    Settled,
+    /// A tick finished; its agent, if it parsed.
+    Settled(Option<String>),
     Resume,
     Pulled(Result<Option<Delivery>, BusError>),
 }
@@ -162,8 +163,13 @@ impl RuntimeWorker {
         Arc::clone(&self.stats)
     }
 
-    /// Consumes ticks until `shutdown` resolves, then finishes (and settles) the ticks in progress and returns. Bus
-    /// failures are retried every [`CONSUMER_RETRY`].
+    /// Consumes ticks until `shutdown` resolves, then finishes (and settles) the ticks it already pulled and returns.
+    /// Bus failures are retried every [`CONSUMER_RETRY`].
+    ///
+    /// Ticks of one agent are run one at a time, in the order this worker received them: one pulled while another
+    /// of the same agent is running waits its turn (otherwise the later one could commit first and the earlier one
+    /// would be refused as `tick_already_run`). Different agents run concurrently, up to
+    /// [`RuntimeConfig::max_concurrent_ticks`] ticks held in all.
     ///
     /// # Errors
     /// The consumer configuration is refused (invalid, or overlapping another consumer of the work queue): retrying
@@ -173,6 +179,7 @@ impl RuntimeWorker {
         let mut consumer: Option<Box<dyn Consumer>> = None;
         let mut paused_until: Option<Instant> = None;
         let mut in_flight = FuturesUnordered::new();
+        let mut lanes = Lanes::default();
         loop {
             if paused_until.is_some_and(|until| Instant::now() >= until) {
                 paused_until = None;
@@ -193,20 +200,33 @@ impl RuntimeWorker {
                     }
                 }
             }
+            let held = in_flight.len() + lanes.parked;
             let can_pull = consumer.is_some()
                 && paused_until.is_none()
-                && in_flight.len() < self.config.max_concurrent_ticks.max(1);
+                && held < self.config.max_concurrent_ticks.max(1);
             let step = tokio::select! {
                 biased;
                 () = &mut shutdown => Step::Shutdown,
-                Some(()) = in_flight.next(), if !in_flight.is_empty() => Step::Settled,
+                Some(agent) = in_flight.next(), if !in_flight.is_empty() => Step::Settled(agent),
                 () = sleep_until(paused_until) => Step::Resume,
                 pulled = pull(&mut consumer), if can_pull => Step::Pulled(pulled),
             };
             match step {
                 Step::Shutdown => break,
-                Step::Settled | Step::Resume | Step::Pulled(Ok(None)) => {}
-                Step::Pulled(Ok(Some(delivery))) => in_flight.push(self.handle(delivery)),
+                Step::Resume | Step::Pulled(Ok(None)) => {}
+                Step::Settled(agent) => {
+                    if let Some((delivery, tick)) = agent.and_then(|a| lanes.finished(&a)) {
+                        in_flight.push(self.process(delivery, Ok(tick)));
+                    }
+                }
+                Step::Pulled(Ok(Some(delivery))) => match self.parse(&delivery) {
+                    Ok(tick) => {
+                        if let Some((delivery, tick)) = lanes.admit(delivery, tick) {
+                            in_flight.push(self.process(delivery, Ok(tick)));
+                        }
+                    }
+                    Err(reason) => in_flight.push(self.process(delivery, Err(reason))),
+                },
                 Step::Pulled(Err(e)) => {
                     tracing::warn!(error = %e, "runtime cannot pull ticks; retrying");
                     if matches!(e, BusError::ConsumerClosed) {
@@ -216,15 +236,31 @@ impl RuntimeWorker {
                 }
             }
         }
-        // Ticks already pulled but not started stay unacked and come back after the ack wait, to any worker.
+        // Stop pulling; ticks a pull fetched but did not hand over yet come back after the ack wait. Everything
+        // already handed over is run and settled, waiting ticks included (they are quick, and dropping them could
+        // let a later tick of the same agent, run elsewhere, overtake them).
         drop(consumer);
-        while in_flight.next().await.is_some() {}
+        while let Some(agent) = in_flight.next().await {
+            if let Some((delivery, tick)) = agent.and_then(|a| lanes.finished(&a)) {
+                in_flight.push(self.process(delivery, Ok(tick)));
+            }
+        }
         Ok(())
     }
 
     /// Processes one delivery and settles it (ack, nak with delay, or term).
     pub async fn handle(&self, delivery: Delivery) {
-        let tick = match self.parse(&delivery) {
+        let parsed = self.parse(&delivery);
+        self.process(delivery, parsed).await;
+    }
+
+    /// Settles a delivery given its parse result; returns the tick's agent, if it parsed.
+    async fn process(
+        &self,
+        delivery: Delivery,
+        parsed: Result<AgentTick, String>,
+    ) -> Option<String> {
+        let tick = match parsed {
             Ok(tick) => tick,
             Err(reason) => {
                 tracing::warn!(subject = %delivery.subject, stream_sequence = delivery.stream_sequence, %reason, "malformed tick terminated");
@@ -232,7 +268,7 @@ impl RuntimeWorker {
                 if let Err(e) = delivery.term().await {
                     tracing::warn!(error = %e, "could not terminate a malformed tick; it will come back");
                 }
-                return;
+                return None;
             }
         };
         let span = tracing::info_span!(
@@ -243,6 +279,7 @@ impl RuntimeWorker {
             correlation_id = %tick.correlation_id,
         );
         self.settle(delivery, &tick).instrument(span).await;
+        Some(tick.agent_id)
     }
 
     fn parse(&self, delivery: &Delivery) -> Result<AgentTick, String> {
@@ -389,6 +426,46 @@ impl RuntimeWorker {
         self.symbols
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// Per-agent lanes of one worker: which agents have a tick running, and the ticks waiting behind it.
+#[derive(Default)]
+struct Lanes {
+    busy: BTreeMap<String, VecDeque<(Delivery, AgentTick)>>,
+    /// Ticks waiting in all lanes (they count towards the worker's bound).
+    parked: usize,
+}
+
+impl Lanes {
+    /// The tick to run now, or `None` if it waits behind another tick of its agent.
+    fn admit(&mut self, delivery: Delivery, tick: AgentTick) -> Option<(Delivery, AgentTick)> {
+        match self.busy.get_mut(&tick.agent_id) {
+            Some(waiting) => {
+                waiting.push_back((delivery, tick));
+                self.parked += 1;
+                None
+            }
+            None => {
+                self.busy.insert(tick.agent_id.clone(), VecDeque::new());
+                Some((delivery, tick))
+            }
+        }
+    }
+
+    /// `agent`'s running tick finished: its next waiting tick, if any (the lane stays busy), else the lane frees.
+    fn finished(&mut self, agent: &str) -> Option<(Delivery, AgentTick)> {
+        let waiting = self.busy.get_mut(agent)?;
+        match waiting.pop_front() {
+            Some(next) => {
+                self.parked -= 1;
+                Some(next)
+            }
+            None => {
+                self.busy.remove(agent);
+                None
+            }
+        }
     }
 }
 

@@ -17,7 +17,7 @@ mod schedule;
 mod tick;
 
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -79,7 +79,7 @@ impl Default for SchedulerConfig {
 
 /// Counters of one scheduler instance (the Prometheus metrics are process-wide; these are per instance, for tests,
 /// health checks and the demo).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct SchedulerStats {
     emitted: AtomicU64,
     duplicates: AtomicU64,
@@ -87,6 +87,22 @@ pub struct SchedulerStats {
     publish_failures: AtomicU64,
     running_agents: AtomicU64,
     active: AtomicBool,
+    /// Clock reading (Unix ms) of the last completed round; `i64::MIN` before the first.
+    last_round_at_ms: AtomicI64,
+}
+
+impl Default for SchedulerStats {
+    fn default() -> Self {
+        Self {
+            emitted: AtomicU64::default(),
+            duplicates: AtomicU64::default(),
+            skipped: AtomicU64::default(),
+            publish_failures: AtomicU64::default(),
+            running_agents: AtomicU64::default(),
+            active: AtomicBool::default(),
+            last_round_at_ms: AtomicI64::new(i64::MIN),
+        }
+    }
 }
 
 /// A copy of [`SchedulerStats`] at one moment.
@@ -103,6 +119,9 @@ pub struct SchedulerCounts {
     pub running_agents: u64,
     /// Whether this instance currently holds leadership.
     pub active: bool,
+    /// The clock reading of the last completed round: every tick due by then has been handed to the bus (published,
+    /// or queued for a retry). `None` before the first round.
+    pub last_round_at: Option<DateTime<Utc>>,
 }
 
 impl SchedulerStats {
@@ -114,6 +133,10 @@ impl SchedulerStats {
             publish_failures: self.publish_failures.load(Ordering::Relaxed),
             running_agents: self.running_agents.load(Ordering::Relaxed),
             active: self.active.load(Ordering::Relaxed),
+            last_round_at: match self.last_round_at_ms.load(Ordering::Relaxed) {
+                i64::MIN => None,
+                ms => DateTime::from_timestamp_millis(ms),
+            },
         }
     }
 }
@@ -182,7 +205,12 @@ impl Scheduler {
             guard.release().await;
             match exit {
                 Exit::Shutdown => return,
-                Exit::LockLost => continue,
+                // Sit out one retry interval before competing again: the instance whose lock session died is the
+                // likely unhealthy one, so a standby gets the first chance.
+                Exit::LockLost => tokio::select! {
+                    () = &mut shutdown => return,
+                    () = tokio::time::sleep(self.config.leader_retry) => {}
+                },
             }
         }
     }
@@ -225,10 +253,16 @@ impl Scheduler {
             {
                 tracing::warn!(error = %e, "scheduler cannot read the event log; ticks continue from what it knows");
             }
-            let due = schedule.take_due((self.clock)(), MAX_TICKS_PER_ROUND);
+            let now = (self.clock)();
+            let due = schedule.take_due(now, MAX_TICKS_PER_ROUND);
             let more = due.len() == MAX_TICKS_PER_ROUND;
             if !due.is_empty() {
                 self.publish_all(&mut schedule, due).await;
+            }
+            if !more {
+                self.stats
+                    .last_round_at_ms
+                    .store(now.timestamp_millis(), Ordering::Relaxed);
             }
             let wait = if more {
                 Duration::ZERO
