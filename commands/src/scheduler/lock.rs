@@ -40,7 +40,8 @@ pub enum Leadership {
     Single,
     /// Active while holding the advisory lock `lock_name` on a connection opened with `options`.
     Postgres {
-        options: PgConnectOptions,
+        /// Boxed: it is large, and `Single` is nothing.
+        options: Box<PgConnectOptions>,
         lock_name: String,
     },
 }
@@ -50,7 +51,7 @@ impl Leadership {
     /// `connect_options()`).
     pub fn postgres(options: PgConnectOptions, role: &str, prefix: &str) -> Self {
         Self::Postgres {
-            options,
+            options: Box::new(options),
             lock_name: lock_name(role, prefix),
         }
     }
