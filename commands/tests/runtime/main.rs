@@ -123,3 +123,28 @@ async fn only_one_scheduler_is_active_and_a_standby_takes_over_when_the_lock_is_
     assert_eq!(env.ticks_ever_stored().await, 4, "each tick stored once");
     env.finish().await;
 }
+
+/// The design target is 10,000 agents ticking every second. Not a benchmark (memory adapters, debug build): it checks
+/// that one scheduler loop hands out every agent's every tick, none lost, none doubled, none skipped.
+#[tokio::test(start_paused = true)]
+async fn ten_thousand_agents_each_get_every_tick() {
+    const AGENTS: u64 = 10_000;
+    let env = Env::memory().await;
+    for _ in 0..AGENTS {
+        let agent = env.create_agent("BTC-USD", 1).await;
+        env.start(&agent).await;
+    }
+    let scheduler = env.spawn_scheduler();
+    wait_until_scheduling(&scheduler, AGENTS).await;
+    for second in 0..=2 {
+        advance_to(&env, &scheduler, t(second)).await;
+    }
+    let counts = scheduler.counts();
+    scheduler.stop().await;
+    assert_eq!(
+        (counts.emitted, counts.duplicates, counts.skipped),
+        (3 * AGENTS, 0, 0)
+    );
+    assert_eq!(env.ticks_ever_stored().await, 3 * AGENTS);
+    env.finish().await;
+}
