@@ -24,6 +24,11 @@ pub const LEADER_RETRY: Duration = Duration::from_secs(5);
 /// the module docs) to about this long, at one round trip per second.
 pub const LOCK_CHECK: Duration = Duration::from_secs(1);
 
+/// Longest a lock-connection operation (connect + try-lock, ping, close) may take. Locally they take milliseconds; one
+/// that hangs means Postgres is unreachable, and the holder must not sit in a hung ping (nor a standby in a hung
+/// connect): it gives up and treats the lock as lost (or not taken).
+pub const LOCK_IO_TIMEOUT: Duration = Duration::from_secs(5);
+
 const TRY_LOCK_SQL: &str = "SELECT pg_try_advisory_lock(hashtext($1), hashtext($2))";
 
 /// The second key of `role`'s lock for the deployment using NATS prefix `prefix`: each prefix (each test, each
@@ -96,6 +101,19 @@ async fn try_lock(
     options: &PgConnectOptions,
     lock_name: &str,
 ) -> Result<Option<PgConnection>, sqlx::Error> {
+    match tokio::time::timeout(LOCK_IO_TIMEOUT, try_lock_once(options, lock_name)).await {
+        Ok(result) => result,
+        Err(_) => Err(sqlx::Error::Io(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "taking the leader lock timed out",
+        ))),
+    }
+}
+
+async fn try_lock_once(
+    options: &PgConnectOptions,
+    lock_name: &str,
+) -> Result<Option<PgConnection>, sqlx::Error> {
     let mut connection = PgConnection::connect_with(options).await?;
     let locked: bool = sqlx::query_scalar(TRY_LOCK_SQL)
         .bind(LOCK_NAMESPACE)
@@ -120,20 +138,27 @@ impl LeaderGuard {
     pub async fn still_held(&mut self) -> bool {
         match &mut self.connection {
             None => true,
-            Some(connection) => match connection.ping().await {
-                Ok(()) => true,
-                Err(e) => {
-                    tracing::warn!(error = %e, "leader lock connection lost; stepping down");
-                    false
+            Some(connection) => {
+                match tokio::time::timeout(LOCK_IO_TIMEOUT, connection.ping()).await {
+                    Ok(Ok(())) => true,
+                    Ok(Err(e)) => {
+                        tracing::warn!(error = %e, "leader lock connection lost; stepping down");
+                        false
+                    }
+                    Err(_) => {
+                        tracing::warn!("leader lock connection does not answer; stepping down");
+                        false
+                    }
                 }
-            },
+            }
         }
     }
 
     /// Releases the lock now (by ending the session).
     pub async fn release(self) {
         if let Some(connection) = self.connection {
-            connection.close().await.ok();
+            // Closing a dead connection may hang; dropping it closes the socket, which ends the session too.
+            let _ = tokio::time::timeout(LOCK_IO_TIMEOUT, connection.close()).await;
         }
     }
 }
