@@ -25,7 +25,10 @@ use chrono::{DateTime, TimeDelta, Utc};
 use futures::StreamExt;
 use tokio::time::Instant;
 
-pub use lock::{lock_name, Leadership, LEADER_RETRY, LOCK_CHECK, LOCK_NAMESPACE, SCHEDULER_ROLE};
+pub use lock::{
+    lock_name, Leadership, LEADER_RETRY, LOCK_CHECK, LOCK_IO_TIMEOUT, LOCK_NAMESPACE,
+    SCHEDULER_ROLE,
+};
 pub use tick::{tick_msg_id, AgentTick, TickError};
 
 use self::lock::LeaderGuard;
