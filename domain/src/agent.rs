@@ -33,6 +33,22 @@ pub const MAX_STOP_REASON_CHARS: usize = 500;
 /// Version of `AgentCreated`: "2" added `risk` and `seed` (see `upcast`).
 pub const AGENT_CREATED_VERSION: &str = "2";
 
+/// When tick `tick_no` (1-based) of a session that started at `started_at` with `frequency_s` is due:
+/// `started_at + (tick_no − 1) × frequency_s`. `None` for tick 0 or past the representable range. The one
+/// schedule formula: [`Agent::tick_scheduled_at`] (which `RecordRun` validates against) and the scheduler,
+/// which keeps only `(started_at, frequency_s)` per running agent, both call it.
+pub fn tick_due_at(
+    started_at: DateTime<Utc>,
+    frequency_s: u32,
+    tick_no: u64,
+) -> Option<DateTime<Utc>> {
+    let offset_s = tick_no
+        .checked_sub(1)?
+        .checked_mul(u64::from(frequency_s))?;
+    let offset = TimeDelta::try_seconds(i64::try_from(offset_s).ok()?)?;
+    started_at.checked_add_signed(offset)
+}
+
 /// Lifecycle state. A new agent is `stopped`; `archived` is terminal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -348,12 +364,7 @@ impl Agent {
     /// `started_at + (tick_no − 1) × frequency_s`. `None` before the first start, for tick 0, or past the
     /// representable range. The scheduler and `RecordRun` validation both use this one formula.
     pub fn tick_scheduled_at(&self, tick_no: u64) -> Option<DateTime<Utc>> {
-        let started_at = self.session_started_at?;
-        let offset_s = tick_no
-            .checked_sub(1)?
-            .checked_mul(u64::from(self.session_frequency_s))?;
-        let offset = TimeDelta::try_seconds(i64::try_from(offset_s).ok()?)?;
-        started_at.checked_add_signed(offset)
+        tick_due_at(self.session_started_at?, self.session_frequency_s, tick_no)
     }
 
     fn profile(&self) -> Result<&Profile, AgentError> {

@@ -1,0 +1,150 @@
+//! Scheduler and runtime worker tests. Every case in `scheduler_cases` and `worker_cases` runs twice: on the memory
+//! adapters (tokio's clock paused, so ack waits pass instantly) and on real Postgres (`STROM_TEST_DATABASE_URL`, a
+//! schema per test) + NATS JetStream (`STROM_TEST_NATS_URL`, a prefix per test). Time is a manual clock the test
+//! moves; conditions are awaited with bounded polling. Leadership is Postgres-only and tested here directly.
+
+mod scheduler_cases;
+mod support;
+mod worker_cases;
+
+#[path = "../store/support.rs"]
+#[allow(dead_code)]
+mod store_support;
+
+use support::{advance_to, t, wait_for, wait_until_scheduling, Env, Probe};
+
+/// Declares each case once per environment: `memory::<case>` and `real::<case>`.
+macro_rules! both {
+    ($($module:ident :: $case:ident),* $(,)?) => {
+        mod memory {
+            $(
+                #[tokio::test(start_paused = true)]
+                async fn $case() {
+                    let env = crate::support::Env::memory().await;
+                    crate::$module::$case(&env).await;
+                    env.finish().await;
+                }
+            )*
+        }
+        mod real {
+            $(
+                #[tokio::test]
+                async fn $case() {
+                    let env = crate::support::Env::real().await;
+                    crate::$module::$case(&env).await;
+                    env.finish().await;
+                }
+            )*
+        }
+    };
+}
+
+both!(
+    scheduler_cases::a_running_agent_ticks_at_its_frequency_and_stopped_or_archived_ones_never,
+    scheduler_cases::a_start_begins_ticking_at_the_next_tick_and_a_stop_ends_it,
+    scheduler_cases::a_restarted_scheduler_does_not_double_tick,
+    worker_cases::two_workers_and_crashes_record_every_tick_exactly_once,
+    worker_cases::a_tick_for_a_stopped_or_unknown_agent_is_acked_and_ignored,
+    worker_cases::a_malformed_tick_is_terminated_not_retried,
+    worker_cases::the_run_observes_the_simulated_price_at_the_scheduled_time,
+    worker_cases::after_downtime_only_the_latest_due_tick_runs,
+);
+
+/// The backend pid holding the scheduler's advisory lock for this test's prefix, if any.
+async fn lock_holder(env: &Env) -> Option<i32> {
+    let db = env.db.as_ref().expect("a Postgres env");
+    let name = strom_commands::scheduler::lock_name(
+        strom_commands::scheduler::SCHEDULER_ROLE,
+        env.bus.subjects().prefix(),
+    );
+    sqlx::query_scalar(
+        "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted \
+           AND classid = hashtext($1)::oid AND objid = hashtext($2)::oid AND objsubid = 2",
+    )
+    .bind(strom_commands::scheduler::LOCK_NAMESPACE)
+    .bind(name)
+    .fetch_optional(&db.pool)
+    .await
+    .expect("query pg_locks")
+}
+
+#[tokio::test]
+async fn only_one_scheduler_is_active_and_a_standby_takes_over_when_the_lock_is_lost() {
+    let env = Env::real().await;
+    let agent = env.create_agent("BTC-USD", 1).await;
+    env.start(&agent).await;
+    let first = env.spawn_scheduler();
+    wait_until_scheduling(&first, 1).await;
+    let second = env.spawn_scheduler();
+    let mut probe = Probe::open(&env).await;
+    for second in 0..=2 {
+        advance_to(&env, &first, t(second)).await;
+    }
+    assert_eq!(first.counts().emitted, 3);
+    let standby = second.counts();
+    assert!(!standby.active, "the second instance stands by");
+    assert_eq!((standby.emitted, standby.duplicates), (0, 0));
+
+    // Kill the leader's lock session: the lock is released, the standby takes it, the old leader steps down.
+    let pid = lock_holder(&env).await.expect("the leader holds the lock");
+    let db = env.db.as_ref().unwrap();
+    sqlx::query("SELECT pg_terminate_backend($1)")
+        .bind(pid)
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    wait_for("the old leader to step down", || async {
+        !first.counts().active
+    })
+    .await;
+    wait_until_scheduling(&second, 1).await;
+    advance_to(&env, &second, t(3)).await;
+    assert_eq!(
+        (second.counts().emitted, second.counts().duplicates),
+        (1, 1),
+        "the new leader republishes tick 3 (deduplicated) and emits tick 4: {:?}",
+        second.counts()
+    );
+    assert_eq!(
+        first.counts().emitted,
+        3,
+        "the old leader emits nothing more"
+    );
+    assert!(!first.counts().active);
+    assert_ne!(lock_holder(&env).await, Some(pid));
+
+    first.stop().await;
+    second.stop().await;
+    let ticks = probe.drain(&env).await;
+    assert_eq!(
+        ticks.iter().map(|t| t.tick_no).collect::<Vec<_>>(),
+        vec![1, 2, 3, 4]
+    );
+    assert_eq!(env.ticks_ever_stored().await, 4, "each tick stored once");
+    env.finish().await;
+}
+
+/// The design target is 10,000 agents ticking every second. Not a benchmark (memory adapters, debug build): it checks
+/// that one scheduler loop hands out every agent's every tick, none lost, none doubled, none skipped.
+#[tokio::test(start_paused = true)]
+async fn ten_thousand_agents_each_get_every_tick() {
+    const AGENTS: u64 = 10_000;
+    let env = Env::memory().await;
+    for _ in 0..AGENTS {
+        let agent = env.create_agent("BTC-USD", 1).await;
+        env.start(&agent).await;
+    }
+    let scheduler = env.spawn_scheduler();
+    wait_until_scheduling(&scheduler, AGENTS).await;
+    for second in 0..=2 {
+        advance_to(&env, &scheduler, t(second)).await;
+    }
+    let counts = scheduler.counts();
+    scheduler.stop().await;
+    assert_eq!(
+        (counts.emitted, counts.duplicates, counts.skipped),
+        (3 * AGENTS, 0, 0)
+    );
+    assert_eq!(env.ticks_ever_stored().await, 3 * AGENTS);
+    env.finish().await;
+}
