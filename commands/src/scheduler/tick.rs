@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use strom_domain::id::{validate_id, MAX_CORRELATION_ID_CHARS};
+use strom_domain::id::{validate_correlation_id, validate_uuid};
 use thiserror::Error;
 
 /// "It is time for run `tick_no` of session `session` of agent `agent_id`, due at `scheduled_at`."
@@ -63,7 +63,7 @@ impl AgentTick {
             field,
             reason: reason.to_owned(),
         };
-        validate_id("agent_id", &tick.agent_id).map_err(|e| TickError::Invalid {
+        validate_uuid("agent_id", &tick.agent_id).map_err(|e| TickError::Invalid {
             field: "agent_id",
             reason: e.to_string(),
         })?;
@@ -73,17 +73,10 @@ impl AgentTick {
         if tick.tick_no == 0 {
             return Err(invalid("tick_no", "must be at least 1"));
         }
-        let id = &tick.correlation_id;
-        let id_ok = (1..=MAX_CORRELATION_ID_CHARS).contains(&id.len())
-            && id
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b".-_:".contains(&b));
-        if !id_ok {
-            return Err(invalid(
-                "correlation_id",
-                "must be 1..=128 of A-Z a-z 0-9 . _ : -",
-            ));
-        }
+        validate_correlation_id(&tick.correlation_id).map_err(|e| TickError::Invalid {
+            field: "correlation_id",
+            reason: e.to_string(),
+        })?;
         Ok(tick)
     }
 }
