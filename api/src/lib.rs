@@ -2,6 +2,8 @@
 //! (main.rs) wires these and the other crates into subcommands. Handlers hold no business rules.
 
 pub mod auth;
+pub mod background;
+pub mod demo;
 pub mod extract;
 pub mod idempotency;
 pub mod live;

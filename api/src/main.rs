@@ -81,11 +81,37 @@ struct ServeArgs {
     /// Valkey/Redis URL for Idempotency-Key records shared by all API processes; unset = in-process memory.
     #[arg(long, env = "STROM_VALKEY_URL", hide_env_values = true)]
     valkey_url: Option<String>,
-    /// Seed recorded in agents created without one.
+    /// Seed of the simulated market, also recorded in agents created without one.
     #[arg(long, env = "STROM_SIM_SEED", default_value_t = strom_api::startup::DEFAULT_AGENT_SEED)]
     sim_seed: u64,
+    /// Background roles to run beside the API and the projector: scheduler, runtime, relay, sim (comma-separated;
+    /// `api` and `projector` are accepted and always run).
+    #[arg(long, env = "STROM_ROLES", default_value = "api,scheduler,runtime,projector,relay,sim",
+          value_parser = parse_roles)]
+    roles: std::collections::BTreeSet<strom_api::background::Role>,
+    /// Symbols the simulator publishes prices for (comma-separated).
+    #[arg(
+        long,
+        env = "STROM_SIM_SYMBOLS",
+        value_delimiter = ',',
+        default_value = "BTC-USD,ETH-USD,SOL-USD"
+    )]
+    sim_symbols: Vec<String>,
+    /// Seconds between simulated prices.
+    #[arg(long, env = "STROM_SIM_INTERVAL_S", default_value_t = 1,
+          value_parser = clap::value_parser!(u32).range(1..=86_400))]
+    sim_interval_s: u32,
+    /// Create a stopped demo agent for the dev user `demo` at startup if it does not exist (`make run` does).
+    #[arg(long, env = "STROM_DEMO_AGENT")]
+    demo_agent: bool,
     #[command(flatten)]
     auth: AuthArgs,
+}
+
+fn parse_roles(
+    list: &str,
+) -> Result<std::collections::BTreeSet<strom_api::background::Role>, String> {
+    strom_api::background::parse_roles(list)
 }
 
 #[derive(Args)]
@@ -231,10 +257,19 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         database_schema: args.database_schema,
         migrate: args.migrate,
         nats_url: args.nats_url,
-        prefix: args.nats_prefix,
+        prefix: args.nats_prefix.clone(),
         valkey_url: args.valkey_url,
         auth: args.auth.settings(),
         default_seed: args.sim_seed,
+        background: strom_api::background::BackgroundConfig {
+            roles: args.roles,
+            sim_seed: args.sim_seed,
+            sim_symbols: args.sim_symbols,
+            sim_interval_s: args.sim_interval_s,
+            pg_options: None,
+            prefix: args.nats_prefix.clone(),
+        },
+        demo_agent: args.demo_agent,
     };
     let app = Application::build(config).await?;
     app.run_until_stopped(shutdown_signal()).await

@@ -21,6 +21,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::{AuthSettings, Authenticator};
+use crate::background::BackgroundConfig;
 use crate::idempotency::IdempotencyStore;
 use crate::live::LiveFeed;
 use crate::reads::Reads;
@@ -56,6 +57,10 @@ pub struct ServeConfig {
     pub auth: AuthSettings,
     /// Seed given to agents created without one (`STROM_SIM_SEED`).
     pub default_seed: u64,
+    /// The background roles (scheduler, runtime, relay, sim) and their settings.
+    pub background: BackgroundConfig,
+    /// Create the demo agent at startup (owner `demo`) if it does not exist (`make run`).
+    pub demo_agent: bool,
 }
 
 impl ServeConfig {
@@ -71,9 +76,24 @@ impl ServeConfig {
             valkey_url: None,
             auth,
             default_seed: DEFAULT_AGENT_SEED,
+            background: BackgroundConfig {
+                roles: Default::default(),
+                sim_seed: DEFAULT_AGENT_SEED,
+                sim_symbols: DEFAULT_SIM_SYMBOLS
+                    .iter()
+                    .map(|s| (*s).to_owned())
+                    .collect(),
+                sim_interval_s: 1,
+                pg_options: None,
+                prefix: DEFAULT_PREFIX.to_owned(),
+            },
+            demo_agent: false,
         }
     }
 }
+
+/// Symbols the simulator publishes when none are configured (`STROM_SIM_SYMBOLS`).
+pub const DEFAULT_SIM_SYMBOLS: &[&str] = &["BTC-USD", "ETH-USD", "SOL-USD"];
 
 /// The external services this process talks to; `None` means the embedded (memory) adapter is used instead.
 #[derive(Clone, Default)]
@@ -183,6 +203,18 @@ impl Application {
         let tail_log = Arc::clone(&log);
         roles.spawn("live-feed", move |stop| feed.run(tail_log, from, stop));
         let reads = Reads::start(&backend, Arc::clone(&log), &mut roles);
+        let mut background = config.background.clone();
+        background.prefix.clone_from(&config.prefix);
+        if let Some(url) = &config.database_url {
+            background.pg_options = Some(
+                strom_commands::store::pg_connect_options(url, config.database_schema.as_deref())
+                    .context("Invalid STROM_DATABASE_URL / STROM_DATABASE_SCHEMA")?,
+            );
+        }
+        crate::background::spawn(&background, &backend, &log, &bus, &commands, &mut roles).await?;
+        if config.demo_agent {
+            crate::demo::ensure_demo_agent(&commands, config.default_seed).await?;
+        }
         let state = AppState {
             auth,
             deps,
@@ -326,7 +358,13 @@ async fn connect(config: &ServeConfig) -> anyhow::Result<Dependencies> {
 async fn bus(config: &ServeConfig, deps: &Dependencies) -> anyhow::Result<Arc<dyn Bus>> {
     let subjects = Subjects::new(config.prefix.clone()).context("Invalid STROM_NATS_PREFIX")?;
     Ok(match &deps.nats {
-        Some(client) => Arc::new(NatsBus::new(client.clone(), subjects)),
+        Some(client) => {
+            let bus = NatsBus::new(client.clone(), subjects);
+            bus.ensure_topology().await.context(
+                "Failed to set up the JetStream streams on STROM_NATS_URL (is JetStream enabled: nats-server -js?)",
+            )?;
+            Arc::new(bus)
+        }
         None => {
             tracing::warn!("EMBEDDED MODE: bus in memory, state is lost on exit");
             let bus = MemoryBus::new(subjects);

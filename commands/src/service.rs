@@ -5,6 +5,7 @@
 //! and for the runtime). Callers — the API, the runtime worker, backtests — never see which backend is in use.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use cqrs_es::persist::{EventUpcaster, PersistedEventStore};
 use cqrs_es::{Aggregate, AggregateError, EventStore};
@@ -176,17 +177,20 @@ where
 
 /// The three aggregates' services over one backend.
 pub struct CommandServices {
-    pub agents: AggregateService<strom_domain::Agent>,
-    pub orders: AggregateService<strom_domain::Order>,
-    pub backtests: AggregateService<strom_domain::Backtest>,
+    pub agents: Arc<AggregateService<strom_domain::Agent>>,
+    pub orders: Arc<AggregateService<strom_domain::Order>>,
+    pub backtests: Arc<AggregateService<strom_domain::Backtest>>,
 }
 
 impl CommandServices {
     pub fn new(backend: &EventStoreBackend) -> Self {
         Self {
-            agents: AggregateService::new(backend, strom_domain::upcast::event_upcasters),
-            orders: AggregateService::new(backend, no_upcasters),
-            backtests: AggregateService::new(backend, no_upcasters),
+            agents: Arc::new(AggregateService::new(
+                backend,
+                strom_domain::upcast::event_upcasters,
+            )),
+            orders: Arc::new(AggregateService::new(backend, no_upcasters)),
+            backtests: Arc::new(AggregateService::new(backend, no_upcasters)),
         }
     }
 }

@@ -1,0 +1,190 @@
+//! The background roles of `strom serve` beside the API and the projector (specs/01 §2): the scheduler, the runtime
+//! worker and the market simulator (and the relay, when events go to NATS). Which ones run is chosen with
+//! `STROM_ROLES`; a deployment can run the API in one process and the workers in others.
+
+use std::collections::BTreeSet;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use strom_commands::bus::sim_publisher::SimPublisher;
+use strom_commands::bus::Bus;
+use strom_commands::market::SimMarket;
+use strom_commands::runtime::{RuntimeConfig, RuntimeWorker};
+use strom_commands::scheduler::{system_clock, Leadership, Scheduler, SchedulerConfig};
+use strom_commands::service::{CommandServices, EventStoreBackend};
+use strom_commands::store::EventLog;
+use strom_sim::SimFeed;
+
+use crate::roles::Roles;
+
+/// A background role `strom serve` can run (the API and the projectors always run).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Role {
+    /// Emits AgentTick for running agents (one active per database, advisory lock).
+    Scheduler,
+    /// Consumes ticks and records runs.
+    Runtime,
+    /// Publishes committed events to JetStream (one active per database).
+    Relay,
+    /// Publishes simulated prices (market data and the latest-price board).
+    Sim,
+}
+
+impl Role {
+    pub const ALL: [Role; 4] = [Role::Scheduler, Role::Runtime, Role::Relay, Role::Sim];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Scheduler => "scheduler",
+            Role::Runtime => "runtime",
+            Role::Relay => "relay",
+            Role::Sim => "sim",
+        }
+    }
+}
+
+impl FromStr for Role {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim() {
+            "scheduler" => Ok(Role::Scheduler),
+            "runtime" => Ok(Role::Runtime),
+            "relay" => Ok(Role::Relay),
+            "sim" => Ok(Role::Sim),
+            // Always on in `serve`; accepted so the spec's full list (specs/01 §2) is valid input.
+            "api" | "projector" => Err(String::new()),
+            "execution" => Err("role `execution` (paper fills) arrives with M2 and is not built yet".into()),
+            other => Err(format!(
+                "unknown role `{other}`; use scheduler, runtime, relay, sim (api and projector always run)"
+            )),
+        }
+    }
+}
+
+/// Parses a `STROM_ROLES` list: comma-separated role names; `api` and `projector` are accepted and ignored.
+///
+/// # Errors
+/// An unknown or not-yet-built role, named in the message.
+pub fn parse_roles(list: &str) -> Result<BTreeSet<Role>, String> {
+    let mut roles = BTreeSet::new();
+    for name in list.split(',').filter(|s| !s.trim().is_empty()) {
+        match name.parse::<Role>() {
+            Ok(role) => {
+                roles.insert(role);
+            }
+            Err(e) if e.is_empty() => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(roles)
+}
+
+/// What the background roles need to know.
+#[derive(Debug, Clone)]
+pub struct BackgroundConfig {
+    pub roles: BTreeSet<Role>,
+    /// Seed of the simulated market; the runtime observes the same price path the simulator publishes.
+    pub sim_seed: u64,
+    pub sim_symbols: Vec<String>,
+    pub sim_interval_s: u32,
+    /// Postgres connection settings for the leader locks (None = memory backend: one process, no lock).
+    pub pg_options: Option<sqlx::postgres::PgConnectOptions>,
+    pub prefix: String,
+}
+
+/// Starts the configured roles.
+///
+/// # Errors
+/// A role cannot be set up (bad simulator settings, the bus refuses the price board).
+pub async fn spawn(
+    config: &BackgroundConfig,
+    backend: &EventStoreBackend,
+    log: &Arc<dyn EventLog>,
+    bus: &Arc<dyn Bus>,
+    commands: &Arc<CommandServices>,
+    roles: &mut Roles,
+) -> anyhow::Result<()> {
+    let leadership = |role: &str| match &config.pg_options {
+        Some(options) => Leadership::postgres(options.clone(), role, &config.prefix),
+        None => Leadership::Single,
+    };
+    if config.roles.contains(&Role::Sim) {
+        let feed = SimFeed::new(
+            config.sim_seed,
+            config.sim_symbols.clone(),
+            config.sim_interval_s,
+        )
+        .context("Invalid simulator settings (STROM_SIM_SYMBOLS / STROM_SIM_INTERVAL_S)")?;
+        let publisher = SimPublisher::new(Arc::clone(bus), feed)
+            .await
+            .context("Failed to open the price board")?;
+        roles.spawn("sim", move |stop| async move {
+            publisher.run(stop.cancelled_owned()).await;
+            Ok(())
+        });
+    }
+    if config.roles.contains(&Role::Scheduler) {
+        let scheduler = Scheduler::new(
+            Arc::clone(log),
+            Arc::clone(bus),
+            leadership("scheduler"),
+            system_clock(),
+            SchedulerConfig::default(),
+        );
+        roles.spawn("scheduler", move |stop| async move {
+            scheduler.run(stop.cancelled_owned()).await;
+            Ok(())
+        });
+    }
+    if config.roles.contains(&Role::Runtime) {
+        let worker = RuntimeWorker::new(
+            Arc::clone(bus),
+            Arc::clone(&commands.agents),
+            Arc::new(SimMarket::new(config.sim_seed)),
+            system_clock(),
+            RuntimeConfig::default(),
+        );
+        roles.spawn("runtime", move |stop| async move {
+            worker
+                .run(stop.cancelled_owned())
+                .await
+                .context("runtime worker")
+        });
+    }
+    if config.roles.contains(&Role::Relay) {
+        spawn_relay(config, backend, log, bus, roles)?;
+    }
+    Ok(())
+}
+
+fn spawn_relay(
+    _config: &BackgroundConfig,
+    _backend: &EventStoreBackend,
+    _log: &Arc<dyn EventLog>,
+    _bus: &Arc<dyn Bus>,
+    _roles: &mut Roles,
+) -> anyhow::Result<()> {
+    tracing::info!("relay role: wired when the relay lands");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roles_parse_from_the_spec_list_and_unknown_ones_are_named() {
+        let all = parse_roles("api,scheduler,runtime,projector,relay,sim").unwrap();
+        assert_eq!(all, Role::ALL.into_iter().collect());
+        assert_eq!(
+            parse_roles("runtime").unwrap(),
+            [Role::Runtime].into_iter().collect()
+        );
+        assert!(parse_roles("execution").unwrap_err().contains("M2"));
+        assert!(parse_roles("schedular")
+            .unwrap_err()
+            .contains("unknown role `schedular`"));
+    }
+}
