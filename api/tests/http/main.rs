@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 use strom_api::auth::{AuthMode, AuthSettings, DevKey, Role, DEFAULT_AUDIENCE, DEV_ISSUER};
 use strom_api::startup::{Application, ServeConfig};
 
+mod migrate_cli;
 mod process;
 mod sim_cli;
 
