@@ -1,5 +1,5 @@
-//! `strom migrate` as a process: applies the migrations to a fresh schema once, then reports it is up to date, and
-//! fails clearly (non-zero exit) without a URL or with an unreachable database.
+//! `strom migrate` (and `strom relay`) as a process: applies the migrations to a fresh schema once, then reports it is
+//! up to date, and fails clearly (non-zero exit) without a URL or with an unreachable database.
 
 use std::process::{Command, Output};
 
@@ -121,4 +121,16 @@ fn migrate_against_an_unreachable_database_fails_with_the_reason() {
     );
     assert!(err.contains("refused"), "{err}");
     assert!(!err.contains("s3cret"), "{err}");
+}
+
+#[test]
+fn relay_without_a_nats_url_says_which_variable_to_set() {
+    let out = Command::new(env!("CARGO_BIN_EXE_strom"))
+        .arg("relay")
+        .env_remove("STROM_NATS_URL")
+        .env("STROM_DATABASE_URL", database_url())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("STROM_NATS_URL"), "{}", stderr(&out));
 }
