@@ -1,7 +1,9 @@
 //! Who may relay: a lease that a relay holds while it is the active instance, and through which it loads and saves
 //! its checkpoint (so a relay that lost the lease cannot move the checkpoint).
 
+use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::postgres::PgConnectOptions;
@@ -18,6 +20,19 @@ pub const LOCK_NAMESPACE: &str = "strom";
 pub const LOCK_ROLE: &str = "relay";
 
 const TRY_LOCK_SQL: &str = "SELECT pg_try_advisory_lock(hashtext($1), hashtext($2))";
+
+/// Longest a round trip on the lock's connection (confirm, load, save) may take before the relay treats the lease
+/// as lost. A healthy local round trip takes milliseconds; a connection silently cut by the network would otherwise
+/// hang the relay until the operating system gives up on it, minutes later.
+pub const LEASE_ROUND_TRIP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// TCP keepalive settings of the lock's session, so that the server notices a relay whose host vanished without
+/// closing the connection (power loss, partition) after about idle + interval × count = 10 + 5 × 3 = 25 s and frees
+/// the lock for a standby. Postgres's defaults follow the operating system's, which is two hours. (Ignored over a
+/// Unix socket, where a vanished peer is noticed at once.)
+const LOCK_KEEPALIVE_SQL: &str = "SELECT set_config('tcp_keepalives_idle', '10', false),
+       set_config('tcp_keepalives_interval', '5', false),
+       set_config('tcp_keepalives_count', '3', false)";
 
 /// Decides which relay is active.
 #[async_trait]
@@ -63,6 +78,9 @@ impl Leadership for PgLeadership {
             .await
             .map_err(RelayError::Lock)?;
         if acquired {
+            within_timeout(sqlx::query(LOCK_KEEPALIVE_SQL).execute(&mut conn))
+                .await?
+                .map_err(RelayError::Lock)?;
             Ok(Some(Box::new(PgLease { conn })))
         } else {
             conn.close().await.ok();
@@ -79,18 +97,20 @@ struct PgLease {
 impl Lease for PgLease {
     async fn confirm(&mut self) -> Result<(), RelayError> {
         // The lock lives exactly as long as this session; a round trip proves the session is still there.
-        self.conn.ping().await.map_err(RelayError::Lock)
+        within_timeout(self.conn.ping())
+            .await?
+            .map_err(RelayError::Lock)
     }
 
     async fn load(&mut self, name: &str) -> Result<Option<LogPosition>, RelayError> {
-        PgCheckpointStore::load_in(&mut self.conn, name)
-            .await
+        within_timeout(PgCheckpointStore::load_in(&mut self.conn, name))
+            .await?
             .map_err(RelayError::LockCheckpoint)
     }
 
     async fn save(&mut self, name: &str, position: LogPosition) -> Result<(), RelayError> {
-        PgCheckpointStore::save_in(&mut self.conn, name, position)
-            .await
+        within_timeout(PgCheckpointStore::save_in(&mut self.conn, name, position))
+            .await?
             .map_err(RelayError::LockCheckpoint)
     }
 
@@ -98,6 +118,13 @@ impl Lease for PgLease {
         // Closing ends the session, which frees the session-level lock.
         self.conn.close().await.ok();
     }
+}
+
+/// Runs one round trip on the lock's connection, or fails with [`RelayError::LockTimedOut`].
+async fn within_timeout<T>(round_trip: impl Future<Output = T>) -> Result<T, RelayError> {
+    tokio::time::timeout(LEASE_ROUND_TRIP_TIMEOUT, round_trip)
+        .await
+        .map_err(|_| RelayError::LockTimedOut(LEASE_ROUND_TRIP_TIMEOUT))
 }
 
 /// Memory: always granted. The memory event store lives inside one process, and a process runs one relay role

@@ -30,7 +30,7 @@ use uuid::Uuid;
 
 pub use envelope::{EventEnvelope, EVENT_TYPE_HEADER, EVENT_VERSION_HEADER, SEQUENCE_HEADER};
 pub use lag::LAG_COUNT_CAP;
-pub use leadership::{LOCK_NAMESPACE, LOCK_ROLE};
+pub use leadership::{LEASE_ROUND_TRIP_TIMEOUT, LOCK_NAMESPACE, LOCK_ROLE};
 
 use self::lag::{LagProbe, LogLag, PgLag};
 use self::leadership::{Leadership, Lease, PgLeadership, Unshared};
@@ -146,6 +146,9 @@ pub enum RelayError {
     /// The lock's connection could not be opened or is gone: the lease is lost.
     #[error("relay leader lock connection failed (lease lost): {0}")]
     Lock(#[source] sqlx::Error),
+    /// A round trip on the lock's connection took too long: the connection is presumed cut, the lease lost.
+    #[error("relay leader lock connection did not answer within {0:?} (lease presumed lost)")]
+    LockTimedOut(Duration),
     /// Loading or saving the checkpoint through the lock's connection failed: the lease may be lost.
     #[error(
         "relay could not use its checkpoint through the leader lock connection (lease lost): {0}"
@@ -180,7 +183,10 @@ pub enum RelayError {
 impl RelayError {
     /// Whether the relay must stop publishing and stand by (its lease is or may be gone).
     pub fn lost_lease(&self) -> bool {
-        matches!(self, Self::Lock(_) | Self::LockCheckpoint(_))
+        matches!(
+            self,
+            Self::Lock(_) | Self::LockTimedOut(_) | Self::LockCheckpoint(_)
+        )
     }
 }
 
@@ -678,6 +684,7 @@ mod tests {
     #[test]
     fn only_lock_errors_lose_the_lease() {
         assert!(RelayError::Lock(sqlx::Error::PoolClosed).lost_lease());
+        assert!(RelayError::LockTimedOut(LEASE_ROUND_TRIP_TIMEOUT).lost_lease());
         assert!(
             !RelayError::Log(StoreError::InvalidConnection("x".into())).lost_lease(),
             "a failed read is retried under the same lease"
