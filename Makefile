@@ -36,9 +36,9 @@ lint: ## cargo fmt --check and clippy with warnings as errors
 format: ## Format all Rust code (cargo fmt)
 	$(CARGO) fmt --all
 
-bench: ## Print the benchmark figures (not yet: arrives with the event store)
-	@echo "bench: arrives with the event-store issue (#3)" >&2
-	@exit 1
+bench: ## Print benchmark figures: append vs pgbench at 1/8/32 writers, log reads, relay (~4 min)
+	scripts/ensure-services.sh
+	$(CARGO) bench -p strom-commands --bench append
 
 migrate: ## Apply the database migrations to STROM_DATABASE_URL (strom migrate)
 	@if [[ -z "$${STROM_DATABASE_URL:-}" ]]; then \

@@ -10,6 +10,7 @@ use anyhow::Context;
 use strom_commands::bus::sim_publisher::SimPublisher;
 use strom_commands::bus::Bus;
 use strom_commands::market::SimMarket;
+use strom_commands::relay::{Relay, RelayConfig};
 use strom_commands::runtime::{RuntimeConfig, RuntimeWorker};
 use strom_commands::scheduler::{system_clock, Leadership, Scheduler, SchedulerConfig};
 use strom_commands::service::{CommandServices, EventStoreBackend};
@@ -154,20 +155,28 @@ pub async fn spawn(
         });
     }
     if config.roles.contains(&Role::Relay) {
-        spawn_relay(config, backend, log, bus, roles)?;
+        spawn_relay(backend, bus, roles);
     }
     Ok(())
 }
 
-fn spawn_relay(
-    _config: &BackgroundConfig,
-    _backend: &EventStoreBackend,
-    _log: &Arc<dyn EventLog>,
-    _bus: &Arc<dyn Bus>,
-    _roles: &mut Roles,
-) -> anyhow::Result<()> {
-    tracing::info!("relay role: wired when the relay lands");
-    Ok(())
+fn spawn_relay(backend: &EventStoreBackend, bus: &Arc<dyn Bus>, roles: &mut Roles) {
+    match backend {
+        EventStoreBackend::Postgres(pool) => {
+            let relay = Relay::postgres(pool.clone(), Arc::clone(bus), RelayConfig::default());
+            roles.spawn("relay", move |stop| async move {
+                relay.run(stop.cancelled_owned()).await;
+                Ok(())
+            });
+        }
+        // Embedded mode is one process: nothing else reads its memory bus, so publishing every event there would
+        // only hold a second copy of the log in memory.
+        EventStoreBackend::Memory(_) => {
+            tracing::info!(
+                "relay role skipped in embedded mode: no other process reads the memory bus"
+            );
+        }
+    }
 }
 
 #[cfg(test)]

@@ -5,16 +5,21 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use chrono::{DateTime, SecondsFormat, Utc};
 use clap::{Args, Parser, Subcommand};
+use sqlx::postgres::PgPoolOptions;
+use sqlx::{Connection, PgConnection, PgPool};
 use strom_api::auth::{AuthMode, AuthSettings, DevKey, Role, DEFAULT_AUDIENCE, DEV_ISSUER};
 use strom_api::startup::{Application, ServeConfig};
 use strom_api::telemetry::{self, LogFormat};
 use strom_commands::bus::nats::NatsBus;
 use strom_commands::bus::sim_publisher::SimPublisher;
 use strom_commands::bus::{validate_price_key, Bus, Subjects};
+use strom_commands::relay::{Relay, RelayConfig};
+use strom_commands::store::{pg_connect_options, MIGRATOR};
 use strom_sim::{PricePath, SimFeed};
 
 #[derive(Parser)]
@@ -55,6 +60,34 @@ enum Command {
     /// Audit and repair from the event log: rebuild read models (--rebuild), verify hash chains and read models
     /// (--verify), export the log (--export FILE), or replay an exported file without a database (--from FILE).
     Replay(strom_projections::replay::ReplayArgs),
+    /// Apply the database migrations that STROM_DATABASE_URL (schema STROM_DATABASE_SCHEMA) lacks, and print them.
+    /// Safe to run any number of times.
+    Migrate(MigrateArgs),
+    /// Run the outbox relay alone: publish committed events from Postgres to JetStream until stopped (one active
+    /// relay per NATS prefix; start more as standbys).
+    Relay(RelayArgs),
+}
+
+#[derive(Args)]
+struct MigrateArgs {
+    /// Postgres URL to migrate.
+    #[arg(long, env = "STROM_DATABASE_URL", hide_env_values = true)]
+    database_url: Option<String>,
+    /// Schema to migrate (created if missing); default: the connection's search_path.
+    #[arg(long, env = "STROM_DATABASE_SCHEMA")]
+    database_schema: Option<String>,
+}
+
+#[derive(Args)]
+struct RelayArgs {
+    #[command(flatten)]
+    database: MigrateArgs,
+    /// NATS URL (JetStream enabled) to publish on.
+    #[arg(long, env = "STROM_NATS_URL")]
+    nats_url: Option<String>,
+    /// Prefix of the subjects and streams.
+    #[arg(long, env = "STROM_NATS_PREFIX", default_value = "strom")]
+    nats_prefix: String,
 }
 
 #[derive(Args)]
@@ -247,6 +280,8 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Token(args) => token(&args),
         Command::Sim(args) => sim(args).await,
         Command::Replay(args) => strom_projections::replay::run(args).await,
+        Command::Migrate(args) => migrate(args).await,
+        Command::Relay(args) => relay(args).await,
     }
 }
 
@@ -392,6 +427,133 @@ async fn sim_publish(args: SimArgs, feed: SimFeed) -> anyhow::Result<()> {
         .context("Failed to open the price board")?;
     publisher.run(shutdown_signal()).await;
     tracing::info!("sim stopped");
+    Ok(())
+}
+
+/// How long `strom migrate` / `strom relay` wait for a database connection before saying it is unreachable: long
+/// enough for a Postgres that is still starting (compose), short enough that a wrong URL fails visibly.
+const DATABASE_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl MigrateArgs {
+    /// A small pool on the configured database and schema.
+    async fn connect(&self, command: &str, connections: u32) -> anyhow::Result<PgPool> {
+        let Some(url) = &self.database_url else {
+            anyhow::bail!(
+                "strom {command} needs a database: set STROM_DATABASE_URL (or --database-url), e.g. \
+                 postgres://postgres@127.0.0.1:5432/strom"
+            );
+        };
+        let options = pg_connect_options(url, self.database_schema.as_deref())
+            .context("Invalid STROM_DATABASE_URL / STROM_DATABASE_SCHEMA")?;
+        let unreachable = || {
+            format!(
+                "Failed to connect to the database at {} (is Postgres running and the URL right?)",
+                redact_url(url)
+            )
+        };
+        // One direct connection first: it fails at once with the real reason (refused, auth, unknown database),
+        // where a pool would retry until its timeout and report only that.
+        let probe = tokio::time::timeout(
+            DATABASE_CONNECT_TIMEOUT,
+            PgConnection::connect_with(&options),
+        )
+        .await
+        .map_err(|_| anyhow::anyhow!("no answer within {DATABASE_CONNECT_TIMEOUT:?}"))
+        .and_then(|connected| connected.map_err(|e| anyhow::anyhow!("{e}")))
+        .with_context(unreachable)?;
+        probe.close().await.ok();
+        Ok(PgPoolOptions::new()
+            .max_connections(connections)
+            .acquire_timeout(DATABASE_CONNECT_TIMEOUT)
+            .connect_lazy_with(options))
+    }
+}
+
+/// `url` without its password, for error messages.
+fn redact_url(url: &str) -> String {
+    match url.split_once("://").and_then(|(scheme, rest)| {
+        let (credentials, host) = rest.rsplit_once('@')?;
+        let user = credentials.split(':').next().unwrap_or_default();
+        Some(format!("{scheme}://{user}@{host}"))
+    }) {
+        Some(redacted) => redacted,
+        None => url.to_owned(),
+    }
+}
+
+async fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
+    if let Some(schema) = &args.database_schema {
+        // Validate the name before it goes into SQL (pg_connect_options refuses anything needing quotes).
+        pg_connect_options("postgres://localhost", Some(schema))
+            .context("Invalid STROM_DATABASE_SCHEMA")?;
+        let pool = MigrateArgs {
+            database_url: args.database_url.clone(),
+            database_schema: None,
+        }
+        .connect("migrate", 1)
+        .await?;
+        sqlx::query(&format!("CREATE SCHEMA IF NOT EXISTS {schema}"))
+            .execute(&pool)
+            .await
+            .with_context(|| format!("Failed to create schema {schema}"))?;
+        pool.close().await;
+    }
+    let pool = args.connect("migrate", 1).await?;
+    let before = applied_migrations(&pool).await?;
+    strom_commands::store::migrate(&pool)
+        .await
+        .context("Failed to apply the migrations")?;
+    let applied: Vec<String> = MIGRATOR
+        .iter()
+        .filter(|m| !before.contains(&m.version))
+        .map(|m| format!("{:04}_{}", m.version, m.description.replace(' ', "_")))
+        .collect();
+    pool.close().await;
+    if applied.is_empty() {
+        println!("up to date");
+    } else {
+        println!("applied {}", applied.join(", "));
+    }
+    Ok(())
+}
+
+/// Versions already recorded in `_sqlx_migrations` (none if the table does not exist yet).
+async fn applied_migrations(pool: &PgPool) -> anyhow::Result<Vec<i64>> {
+    let exists: bool = sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
+        .fetch_one(pool)
+        .await
+        .context("Failed to query the database")?;
+    if !exists {
+        return Ok(Vec::new());
+    }
+    sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
+        .fetch_all(pool)
+        .await
+        .context("Failed to read the applied migrations")
+}
+
+/// Connections of `strom relay`: the log reader's (the lock has a dedicated one of its own) plus one for the lag
+/// sample, which may overlap a page read.
+const RELAY_POOL_CONNECTIONS: u32 = 2;
+
+async fn relay(args: RelayArgs) -> anyhow::Result<()> {
+    let Some(url) = args.nats_url else {
+        anyhow::bail!("strom relay publishes to NATS: set STROM_NATS_URL (or --nats-url) to a NATS server with JetStream");
+    };
+    let pool = args
+        .database
+        .connect("relay", RELAY_POOL_CONNECTIONS)
+        .await?;
+    let subjects = Subjects::new(args.nats_prefix).context("Invalid STROM_NATS_PREFIX")?;
+    let bus = NatsBus::connect(&url, subjects)
+        .await
+        .with_context(|| format!("Failed to connect to NATS at {url}"))?;
+    bus.ensure_topology()
+        .await
+        .context("Failed to create the JetStream streams and price bucket")?;
+    let relay = Relay::postgres(pool, Arc::new(bus), RelayConfig::default());
+    tracing::info!("relay running until Ctrl-C or SIGTERM");
+    relay.run(shutdown_signal()).await;
     Ok(())
 }
 

@@ -205,6 +205,11 @@ impl Application {
         let reads = Reads::start(&backend, Arc::clone(&log), &mut roles);
         let mut background = config.background.clone();
         background.prefix.clone_from(&config.prefix);
+        if config.nats_url.is_none() && background.roles.remove(&crate::background::Role::Relay) {
+            tracing::info!(
+                "relay role skipped: no STROM_NATS_URL, so there is no JetStream to publish to"
+            );
+        }
         if let Some(url) = &config.database_url {
             background.pg_options = Some(
                 strom_commands::store::pg_connect_options(url, config.database_schema.as_deref())

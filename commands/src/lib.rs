@@ -3,6 +3,7 @@
 
 pub mod bus;
 pub mod market;
+pub mod relay;
 pub mod runtime;
 pub mod scheduler;
 pub mod service;

@@ -1,0 +1,429 @@
+//! Outbox relay tests: the shared cases in `cases` run over Postgres + NATS JetStream and over the memory adapters
+//! (memory store + memory bus); `postgres` holds what only a real database can show (rolled-back and late
+//! transactions, the advisory lock, a dropped NATS connection, the envelope against its JSON Schema).
+//!
+//! Each test owns a fresh Postgres schema (`STROM_TEST_DATABASE_URL`) and NATS prefix (`STROM_TEST_NATS_URL`),
+//! both removed when it ends, also on panic.
+
+mod cases;
+mod faults;
+mod postgres;
+// The store tests' throwaway schema, Counter aggregate and log helpers, reused as they are.
+#[path = "../store/support.rs"]
+#[allow(dead_code)]
+mod support;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use cqrs_es::Query;
+use strom_commands::bus::memory::MemoryBus;
+use strom_commands::bus::nats::NatsBus;
+use strom_commands::bus::{Bus, ConsumerSpec, Delivery, StreamKind, Subjects};
+use strom_commands::relay::{
+    EventEnvelope, Relay, RelayConfig, RelayState, EVENT_TYPE_HEADER, SEQUENCE_HEADER,
+};
+use strom_commands::store::{
+    execute_with_retry, memory_cqrs, pg_cqrs, CheckpointStore, EventLog, LogPosition, LoggedEvent,
+    MemoryCheckpointStore, MemoryEventRepository, PgCheckpointStore, PgEventLog,
+};
+use support::{metadata, Counter, CounterCommand, TestDb};
+use uuid::Uuid;
+
+const DEFAULT_NATS_URL: &str = "nats://127.0.0.1:4222";
+
+/// Longest a test waits for the relay to catch up. Other sessions on the shared Postgres (parallel tests) hold the
+/// xmin watermark back while their write transactions are open, usually for milliseconds; a lost JetStream ack
+/// costs the client's 5 s ack timeout.
+pub const DEADLINE: Duration = Duration::from_secs(30);
+
+/// Pause between checks while waiting for a condition.
+const CHECK_EVERY: Duration = Duration::from_millis(10);
+
+/// How long a reader waits for one more message after the expected ones before concluding there are none.
+const NOTHING_MORE_WAIT: Duration = Duration::from_millis(300);
+
+pub fn nats_url() -> String {
+    std::env::var("STROM_TEST_NATS_URL").unwrap_or_else(|_| DEFAULT_NATS_URL.to_owned())
+}
+
+/// Short intervals and small pages, so a handful of events spans several pages and failover is quick.
+pub fn fast_config() -> RelayConfig {
+    RelayConfig {
+        page_size: 7,
+        poll_interval: Duration::from_millis(10),
+        leader_retry: Duration::from_millis(50),
+        error_backoff_max: Duration::from_millis(200),
+    }
+}
+
+enum Store {
+    Memory {
+        repo: MemoryEventRepository,
+        checkpoints: MemoryCheckpointStore,
+    },
+    Postgres(TestDb),
+}
+
+/// An event store and a bus with its topology, owned by one test.
+pub struct Stack {
+    store: Store,
+    pub bus: Arc<dyn Bus>,
+    nats_cleanup: Option<Subjects>,
+}
+
+impl Stack {
+    pub async fn memory() -> Self {
+        let bus = MemoryBus::new(unique_subjects());
+        bus.ensure_topology().await.unwrap();
+        Self {
+            store: Store::Memory {
+                repo: MemoryEventRepository::new(),
+                checkpoints: MemoryCheckpointStore::new(),
+            },
+            bus: Arc::new(bus),
+            nats_cleanup: None,
+        }
+    }
+
+    pub async fn postgres() -> Self {
+        let subjects = unique_subjects();
+        let bus = NatsBus::connect(&nats_url(), subjects.clone())
+            .await
+            .unwrap_or_else(|e| panic!("NATS with JetStream must run at {}: {e}", nats_url()));
+        let stack = Self {
+            store: Store::Postgres(TestDb::new().await),
+            bus: Arc::new(bus),
+            nats_cleanup: Some(subjects),
+        };
+        stack.bus.ensure_topology().await.unwrap();
+        stack
+    }
+
+    pub fn db(&self) -> &TestDb {
+        match &self.store {
+            Store::Postgres(db) => db,
+            Store::Memory { .. } => panic!("a Postgres-only test ran on memory"),
+        }
+    }
+
+    pub fn relay(&self, config: RelayConfig) -> Relay {
+        self.relay_over(Arc::clone(&self.bus), config)
+    }
+
+    /// A relay publishing through `bus` (e.g. a faulty wrapper, or another connection to the same server).
+    pub fn relay_over(&self, bus: Arc<dyn Bus>, config: RelayConfig) -> Relay {
+        match &self.store {
+            Store::Memory { repo, checkpoints } => {
+                Relay::memory(repo.clone(), checkpoints.clone(), bus, config)
+            }
+            Store::Postgres(db) => Relay::postgres(db.pool.clone(), bus, config),
+        }
+    }
+
+    pub fn log(&self) -> Arc<dyn EventLog> {
+        match &self.store {
+            Store::Memory { repo, .. } => Arc::new(repo.clone()),
+            Store::Postgres(db) => Arc::new(PgEventLog::new(db.pool.clone())),
+        }
+    }
+
+    pub async fn checkpoint(&self) -> Option<LogPosition> {
+        let checkpoints: Arc<dyn CheckpointStore> = match &self.store {
+            Store::Memory { checkpoints, .. } => Arc::new(checkpoints.clone()),
+            Store::Postgres(db) => Arc::new(PgCheckpointStore::new(db.pool.clone())),
+        };
+        checkpoints
+            .load(strom_commands::relay::CHECKPOINT_NAME)
+            .await
+            .unwrap()
+    }
+
+    /// One `Increment` command through cqrs-es (one event), dispatching to `queries` after the commit.
+    pub async fn increment_with(&self, aggregate_id: &str, queries: Vec<Box<dyn Query<Counter>>>) {
+        let result = match &self.store {
+            Store::Memory { repo, .. } => {
+                let cqrs = memory_cqrs(repo.clone(), vec![], queries, ());
+                execute_with_retry(
+                    &cqrs,
+                    aggregate_id,
+                    || CounterCommand::Increment,
+                    metadata(&format!("corr-{aggregate_id}")),
+                )
+                .await
+            }
+            Store::Postgres(db) => {
+                let cqrs = pg_cqrs(db.pool.clone(), vec![], queries, ());
+                execute_with_retry(
+                    &cqrs,
+                    aggregate_id,
+                    || CounterCommand::Increment,
+                    metadata(&format!("corr-{aggregate_id}")),
+                )
+                .await
+            }
+        };
+        result.expect("increment");
+    }
+
+    pub async fn increment(&self, aggregate_id: &str) {
+        self.increment_with(aggregate_id, vec![]).await;
+    }
+
+    /// `rounds` events on each of `aggregates`, interleaved (round-robin), so pages mix aggregates.
+    pub async fn append_round_robin(&self, aggregates: &[&str], rounds: usize) {
+        for _ in 0..rounds {
+            for aggregate_id in aggregates {
+                self.increment(aggregate_id).await;
+            }
+        }
+    }
+
+    pub async fn finish(mut self) {
+        if let Some(subjects) = self.nats_cleanup.take() {
+            delete_nats_topology(subjects).await;
+        }
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        // Reached with `nats_cleanup` still set only when a test panicked: clean up on a thread and runtime of our
+        // own, as the test's runtime is blocked in this drop. (TestDb drops its schema the same way.)
+        if let Some(subjects) = self.nats_cleanup.take() {
+            let _ = std::thread::spawn(move || {
+                if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    rt.block_on(delete_nats_topology(subjects));
+                }
+            })
+            .join();
+        }
+    }
+}
+
+fn unique_subjects() -> Subjects {
+    Subjects::new(format!("t{}", Uuid::new_v4().simple())).unwrap()
+}
+
+async fn delete_nats_topology(subjects: Subjects) {
+    if let Ok(bus) = NatsBus::connect(&nats_url(), subjects).await {
+        let _ = bus.delete_topology().await;
+    }
+}
+
+/// A relay running on its own task until [`Running::stop`] (or abort, which is how a test kills it).
+pub struct Running {
+    pub relay: Arc<Relay>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    pub fn spawn(relay: Relay) -> Self {
+        let relay = Arc::new(relay);
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn({
+            let relay = Arc::clone(&relay);
+            async move {
+                relay
+                    .run(async {
+                        let _ = stopped.await;
+                    })
+                    .await;
+            }
+        });
+        Self {
+            relay,
+            stop: Some(stop),
+            task,
+        }
+    }
+
+    pub async fn wait_for_state(&self, state: RelayState) {
+        let mut states = self.relay.state();
+        tokio::time::timeout(DEADLINE, states.wait_for(|s| *s == state))
+            .await
+            .unwrap_or_else(|_| panic!("relay never became {state:?}"))
+            .unwrap();
+    }
+
+    /// Asks the relay to stop and waits until it has.
+    pub async fn stop(mut self) {
+        let _ = self.stop.take().unwrap().send(());
+        tokio::time::timeout(DEADLINE, &mut self.task)
+            .await
+            .expect("relay stops within the deadline")
+            .expect("relay task did not panic");
+        assert_eq!(*self.relay.state().borrow(), RelayState::Stopped);
+    }
+
+    /// Kills the relay like a crashed process: its task is dropped mid-flight, nothing is released politely.
+    pub async fn kill(self) {
+        self.task.abort();
+        let _ = self.task.await;
+    }
+}
+
+/// Waits until `condition` holds, failing the test after [`DEADLINE`].
+pub async fn wait_until<F, Fut>(what: &str, mut condition: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let started = Instant::now();
+    while !condition().await {
+        assert!(
+            started.elapsed() < DEADLINE,
+            "timed out waiting until {what}"
+        );
+        tokio::time::sleep(CHECK_EVERY).await;
+    }
+}
+
+pub async fn stream_messages(bus: &dyn Bus) -> u64 {
+    bus.stream_stats(StreamKind::Events).await.unwrap().messages
+}
+
+/// Waits until the events stream holds `count` messages.
+pub async fn wait_for_stream(bus: &dyn Bus, count: u64) {
+    wait_until(&format!("the stream holds {count} messages"), || async {
+        stream_messages(bus).await >= count
+    })
+    .await;
+}
+
+/// Every message on the events stream, in stream order, read with a fresh durable consumer.
+pub async fn read_stream(bus: &dyn Bus, count: usize) -> Vec<Delivery> {
+    let durable = format!("check{}", Uuid::new_v4().simple());
+    let mut consumer = bus
+        .consumer(ConsumerSpec::new(StreamKind::Events, durable))
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let mut messages = Vec::new();
+    while messages.len() < count {
+        assert!(
+            started.elapsed() < DEADLINE,
+            "read {} of {count} messages",
+            messages.len()
+        );
+        if let Some(delivery) = consumer.next(Duration::from_millis(500)).await.unwrap() {
+            messages.push(delivery);
+        }
+    }
+    if let Some(extra) = consumer.next(NOTHING_MORE_WAIT).await.unwrap() {
+        panic!("more than {count} messages on the stream: {extra:?}");
+    }
+    messages.sort_by_key(|m| m.stream_sequence);
+    messages
+}
+
+/// The relay's whole contract, checked against the log: the stream holds each committed event exactly once
+/// (by event id, which is also the msg id), on its aggregate's subject, with its headers and its exact envelope,
+/// and each aggregate's events in sequence order 1, 2, 3, …. Returns the log's events.
+pub async fn assert_published_exactly_once(stack: &Stack, expected: usize) -> Vec<LoggedEvent> {
+    let logged = support::read_exactly(stack.log().as_ref(), LogPosition::START, expected).await;
+    wait_for_stream(stack.bus.as_ref(), expected as u64).await;
+    let messages = read_stream(stack.bus.as_ref(), expected).await;
+    assert_eq!(
+        stream_messages(stack.bus.as_ref()).await,
+        expected as u64,
+        "the stream holds exactly the committed events"
+    );
+
+    let by_id: BTreeMap<Uuid, &LoggedEvent> = logged.iter().map(|e| (e.event_id, e)).collect();
+    let mut seen = BTreeSet::new();
+    let mut sequences: BTreeMap<&str, Vec<u64>> = BTreeMap::new();
+    for message in &messages {
+        let envelope = EventEnvelope::decode(&message.payload).expect("an EventEnvelope");
+        assert!(
+            seen.insert(envelope.event_id),
+            "event {} published twice",
+            envelope.event_id
+        );
+        let event = by_id
+            .get(&envelope.event_id)
+            .unwrap_or_else(|| panic!("{} is not a committed event", envelope.event_id));
+        assert_eq!(message.msg_id, Some(event.event_id.to_string()));
+        assert_eq!(
+            message.subject,
+            stack
+                .bus
+                .subjects()
+                .event(&event.aggregate_type, &event.aggregate_id)
+                .unwrap()
+        );
+        assert_eq!(
+            message.payload,
+            EventEnvelope::from(*event).encode().unwrap(),
+            "the body is the logged event's envelope"
+        );
+        assert_eq!(
+            message.headers.get(SEQUENCE_HEADER),
+            Some(&event.sequence.to_string())
+        );
+        assert_eq!(
+            message.headers.get(EVENT_TYPE_HEADER),
+            Some(&event.event_type)
+        );
+        sequences
+            .entry(&event.aggregate_id)
+            .or_default()
+            .push(event.sequence);
+    }
+    assert_eq!(seen.len(), logged.len(), "every committed event published");
+    // The relay saves its checkpoint after the acks; once it is at the last event, its counts are final too.
+    if let Some(last) = logged.last().map(|e| e.position) {
+        wait_until("the checkpoint reaches the last event", || async {
+            stack.checkpoint().await == Some(last)
+        })
+        .await;
+    }
+    for (aggregate_id, sequences) in sequences {
+        let in_order: Vec<u64> = (1..=sequences.len() as u64).collect();
+        assert_eq!(
+            sequences, in_order,
+            "{aggregate_id}'s events in sequence order"
+        );
+    }
+    logged
+}
+
+/// Declares each shared case once per backend: `memory::<case>` and `postgres::<case>`.
+macro_rules! conformance {
+    ($($case:ident),* $(,)?) => {
+        mod memory {
+            $(
+                #[tokio::test]
+                async fn $case() {
+                    let stack = crate::Stack::memory().await;
+                    crate::cases::$case(&stack).await;
+                    stack.finish().await;
+                }
+            )*
+        }
+        mod postgres_nats {
+            $(
+                #[tokio::test]
+                async fn $case() {
+                    let stack = crate::Stack::postgres().await;
+                    crate::cases::$case(&stack).await;
+                    stack.finish().await;
+                }
+            )*
+        }
+    };
+}
+
+conformance!(
+    every_committed_event_is_published_once_in_aggregate_order_and_checkpointed,
+    a_relay_dying_between_publish_and_checkpoint_is_replaced_without_loss_or_duplicates,
+    failed_publishes_and_lost_acks_are_retried_without_loss_or_duplicates,
+    a_stopped_relay_resumes_from_its_checkpoint,
+    a_waker_query_makes_an_idle_relay_publish_at_once,
+);
