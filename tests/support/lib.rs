@@ -13,7 +13,8 @@ use serde_json::Value;
 const STARTUP_DEADLINE: Duration = Duration::from_secs(30);
 
 pub fn database_url() -> String {
-    std::env::var("STROM_TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+    std::env::var("STROM_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
 }
 
 pub fn nats_url() -> String {
@@ -65,7 +66,9 @@ impl Server {
         let id = uuid::Uuid::new_v4().simple().to_string();
         let dir = std::env::temp_dir().join(format!("strom-e2e-{id}"));
         std::fs::create_dir_all(&dir)?;
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
         let mut cmd = Command::new(strom_bin());
         cmd.arg("serve")
             .env("STROM_LISTEN", format!("127.0.0.1:{port}"))
@@ -86,6 +89,18 @@ impl Server {
                 .env("STROM_NATS_URL", nats_url())
                 .env("STROM_NATS_PREFIX", &p);
             create_schema(&s).await?;
+            let migrated = Command::new(strom_bin())
+                .arg("migrate")
+                .env("STROM_DATABASE_URL", database_url())
+                .env("STROM_DATABASE_SCHEMA", &s)
+                .output()
+                .context("Failed to run strom migrate")?;
+            if !migrated.status.success() {
+                bail!(
+                    "strom migrate failed: {}",
+                    String::from_utf8_lossy(&migrated.stderr)
+                );
+            }
             schema = Some(s);
             prefix = Some(p);
         }
@@ -108,17 +123,32 @@ impl Server {
     async fn wait_healthy(&mut self) -> anyhow::Result<()> {
         let started = Instant::now();
         while started.elapsed() < STARTUP_DEADLINE {
-            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
-                bail!("strom serve exited with {status} at start-up; log:\n{}", self.log());
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                bail!(
+                    "strom serve exited with {status} at start-up; log:\n{}",
+                    self.log()
+                );
             }
-            if let Ok(resp) = self.client.get(format!("{}/healthz", self.base)).send().await {
+            if let Ok(resp) = self
+                .client
+                .get(format!("{}/healthz", self.base))
+                .send()
+                .await
+            {
                 if resp.status().is_success() {
                     return Ok(());
                 }
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        bail!("strom serve did not answer /healthz within {STARTUP_DEADLINE:?}; log:\n{}", self.log())
+        bail!(
+            "strom serve did not answer /healthz within {STARTUP_DEADLINE:?}; log:\n{}",
+            self.log()
+        )
     }
 
     /// The server's log so far (for failure messages).
@@ -134,13 +164,29 @@ impl Server {
             .env_remove("STROM_AUTH_JWKS_URL")
             .output()
             .expect("strom token runs");
-        assert!(out.status.success(), "strom token failed: {}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8(out.stdout).expect("utf-8 token").trim().to_owned()
+        assert!(
+            out.status.success(),
+            "strom token failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout)
+            .expect("utf-8 token")
+            .trim()
+            .to_owned()
     }
 
     /// Sends a JSON request and returns (status, body as JSON or Null).
-    pub async fn call(&self, method: reqwest::Method, path: &str, token: &str, body: Option<Value>) -> (u16, Value) {
-        let mut req = self.client.request(method, format!("{}{path}", self.base)).bearer_auth(token);
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut req = self
+            .client
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(token);
         if let Some(b) = body {
             req = req.json(&b);
         }
@@ -152,8 +198,12 @@ impl Server {
 
     /// Stops the server with SIGTERM and returns whether it exited cleanly.
     pub fn stop(&mut self) -> bool {
-        let Some(mut child) = self.child.take() else { return true };
-        let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+        let Some(mut child) = self.child.take() else {
+            return true;
+        };
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
         let deadline = Instant::now() + Duration::from_secs(15);
         while Instant::now() < deadline {
             if let Ok(Some(status)) = child.try_wait() {
@@ -171,9 +221,7 @@ impl Drop for Server {
     fn drop(&mut self) {
         self.stop();
         if let Some(schema) = self.schema.take() {
-            let _ = std::process::Command::new("psql")
-                .args([&database_url(), "-q", "-c", &format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE")])
-                .output();
+            drop_schema(&schema);
         }
         if let Some(prefix) = self.prefix.take() {
             delete_nats_prefix(&prefix);
@@ -187,15 +235,37 @@ async fn create_schema(schema: &str) -> anyhow::Result<()> {
     let mut conn = sqlx::PgConnection::connect(&database_url())
         .await
         .context("Failed to connect to the test database (STROM_TEST_DATABASE_URL)")?;
-    sqlx::query(&format!("CREATE SCHEMA \"{schema}\"")).execute(&mut conn).await?;
+    sqlx::query(&format!("CREATE SCHEMA \"{schema}\""))
+        .execute(&mut conn)
+        .await?;
     Ok(())
+}
+
+/// Drops a test schema (best effort, from a drop: runs its own small runtime on a thread).
+fn drop_schema(schema: &str) {
+    use sqlx::Connection;
+    let sql = format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE");
+    let _ = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .ok()?;
+        rt.block_on(async {
+            let mut conn = sqlx::PgConnection::connect(&database_url()).await.ok()?;
+            sqlx::query(&sql).execute(&mut conn).await.ok()
+        })
+    })
+    .join();
 }
 
 /// Deletes the streams and KV bucket of a test prefix (best effort, from a drop: runs its own small runtime).
 fn delete_nats_prefix(prefix: &str) {
     let prefix = prefix.to_owned();
     let _ = std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .ok()?;
         rt.block_on(async {
             let client = async_nats::connect(nats_url()).await.ok()?;
             let js = async_nats::jetstream::new(client);
@@ -224,7 +294,10 @@ where
         if let Some(v) = check().await {
             return v;
         }
-        assert!(started.elapsed() < deadline, "timed out after {deadline:?} waiting for {what}");
+        assert!(
+            started.elapsed() < deadline,
+            "timed out after {deadline:?} waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
