@@ -40,6 +40,9 @@ pub enum ApiError {
     /// A dependency (database, bus) is not answering.
     #[error("{0}")]
     Unavailable(String),
+    /// `/readyz`: a configured dependency does not answer.
+    #[error("{0}")]
+    NotReady(String),
     /// A 404 with a more specific code than `not_found` (`agent_not_found`, `no_price`).
     #[error("{detail}")]
     Missing { code: &'static str, detail: String },
@@ -79,7 +82,7 @@ impl ApiError {
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable(_) | ApiError::NotReady(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -97,6 +100,7 @@ impl ApiError {
             | ApiError::Missing { code, .. } => code,
             ApiError::BadRequest(_) => "bad_request",
             ApiError::Unavailable(_) => "unavailable",
+            ApiError::NotReady(_) => "not_ready",
             ApiError::Internal(_) => "internal",
         }
     }

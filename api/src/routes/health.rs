@@ -3,11 +3,12 @@
 use std::time::Duration;
 
 use axum::extract::State;
-use axum::http::{header, StatusCode};
+use axum::http::header;
 use axum::response::IntoResponse;
 use axum::Json;
 use serde::Serialize;
 
+use crate::problem::ApiError;
 use crate::startup::{AppState, Dependencies};
 
 /// A readiness probe answers within this bound even when a dependency hangs.
@@ -18,56 +19,68 @@ pub async fn healthz() -> Json<serde_json::Value> {
     Json(serde_json::json!({ "status": "ok" }))
 }
 
+/// `Readiness` (specs/03): which adapters this process runs on and how each dependency answered.
 #[derive(Serialize)]
 pub struct Readiness {
     status: &'static str,
-    mode: &'static str,
+    storage: &'static str,
+    bus: &'static str,
     checks: Checks,
 }
 
+/// Per dependency: `ok`, `failing`, or `memory` (embedded adapter, nothing to check).
 #[derive(Serialize)]
 struct Checks {
-    postgres: String,
-    nats: String,
+    database: &'static str,
+    nats: &'static str,
 }
 
-/// `GET /readyz`: 200 when every configured dependency answers, 503 otherwise; in embedded mode says so.
-pub async fn readyz(State(deps): State<Dependencies>) -> impl IntoResponse {
-    let (postgres, pg_ok) = match &deps.postgres {
-        None => ("not configured (embedded memory store)".to_owned(), true),
+/// `GET /readyz`: 200 `Readiness` when every configured dependency answers; otherwise 503 problem+json
+/// `not_ready` whose detail names each failing dependency and why.
+pub async fn readyz(State(deps): State<Dependencies>) -> Result<Json<Readiness>, ApiError> {
+    let database = match &deps.postgres {
+        None => None,
         Some(pool) => {
-            probe(async { sqlx::query("select 1").execute(pool).await.map(|_| ()) }).await
+            Some(probe(async { sqlx::query("select 1").execute(pool).await.map(|_| ()) }).await)
         }
     };
-    let (nats, nats_ok) = match &deps.nats {
-        None => ("not configured (embedded memory bus)".to_owned(), true),
-        Some(client) => probe(async { client.flush().await }).await,
+    let nats = match &deps.nats {
+        None => None,
+        Some(client) => Some(probe(async { client.flush().await }).await),
     };
-    let ready = pg_ok && nats_ok;
-    let body = Readiness {
-        status: if ready { "ready" } else { "not_ready" },
-        mode: if deps.is_embedded() {
-            "embedded"
+    let failures: Vec<String> = [("database", &database), ("nats", &nats)]
+        .into_iter()
+        .filter_map(|(name, result)| match result {
+            Some(Err(e)) => Some(format!("{name}: {e}")),
+            _ => None,
+        })
+        .collect();
+    if !failures.is_empty() {
+        return Err(ApiError::NotReady(failures.join("; ")));
+    }
+    let state = |r: &Option<Result<(), String>>| if r.is_some() { "ok" } else { "memory" };
+    Ok(Json(Readiness {
+        status: "ok",
+        storage: if database.is_some() {
+            "postgres"
         } else {
-            "services"
+            "memory"
         },
-        checks: Checks { postgres, nats },
-    };
-    let code = if ready {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
-    (code, Json(body))
+        bus: if nats.is_some() { "nats" } else { "memory" },
+        checks: Checks {
+            database: state(&database),
+            nats: state(&nats),
+        },
+    }))
 }
 
 async fn probe<E: std::fmt::Display>(
     check: impl std::future::Future<Output = Result<(), E>>,
-) -> (String, bool) {
+) -> Result<(), String> {
     match tokio::time::timeout(PROBE_TIMEOUT, check).await {
-        Ok(Ok(())) => ("ok".to_owned(), true),
-        Ok(Err(e)) => (format!("error: {e}"), false),
-        Err(_) => (format!("error: no answer within {PROBE_TIMEOUT:?}"), false),
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err(format!("no answer within {PROBE_TIMEOUT:?}")),
     }
 }
 
@@ -80,4 +93,29 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         )],
         state.metrics.render(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn readyz_is_not_ready_naming_the_dependency_that_does_not_answer() {
+        // Port 1 on loopback has no Postgres: the probe fails fast instead of hanging.
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .acquire_timeout(Duration::from_secs(1))
+            .connect_lazy("postgres://postgres@127.0.0.1:1/none")
+            .unwrap();
+        let deps = Dependencies {
+            postgres: Some(pool),
+            nats: None,
+        };
+        match readyz(State(deps)).await {
+            Err(ApiError::NotReady(detail)) => {
+                assert!(detail.starts_with("database: "), "{detail}")
+            }
+            Err(other) => panic!("wrong error: {other:?}"),
+            Ok(_) => panic!("ready without a database"),
+        }
+    }
 }
