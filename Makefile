@@ -22,8 +22,8 @@ help: ## List the targets (default)
 build: ## Build the workspace (debug) including the strom binary
 	$(CARGO) build --workspace
 
-run: ## Build (release) and start `strom serve` on the embedded default (STROM_* env vars pass through)
-	$(CARGO) run --release -p strom-api --bin strom -- serve
+run: ## Build (release) and start `strom serve` with the simulator and a demo agent (embedded unless STROM_* say otherwise)
+	$(CARGO) run --release -p strom-api --bin strom -- serve --demo-agent
 
 test: ## Check Postgres/NATS (scripts/ensure-services.sh), then run every test of the workspace
 	scripts/ensure-services.sh
@@ -48,9 +48,8 @@ migrate: ## Apply the database migrations to STROM_DATABASE_URL (strom migrate)
 demo-m0: ## M0 demo: health, readiness, metrics, auth (token, 401), correlation id in logs, clean shutdown
 	scripts/demo-m0.sh
 
-demo-m1: ## M1 demo: agent lifecycle on a simulated market (not built yet)
-	@echo "demo-m1: milestone M1 (agent lifecycle) is not built yet" >&2
-	@exit 1
+demo-m1: ## M1 demo: create an agent, start it, watch its runs on the simulated market (seed 42), stop it
+	scripts/demo-m1.sh
 
 demo-m2: ## M2 demo: paper trading, PnL, backtest parity (not built yet)
 	@echo "demo-m2: milestone M2 (paper trading) is not built yet" >&2

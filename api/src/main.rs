@@ -32,6 +32,10 @@ use strom_sim::{PricePath, SimFeed};
         With no STROM_DATABASE_URL / STROM_NATS_URL, STROM runs embedded on in-memory adapters (state is lost on exit)."
 )]
 struct Cli {
+    /// A file of `STROM_*=value` lines (dotenv syntax) read before anything else; variables already set in the
+    /// environment win over it, and flags win over both.
+    #[arg(long, env = "STROM_CONFIG", global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
     /// Log filter (tracing EnvFilter syntax, e.g. `info` or `strom_api=debug,info`).
     #[arg(long, env = "STROM_LOG", default_value = "info", global = true)]
     log: String,
@@ -258,6 +262,10 @@ fn parse_role(s: &str) -> Result<Role, String> {
 }
 
 fn main() -> ExitCode {
+    if let Err(err) = load_config_file() {
+        eprintln!("error: {err:#}");
+        return ExitCode::from(2);
+    }
     let cli = Cli::parse();
     telemetry::init_logging(&cli.log, cli.log_format);
     let result = tokio::runtime::Builder::new_multi_thread()
@@ -272,6 +280,26 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Loads `--config FILE` / `STROM_CONFIG` into the environment before clap reads it, so every `STROM_*` setting can
+/// come from the file. Existing variables are kept (the environment wins).
+fn load_config_file() -> anyhow::Result<()> {
+    let mut args = std::env::args_os().skip(1);
+    let mut path = std::env::var_os("STROM_CONFIG").map(PathBuf::from);
+    while let Some(arg) = args.next() {
+        let arg = arg.to_string_lossy().into_owned();
+        if arg == "--config" {
+            path = args.next().map(PathBuf::from);
+        } else if let Some(value) = arg.strip_prefix("--config=") {
+            path = Some(PathBuf::from(value));
+        }
+    }
+    if let Some(path) = path {
+        dotenvy::from_path(&path)
+            .with_context(|| format!("Failed to read the config file {}", path.display()))?;
+    }
+    Ok(())
 }
 
 async fn run(command: Command) -> anyhow::Result<()> {

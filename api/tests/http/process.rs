@@ -131,3 +131,65 @@ fn token_rejects_an_unknown_role_with_a_clear_message() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown role `god`"));
     assert!(out.stdout.is_empty());
 }
+
+#[test]
+fn a_config_file_supplies_settings_and_the_environment_wins_over_it() {
+    let dir = std::env::temp_dir().join(format!("strom-config-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let from_file = dir.join("from-file.key");
+    let from_env = dir.join("from-env.key");
+    let config = dir.join("strom.env");
+    std::fs::write(
+        &config,
+        format!("STROM_AUTH_DEV_KEY_FILE={}\n", from_file.display()),
+    )
+    .unwrap();
+
+    let out = strom()
+        .arg("--config")
+        .arg(&config)
+        .args(["token", "--sub", "a", "--role", "viewer"])
+        .env_remove("STROM_AUTH_DEV_KEY_FILE")
+        .env_remove("STROM_AUTH_JWKS_URL")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        from_file.exists(),
+        "the dev key went where the config file said"
+    );
+
+    let out = strom()
+        .args(["token", "--sub", "a", "--role", "viewer"])
+        .env("STROM_CONFIG", &config)
+        .env("STROM_AUTH_DEV_KEY_FILE", &from_env)
+        .env_remove("STROM_AUTH_JWKS_URL")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(from_env.exists(), "the environment wins over the file");
+
+    let out = strom()
+        .args([
+            "--config",
+            "/nonexistent/strom.env",
+            "token",
+            "--sub",
+            "a",
+            "--role",
+            "viewer",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/strom.env"));
+    let _ = std::fs::remove_dir_all(dir);
+}
