@@ -201,8 +201,17 @@ async fn sim_publishes_prices_on_nats_until_sigterm() {
     assert_eq!(d.msg_id, Some(format!("SIM/{t}")));
     assert_eq!(observed.price, PricePath::new(7).price_at("SIM", t));
     assert_eq!(observed.seed, 7);
+    // The publisher puts the price on the board right after publishing it on the stream: wait for it (bounded).
     let board = bus.price_board().await.unwrap();
-    assert!(board.get("SIM").await.unwrap().is_some());
+    let mut on_board = false;
+    for _ in 0..100 {
+        if board.get("SIM").await.unwrap().is_some() {
+            on_board = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(on_board, "the latest price reached the price board");
 
     let pid = running.child.id().to_string();
     assert!(Command::new("kill")
