@@ -54,7 +54,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the API server (and, in later milestones, the background roles).
+    /// Run the product: the API, the projector and the background roles (scheduler, runtime, relay, sim).
     Serve(ServeArgs),
     /// Mint a dev-mode JWT (HS256 with the local dev key) and print it, alone, on stdout.
     Token(TokenArgs),
