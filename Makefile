@@ -36,7 +36,7 @@ lint: ## cargo fmt --check and clippy with warnings as errors
 format: ## Format all Rust code (cargo fmt)
 	$(CARGO) fmt --all
 
-bench: ## Print benchmark figures: append vs pgbench at 1/8/32 writers, log reads, relay (~4 min)
+bench: ## Print benchmark figures: append vs pgbench at 1/8/32 writers; over 1M Agent events: scan, log read, projection rebuild (Postgres, memory), relay (~4 min)
 	scripts/ensure-services.sh
 	$(CARGO) bench -p strom-commands --bench append
 

@@ -1,23 +1,34 @@
-//! `make bench` (`cargo bench -p strom-commands --bench append`): the event store's figures beside the machine's
-//! own baseline, as the brief's bar asks (append ≥ half of pgbench's single-row inserts; rebuild ≥ 1M events/s).
+//! `make bench` (`cargo bench -p strom-commands --bench append`): the event store's and the read model's figures
+//! beside the machine's own baseline, as the brief's bar asks (append ≥ half of pgbench's single-row inserts;
+//! projection rebuild ≥ 1M events/s).
 //!
 //! Prints the machine, then commands/s through the real command path (cqrs-es → postgres-es → our hash-chain
 //! trigger, one event per command, distinct aggregates per writer) at 1, 8 and 32 writers beside pgbench's tps for
-//! one-row INSERTs at the same client counts on the same database, then read figures over 1M events (sequential
-//! scan, the global log reader, the relay to JetStream), and the place where projection rebuild figures go.
-//! Everything happens in scratch schemas (and a scratch NATS prefix) that are dropped at the end.
+//! one-row INSERTs at the same client counts on the same database. Then it builds a log of 1,000,000 valid Agent
+//! events (2,000 agents created, started and run once through the real `Agent` aggregate and command path, then 497
+//! more runs each inserted in bulk by `INSERT ... SELECT generate_series`, payloads checked against the aggregate's
+//! own, hashes by the trigger) and prints over it: a plain sequential scan, the global log reader, the projection
+//! rebuild from Postgres (into the Postgres read model, and into the memory one), the same rebuild from memory (the
+//! log loaded into a `MemoryEventRepository`, rebuilt into a `MemoryReadModel`), and the relay to JetStream. Every
+//! rebuild is checked: as many agents, runs and events as were written.
+//!
+//! Figures go to stdout, progress of the long steps to stderr. Everything happens in scratch schemas (and a scratch
+//! NATS prefix) that guards drop at the end, on an error and on Ctrl-C.
 //!
 //! Not a libtest bench (`harness = false`): `cargo test --all-targets` runs this binary without `--bench`, and it
-//! then returns at once. `STROM_BENCH_QUICK=1` shortens every phase (for a smoke run while others build).
+//! then returns at once. `--quick` (`cargo bench ... -- --quick`) or `STROM_BENCH_QUICK=1` shortens every phase
+//! and builds a log of 100,000 events instead (a smoke run; its figures are not the published ones).
 
 use std::collections::HashMap;
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use cqrs_es::persist::{PersistedEventRepository, SerializedEvent};
 use cqrs_es::{Aggregate, DomainEvent};
+use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{Connection, PgConnection, PgPool};
@@ -25,20 +36,30 @@ use strom_commands::bus::nats::NatsBus;
 use strom_commands::bus::{Bus, Subjects};
 use strom_commands::relay::{Relay, RelayConfig};
 use strom_commands::store::{
-    execute_with_retry, migrate, pg_connect_options, pg_cqrs, EventLog, LogPosition, PgEventLog,
-    MAX_LOG_PAGE,
+    execute_with_retry, migrate, pg_connect_options, pg_cqrs, EventLog, LogPosition,
+    MemoryEventRepository, PgEventLog, MAX_LOG_PAGE,
 };
+use strom_domain::upcast::event_upcasters;
+use strom_domain::Agent;
+use strom_projections::scenario::{config, scenario_start, AgentDriver};
+use strom_projections::{rebuild_from, MemoryReadModel, PgReadModel, RebuildProgress};
 
 /// Concurrent writers per append level: one (latency-bound), a few per core, and well past the cores (where
 /// group commit should pay off).
 const WRITER_LEVELS: [usize; 3] = [1, 8, 32];
 /// Length of each append level and of each pgbench run (the same, so both see the same conditions).
 const LEVEL_SECONDS: u64 = 10;
-/// Events generated for the read figures: the brief's rebuild workload size.
-const SCAN_EVENTS: i64 = 1_000_000;
-/// Rows per generating INSERT ... SELECT: one transaction per 100,000 rows keeps each commit's WAL and memory
-/// modest while the per-statement overhead stays negligible.
-const GENERATE_CHUNK: i64 = 100_000;
+/// Agents in the read workload. With [`EVENTS_PER_AGENT`] this gives the brief's rebuild size, 1,000,000 events.
+const LOG_AGENTS: u64 = 2_000;
+/// Events per agent: `AgentCreated`, `AgentStarted`, then runs 1..=498 of session 1.
+const EVENTS_PER_AGENT: u64 = 500;
+/// Events before the first run (created, started): run `t` is sequence `t + 2`.
+const EVENTS_BEFORE_RUNS: u64 = 2;
+/// Concurrent writers driving the agents through the command path.
+const COMMAND_WRITERS: u64 = 8;
+/// About this many rows per generating INSERT ... SELECT: one transaction per 100,000 rows keeps each commit's WAL
+/// and memory modest while the per-statement overhead stays negligible.
+const GENERATE_CHUNK: u64 = 100_000;
 /// Events the relay figure publishes to JetStream: enough for a steady rate, few enough that the stream and its
 /// dedup index stay small (the whole run must stay short on a shared machine).
 const RELAY_EVENTS: usize = 100_000;
@@ -46,42 +67,64 @@ const RELAY_EVENTS: usize = 100_000;
 const PGBENCH_MAX_THREADS: usize = 2;
 /// How long a scratch-schema connection waits for the server before the bench gives up.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Progress lines on stderr: about this many per step.
+const PROGRESS_LINES: u64 = 10;
+/// The symbol every generated agent trades (its runs observe it).
+const SYMBOL: &str = "BTC-USD";
 
 /// The phase sizes: the constants above, or a smoke-run fraction of them.
 struct Plan {
     level: Duration,
-    scan_events: i64,
+    agents: u64,
     relay_events: usize,
 }
 
 impl Plan {
-    fn from_env() -> Self {
-        if std::env::var("STROM_BENCH_QUICK").is_ok_and(|v| v == "1") {
+    fn new(quick: bool) -> Self {
+        if quick {
             Self {
                 level: Duration::from_secs(2),
-                scan_events: 100_000,
-                relay_events: 10_000,
+                agents: LOG_AGENTS / 10,
+                relay_events: RELAY_EVENTS / 10,
             }
         } else {
             Self {
                 level: Duration::from_secs(LEVEL_SECONDS),
-                scan_events: SCAN_EVENTS,
+                agents: LOG_AGENTS,
                 relay_events: RELAY_EVENTS,
             }
         }
     }
+
+    fn log_events(&self) -> u64 {
+        self.agents * EVENTS_PER_AGENT
+    }
+
+    fn runs_per_agent(&self) -> u64 {
+        EVENTS_PER_AGENT - EVENTS_BEFORE_RUNS
+    }
 }
 
 fn main() {
-    if !std::env::args().any(|a| a == "--bench") {
+    let args: Vec<String> = std::env::args().collect();
+    if !args.iter().any(|a| a == "--bench") {
         eprintln!("append bench: run it with `make bench` (cargo bench); skipped under cargo test");
         return;
     }
+    let quick = args.iter().any(|a| a == "--quick")
+        || std::env::var("STROM_BENCH_QUICK").is_ok_and(|v| v == "1");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .expect("tokio runtime");
-    if let Err(error) = runtime.block_on(run(Plan::from_env())) {
+    // On Ctrl-C the bench future is dropped, and with it every scratch guard (schemas, NATS prefix) still alive.
+    let outcome = runtime.block_on(async {
+        tokio::select! {
+            outcome = run(Plan::new(quick)) => outcome,
+            _ = tokio::signal::ctrl_c() => Err("interrupted".into()),
+        }
+    });
+    if let Err(error) = outcome {
         eprintln!("bench failed: {error}");
         std::process::exit(1);
     }
@@ -102,11 +145,13 @@ fn nats_url() -> String {
 type BenchResult<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
 async fn run(plan: Plan) -> BenchResult<()> {
+    let started = Instant::now();
     let url = database_url();
     let mut admin = tokio::time::timeout(CONNECT_TIMEOUT, PgConnection::connect(&url))
         .await
         .map_err(|_| format!("no answer from Postgres at {url}"))??;
     print_machine(&mut admin).await?;
+    admin.close().await.ok();
     println!();
     println!(
         "append: commands/s through cqrs-es + postgres-es + hash-chain trigger (1 event per command, a new aggregate \
@@ -130,7 +175,12 @@ async fn run(plan: Plan) -> BenchResult<()> {
     }
     println!();
     reads(&url, &plan).await?;
-    admin.close().await.ok();
+    println!();
+    println!(
+        "total bench time: {:.0} s; load at the end: {}",
+        started.elapsed().as_secs_f64(),
+        load_average()
+    );
     Ok(())
 }
 
@@ -155,10 +205,24 @@ async fn print_machine(admin: &mut PgConnection) -> BenchResult<()> {
     println!("STROM bench");
     println!("machine:  {cpu}, {cores} cores, {memory_gib} GiB RAM");
     println!("postgres: {server}");
+    println!(
+        "load:     {} (1/5/15-minute averages at the start)",
+        load_average()
+    );
     Ok(())
 }
 
-/// A schema that exists for one phase and is dropped with everything in it when the guard goes.
+/// The 1, 5 and 15-minute load averages: other work on the machine lowers every figure, so they are printed with
+/// them.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|| "unknown".to_owned())
+}
+
+/// A schema that exists for one phase and is dropped with everything in it when the guard goes (also when the
+/// bench fails or is interrupted: the future holding it is dropped then).
 struct Scratch {
     url: String,
     schema: String,
@@ -309,6 +373,15 @@ async fn append_level(url: &str, writers: usize, duration: Duration) -> BenchRes
     Ok(done.load(Ordering::Relaxed) as f64 / elapsed)
 }
 
+/// A file removed when the guard goes.
+struct TempFile(std::path::PathBuf);
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        std::fs::remove_file(&self.0).ok();
+    }
+}
+
 /// pgbench's tps for one-row INSERTs with `clients` clients, or why there is none.
 async fn pgbench_level(url: &str, clients: usize, duration: Duration) -> Result<f64, String> {
     if Command::new("pgbench").arg("--version").output().is_err() {
@@ -321,9 +394,9 @@ async fn pgbench_level(url: &str, clients: usize, duration: Duration) -> Result<
         .execute(&scratch.pool)
         .await
         .map_err(|e| e.to_string())?;
-    let script = std::env::temp_dir().join(format!("{}.sql", scratch.schema));
+    let script = TempFile(std::env::temp_dir().join(format!("{}.sql", scratch.schema)));
     std::fs::write(
-        &script,
+        &script.0,
         "\\set v random(1, 1000000000)\nINSERT INTO bench_t (v) VALUES (:v);\n",
     )
     .map_err(|e| e.to_string())?;
@@ -332,7 +405,7 @@ async fn pgbench_level(url: &str, clients: usize, duration: Duration) -> Result<
         .args(["-j", &clients.min(PGBENCH_MAX_THREADS).to_string()])
         .args(["-T", &duration.as_secs().to_string()])
         .arg("-f")
-        .arg(&script)
+        .arg(&script.0)
         .arg(url)
         .env(
             "PGOPTIONS",
@@ -341,9 +414,9 @@ async fn pgbench_level(url: &str, clients: usize, duration: Duration) -> Result<
                 scratch.schema, scratch.schema
             ),
         )
+        .kill_on_drop(true)
         .output()
         .await;
-    std::fs::remove_file(&script).ok();
     let output = output.map_err(|e| format!("pgbench did not run: {e}"))?;
     let stdout = String::from_utf8_lossy(&output.stdout);
     parse_tps(&stdout).ok_or_else(|| {
@@ -363,30 +436,241 @@ fn parse_tps(output: &str) -> Option<f64> {
         .and_then(|n| n.parse().ok())
 }
 
-async fn reads(url: &str, plan: &Plan) -> BenchResult<()> {
-    let scratch = Scratch::migrated(url, "scan", 4).await?;
-    println!("reads over {} events (one per aggregate)", plan.scan_events);
+/// Progress of one long step on stderr: one line rewritten in place on a terminal, a line per update otherwise.
+struct Progress {
+    what: &'static str,
+    total: u64,
+    next: u64,
+    terminal: bool,
+}
+
+impl Progress {
+    fn new(what: &'static str, total: u64) -> Self {
+        Self {
+            what,
+            total,
+            next: 0,
+            terminal: std::io::stderr().is_terminal(),
+        }
+    }
+
+    fn update(&mut self, done: u64) {
+        if done < self.next && done < self.total {
+            return;
+        }
+        self.next = done + (self.total / PROGRESS_LINES).max(1);
+        let (what, total) = (self.what, self.total);
+        if self.terminal {
+            eprint!("\r  … {what}: {done}/{total}\x1b[K");
+        } else {
+            eprintln!("  … {what}: {done}/{total}");
+        }
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        if self.terminal {
+            // Clear the progress line so the figures on stdout stay one table.
+            eprint!("\r\x1b[K");
+        }
+    }
+}
+
+/// The number of generated agent `n` (1-based): the last twelve digits of its id.
+fn agent_id(n: u64) -> String {
+    format!("{n:08}-0000-4000-8000-{n:012}")
+}
+
+/// How late (ms) run `tick` of agent `n` starts after its slot: 3 to 42 ms. [`RUN_PAYLOAD_SQL`] computes the same.
+fn run_late_ms(n: u64, tick: u64) -> i64 {
+    3 + ((n * 7 + tick) % 40) as i64
+}
+
+/// The price run `tick` of agent `n` observes: 100.00 to 119.99. [`RUN_PAYLOAD_SQL`] computes the same.
+fn run_price(n: u64, tick: u64) -> Decimal {
+    Decimal::new(10_000 + ((n * 31 + tick * 17) % 2_000) as i64, 2)
+}
+
+/// `bench_run_payload(agent_id, tick)`: the `AgentRunRecorded` payload the `Agent` aggregate records for run
+/// `tick` of a generated agent (session 1 started at scenario start + 1 s, 1 s frequency, hold strategy, so the
+/// outcome is `observed`), as the scenario driver sends it: slot `t0 + tick` s, started [`run_late_ms`] later,
+/// completed 5 ms after that, observed 250 ms before the slot at [`run_price`]. `{t0}` is replaced by the scenario
+/// start. The bench checks it against the payloads the aggregate recorded for run 1 before using it.
+const RUN_PAYLOAD_SQL: &str = r#"
+CREATE FUNCTION bench_ts(t timestamptz) RETURNS text LANGUAGE sql STABLE AS
+$$ SELECT to_char(t AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') $$;
+
+CREATE FUNCTION bench_run_payload(agent_id text, tick bigint) RETURNS jsonb LANGUAGE plpgsql STABLE AS
+$$
+DECLARE
+    n     bigint      := right(agent_id, 12)::bigint;
+    slot  timestamptz := '{t0}'::timestamptz + tick * interval '1 second';
+    late  interval    := (3 + (n * 7 + tick) % 40) * interval '1 millisecond';
+    cents bigint      := 10000 + (n * 31 + tick * 17) % 2000;
+BEGIN
+    RETURN jsonb_build_object('AgentRunRecorded', jsonb_build_object(
+        'session', 1,
+        'tick_no', tick,
+        'scheduled_at', bench_ts(slot),
+        'started_at', bench_ts(slot + late),
+        'completed_at', bench_ts(slot + late + interval '5 milliseconds'),
+        'observation', jsonb_build_object(
+            'symbol', 'BTC-USD',
+            'price', (cents / 100)::text || '.' || lpad((cents % 100)::text, 2, '0'),
+            'observed_at', bench_ts(slot - interval '250 milliseconds')),
+        'outcome', 'observed',
+        'correlation_id', 'tick-' || left(agent_id, 8) || '-1-' || tick));
+END;
+$$;
+"#;
+
+/// Builds the read workload in `scratch`: `plan.agents` agents created, started and run once through the real
+/// command path, then runs 2..=`runs_per_agent` of every agent in bulk, tick by tick across agents (the order the
+/// live system writes them in). Prints the rates of both.
+async fn generate_agent_log(scratch: &Scratch, plan: &Plan) -> BenchResult<()> {
+    let cqrs = Arc::new(pg_cqrs::<Agent>(
+        scratch.pool.clone(),
+        event_upcasters(),
+        vec![],
+        (),
+    ));
+    let done = Arc::new(AtomicU64::new(0));
+    let commands = plan.agents * (EVENTS_BEFORE_RUNS + 1);
     let started = Instant::now();
-    let mut generated = 0;
-    while generated < plan.scan_events {
-        let chunk = GENERATE_CHUNK.min(plan.scan_events - generated);
-        sqlx::query(
-            "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
-             SELECT 'Tally', 's' || g, 1, 'Counted', '1',
-                    json_build_object('Counted', json_build_object('count', 1, 'writer', g % 32)),
-                    '{\"correlation_id\": \"bench\", \"actor\": \"system:bench\"}'::json
-               FROM generate_series($1::bigint, $2::bigint) g",
-        )
-        .bind(generated + 1)
-        .bind(generated + chunk)
+    let writers: Vec<_> = (0..COMMAND_WRITERS)
+        .map(|writer| {
+            let (cqrs, done, agents) = (Arc::clone(&cqrs), Arc::clone(&done), plan.agents);
+            tokio::spawn(async move {
+                for n in (1..=agents).filter(|n| n % COMMAND_WRITERS == writer) {
+                    let id = agent_id(n);
+                    let mut agent = AgentDriver::new(cqrs.as_ref(), &id);
+                    let hold = serde_json::json!({"kind": "hold", "params": {}});
+                    let cash = Decimal::new(1_000_000, 2);
+                    let settings = config(&format!("bench {n}"), SYMBOL, hold, 1, cash, n);
+                    let owner = format!("user{}", n % 100);
+                    let (price, late) = (run_price(n, 1), run_late_ms(n, 1));
+                    async {
+                        agent.create(&owner, settings, 0).await?;
+                        agent.start(1_000).await?;
+                        agent.run(1, 1_000, 1, 1, SYMBOL, price, late).await
+                    }
+                    .await
+                    .map_err(|e| format!("agent {id}: {e}"))?;
+                    done.fetch_add(EVENTS_BEFORE_RUNS + 1, Ordering::Relaxed);
+                }
+                Ok::<_, String>(())
+            })
+        })
+        .collect();
+    let mut progress = Progress::new("agents through the command path (commands)", commands);
+    for writer in writers {
+        while !writer.is_finished() {
+            progress.update(done.load(Ordering::Relaxed));
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        writer
+            .await?
+            .map_err(|e| format!("driving the agents: {e}"))?;
+    }
+    drop(progress);
+    row(
+        &format!("command path: create, start, run ({COMMAND_WRITERS} writers, 1 event each)"),
+        commands as f64 / started.elapsed().as_secs_f64(),
+    );
+
+    // The SQL payload must be exactly what the aggregate records: compare it with every run 1 it wrote.
+    let t0 = scenario_start().to_rfc3339();
+    sqlx::raw_sql(&RUN_PAYLOAD_SQL.replace("{t0}", &t0))
         .execute(&scratch.pool)
         .await?;
-        generated += chunk;
+    let (matching, runs): (i64, i64) = sqlx::query_as(
+        "SELECT count(*) FILTER (WHERE payload::jsonb = bench_run_payload(aggregate_id, 1)), count(*)
+           FROM events WHERE event_type = 'AgentRunRecorded'",
+    )
+    .fetch_one(&scratch.pool)
+    .await?;
+    if matching != runs || runs as u64 != plan.agents {
+        return Err(format!(
+            "bench_run_payload differs from the aggregate's AgentRunRecorded: {matching} of {runs} run-1 payloads \
+             match ({} agents)",
+            plan.agents
+        )
+        .into());
     }
+
+    sqlx::query("CREATE TABLE bench_agents (agent_id text PRIMARY KEY)")
+        .execute(&scratch.pool)
+        .await?;
+    sqlx::query("INSERT INTO bench_agents SELECT aggregate_id FROM events WHERE event_type = 'AgentCreated'")
+        .execute(&scratch.pool)
+        .await?;
+    let last_tick = plan.runs_per_agent();
+    let ticks_per_chunk = (GENERATE_CHUNK / plan.agents).max(1);
+    let total = (last_tick - 1) * plan.agents;
+    let mut progress = Progress::new("bulk runs through the trigger", total);
+    let started = Instant::now();
+    let mut tick = 2;
+    while tick <= last_tick {
+        let until = (tick + ticks_per_chunk - 1).min(last_tick);
+        sqlx::query(
+            "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
+             SELECT 'Agent', a.agent_id, t + $3, 'AgentRunRecorded', '1', bench_run_payload(a.agent_id, t)::json,
+                    json_build_object('correlation_id', left(a.agent_id, 8) || '-' || (t + $3),
+                                      'actor', 'system:runtime')
+               FROM generate_series($1::bigint, $2::bigint) t CROSS JOIN bench_agents a
+              ORDER BY t, a.agent_id",
+        )
+        .bind(tick as i64)
+        .bind(until as i64)
+        .bind(EVENTS_BEFORE_RUNS as i64)
+        .execute(&scratch.pool)
+        .await?;
+        progress.update((until - 1) * plan.agents);
+        tick = until + 1;
+    }
+    drop(progress);
     row(
-        "bulk insert through the trigger (INSERT ... SELECT generate_series)",
-        generated as f64 / started.elapsed().as_secs_f64(),
+        "bulk AgentRunRecorded through the trigger (INSERT ... SELECT)",
+        total as f64 / started.elapsed().as_secs_f64(),
     );
+    let events: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
+        .fetch_one(&scratch.pool)
+        .await?;
+    if events as u64 != plan.log_events() {
+        return Err(format!("generated {events} events, meant {}", plan.log_events()).into());
+    }
+    Ok(())
+}
+
+/// Checks a rebuild's outcome against what was generated.
+fn check_rebuild(what: &str, done: &RebuildProgress, plan: &Plan) -> BenchResult<()> {
+    let runs = plan.agents * plan.runs_per_agent();
+    if done.events != plan.log_events() || done.agents != plan.agents || done.runs != runs {
+        return Err(format!(
+            "{what}: folded {} events into {} agents and {} runs; the log holds {} events of {} agents and {runs} \
+             runs",
+            done.events,
+            done.agents,
+            done.runs,
+            plan.log_events(),
+            plan.agents
+        )
+        .into());
+    }
+    Ok(())
+}
+
+async fn reads(url: &str, plan: &Plan) -> BenchResult<()> {
+    let scratch = Scratch::migrated(url, "log", COMMAND_WRITERS as u32 + 2).await?;
+    println!(
+        "reads over {} Agent events ({} agents created, started and run once through the command path, then {} \
+         more runs each by INSERT ... SELECT with the aggregate's payload; hash chains by the trigger)",
+        plan.log_events(),
+        plan.agents,
+        plan.runs_per_agent() - 1
+    );
+    generate_agent_log(&scratch, plan).await?;
     sqlx::query("VACUUM ANALYZE events")
         .execute(&scratch.pool)
         .await?;
@@ -407,17 +691,91 @@ async fn reads(url: &str, plan: &Plan) -> BenchResult<()> {
     );
 
     let log = PgEventLog::new(scratch.pool.clone());
+    let mut progress = Progress::new("global log read", plan.log_events());
     let started = Instant::now();
-    let (mut position, mut read) = (LogPosition::START, 0_usize);
+    let (mut position, mut read) = (LogPosition::START, 0_u64);
     loop {
         let page = log.read_after(position, MAX_LOG_PAGE).await?;
         let Some(last) = page.last() else { break };
         position = last.position;
-        read += page.len();
+        read += page.len() as u64;
+        progress.update(read);
     }
+    let rate = read as f64 / started.elapsed().as_secs_f64();
+    drop(progress);
     row(
         &format!("global log read (PgEventLog::read_after, pages of {MAX_LOG_PAGE})"),
-        read as f64 / started.elapsed().as_secs_f64(),
+        rate,
+    );
+
+    // The rebuild as `strom` runs it: the Postgres log into the Postgres read model (one transaction, COPY).
+    let model = PgReadModel::new(scratch.pool.clone());
+    let mut progress = Progress::new("projection rebuild from Postgres", plan.log_events());
+    let started = Instant::now();
+    let done = rebuild_from(&log, &mut model.rebuild_sink(), |p| {
+        progress.update(p.events)
+    })
+    .await?;
+    let rate = done.events as f64 / started.elapsed().as_secs_f64();
+    drop(progress);
+    check_rebuild("rebuild from Postgres", &done, plan)?;
+    let (rows, runs_count): (i64, Option<i64>) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM agent_runs), (SELECT sum(runs_count)::bigint FROM agents)",
+    )
+    .fetch_one(&scratch.pool)
+    .await?;
+    if rows as u64 != done.runs || runs_count.unwrap_or(0) as u64 != done.runs {
+        return Err(format!(
+            "the Postgres read model holds {rows} runs (agents count {runs_count:?}); the fold made {}",
+            done.runs
+        )
+        .into());
+    }
+    row(
+        "projection rebuild from Postgres (PgEventLog -> PgReadModel, COPY)",
+        rate,
+    );
+
+    // The same log into the memory read model: the sink's share of the figure above.
+    let mut memory_model = MemoryReadModel::new();
+    let mut progress = Progress::new("projection rebuild Postgres -> memory", plan.log_events());
+    let started = Instant::now();
+    let done = rebuild_from(&log, &mut memory_model, |p| progress.update(p.events)).await?;
+    let rate = done.events as f64 / started.elapsed().as_secs_f64();
+    drop(progress);
+    check_rebuild("rebuild from Postgres into memory", &done, plan)?;
+    row(
+        "projection rebuild from Postgres into memory (-> MemoryReadModel)",
+        rate,
+    );
+    drop(memory_model);
+
+    // The same events in a memory event store, rebuilt into the memory read model.
+    let memory_log = load_into_memory(&log, plan).await?;
+    let mut memory_model = MemoryReadModel::new();
+    let mut progress = Progress::new("projection rebuild from memory", plan.log_events());
+    let started = Instant::now();
+    let done = rebuild_from(&memory_log, &mut memory_model, |p| {
+        progress.update(p.events);
+    })
+    .await?;
+    let rate = done.events as f64 / started.elapsed().as_secs_f64();
+    drop(progress);
+    check_rebuild("rebuild from memory", &done, plan)?;
+    let rebuilt = memory_model.snapshot();
+    let runs_count: u64 = rebuilt.agents.values().map(|a| a.runs_count).sum();
+    if rebuilt.runs.len() as u64 != done.runs || runs_count != done.runs {
+        return Err(format!(
+            "the memory read model holds {} runs (agents count {runs_count}); the fold made {}",
+            rebuilt.runs.len(),
+            done.runs
+        )
+        .into());
+    }
+    drop((rebuilt, memory_model, memory_log));
+    row(
+        "projection rebuild from memory (MemoryEventRepository -> MemoryReadModel)",
+        rate,
     );
 
     match relay_rate(&scratch, plan.relay_events).await {
@@ -429,66 +787,115 @@ async fn reads(url: &str, plan: &Plan) -> BenchResult<()> {
             ),
             rate,
         ),
-        Err(why) => println!("  {:<70} n/a ({why})", "relay to JetStream"),
+        Err(why) => println!("  {:<74} n/a ({why})", "relay to JetStream"),
     }
-
-    // ---- projection rebuild (from Postgres and from memory) ------------------------------------------------
-    // To be printed here once strom_projections' rebuild lands on main (`rebuild_from(log, sink, progress)` on the
-    // projections branch): rebuild over Agent events generated like the ones above (AgentCreated, AgentStarted,
-    // then AgentRunRecorded), once from this Postgres log into PgRebuildSink and once from a
-    // MemoryEventRepository into the memory read model, each printed with `row(.., events/s)`. Goal: ≥ 1M/s.
-    println!(
-        "  {:<70} n/a (strom_projections rebuild not on main yet)",
-        "projection rebuild from Postgres"
-    );
-    println!(
-        "  {:<70} n/a (strom_projections rebuild not on main yet)",
-        "projection rebuild from memory"
-    );
     Ok(())
 }
 
+/// The whole of `log` appended to a new memory event store, page by page (each page one atomic append).
+async fn load_into_memory(log: &PgEventLog, plan: &Plan) -> BenchResult<MemoryEventRepository> {
+    let memory = MemoryEventRepository::new();
+    let mut progress = Progress::new("loading the log into memory", plan.log_events());
+    let (mut position, mut loaded) = (LogPosition::START, 0_u64);
+    loop {
+        let page = log.read_after(position, MAX_LOG_PAGE).await?;
+        let Some(last) = page.last() else { break };
+        position = last.position;
+        loaded += page.len() as u64;
+        let events: Vec<SerializedEvent> = page
+            .into_iter()
+            .map(|e| {
+                SerializedEvent::new(
+                    e.aggregate_id,
+                    usize::try_from(e.sequence).unwrap_or(usize::MAX),
+                    e.aggregate_type,
+                    e.event_type,
+                    e.event_version,
+                    e.payload,
+                    e.metadata,
+                )
+            })
+            .collect();
+        memory.persist::<Agent>(&events, None).await?;
+        progress.update(loaded);
+    }
+    Ok(memory)
+}
+
 fn row(what: &str, per_second: f64) {
-    println!("  {what:<70} {per_second:>12.0} events/s");
+    println!("  {what:<74} {per_second:>12.0} events/s");
     std::io::stdout().flush().ok();
+}
+
+/// A NATS prefix whose streams are deleted when the guard goes (also on an error or Ctrl-C).
+struct ScratchPrefix {
+    url: String,
+    subjects: Subjects,
+}
+
+impl Drop for ScratchPrefix {
+    fn drop(&mut self) {
+        let (url, subjects) = (self.url.clone(), self.subjects.clone());
+        let done = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())?;
+            runtime.block_on(async {
+                let bus = NatsBus::connect(&url, subjects)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                bus.delete_topology().await.map_err(|e| e.to_string())
+            })
+        })
+        .join();
+        if !matches!(done, Ok(Ok(()))) {
+            eprintln!(
+                "warning: could not delete the scratch NATS prefix {:?}",
+                self.subjects
+            );
+        }
+    }
 }
 
 /// Events per second the relay publishes (and checkpoints) from the scan schema to a scratch JetStream prefix.
 async fn relay_rate(scratch: &Scratch, events: usize) -> Result<f64, String> {
     let subjects = Subjects::new(format!("bench{}", uuid::Uuid::new_v4().simple()))
         .map_err(|e| e.to_string())?;
-    let bus = NatsBus::connect(&nats_url(), subjects)
+    let bus = NatsBus::connect(&nats_url(), subjects.clone())
         .await
         .map_err(|e| format!("NATS at {}: {e}", nats_url()))?;
-    let result = async {
-        bus.ensure_topology().await.map_err(|e| e.to_string())?;
-        let relay = Relay::postgres(
-            scratch.pool.clone(),
-            Arc::new(bus.clone()),
-            RelayConfig::default(),
-        );
-        let mut active = relay
-            .try_activate()
+    let _prefix = ScratchPrefix {
+        url: nats_url(),
+        subjects,
+    };
+    bus.ensure_topology().await.map_err(|e| e.to_string())?;
+    let relay = Relay::postgres(
+        scratch.pool.clone(),
+        Arc::new(bus.clone()),
+        RelayConfig::default(),
+    );
+    let mut active = relay
+        .try_activate()
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or("another relay holds the bench prefix's lock")?;
+    let mut progress = Progress::new("relay to JetStream", events as u64);
+    let started = Instant::now();
+    let mut published = 0;
+    while published < events {
+        let Some(page) = active.publish_page().await.map_err(|e| e.to_string())? else {
+            break;
+        };
+        published += page.events;
+        active
+            .commit_checkpoint(page)
             .await
-            .map_err(|e| e.to_string())?
-            .ok_or("another relay holds the bench prefix's lock")?;
-        let started = Instant::now();
-        let mut published = 0;
-        while published < events {
-            let Some(page) = active.publish_page().await.map_err(|e| e.to_string())? else {
-                break;
-            };
-            published += page.events;
-            active
-                .commit_checkpoint(page)
-                .await
-                .map_err(|e| e.to_string())?;
-        }
-        let rate = published as f64 / started.elapsed().as_secs_f64();
-        active.release().await;
-        Ok(rate)
+            .map_err(|e| e.to_string())?;
+        progress.update(published as u64);
     }
-    .await;
-    bus.delete_topology().await.ok();
-    result
+    let rate = published as f64 / started.elapsed().as_secs_f64();
+    drop(progress);
+    active.release().await;
+    Ok(rate)
 }
