@@ -307,7 +307,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Serve(args) => serve(args).await,
         Command::Token(args) => token(&args),
         Command::Sim(args) => sim(args).await,
-        Command::Replay(args) => strom_projections::replay::run(args).await,
+        Command::Replay(args) => strom_projections::replay::run(args, shutdown_signal()).await,
         Command::Migrate(args) => migrate(args).await,
         Command::Relay(args) => relay(args).await,
     }

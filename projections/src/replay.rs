@@ -75,37 +75,18 @@ pub struct ReplayArgs {
     pub database_schema: Option<String>,
 }
 
-/// Runs `strom replay`; Ctrl-C (or SIGTERM) stops it without changing anything.
+/// Runs `strom replay` until done or until `interrupted` resolves (the binary passes Ctrl-C/SIGTERM), which stops it
+/// without changing anything.
 ///
 /// # Errors
 /// Any problem found (after listing them all), bad flags or files, or a database failure.
-pub async fn run(args: ReplayArgs) -> anyhow::Result<()> {
+pub async fn run(
+    args: ReplayArgs,
+    interrupted: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
     tokio::select! {
         result = run_mode(args) => result,
-        () = interrupted() => anyhow::bail!("interrupted: nothing was changed (any rebuild transaction rolled back)"),
-    }
-}
-
-async fn interrupted() {
-    let ctrl_c = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
+        () = interrupted => anyhow::bail!("interrupted: nothing was changed (any rebuild transaction rolled back)"),
     }
 }
 
