@@ -30,19 +30,19 @@ use cqrs_es::persist::{PersistedEventRepository, SerializedEvent};
 use cqrs_es::{Aggregate, DomainEvent};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
-use sqlx::postgres::PgPoolOptions;
-use sqlx::{Connection, PgConnection, PgPool};
-use strom_commands::bus::nats::NatsBus;
-use strom_commands::bus::{Bus, Subjects};
+use sqlx::{Connection, PgConnection};
+use strom_commands::bus::Bus;
 use strom_commands::relay::{Relay, RelayConfig};
 use strom_commands::store::{
-    execute_with_retry, migrate, pg_connect_options, pg_cqrs, EventLog, LogPosition,
-    MemoryEventRepository, PgEventLog, MAX_LOG_PAGE,
+    execute_with_retry, pg_cqrs, EventLog, LogPosition, MemoryEventRepository, PgEventLog,
+    MAX_LOG_PAGE,
 };
 use strom_domain::upcast::event_upcasters;
 use strom_domain::Agent;
 use strom_projections::scenario::{config, scenario_start, AgentDriver};
 use strom_projections::{rebuild_from, MemoryReadModel, PgReadModel, RebuildProgress};
+use strom_tests::db::TestDb;
+use strom_tests::nats::TestNats;
 
 /// Concurrent writers per append level: one (latency-bound), a few per core, and well past the cores (where
 /// group commit should pay off).
@@ -223,69 +223,19 @@ fn load_average() -> String {
 
 /// A schema that exists for one phase and is dropped with everything in it when the guard goes (also when the
 /// bench fails or is interrupted: the future holding it is dropped then).
-struct Scratch {
-    url: String,
-    schema: String,
-    pool: PgPool,
-}
+type Scratch = TestDb;
 
-impl Scratch {
-    async fn new(url: &str, what: &str, connections: u32) -> BenchResult<Self> {
-        let schema = format!("bench_{what}_{}", uuid::Uuid::new_v4().simple());
-        let mut admin = PgConnection::connect(url).await?;
-        sqlx::query(&format!("CREATE SCHEMA {schema}"))
-            .execute(&mut admin)
-            .await?;
-        admin.close().await.ok();
-        let options = pg_connect_options(url, Some(&schema))?.application_name(&schema);
-        let pool = PgPoolOptions::new()
-            .max_connections(connections)
-            .acquire_timeout(CONNECT_TIMEOUT)
-            .connect_lazy_with(options);
-        Ok(Self {
-            url: url.to_owned(),
-            schema,
-            pool,
-        })
-    }
-
-    async fn migrated(url: &str, what: &str, connections: u32) -> BenchResult<Self> {
-        let scratch = Self::new(url, what, connections).await?;
-        migrate(&scratch.pool).await?;
-        Ok(scratch)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let (url, schema) = (self.url.clone(), self.schema.clone());
-        // Drop may run inside the runtime: clean up on a thread and runtime of our own.
-        let done = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?;
-            runtime.block_on(async {
-                let mut admin = PgConnection::connect(&url).await?;
-                sqlx::query(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-                     WHERE application_name = $1 AND pid <> pg_backend_pid()",
-                )
-                .bind(&schema)
-                .execute(&mut admin)
-                .await?;
-                sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
-                    .execute(&mut admin)
-                    .await?;
-                admin.close().await?;
-                Ok::<_, sqlx::Error>(())
-            })?;
-            Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
-        })
-        .join();
-        if !matches!(done, Ok(Ok(()))) {
-            eprintln!("warning: could not drop scratch schema {}", self.schema);
-        }
-    }
+async fn scratch(url: &str, what: &str, connections: u32, migrated: bool) -> BenchResult<Scratch> {
+    let builder = TestDb::builder(&format!("bench_{what}"))
+        .url(url)
+        .connections(connections)
+        .acquire_timeout(CONNECT_TIMEOUT);
+    let builder = if migrated {
+        builder
+    } else {
+        builder.without_migrations()
+    };
+    Ok(builder.try_build().await?)
 }
 
 /// The bench aggregate: every command appends one event, like `RecordRun` does.
@@ -340,7 +290,7 @@ impl Aggregate for Tally {
 
 /// Commands per second from `writers` concurrent tasks for `duration`.
 async fn append_level(url: &str, writers: usize, duration: Duration) -> BenchResult<f64> {
-    let scratch = Scratch::migrated(url, "append", writers as u32 + 2).await?;
+    let scratch = scratch(url, "append", writers as u32 + 2, true).await?;
     let cqrs = Arc::new(pg_cqrs::<Tally>(scratch.pool.clone(), vec![], vec![], ()));
     let done = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
@@ -387,7 +337,7 @@ async fn pgbench_level(url: &str, clients: usize, duration: Duration) -> Result<
     if Command::new("pgbench").arg("--version").output().is_err() {
         return Err("pgbench not installed".to_owned());
     }
-    let scratch = Scratch::new(url, "pgbench", 1)
+    let scratch = scratch(url, "pgbench", 1, false)
         .await
         .map_err(|e| e.to_string())?;
     sqlx::query("CREATE TABLE bench_t (id bigserial PRIMARY KEY, v bigint NOT NULL)")
@@ -662,7 +612,7 @@ fn check_rebuild(what: &str, done: &RebuildProgress, plan: &Plan) -> BenchResult
 }
 
 async fn reads(url: &str, plan: &Plan) -> BenchResult<()> {
-    let scratch = Scratch::migrated(url, "log", COMMAND_WRITERS as u32 + 2).await?;
+    let scratch = scratch(url, "log", COMMAND_WRITERS as u32 + 2, true).await?;
     println!(
         "reads over {} Agent events ({} agents created, started and run once through the command path, then {} \
          more runs each by INSERT ... SELECT with the aggregate's payload; hash chains by the trigger)",
@@ -827,48 +777,11 @@ fn row(what: &str, per_second: f64) {
     std::io::stdout().flush().ok();
 }
 
-/// A NATS prefix whose streams are deleted when the guard goes (also on an error or Ctrl-C).
-struct ScratchPrefix {
-    url: String,
-    subjects: Subjects,
-}
-
-impl Drop for ScratchPrefix {
-    fn drop(&mut self) {
-        let (url, subjects) = (self.url.clone(), self.subjects.clone());
-        let done = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .map_err(|e| e.to_string())?;
-            runtime.block_on(async {
-                let bus = NatsBus::connect(&url, subjects)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                bus.delete_topology().await.map_err(|e| e.to_string())
-            })
-        })
-        .join();
-        if !matches!(done, Ok(Ok(()))) {
-            eprintln!(
-                "warning: could not delete the scratch NATS prefix {:?}",
-                self.subjects
-            );
-        }
-    }
-}
-
 /// Events per second the relay publishes (and checkpoints) from the scan schema to a scratch JetStream prefix.
 async fn relay_rate(scratch: &Scratch, events: usize) -> Result<f64, String> {
-    let subjects = Subjects::new(format!("bench{}", uuid::Uuid::new_v4().simple()))
-        .map_err(|e| e.to_string())?;
-    let bus = NatsBus::connect(&nats_url(), subjects.clone())
-        .await
-        .map_err(|e| format!("NATS at {}: {e}", nats_url()))?;
-    let _prefix = ScratchPrefix {
-        url: nats_url(),
-        subjects,
-    };
+    // The guard first: the prefix's streams go also when a step below fails.
+    let prefix = TestNats::at(&nats_url(), "bench");
+    let bus = prefix.try_connect().await.map_err(|e| format!("{e:#}"))?;
     bus.ensure_topology().await.map_err(|e| e.to_string())?;
     let relay = Relay::postgres(
         scratch.pool.clone(),

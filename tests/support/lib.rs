@@ -1,6 +1,9 @@
 //! Shared helpers for STROM's end-to-end tests: run the real `strom` binary on a free port, with its own Postgres
 //! schema and NATS prefix (or embedded), talk to it over HTTP, and clean everything up afterwards.
 
+pub mod db;
+pub mod nats;
+
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -55,6 +58,8 @@ pub struct Server {
     dir: PathBuf,
     child: Option<Child>,
     pub client: reqwest::Client,
+    // Dropped after the process is stopped (see `Drop`): the schema and streams outlive every connection to them.
+    guards: Option<(db::TestDb, nats::TestNats)>,
 }
 
 impl Server {
@@ -80,19 +85,20 @@ impl Server {
             .env_remove("STROM_AUTH_JWKS_URL")
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(dir.join("server.log"))?);
-        let (mut schema, mut prefix) = (None, None);
-        if backing == Backing::Services {
-            let s = format!("e2e_{id}");
-            let p = format!("e2e{}", &id[..12]);
-            cmd.env("STROM_DATABASE_URL", database_url())
-                .env("STROM_DATABASE_SCHEMA", &s)
-                .env("STROM_NATS_URL", nats_url())
-                .env("STROM_NATS_PREFIX", &p);
-            create_schema(&s).await?;
+        let guards = if backing == Backing::Services {
+            let db = db::TestDb::builder("e2e")
+                .without_migrations()
+                .try_build()
+                .await?;
+            let nats = nats::TestNats::new("e2e");
+            cmd.env("STROM_DATABASE_URL", db.url())
+                .env("STROM_DATABASE_SCHEMA", &db.schema)
+                .env("STROM_NATS_URL", nats.url())
+                .env("STROM_NATS_PREFIX", nats.prefix());
             let migrated = Command::new(strom_bin())
                 .arg("migrate")
-                .env("STROM_DATABASE_URL", database_url())
-                .env("STROM_DATABASE_SCHEMA", &s)
+                .env("STROM_DATABASE_URL", db.url())
+                .env("STROM_DATABASE_SCHEMA", &db.schema)
                 .output()
                 .context("Failed to run strom migrate")?;
             if !migrated.status.success() {
@@ -101,20 +107,22 @@ impl Server {
                     String::from_utf8_lossy(&migrated.stderr)
                 );
             }
-            schema = Some(s);
-            prefix = Some(p);
-        }
+            Some((db, nats))
+        } else {
+            None
+        };
         for (k, v) in extra_env {
             cmd.env(k, v);
         }
         let child = cmd.spawn().context("Failed to spawn strom serve")?;
         let mut server = Server {
             base: format!("http://127.0.0.1:{port}"),
-            schema,
-            prefix,
+            schema: guards.as_ref().map(|(db, _)| db.schema.clone()),
+            prefix: guards.as_ref().map(|(_, nats)| nats.prefix().to_owned()),
             dir,
             child: Some(child),
             client: reqwest::Client::new(),
+            guards,
         };
         server.wait_healthy().await?;
         Ok(server)
@@ -220,64 +228,9 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         self.stop();
-        if let Some(schema) = self.schema.take() {
-            drop_schema(&schema);
-        }
-        if let Some(prefix) = self.prefix.take() {
-            delete_nats_prefix(&prefix);
-        }
+        drop(self.guards.take());
         let _ = std::fs::remove_dir_all(&self.dir);
     }
-}
-
-async fn create_schema(schema: &str) -> anyhow::Result<()> {
-    use sqlx::Connection;
-    let mut conn = sqlx::PgConnection::connect(&database_url())
-        .await
-        .context("Failed to connect to the test database (STROM_TEST_DATABASE_URL)")?;
-    sqlx::query(&format!("CREATE SCHEMA \"{schema}\""))
-        .execute(&mut conn)
-        .await?;
-    Ok(())
-}
-
-/// Drops a test schema (best effort, from a drop: runs its own small runtime on a thread).
-fn drop_schema(schema: &str) {
-    use sqlx::Connection;
-    let sql = format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE");
-    let _ = std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .ok()?;
-        rt.block_on(async {
-            let mut conn = sqlx::PgConnection::connect(&database_url()).await.ok()?;
-            sqlx::query(&sql).execute(&mut conn).await.ok()
-        })
-    })
-    .join();
-}
-
-/// Deletes the streams and KV bucket of a test prefix (best effort, from a drop: runs its own small runtime).
-fn delete_nats_prefix(prefix: &str) {
-    let prefix = prefix.to_owned();
-    let _ = std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .ok()?;
-        rt.block_on(async {
-            let client = async_nats::connect(nats_url()).await.ok()?;
-            let js = async_nats::jetstream::new(client);
-            let upper = prefix.to_uppercase();
-            for stream in ["EVENTS", "TICKS", "MD"] {
-                let _ = js.delete_stream(format!("{upper}_{stream}")).await;
-            }
-            let _ = js.delete_stream(format!("KV_{prefix}_prices")).await;
-            Some(())
-        })
-    })
-    .join();
 }
 
 /// Polls `check` until it returns `Some`, or fails after `deadline` with `what` in the message.

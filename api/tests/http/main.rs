@@ -94,7 +94,7 @@ async fn serve_refuses_to_start_when_postgres_does_not_answer() {
 #[tokio::test]
 async fn serve_refuses_to_start_with_pending_migrations_unless_asked_to_apply_them() {
     let schema = TestSchema::new().await;
-    let name = schema.name.clone();
+    let name = schema.name().to_owned();
     let result = TestApp::try_spawn_with(
         |c| {
             c.database_url = Some(support::database_url());

@@ -5,47 +5,25 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-use sqlx::postgres::PgPoolOptions;
-use sqlx::{Connection, PgConnection, PgPool};
-use strom_commands::store::{migrate, pg_connect_options, pg_cqrs, PgEventLog};
+use sqlx::PgPool;
+use strom_commands::store::{pg_cqrs, PgEventLog};
 use strom_domain::upcast::event_upcasters;
 use strom_domain::Agent;
 use strom_projections::replay::file::read_expected;
 use strom_projections::scenario::{self, TWO_AGENTS_IDS};
 use strom_projections::{PgReadModel, Projector, AGENTS_PROJECTOR};
-
-fn database_url() -> String {
-    std::env::var("STROM_TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string())
-}
+use strom_tests::db::TestDb;
 
 /// A schema with the two-agents scenario recorded and projected; dropped with the guard.
 struct Store {
     pool: PgPool,
-    schema: String,
+    db: TestDb,
 }
 
 impl Store {
     async fn new() -> Self {
-        let url = database_url();
-        let schema = format!("r_{}", uuid::Uuid::new_v4().simple());
-        let mut admin = PgConnection::connect(&url)
-            .await
-            .expect("connect to Postgres");
-        sqlx::query(&format!("CREATE SCHEMA {schema}"))
-            .execute(&mut admin)
-            .await
-            .unwrap();
-        admin.close().await.ok();
-        let options = pg_connect_options(&url, Some(&schema))
-            .unwrap()
-            .application_name(&schema);
-        let pool = PgPoolOptions::new()
-            .max_connections(2)
-            .connect_with(options)
-            .await
-            .unwrap();
-        migrate(&pool).await.unwrap();
+        let db = TestDb::builder("r").connections(2).build().await;
+        let pool = db.pool.clone();
         let cqrs = pg_cqrs::<Agent>(pool.clone(), event_upcasters(), vec![], ());
         scenario::two_agents(&cqrs).await.unwrap();
         let projector = Projector::new(
@@ -69,7 +47,7 @@ impl Store {
                     .await
                     .unwrap();
             if runs == 3 && archived {
-                return Self { pool, schema };
+                return Self { pool, db };
             }
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
@@ -80,8 +58,8 @@ impl Store {
         Command::new(env!("CARGO_BIN_EXE_strom"))
             .arg("replay")
             .args(args)
-            .env("STROM_DATABASE_URL", database_url())
-            .env("STROM_DATABASE_SCHEMA", &self.schema)
+            .env("STROM_DATABASE_URL", self.db.url())
+            .env("STROM_DATABASE_SCHEMA", &self.db.schema)
             .env("STROM_LOG", "warn")
             .output()
             .unwrap()
@@ -103,33 +81,6 @@ impl Store {
             .await
             .unwrap();
         tx.commit().await.unwrap();
-    }
-}
-
-impl Drop for Store {
-    fn drop(&mut self) {
-        let (url, schema) = (database_url(), self.schema.clone());
-        let _ = std::thread::spawn(move || {
-            tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap()
-                .block_on(async move {
-                    let mut admin = PgConnection::connect(&url).await?;
-                    sqlx::query(
-                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-                         WHERE application_name = $1 AND pid <> pg_backend_pid()",
-                    )
-                    .bind(&schema)
-                    .execute(&mut admin)
-                    .await?;
-                    sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
-                        .execute(&mut admin)
-                        .await?;
-                    admin.close().await
-                })
-        })
-        .join();
     }
 }
 

@@ -5,15 +5,13 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
 use strom_commands::bus::nats::NatsBus;
-use strom_commands::bus::{Bus, ConsumerSpec, StreamKind, Subjects};
+use strom_commands::bus::{Bus, ConsumerSpec, StreamKind};
 use strom_sim::{PriceObserved, PricePath};
+use strom_tests::nats::TestNats;
+use strom_tests::nats_url;
 
 fn strom() -> Command {
     Command::new(env!("CARGO_BIN_EXE_strom"))
-}
-
-fn nats_url() -> String {
-    std::env::var("STROM_TEST_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".to_owned())
 }
 
 fn print_prices() -> Output {
@@ -122,35 +120,24 @@ fn sim_csv_writes_one_minute_bars_that_read_back() {
     assert!(String::from_utf8_lossy(&two.stderr).contains("exactly one"));
 }
 
-/// Stops the child (started by this test, by its pid) and deletes the prefix's streams, also if the test panics.
+/// Stops the child (started by this test, by its pid); then the prefix's streams go with the guard, also if the
+/// test panics.
 struct Running {
     child: Child,
-    subjects: Subjects,
+    _nats: TestNats,
 }
 
 impl Drop for Running {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let subjects = self.subjects.clone();
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async {
-                if let Ok(bus) = NatsBus::connect(&nats_url(), subjects).await {
-                    let _ = bus.delete_topology().await;
-                }
-            });
-        })
-        .join();
     }
 }
 
 #[tokio::test]
 async fn sim_publishes_prices_on_nats_until_sigterm() {
-    let subjects = Subjects::new(format!("t{}", uuid::Uuid::new_v4().simple())).unwrap();
+    let nats = TestNats::new("t");
+    let subjects = nats.subjects().clone();
     let child = strom()
         .args([
             "sim",
@@ -161,16 +148,13 @@ async fn sim_publishes_prices_on_nats_until_sigterm() {
             "--seed",
             "7",
         ])
-        .env("STROM_NATS_URL", nats_url())
-        .env("STROM_NATS_PREFIX", subjects.prefix())
+        .env("STROM_NATS_URL", nats.url())
+        .env("STROM_NATS_PREFIX", nats.prefix())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let mut running = Running {
-        child,
-        subjects: subjects.clone(),
-    };
+    let mut running = Running { child, _nats: nats };
     let bus = NatsBus::connect(&nats_url(), subjects.clone())
         .await
         .unwrap();

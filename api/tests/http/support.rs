@@ -7,15 +7,12 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use reqwest::Method;
 use serde_json::{json, Value};
-use sqlx::{Connection, PgConnection};
 use strom_api::auth::{AuthMode, AuthSettings, DevKey, Role, DEFAULT_AUDIENCE, DEV_ISSUER};
 use strom_api::routes::ROUTES;
 use strom_api::startup::{Application, Handles, ServeConfig};
+use strom_tests::db::TestDb;
 
-pub fn database_url() -> String {
-    std::env::var("STROM_TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
-}
+pub use strom_tests::database_url;
 
 pub fn valkey_url() -> String {
     std::env::var("STROM_TEST_VALKEY_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
@@ -36,44 +33,15 @@ pub enum Backend {
 }
 
 /// A fresh schema (dropped with the guard) for a server that migrates it at startup.
-pub struct TestSchema {
-    pub name: String,
-}
+pub struct TestSchema(TestDb);
 
 impl TestSchema {
     pub async fn new() -> Self {
-        let name = format!("api_{}", uuid::Uuid::new_v4().simple());
-        let mut admin = PgConnection::connect(&database_url())
-            .await
-            .expect("connect to the test database (STROM_TEST_DATABASE_URL)");
-        sqlx::query(&format!("CREATE SCHEMA {name}"))
-            .execute(&mut admin)
-            .await
-            .expect("create test schema");
-        admin.close().await.ok();
-        Self { name }
+        Self(TestDb::builder("api").without_migrations().build().await)
     }
-}
 
-impl Drop for TestSchema {
-    fn drop(&mut self) {
-        let name = self.name.clone();
-        let cleanup = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("cleanup runtime");
-            runtime.block_on(async move {
-                let mut admin = PgConnection::connect(&database_url()).await?;
-                sqlx::query(&format!("DROP SCHEMA IF EXISTS {name} CASCADE"))
-                    .execute(&mut admin)
-                    .await?;
-                admin.close().await
-            })
-        });
-        if let Ok(Err(e)) = cleanup.join() {
-            eprintln!("failed to drop test schema {}: {e}", self.name);
-        }
+    pub fn name(&self) -> &str {
+        &self.0.schema
     }
 }
 
@@ -115,7 +83,7 @@ impl TestApp {
         let mut config = ServeConfig::new("127.0.0.1:0", dev_auth(&key_file));
         if let Some(schema) = &schema {
             config.database_url = Some(database_url());
-            config.database_schema = Some(schema.name.clone());
+            config.database_schema = Some(schema.name().to_owned());
             config.migrate = true;
         }
         configure(&mut config);

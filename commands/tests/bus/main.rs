@@ -7,14 +7,8 @@ mod cases;
 use std::sync::Arc;
 
 use strom_commands::bus::memory::MemoryBus;
-use strom_commands::bus::nats::NatsBus;
 use strom_commands::bus::{Bus, Subjects};
-
-const DEFAULT_NATS_URL: &str = "nats://127.0.0.1:4222";
-
-fn nats_url() -> String {
-    std::env::var("STROM_TEST_NATS_URL").unwrap_or_else(|_| DEFAULT_NATS_URL.to_owned())
-}
+use strom_tests::nats::TestNats;
 
 fn unique_subjects() -> Subjects {
     Subjects::new(format!("t{}", uuid::Uuid::new_v4().simple())).unwrap()
@@ -23,25 +17,24 @@ fn unique_subjects() -> Subjects {
 /// A bus with its topology in place; for NATS, deletes the topology when finished or dropped.
 pub struct Harness {
     bus: Arc<dyn Bus>,
-    nats_cleanup: Option<Subjects>,
+    // Declared after the bus, so dropped after it.
+    nats: Option<TestNats>,
 }
 
 impl Harness {
     fn memory() -> Self {
         Self {
             bus: Arc::new(MemoryBus::new(unique_subjects())),
-            nats_cleanup: None,
+            nats: None,
         }
     }
 
     async fn nats() -> Self {
-        let subjects = unique_subjects();
-        let bus = NatsBus::connect(&nats_url(), subjects.clone())
-            .await
-            .unwrap_or_else(|e| panic!("NATS with JetStream must run at {}: {e}", nats_url()));
+        let nats = TestNats::new("t");
+        let bus = nats.connect().await;
         Self {
             bus: Arc::new(bus),
-            nats_cleanup: Some(subjects),
+            nats: Some(nats),
         }
     }
 
@@ -55,33 +48,8 @@ impl Harness {
     }
 
     async fn finish(mut self) {
-        if let Some(subjects) = self.nats_cleanup.take() {
-            delete_nats_topology(subjects).await;
-        }
-    }
-}
-
-async fn delete_nats_topology(subjects: Subjects) {
-    // A fresh connection: the test's own may belong to a runtime that is unwinding.
-    if let Ok(bus) = NatsBus::connect(&nats_url(), subjects).await {
-        let _ = bus.delete_topology().await;
-    }
-}
-
-impl Drop for Harness {
-    fn drop(&mut self) {
-        // Reached with `nats_cleanup` still set only when a test panicked: clean up best effort on a separate
-        // thread and runtime, as the test's runtime is blocked in this drop.
-        if let Some(subjects) = self.nats_cleanup.take() {
-            let _ = std::thread::spawn(move || {
-                if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                {
-                    rt.block_on(delete_nats_topology(subjects));
-                }
-            })
-            .join();
+        if let Some(nats) = self.nats.take() {
+            nats.delete().await;
         }
     }
 }

@@ -20,7 +20,6 @@ use std::time::{Duration, Instant};
 
 use cqrs_es::Query;
 use strom_commands::bus::memory::MemoryBus;
-use strom_commands::bus::nats::NatsBus;
 use strom_commands::bus::{Bus, ConsumerSpec, Delivery, StreamKind, Subjects};
 use strom_commands::relay::{
     EventEnvelope, Relay, RelayConfig, RelayState, EVENT_TYPE_HEADER, SEQUENCE_HEADER,
@@ -29,10 +28,9 @@ use strom_commands::store::{
     execute_with_retry, memory_cqrs, pg_cqrs, CheckpointStore, EventLog, LogPosition, LoggedEvent,
     MemoryCheckpointStore, MemoryEventRepository, PgCheckpointStore, PgEventLog,
 };
+use strom_tests::nats::TestNats;
 use support::{metadata, Counter, CounterCommand, TestDb};
 use uuid::Uuid;
-
-const DEFAULT_NATS_URL: &str = "nats://127.0.0.1:4222";
 
 /// Longest a test waits for the relay to catch up. Other sessions on the shared Postgres (parallel tests) hold the
 /// xmin watermark back while their write transactions are open, usually for milliseconds; a lost JetStream ack
@@ -45,9 +43,7 @@ const CHECK_EVERY: Duration = Duration::from_millis(10);
 /// How long a reader waits for one more message after the expected ones before concluding there are none.
 const NOTHING_MORE_WAIT: Duration = Duration::from_millis(300);
 
-pub fn nats_url() -> String {
-    std::env::var("STROM_TEST_NATS_URL").unwrap_or_else(|_| DEFAULT_NATS_URL.to_owned())
-}
+pub use strom_tests::nats_url;
 
 /// Short intervals and small pages, so a handful of events spans several pages and failover is quick.
 pub fn fast_config() -> RelayConfig {
@@ -71,7 +67,7 @@ enum Store {
 pub struct Stack {
     store: Store,
     pub bus: Arc<dyn Bus>,
-    nats_cleanup: Option<Subjects>,
+    nats: Option<TestNats>,
 }
 
 impl Stack {
@@ -84,19 +80,18 @@ impl Stack {
                 checkpoints: MemoryCheckpointStore::new(),
             },
             bus: Arc::new(bus),
-            nats_cleanup: None,
+            nats: None,
         }
     }
 
     pub async fn postgres() -> Self {
-        let subjects = unique_subjects();
-        let bus = NatsBus::connect(&nats_url(), subjects.clone())
-            .await
-            .unwrap_or_else(|e| panic!("NATS with JetStream must run at {}: {e}", nats_url()));
+        let nats = TestNats::new("t");
+        let db = support::test_db().await;
+        let bus = nats.connect().await;
         let stack = Self {
-            store: Store::Postgres(TestDb::new().await),
+            store: Store::Postgres(db),
             bus: Arc::new(bus),
-            nats_cleanup: Some(subjects),
+            nats: Some(nats),
         };
         stack.bus.ensure_topology().await.unwrap();
         stack
@@ -182,38 +177,14 @@ impl Stack {
     }
 
     pub async fn finish(mut self) {
-        if let Some(subjects) = self.nats_cleanup.take() {
-            delete_nats_topology(subjects).await;
-        }
-    }
-}
-
-impl Drop for Stack {
-    fn drop(&mut self) {
-        // Reached with `nats_cleanup` still set only when a test panicked: clean up on a thread and runtime of our
-        // own, as the test's runtime is blocked in this drop. (TestDb drops its schema the same way.)
-        if let Some(subjects) = self.nats_cleanup.take() {
-            let _ = std::thread::spawn(move || {
-                if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                {
-                    rt.block_on(delete_nats_topology(subjects));
-                }
-            })
-            .join();
+        if let Some(nats) = self.nats.take() {
+            nats.delete().await;
         }
     }
 }
 
 fn unique_subjects() -> Subjects {
     Subjects::new(format!("t{}", Uuid::new_v4().simple())).unwrap()
-}
-
-async fn delete_nats_topology(subjects: Subjects) {
-    if let Ok(bus) = NatsBus::connect(&nats_url(), subjects).await {
-        let _ = bus.delete_topology().await;
-    }
 }
 
 /// A relay running on its own task until [`Running::stop`] (or abort, which is how a test kills it).

@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use strom_commands::bus::memory::MemoryBus;
-use strom_commands::bus::nats::NatsBus;
 use strom_commands::bus::{Bus, Consumer, ConsumerSpec, Headers, StreamKind, Subjects};
 use strom_commands::market::SimMarket;
 use strom_commands::runtime::{RuntimeConfig, RuntimeStats, RuntimeWorker, RUNTIME_CONSUMER};
@@ -18,13 +17,13 @@ use strom_commands::scheduler::{
 use strom_commands::service::{AggregateService, CommandContext, EventStoreBackend};
 use strom_commands::store::{Clock, EventLog, LogPosition, LoggedEvent, PgEventLog, MAX_LOG_PAGE};
 use strom_domain::{Agent, AgentCommand, AgentConfig, AgentEvent};
+use strom_tests::nats::TestNats;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::store_support::TestDb;
 
-const DEFAULT_NATS_URL: &str = "nats://127.0.0.1:4222";
 /// The longest any condition is waited for: generous for a loaded machine and for other sessions holding the log
 /// watermark back; a wait returns as soon as its condition holds. (Memory tests run on paused time, where it is
 /// virtual.)
@@ -124,11 +123,7 @@ pub struct Env {
     pub agents: Arc<AggregateService<Agent>>,
     pub clock: ManualClock,
     pub db: Option<TestDb>,
-    nats_cleanup: Option<Subjects>,
-}
-
-fn nats_url() -> String {
-    std::env::var("STROM_TEST_NATS_URL").unwrap_or_else(|_| DEFAULT_NATS_URL.to_owned())
+    nats: Option<TestNats>,
 }
 
 fn unique_subjects() -> Subjects {
@@ -147,14 +142,12 @@ impl Env {
     }
 
     pub async fn real() -> Self {
-        let db = TestDb::new().await;
-        let subjects = unique_subjects();
-        let bus = NatsBus::connect(&nats_url(), subjects.clone())
-            .await
-            .unwrap_or_else(|e| panic!("NATS with JetStream must run at {}: {e}", nats_url()));
+        let nats = TestNats::new("t");
+        let db = crate::store_support::test_db().await;
+        let bus = nats.connect().await;
         let backend = EventStoreBackend::Postgres(db.pool.clone());
         let log: Arc<dyn EventLog> = Arc::new(PgEventLog::new(db.pool.clone()));
-        Self::build(backend, log, Arc::new(bus), Some(db), Some(subjects)).await
+        Self::build(backend, log, Arc::new(bus), Some(db), Some(nats)).await
     }
 
     async fn build(
@@ -162,7 +155,7 @@ impl Env {
         log: Arc<dyn EventLog>,
         bus: Arc<dyn Bus>,
         db: Option<TestDb>,
-        nats_cleanup: Option<Subjects>,
+        nats: Option<TestNats>,
     ) -> Self {
         bus.ensure_topology().await.expect("bus topology");
         let agents = Arc::new(AggregateService::new(
@@ -175,7 +168,7 @@ impl Env {
             agents,
             clock: ManualClock::new(t(0)),
             db,
-            nats_cleanup,
+            nats,
         }
     }
 
@@ -360,33 +353,8 @@ impl Env {
     }
 
     pub async fn finish(mut self) {
-        if let Some(subjects) = self.nats_cleanup.take() {
-            delete_nats_topology(subjects).await;
-        }
-    }
-}
-
-async fn delete_nats_topology(subjects: Subjects) {
-    // A fresh connection: the test's own may belong to a runtime that is unwinding.
-    if let Ok(bus) = NatsBus::connect(&nats_url(), subjects).await {
-        let _ = bus.delete_topology().await;
-    }
-}
-
-impl Drop for Env {
-    fn drop(&mut self) {
-        // Reached with `nats_cleanup` still set only when a test panicked: clean up on a thread of our own, as the
-        // test's runtime is blocked in this drop.
-        if let Some(subjects) = self.nats_cleanup.take() {
-            let _ = std::thread::spawn(move || {
-                if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                {
-                    rt.block_on(delete_nats_topology(subjects));
-                }
-            })
-            .join();
+        if let Some(nats) = self.nats.take() {
+            nats.delete().await;
         }
     }
 }

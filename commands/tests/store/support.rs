@@ -12,13 +12,11 @@ use cqrs_es::{Aggregate, CqrsFramework, DomainEvent, EventStore};
 use postgres_es::PostgresEventRepository;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{Connection, PgConnection, PgPool};
 use strom_commands::store::{
-    memory_cqrs, migrate, pg_connect_options, pg_cqrs, ChainSource, CheckpointStore, EventLog,
-    LogPosition, LoggedEvent, MemoryCheckpointStore, MemoryEventRepository, PgCheckpointStore,
-    PgEventLog, MAX_LOG_PAGE,
+    memory_cqrs, pg_cqrs, ChainSource, CheckpointStore, EventLog, LogPosition, LoggedEvent,
+    MemoryCheckpointStore, MemoryEventRepository, PgCheckpointStore, PgEventLog, MAX_LOG_PAGE,
 };
+pub use strom_tests::db::TestDb;
 
 /// Connections per test pool: enough for the concurrency test to have real parallel transactions, small enough
 /// that two parallel test threads stay far below the server's connection limit shared with other users.
@@ -31,87 +29,13 @@ pub const CATCH_UP_DEADLINE: Duration = Duration::from_secs(30);
 /// Pause between reads while the watermark is held back by someone else's transaction.
 const CATCH_UP_POLL: Duration = Duration::from_millis(10);
 
-fn database_url() -> String {
-    std::env::var("STROM_TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string())
-}
-
-/// A fresh schema with the migrations applied; dropped (with its connections) when the guard drops, also when
-/// the test fails.
-pub struct TestDb {
-    pub pool: PgPool,
-    pub schema: String,
-    url: String,
-}
-
-impl TestDb {
-    pub async fn new() -> Self {
-        let url = database_url();
-        let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
-        let mut admin = PgConnection::connect(&url)
-            .await
-            .expect("connect to the test database (STROM_TEST_DATABASE_URL)");
-        sqlx::query(&format!("CREATE SCHEMA {schema}"))
-            .execute(&mut admin)
-            .await
-            .expect("create test schema");
-        admin.close().await.ok();
-        let db = Self {
-            pool: PgPoolOptions::new()
-                .max_connections(TEST_POOL_CONNECTIONS)
-                .connect_lazy_with(Self::options(&url, &schema)),
-            schema,
-            url,
-        };
-        migrate(&db.pool).await.expect("migrate test schema");
-        db
-    }
-
-    fn options(url: &str, schema: &str) -> PgConnectOptions {
-        // application_name tags our sessions so the guard can end exactly them.
-        pg_connect_options(url, Some(schema))
-            .expect("test connection options")
-            .application_name(schema)
-    }
-
-    /// A connection outside the pool, in the same schema.
-    pub async fn connect(&self) -> PgConnection {
-        PgConnection::connect_with(&Self::options(&self.url, &self.schema))
-            .await
-            .expect("connect")
-    }
-}
-
-impl Drop for TestDb {
-    fn drop(&mut self) {
-        let url = self.url.clone();
-        let schema = self.schema.clone();
-        // Drop runs inside the test's runtime (possibly while unwinding), so clean up on a thread of our own.
-        let cleanup = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("cleanup runtime");
-            runtime.block_on(async move {
-                let mut admin = PgConnection::connect(&url).await?;
-                // End this test's own sessions (an open transaction would block the DROP).
-                sqlx::query(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-                     WHERE application_name = $1 AND pid <> pg_backend_pid()",
-                )
-                .bind(&schema)
-                .execute(&mut admin)
-                .await?;
-                sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
-                    .execute(&mut admin)
-                    .await?;
-                admin.close().await
-            })
-        });
-        if let Ok(Err(e)) = cleanup.join() {
-            eprintln!("failed to drop test schema {}: {e}", self.schema);
-        }
-    }
+/// A fresh schema with the migrations applied, with a pool big enough for the concurrency test; dropped (with its
+/// connections) when the guard drops, also when the test fails.
+pub async fn test_db() -> TestDb {
+    TestDb::builder("t")
+        .connections(TEST_POOL_CONNECTIONS)
+        .build()
+        .await
 }
 
 /// The test aggregate: a counter that also records arbitrary JSON notes (to exercise the jsonb text form).
@@ -299,7 +223,7 @@ pub struct PgBackend {
 impl PgBackend {
     pub async fn new() -> Self {
         Self {
-            db: TestDb::new().await,
+            db: test_db().await,
         }
     }
 }

@@ -13,7 +13,7 @@ use strom_projections::{
     ProjectionSink, Projector, RebuildSink, SinkError, AGENTS_PROJECTOR,
 };
 
-use crate::support::{read_all, TestDb};
+use crate::support::{read_all, test_db, TestDb};
 
 /// Events of [`scenario::two_agents`].
 const TWO_AGENTS_EVENTS: usize = 21;
@@ -35,7 +35,7 @@ fn projector(db: &TestDb, log: PgEventLog, model: &PgReadModel) -> Projector {
 
 #[tokio::test]
 async fn the_postgres_tables_hold_exactly_the_rows_of_the_memory_fold() {
-    let db = TestDb::new().await;
+    let db = test_db().await;
     let log = two_agents_in(&db).await;
     let events = read_all(&log, TWO_AGENTS_EVENTS).await;
     assert_eq!(events.len(), TWO_AGENTS_EVENTS);
@@ -57,7 +57,7 @@ async fn the_postgres_tables_hold_exactly_the_rows_of_the_memory_fold() {
 
 #[tokio::test]
 async fn applying_the_same_page_twice_changes_nothing_in_postgres() {
-    let db = TestDb::new().await;
+    let db = test_db().await;
     let log = two_agents_in(&db).await;
     let events = read_all(&log, TWO_AGENTS_EVENTS).await;
     let model = PgReadModel::new(db.pool.clone());
@@ -74,7 +74,7 @@ async fn applying_the_same_page_twice_changes_nothing_in_postgres() {
 
 #[tokio::test]
 async fn a_page_with_an_event_that_cannot_be_folded_writes_nothing() {
-    let db = TestDb::new().await;
+    let db = test_db().await;
     let log = two_agents_in(&db).await;
     sqlx::query(
         r#"INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
@@ -98,7 +98,7 @@ async fn a_page_with_an_event_that_cannot_be_folded_writes_nothing() {
 
 #[tokio::test]
 async fn postgres_queries_answer_exactly_as_the_memory_queries() {
-    let db = TestDb::new().await;
+    let db = test_db().await;
     let log = two_agents_in(&db).await;
     let events = read_all(&log, TWO_AGENTS_EVENTS).await;
     let pg = PgReadModel::new(db.pool.clone());
@@ -164,7 +164,7 @@ async fn more_commands(db: &TestDb, round: u64) {
 
 #[tokio::test]
 async fn a_live_projection_built_in_batches_equals_a_rebuild_from_zero_byte_for_byte() {
-    let db = TestDb::new().await;
+    let db = test_db().await;
     let log = two_agents_in(&db).await;
     let model = PgReadModel::new(db.pool.clone());
     // Small pages first, as a projector restarted mid-log would see them.
@@ -187,7 +187,7 @@ async fn a_live_projection_built_in_batches_equals_a_rebuild_from_zero_byte_for_
     assert_eq!(live.agents.len(), 5);
 
     // Rebuild from zero into fresh tables (another schema), reading the same log.
-    let fresh = TestDb::new().await;
+    let fresh = test_db().await;
     let rebuilt = PgReadModel::new(fresh.pool.clone());
     let mut sink = rebuilt.rebuild_sink();
     let mut pages = 0;
@@ -209,7 +209,7 @@ async fn a_live_projection_built_in_batches_equals_a_rebuild_from_zero_byte_for_
 
 #[tokio::test]
 async fn an_unfinished_rebuild_leaves_the_live_tables_as_they_were() {
-    let db = TestDb::new().await;
+    let db = test_db().await;
     let log = two_agents_in(&db).await;
     let events = read_all(&log, TWO_AGENTS_EVENTS).await;
     let model = PgReadModel::new(db.pool.clone());

@@ -2,11 +2,8 @@
 
 use std::time::{Duration, Instant};
 
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{Connection, PgConnection, PgPool};
-use strom_commands::store::{
-    migrate, pg_connect_options, EventLog, LogPosition, LoggedEvent, MAX_LOG_PAGE,
-};
+use strom_commands::store::{EventLog, LogPosition, LoggedEvent, MAX_LOG_PAGE};
+pub use strom_tests::db::TestDb;
 
 /// Connections per test pool: a projector, a rebuild and queries at once, far below the server's limit.
 const TEST_POOL_CONNECTIONS: u32 = 4;
@@ -15,76 +12,12 @@ const TEST_POOL_CONNECTIONS: u32 = 4;
 /// a write transaction open for a moment).
 pub const CATCH_UP_DEADLINE: Duration = Duration::from_secs(30);
 
-pub fn database_url() -> String {
-    std::env::var("STROM_TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string())
-}
-
 /// A fresh schema with the migrations applied; dropped (with its connections) when the guard drops.
-pub struct TestDb {
-    pub pool: PgPool,
-    pub schema: String,
-    url: String,
-}
-
-impl TestDb {
-    pub async fn new() -> Self {
-        let url = database_url();
-        let schema = format!("p_{}", uuid::Uuid::new_v4().simple());
-        let mut admin = PgConnection::connect(&url)
-            .await
-            .expect("connect to the test database (STROM_TEST_DATABASE_URL)");
-        sqlx::query(&format!("CREATE SCHEMA {schema}"))
-            .execute(&mut admin)
-            .await
-            .expect("create test schema");
-        admin.close().await.ok();
-        let db = Self {
-            pool: PgPoolOptions::new()
-                .max_connections(TEST_POOL_CONNECTIONS)
-                .connect_lazy_with(Self::options(&url, &schema)),
-            schema,
-            url,
-        };
-        migrate(&db.pool).await.expect("migrate test schema");
-        db
-    }
-
-    fn options(url: &str, schema: &str) -> PgConnectOptions {
-        pg_connect_options(url, Some(schema))
-            .expect("test connection options")
-            .application_name(schema)
-    }
-}
-
-impl Drop for TestDb {
-    fn drop(&mut self) {
-        let url = self.url.clone();
-        let schema = self.schema.clone();
-        let cleanup = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("cleanup runtime");
-            runtime.block_on(async move {
-                let mut admin = PgConnection::connect(&url).await?;
-                sqlx::query(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-                     WHERE application_name = $1 AND pid <> pg_backend_pid()",
-                )
-                .bind(&schema)
-                .execute(&mut admin)
-                .await?;
-                sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
-                    .execute(&mut admin)
-                    .await?;
-                admin.close().await
-            })
-        });
-        if let Ok(Err(e)) = cleanup.join() {
-            eprintln!("failed to drop test schema {}: {e}", self.schema);
-        }
-    }
+pub async fn test_db() -> TestDb {
+    TestDb::builder("p")
+        .connections(TEST_POOL_CONNECTIONS)
+        .build()
+        .await
 }
 
 /// Reads the whole log, waiting (bounded) until at least `expected` events are visible.
