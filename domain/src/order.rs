@@ -459,6 +459,12 @@ impl Aggregate for Order {
     }
 
     fn apply(&mut self, event: Self::Event) {
+        // A placed order is open; a rejected one is final. Both record the same ticket.
+        let placed_state = if matches!(event, OrderEvent::OrderRejected { .. }) {
+            OrderState::Rejected
+        } else {
+            OrderState::Accepted
+        };
         match event {
             OrderEvent::OrderPlaced {
                 order_id,
@@ -470,21 +476,8 @@ impl Aggregate for Order {
                 observation,
                 fill_model,
                 ..
-            } => {
-                debug_assert!(self.ticket.is_none(), "an order is placed once");
-                self.ticket = Some(OrderTicket {
-                    order_id,
-                    agent_id,
-                    owner,
-                    symbol,
-                    side,
-                    qty,
-                    observation,
-                    fill_model,
-                });
-                self.state = OrderState::Accepted;
             }
-            OrderEvent::OrderRejected {
+            | OrderEvent::OrderRejected {
                 order_id,
                 agent_id,
                 owner,
@@ -506,7 +499,7 @@ impl Aggregate for Order {
                     observation,
                     fill_model,
                 });
-                self.state = OrderState::Rejected;
+                self.state = placed_state;
             }
             OrderEvent::OrderFilled {
                 price, qty, fee, ..

@@ -212,14 +212,10 @@ fn inconsistent(event: &LoggedEvent, reason: impl Into<String>) -> ProjectionErr
     }
 }
 
-/// `risk` as the column holds it: every limit present, `max_daily_loss` null when unset.
+/// `risk` as the column holds it: the limits exactly as events serialize them (decimals as strings,
+/// `max_daily_loss` null when unset).
 pub fn risk_value(risk: &RiskLimits) -> Value {
-    serde_json::json!({
-        "max_position_qty": risk.max_position_qty.to_string(),
-        "max_order_qty": risk.max_order_qty.to_string(),
-        "max_notional": risk.max_notional.to_string(),
-        "max_daily_loss": risk.max_daily_loss.map(|d| d.to_string()),
-    })
+    serde_json::to_value(risk).expect("RiskLimits serializes to JSON")
 }
 
 fn created_row(event: &LoggedEvent, decoded: AgentEvent) -> Result<AgentRow, ProjectionError> {
