@@ -26,39 +26,18 @@ work="$(mktemp -d "${TMPDIR:-/tmp}/strom-demo-m0.XXXXXX")"
 log="$work/strom.log"
 server_pid=""
 
-step() { printf '\n== %s\n' "$*"; }
-fail() {
-  printf '\ndemo-m0: FAILED: %s\n' "$*" >&2
-  if [[ -s "$log" ]]; then
-    printf 'demo-m0: last lines of the server log:\n' >&2
-    tail -n 20 "$log" >&2
-  fi
-  exit 1
-}
+DEMO_NAME=demo-m0
+# shellcheck source=scripts/lib/demo.sh
+source "$root/scripts/lib/demo.sh"
 
 cleanup() {
-  if [[ -n "$server_pid" ]] && kill -0 "$server_pid" 2>/dev/null; then
-    kill -TERM "$server_pid" 2>/dev/null || true
-    sleep 1
-    kill -KILL "$server_pid" 2>/dev/null || true
-  fi
+  kill_server
   rm -rf "$work"
 }
 trap cleanup EXIT
 
 command -v curl >/dev/null 2>&1 || fail "curl is not installed: apt-get install curl"
 
-# A loopback port nobody listens on. Not printed: it may differ between runs.
-free_port() {
-  local port
-  for port in $(seq 18080 18179); do
-    if ! timeout 1 bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$0"' "$port" 2>/dev/null; then
-      echo "$port"
-      return 0
-    fi
-  done
-  return 1
-}
 
 # request NAME METHOD PATH [curl args...]: saves body and headers under $work/NAME.{body,headers}; prints the status
 # (curl prints 000 when it gets no answer).
@@ -84,7 +63,7 @@ step "build strom (release)"
 echo "built strom"
 
 step "start strom serve on the embedded default"
-port="$(free_port)" || fail "no free loopback port in 18080..18179"
+port="$(free_port 18080 18179)" || fail "no free loopback port in 18080..18179"
 listen="127.0.0.1:$port"
 "${demo_env[@]}" "$bin" serve --listen "$listen" >"$log" 2>&1 &
 server_pid=$!
@@ -163,16 +142,6 @@ grep -E '^# TYPE http_request_duration_seconds histogram' "$work/metrics.body" |
   fail "/metrics has no http_request_duration_seconds histogram"
 
 step "stop strom with SIGTERM"
-kill -TERM "$server_pid"
-deadline=$((SECONDS + STOP_WAIT_S))
-while kill -0 "$server_pid" 2>/dev/null; do
-  ((SECONDS < deadline)) || fail "strom serve still running ${STOP_WAIT_S} s after SIGTERM"
-  sleep 0.2
-done
-rc=0
-wait "$server_pid" || rc=$?
-server_pid=""
-echo "exit status: $rc"
-[[ "$rc" == 0 ]] || fail "strom serve exited with status $rc after SIGTERM, expected 0"
+stop_server
 
 printf '\ndemo-m0: OK\n'

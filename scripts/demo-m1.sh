@@ -9,6 +9,8 @@
 # end (with psql, when installed); the prefix's JetStream streams are left (no NATS client here to delete them).
 # Stdout is deterministic: times, ids, ports and prices vary with the wall clock and are not printed; the checks on
 # them are (e.g. "price matches the simulator"). Needs curl and node (for JSON).
+# JavaScript template literals below are single-quoted on purpose.
+# shellcheck disable=SC2016
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -29,18 +31,11 @@ server_pid=""
 schema=""
 prefix=""
 
-step() { printf '\n== %s\n' "$*"; }
-fail() {
-  printf '\ndemo-m1: FAILED: %s\n' "$*" >&2
-  [[ -s "$log" ]] && { printf 'demo-m1: last lines of the server log:\n' >&2; tail -n 20 "$log" >&2; }
-  exit 1
-}
+DEMO_NAME=demo-m1
+# shellcheck source=scripts/lib/demo.sh
+source "$root/scripts/lib/demo.sh"
 cleanup() {
-  if [[ -n "$server_pid" ]] && kill -0 "$server_pid" 2>/dev/null; then
-    kill -TERM "$server_pid" 2>/dev/null || true
-    sleep 1
-    kill -KILL "$server_pid" 2>/dev/null || true
-  fi
+  kill_server
   if [[ -n "$schema" ]] && command -v psql >/dev/null 2>&1; then
     psql "$STROM_DATABASE_URL" -q -c "DROP SCHEMA IF EXISTS \"$schema\" CASCADE" >/dev/null 2>&1 || true
   fi
@@ -62,16 +57,6 @@ request() {
     2>>"$work/curl.err" || true
 }
 
-free_port() {
-  local port
-  for port in $(seq 18180 18279); do
-    if ! timeout 1 bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$0"' "$port" 2>/dev/null; then
-      echo "$port"
-      return 0
-    fi
-  done
-  return 1
-}
 
 demo_env=(env -u STROM_AUTH_JWKS_URL -u STROM_AUTH_ISSUER -u STROM_ROLES -u STROM_LISTEN
   STROM_AUTH_DEV_KEY_FILE="$work/dev-jwt.key" STROM_LOG=info STROM_LOG_FORMAT=json STROM_SIM_SEED=42)
@@ -93,7 +78,7 @@ else
 fi
 
 step "start strom serve"
-port="$(free_port)" || fail "no free loopback port in 18180..18279"
+port="$(free_port 18180 18279)" || fail "no free loopback port in 18180..18279"
 listen="127.0.0.1:$port"
 "${demo_env[@]}" "$bin" serve --listen "$listen" >"$log" 2>&1 &
 server_pid=$!
@@ -165,14 +150,5 @@ json "$work/agent.body" '({name: j.name, status: j.status, session: j.session, n
 json "$work/agent.body" "\`runs_count equals the runs listed: \${j.runs_count === $(json "$work/runs.body" 'j.items.length')}\`"
 
 step "stop strom with SIGTERM"
-kill -TERM "$server_pid"
-deadline=$((SECONDS + STOP_WAIT_S))
-while kill -0 "$server_pid" 2>/dev/null; do
-  ((SECONDS < deadline)) || fail "strom did not stop within ${STOP_WAIT_S} s"
-  sleep 0.2
-done
-wait "$server_pid" && code=0 || code=$?
-server_pid=""
-echo "exit status: $code"
-[[ "$code" == 0 ]] || fail "strom exited with $code"
+stop_server
 printf '\ndemo-m1: OK\n'
