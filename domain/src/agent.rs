@@ -7,9 +7,8 @@
 use std::collections::VecDeque;
 use std::fmt;
 
-use chrono::{DateTime, TimeDelta, Utc};
-use cqrs_es::event_sink::EventSink;
-use cqrs_es::{Aggregate, DomainEvent};
+use chrono::{DateTime, Utc};
+use cqrs_es::DomainEvent;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
@@ -17,10 +16,12 @@ use crate::config::{
     AgentConfig, AgentConfigPatch, RiskLimits, Strategy, StrategySpec, SMA_SLOW_MAX,
 };
 use crate::decide;
-use crate::error::{ErrorKind, ValidationError};
+use crate::decider::{Decider, StromEvent};
+use crate::error::{DomainError, ValidationError};
 use crate::id::{validate_correlation_id, validate_text, validate_uuid, MAX_OWNER_CHARS};
 use crate::market::{validate_price, Observation, Side};
 use crate::order::paper_order_id;
+use crate::schedule::TickSchedule;
 use crate::symbol::Symbol;
 use crate::time::{to_millis, to_seconds};
 
@@ -32,22 +33,6 @@ pub const MAX_PRICE_WINDOW: usize = SMA_SLOW_MAX as usize + 1;
 pub const MAX_STOP_REASON_CHARS: usize = 500;
 /// Version of `AgentCreated`: "2" added `risk` and `seed` (see `upcast`).
 pub const AGENT_CREATED_VERSION: &str = "2";
-
-/// When tick `tick_no` (1-based) of a session that started at `started_at` with `frequency_s` is due:
-/// `started_at + (tick_no − 1) × frequency_s`. `None` for tick 0 or past the representable range. The one
-/// schedule formula: [`Agent::tick_scheduled_at`] (which `RecordRun` validates against) and the scheduler,
-/// which keeps only `(started_at, frequency_s)` per running agent, both call it.
-pub fn tick_due_at(
-    started_at: DateTime<Utc>,
-    frequency_s: u32,
-    tick_no: u64,
-) -> Option<DateTime<Utc>> {
-    let offset_s = tick_no
-        .checked_sub(1)?
-        .checked_mul(u64::from(frequency_s))?;
-    let offset = TimeDelta::try_seconds(i64::try_from(offset_s).ok()?)?;
-    started_at.checked_add_signed(offset)
-}
 
 /// Lifecycle state. A new agent is `stopped`; `archived` is terminal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
@@ -188,8 +173,19 @@ pub enum AgentEvent {
     },
 }
 
-impl DomainEvent for AgentEvent {
-    fn event_type(&self) -> String {
+impl AgentEvent {
+    /// Every event type with the version current code writes (specs/04 §2); older stored versions are upcast.
+    pub const VERSIONS: &'static [(&'static str, &'static str)] = &[
+        ("AgentCreated", AGENT_CREATED_VERSION),
+        ("AgentConfigUpdated", "1"),
+        ("AgentStarted", "1"),
+        ("AgentStopped", "1"),
+        ("AgentArchived", "1"),
+        ("AgentRunRecorded", "1"),
+    ];
+
+    /// The variant name (`event_type`).
+    pub fn name(&self) -> &'static str {
         match self {
             AgentEvent::AgentCreated { .. } => "AgentCreated",
             AgentEvent::AgentConfigUpdated { .. } => "AgentConfigUpdated",
@@ -198,15 +194,60 @@ impl DomainEvent for AgentEvent {
             AgentEvent::AgentArchived { .. } => "AgentArchived",
             AgentEvent::AgentRunRecorded { .. } => "AgentRunRecorded",
         }
-        .to_owned()
     }
 
-    fn event_version(&self) -> String {
+    /// The version this event is written with.
+    pub fn version(&self) -> &'static str {
         match self {
             AgentEvent::AgentCreated { .. } => AGENT_CREATED_VERSION,
             _ => "1",
         }
-        .to_owned()
+    }
+
+    /// The whole config an `AgentCreated` or `AgentConfigUpdated` records; `None` for other events.
+    pub fn config(&self) -> Option<AgentConfig> {
+        let (name, symbol, strategy, frequency_s, risk, starting_cash, seed) = match self {
+            AgentEvent::AgentCreated {
+                name,
+                symbol,
+                strategy,
+                frequency_s,
+                risk,
+                starting_cash,
+                seed,
+                ..
+            }
+            | AgentEvent::AgentConfigUpdated {
+                name,
+                symbol,
+                strategy,
+                frequency_s,
+                risk,
+                starting_cash,
+                seed,
+                ..
+            } => (name, symbol, strategy, frequency_s, risk, starting_cash, seed),
+            _ => return None,
+        };
+        Some(AgentConfig {
+            name: name.clone(),
+            symbol: symbol.clone(),
+            strategy: strategy.clone(),
+            frequency_s: *frequency_s,
+            risk: risk.clone(),
+            starting_cash: *starting_cash,
+            seed: *seed,
+        })
+    }
+}
+
+impl DomainEvent for AgentEvent {
+    fn event_type(&self) -> String {
+        self.name().to_owned()
+    }
+
+    fn event_version(&self) -> String {
+        self.version().to_owned()
     }
 }
 
@@ -242,10 +283,8 @@ impl From<ValidationError> for AgentError {
     }
 }
 
-impl AgentError {
-    /// Every code [`Self::code`] returns, in declaration order: the list specs/03 §2 and specs/04 §3 must
-    /// give for this aggregate (checked by `spec_consistency`). Keep it in step with `code()`.
-    pub fn all_codes() -> &'static [&'static str] {
+impl DomainError for AgentError {
+    fn all_codes() -> &'static [&'static str] {
         &[
             "agent_already_exists",
             "agent_not_found",
@@ -258,8 +297,7 @@ impl AgentError {
         ]
     }
 
-    /// Stable snake_case code for problem+json `code` and tests.
-    pub fn code(&self) -> &'static str {
+    fn code(&self) -> &'static str {
         match self {
             AgentError::AgentAlreadyExists { .. } => "agent_already_exists",
             AgentError::AgentNotFound => "agent_not_found",
@@ -272,30 +310,20 @@ impl AgentError {
         }
     }
 
-    pub fn kind(&self) -> ErrorKind {
+    fn field(&self) -> Option<&str> {
         match self {
-            AgentError::AgentNotFound => ErrorKind::NotFound,
-            AgentError::ValidationFailed(_) => ErrorKind::Invalid,
-            _ => ErrorKind::Conflict,
+            AgentError::ValidationFailed(e) => Some(&e.field),
+            _ => None,
         }
     }
 
-    /// The agent's state when the command was refused, for state errors.
-    pub fn current_state(&self) -> Option<AgentState> {
+    fn current_state(&self) -> Option<&'static str> {
         match self {
             AgentError::AgentAlreadyExists { state }
             | AgentError::AgentRunning { state }
             | AgentError::AgentAlreadyRunning { state }
             | AgentError::AgentArchived { state }
-            | AgentError::AgentNotRunning { state, .. } => Some(*state),
-            _ => None,
-        }
-    }
-
-    /// The offending field, for validation errors.
-    pub fn field(&self) -> Option<&str> {
-        match self {
-            AgentError::ValidationFailed(e) => Some(&e.field),
+            | AgentError::AgentNotRunning { state, .. } => Some(state.as_str()),
             _ => None,
         }
     }
@@ -360,11 +388,18 @@ impl Agent {
         &self.window
     }
 
-    /// When tick `tick_no` (1-based) of the current (or, once stopped, the last) session is due:
-    /// `started_at + (tick_no − 1) × frequency_s`. `None` before the first start, for tick 0, or past the
-    /// representable range. The scheduler and `RecordRun` validation both use this one formula.
+    /// The schedule of the current (or, once stopped, the last) session; `None` before the first start.
+    pub fn schedule(&self) -> Option<TickSchedule> {
+        Some(TickSchedule::new(
+            self.session_started_at?,
+            self.session_frequency_s,
+        ))
+    }
+
+    /// When tick `tick_no` (1-based) of the current (or last) session is due ([`TickSchedule::due_at`]). `None`
+    /// before the first start, for tick 0, or past the representable range.
     pub fn tick_scheduled_at(&self, tick_no: u64) -> Option<DateTime<Utc>> {
-        tick_due_at(self.session_started_at?, self.session_frequency_s, tick_no)
+        self.schedule()?.due_at(tick_no)
     }
 
     fn profile(&self) -> Result<&Profile, AgentError> {
@@ -417,6 +452,7 @@ impl Agent {
     ) -> Result<AgentEvent, AgentError> {
         let profile = self.profile()?;
         self.require_stopped(|state| AgentError::AgentRunning { state })?;
+        patch.validate()?;
         let (config, _) = patch.apply_to(&profile.config).normalized()?;
         if self.session > 0 {
             // Positions and PnL are kept per agent, in one symbol, from the starting cash: changing either
@@ -663,19 +699,13 @@ fn resolve_recorded(spec: &StrategySpec) -> Strategy {
     strategy.unwrap_or_default()
 }
 
-impl Aggregate for Agent {
+impl Decider for Agent {
     const TYPE: &'static str = "Agent";
     type Command = AgentCommand;
     type Event = AgentEvent;
     type Error = AgentError;
-    type Services = ();
 
-    async fn handle(
-        &mut self,
-        command: Self::Command,
-        _services: &Self::Services,
-        sink: &EventSink<Self>,
-    ) -> Result<(), Self::Error> {
+    fn decide(&self, command: AgentCommand) -> Result<Vec<AgentEvent>, AgentError> {
         let event = match command {
             AgentCommand::CreateAgent {
                 agent_id,
@@ -705,66 +735,35 @@ impl Aggregate for Agent {
                 correlation_id,
             )?,
         };
-        sink.write(event, self).await;
-        Ok(())
+        Ok(vec![event])
     }
 
-    fn apply(&mut self, event: Self::Event) {
+    fn evolve(&mut self, event: &AgentEvent) {
         match event {
             AgentEvent::AgentCreated {
-                agent_id,
-                owner,
-                name,
-                symbol,
-                strategy,
-                frequency_s,
-                risk,
-                starting_cash,
-                seed,
-                created_at: _,
+                agent_id, owner, ..
             } => {
                 debug_assert!(self.profile.is_none(), "an agent is created once");
-                let config = AgentConfig {
-                    name,
-                    symbol,
-                    strategy,
-                    frequency_s,
-                    risk,
-                    starting_cash,
-                    seed,
+                let Some(config) = event.config() else {
+                    return;
                 };
                 self.profile = Some(Profile {
-                    agent_id,
-                    owner,
+                    agent_id: agent_id.clone(),
+                    owner: owner.clone(),
                     strategy: resolve_recorded(&config.strategy),
                     config,
                 });
                 self.state = AgentState::Stopped;
             }
-            AgentEvent::AgentConfigUpdated {
-                name,
-                symbol,
-                strategy,
-                frequency_s,
-                risk,
-                starting_cash,
-                seed,
-                updated_at: _,
-            } => {
+            AgentEvent::AgentConfigUpdated { .. } => {
                 debug_assert_eq!(
                     self.state,
                     AgentState::Stopped,
                     "config changes only while stopped"
                 );
-                self.apply_config(AgentConfig {
-                    name,
-                    symbol,
-                    strategy,
-                    frequency_s,
-                    risk,
-                    starting_cash,
-                    seed,
-                });
+                if let Some(config) = event.config() {
+                    self.apply_config(config);
+                }
             }
             AgentEvent::AgentStarted {
                 session,
@@ -777,14 +776,14 @@ impl Aggregate for Agent {
                     "only a stopped agent starts"
                 );
                 debug_assert_eq!(
-                    session,
+                    *session,
                     self.session + 1,
                     "sessions are numbered 1, 2, 3, …"
                 );
                 self.state = AgentState::Running;
-                self.session = session;
-                self.session_started_at = Some(started_at);
-                self.session_frequency_s = frequency_s;
+                self.session = *session;
+                self.session_started_at = Some(*started_at);
+                self.session_frequency_s = *frequency_s;
                 self.last_tick_no = 0;
             }
             AgentEvent::AgentStopped { session, .. } => {
@@ -793,7 +792,7 @@ impl Aggregate for Agent {
                     AgentState::Running,
                     "only a running agent stops"
                 );
-                debug_assert_eq!(session, self.session, "the current session stops");
+                debug_assert_eq!(*session, self.session, "the current session stops");
                 self.state = AgentState::Stopped;
             }
             AgentEvent::AgentArchived { .. } => {
@@ -809,10 +808,23 @@ impl Aggregate for Agent {
                 tick_no,
                 observation,
                 ..
-            } => self.apply_run(session, tick_no, observation.price),
+            } => self.apply_run(*session, *tick_no, observation.price),
+        }
+    }
+
+    fn wrap(event: AgentEvent) -> StromEvent {
+        StromEvent::Agent(event)
+    }
+
+    fn unwrap(event: &StromEvent) -> Option<&AgentEvent> {
+        match event {
+            StromEvent::Agent(event) => Some(event),
+            _ => None,
         }
     }
 }
+
+crate::cqrs_aggregate!(Agent);
 
 #[cfg(test)]
 mod tests;

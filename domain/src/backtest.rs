@@ -5,13 +5,13 @@
 use std::fmt;
 
 use chrono::{DateTime, Utc};
-use cqrs_es::event_sink::EventSink;
-use cqrs_es::{Aggregate, DomainEvent};
+use cqrs_es::DomainEvent;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 use crate::config::AgentConfig;
-use crate::error::{ErrorKind, ValidationError};
+use crate::decider::{Decider, StromEvent};
+use crate::error::{DomainError, ValidationError};
 use crate::fill::FillModel;
 use crate::id::{validate_text, validate_uuid, MAX_OWNER_CHARS};
 use crate::time::to_millis;
@@ -177,8 +177,18 @@ pub enum BacktestEvent {
     },
 }
 
-impl DomainEvent for BacktestEvent {
-    fn event_type(&self) -> String {
+impl BacktestEvent {
+    /// Every event type with the version current code writes (specs/04 §2).
+    pub const VERSIONS: &'static [(&'static str, &'static str)] = &[
+        ("BacktestRequested", "1"),
+        ("BacktestStarted", "1"),
+        ("BacktestCompleted", "1"),
+        ("BacktestFailed", "1"),
+        ("BacktestCancelled", "1"),
+    ];
+
+    /// The variant name (`event_type`).
+    pub fn name(&self) -> &'static str {
         match self {
             BacktestEvent::BacktestRequested { .. } => "BacktestRequested",
             BacktestEvent::BacktestStarted { .. } => "BacktestStarted",
@@ -186,11 +196,21 @@ impl DomainEvent for BacktestEvent {
             BacktestEvent::BacktestFailed { .. } => "BacktestFailed",
             BacktestEvent::BacktestCancelled { .. } => "BacktestCancelled",
         }
-        .to_owned()
+    }
+
+    /// The version this event is written with.
+    pub fn version(&self) -> &'static str {
+        "1"
+    }
+}
+
+impl DomainEvent for BacktestEvent {
+    fn event_type(&self) -> String {
+        self.name().to_owned()
     }
 
     fn event_version(&self) -> String {
-        "1".to_owned()
+        self.version().to_owned()
     }
 }
 
@@ -218,10 +238,8 @@ impl From<ValidationError> for BacktestError {
     }
 }
 
-impl BacktestError {
-    /// Every code [`Self::code`] returns, in declaration order: the list specs/03 §2 and specs/04 §3 must
-    /// give for this aggregate (checked by `spec_consistency`). Keep it in step with `code()`.
-    pub fn all_codes() -> &'static [&'static str] {
+impl DomainError for BacktestError {
+    fn all_codes() -> &'static [&'static str] {
         &[
             "backtest_already_exists",
             "backtest_not_found",
@@ -232,8 +250,7 @@ impl BacktestError {
         ]
     }
 
-    /// Stable snake_case code for problem+json `code` and tests.
-    pub fn code(&self) -> &'static str {
+    fn code(&self) -> &'static str {
         match self {
             BacktestError::BacktestAlreadyExists { .. } => "backtest_already_exists",
             BacktestError::BacktestNotFound => "backtest_not_found",
@@ -244,27 +261,19 @@ impl BacktestError {
         }
     }
 
-    pub fn kind(&self) -> ErrorKind {
+    fn field(&self) -> Option<&str> {
         match self {
-            BacktestError::BacktestNotFound => ErrorKind::NotFound,
-            BacktestError::ValidationFailed(_) => ErrorKind::Invalid,
-            _ => ErrorKind::Conflict,
-        }
-    }
-
-    pub fn current_state(&self) -> Option<BacktestState> {
-        match self {
-            BacktestError::BacktestAlreadyExists { state }
-            | BacktestError::BacktestNotRequested { state }
-            | BacktestError::BacktestNotRunning { state }
-            | BacktestError::BacktestFinished { state } => Some(*state),
+            BacktestError::ValidationFailed(e) => Some(&e.field),
             _ => None,
         }
     }
 
-    pub fn field(&self) -> Option<&str> {
+    fn current_state(&self) -> Option<&'static str> {
         match self {
-            BacktestError::ValidationFailed(e) => Some(&e.field),
+            BacktestError::BacktestAlreadyExists { state }
+            | BacktestError::BacktestNotRequested { state }
+            | BacktestError::BacktestNotRunning { state }
+            | BacktestError::BacktestFinished { state } => Some(state.as_str()),
             _ => None,
         }
     }
@@ -396,19 +405,13 @@ impl Backtest {
     }
 }
 
-impl Aggregate for Backtest {
+impl Decider for Backtest {
     const TYPE: &'static str = "Backtest";
     type Command = BacktestCommand;
     type Event = BacktestEvent;
     type Error = BacktestError;
-    type Services = ();
 
-    async fn handle(
-        &mut self,
-        command: Self::Command,
-        _services: &Self::Services,
-        sink: &EventSink<Self>,
-    ) -> Result<(), Self::Error> {
+    fn decide(&self, command: BacktestCommand) -> Result<Vec<BacktestEvent>, BacktestError> {
         let event = match command {
             BacktestCommand::RequestBacktest {
                 backtest_id,
@@ -434,11 +437,10 @@ impl Aggregate for Backtest {
             BacktestCommand::FailBacktest { error, at } => self.fail(error, at)?,
             BacktestCommand::CancelBacktest { at } => self.cancel(at)?,
         };
-        sink.write(event, self).await;
-        Ok(())
+        Ok(vec![event])
     }
 
-    fn apply(&mut self, event: Self::Event) {
+    fn evolve(&mut self, event: &BacktestEvent) {
         match event {
             BacktestEvent::BacktestRequested {
                 backtest_id,
@@ -451,12 +453,12 @@ impl Aggregate for Backtest {
             } => {
                 debug_assert!(self.request.is_none(), "a backtest is requested once");
                 self.request = Some(BacktestRequest {
-                    backtest_id,
-                    owner,
-                    agent_id,
-                    config,
-                    source,
-                    fill_model,
+                    backtest_id: backtest_id.clone(),
+                    owner: owner.clone(),
+                    agent_id: agent_id.clone(),
+                    config: config.clone(),
+                    source: source.clone(),
+                    fill_model: fill_model.clone(),
                 });
                 self.state = BacktestState::Requested;
             }
@@ -474,7 +476,7 @@ impl Aggregate for Backtest {
                     BacktestState::Running,
                     "only a running backtest completes"
                 );
-                self.summary = Some(summary);
+                self.summary = Some(summary.clone());
                 self.state = BacktestState::Completed;
             }
             BacktestEvent::BacktestFailed { .. } => {
@@ -494,7 +496,20 @@ impl Aggregate for Backtest {
             }
         }
     }
+
+    fn wrap(event: BacktestEvent) -> StromEvent {
+        StromEvent::Backtest(event)
+    }
+
+    fn unwrap(event: &StromEvent) -> Option<&BacktestEvent> {
+        match event {
+            StromEvent::Backtest(event) => Some(event),
+            _ => None,
+        }
+    }
 }
+
+crate::cqrs_aggregate!(Backtest);
 
 #[cfg(test)]
 mod tests;

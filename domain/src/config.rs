@@ -16,18 +16,151 @@ pub const MIN_FREQUENCY_S: u32 = 1;
 /// Slowest tick: once a day; anything slower is a cron job, not an agent.
 pub const MAX_FREQUENCY_S: u32 = 86_400;
 
-pub const SMA_FAST_DEFAULT: u32 = 10;
-/// Largest fast window; the fast average must stay shorter than the slow one.
-pub const SMA_FAST_MAX: u32 = 500;
-pub const SMA_SLOW_DEFAULT: u32 = 30;
-/// Largest slow window. It sets the longest price history any strategy needs (see
-/// `agent::MAX_PRICE_WINDOW`), so it bounds the state every agent carries.
-pub const SMA_SLOW_MAX: u32 = 2_000;
-pub const MEAN_REVERSION_WINDOW_DEFAULT: u32 = 20;
-pub const MEAN_REVERSION_WINDOW_MIN: u32 = 2;
-pub const MEAN_REVERSION_WINDOW_MAX: u32 = 500;
-pub const MEAN_REVERSION_THRESHOLD_PCT_DEFAULT: Decimal = Decimal::TWO;
-pub const STRATEGY_QTY_DEFAULT: Decimal = Decimal::ONE;
+/// The fast average of `sma_crossover`, in bars; must stay shorter than the slow one.
+pub const SMA_FAST: ParamSpec = ParamSpec::integer("fast", 10, 1, 500, "bars in the fast average");
+/// The slow average of `sma_crossover`, in bars. Its maximum sets the longest price history any strategy needs
+/// (see `agent::MAX_PRICE_WINDOW`), so it bounds the state every agent carries. Its real minimum is `fast + 1`.
+pub const SMA_SLOW: ParamSpec = ParamSpec::integer(
+    "slow",
+    30,
+    2,
+    2_000,
+    "bars in the slow average; must exceed fast",
+);
+/// The averaging window of `mean_reversion`, in bars.
+pub const MEAN_REVERSION_WINDOW: ParamSpec =
+    ParamSpec::integer("window", 20, 2, 500, "bars in the moving average");
+/// How far from its average the price must move for `mean_reversion` to trade, in percent.
+pub const MEAN_REVERSION_THRESHOLD_PCT: ParamSpec = ParamSpec::positive_decimal(
+    "threshold_pct",
+    Decimal::TWO,
+    "distance from the average that triggers a trade, in percent; > 0",
+);
+/// Units per order of every trading strategy.
+pub const STRATEGY_QTY: ParamSpec =
+    ParamSpec::positive_decimal("qty", Decimal::ONE, "units per order; > 0");
+/// Largest slow window (see [`SMA_SLOW`]).
+pub const SMA_SLOW_MAX: u32 = SMA_SLOW.integer_bounds().2;
+
+/// The predefined strategies with their parameters: what `StrategySpec::resolve` accepts and what
+/// `GET /api/v1/strategies` serves, declared once.
+pub const STRATEGIES: [StrategyInfo; 3] = [
+    StrategyInfo {
+        kind: StrategyKind::Hold,
+        description: "Never trades; records an observation each tick (the default).",
+        params: &[],
+    },
+    StrategyInfo {
+        kind: StrategyKind::SmaCrossover,
+        description: "Buys when the fast simple moving average crosses above the slow one, sells when it crosses below.",
+        params: &[SMA_FAST, SMA_SLOW, STRATEGY_QTY],
+    },
+    StrategyInfo {
+        kind: StrategyKind::MeanReversion,
+        description: "Buys when the price falls threshold_pct below its moving average, sells when it rises that far above.",
+        params: &[MEAN_REVERSION_WINDOW, MEAN_REVERSION_THRESHOLD_PCT, STRATEGY_QTY],
+    },
+];
+
+/// One strategy of the catalogue.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct StrategyInfo {
+    pub kind: StrategyKind,
+    pub description: &'static str,
+    pub params: &'static [ParamSpec],
+}
+
+impl StrategyInfo {
+    fn param_names(&self) -> Vec<&'static str> {
+        self.params.iter().map(|p| p.name).collect()
+    }
+}
+
+/// What values a strategy parameter takes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ParamKind {
+    /// A whole number in `min..=max`.
+    Integer { default: u32, min: u32, max: u32 },
+    /// A decimal > 0 (JSON string, or a number read from its text).
+    PositiveDecimal { default: Decimal },
+}
+
+/// One strategy parameter: name, range, default and what it means. Serializes as the catalogue entry
+/// `{"name", "type": "integer"|"decimal", "default", "min", "max", "description"}` (numbers as strings, `null` where
+/// there is no bound).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ParamSpec {
+    pub name: &'static str,
+    pub kind: ParamKind,
+    pub description: &'static str,
+}
+
+impl ParamSpec {
+    const fn integer(
+        name: &'static str,
+        default: u32,
+        min: u32,
+        max: u32,
+        description: &'static str,
+    ) -> Self {
+        Self {
+            name,
+            kind: ParamKind::Integer { default, min, max },
+            description,
+        }
+    }
+
+    const fn positive_decimal(
+        name: &'static str,
+        default: Decimal,
+        description: &'static str,
+    ) -> Self {
+        Self {
+            name,
+            kind: ParamKind::PositiveDecimal { default },
+            description,
+        }
+    }
+
+    /// `(default, min, max)` of an integer parameter (zeros for a decimal one).
+    pub const fn integer_bounds(&self) -> (u32, u32, u32) {
+        match self.kind {
+            ParamKind::Integer { default, min, max } => (default, min, max),
+            ParamKind::PositiveDecimal { .. } => (0, 0, 0),
+        }
+    }
+
+    /// The default of a decimal parameter (zero for an integer one).
+    pub const fn decimal_default(&self) -> Decimal {
+        match self.kind {
+            ParamKind::PositiveDecimal { default } => default,
+            ParamKind::Integer { .. } => Decimal::ZERO,
+        }
+    }
+}
+
+impl Serialize for ParamSpec {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let (kind, default, min, max) = match self.kind {
+            ParamKind::Integer { default, min, max } => (
+                "integer",
+                default.to_string(),
+                Some(min.to_string()),
+                Some(max.to_string()),
+            ),
+            ParamKind::PositiveDecimal { default } => ("decimal", default.to_string(), None, None),
+        };
+        let mut entry = serializer.serialize_struct("StrategyParam", 6)?;
+        entry.serialize_field("name", self.name)?;
+        entry.serialize_field("type", kind)?;
+        entry.serialize_field("default", &default)?;
+        entry.serialize_field("min", &min)?;
+        entry.serialize_field("max", &max)?;
+        entry.serialize_field("description", self.description)?;
+        entry.end()
+    }
+}
 
 /// The predefined strategies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -45,6 +178,15 @@ impl StrategyKind {
             StrategyKind::MeanReversion => "mean_reversion",
             StrategyKind::Hold => "hold",
         }
+    }
+
+    /// This strategy's entry in [`STRATEGIES`].
+    pub fn info(self) -> &'static StrategyInfo {
+        // Every kind has exactly one entry (a unit test checks it), so the fallback is never taken.
+        STRATEGIES
+            .iter()
+            .find(|info| info.kind == self)
+            .unwrap_or(&STRATEGIES[0])
     }
 }
 
@@ -153,29 +295,19 @@ impl StrategySpec {
     /// parameter.
     pub fn resolve(&self) -> Result<Strategy, ValidationError> {
         let params = Params(&self.params);
+        params.allow_only(&self.kind.info().param_names())?;
         match self.kind {
-            StrategyKind::Hold => {
-                params.allow_only(&[])?;
-                Ok(Strategy::Hold)
-            }
+            StrategyKind::Hold => Ok(Strategy::Hold),
             StrategyKind::SmaCrossover => {
-                params.allow_only(&["fast", "slow", "qty"])?;
-                let fast = params.int("fast", SMA_FAST_DEFAULT, 1, SMA_FAST_MAX)?;
-                let slow = params.int("slow", SMA_SLOW_DEFAULT, fast + 1, SMA_SLOW_MAX)?;
-                let qty = params.positive_decimal("qty", STRATEGY_QTY_DEFAULT)?;
+                let fast = params.int(&SMA_FAST, None)?;
+                let slow = params.int(&SMA_SLOW, Some(fast + 1))?;
+                let qty = params.positive_decimal(&STRATEGY_QTY)?;
                 Ok(Strategy::SmaCrossover(SmaCrossover { fast, slow, qty }))
             }
             StrategyKind::MeanReversion => {
-                params.allow_only(&["window", "threshold_pct", "qty"])?;
-                let window = params.int(
-                    "window",
-                    MEAN_REVERSION_WINDOW_DEFAULT,
-                    MEAN_REVERSION_WINDOW_MIN,
-                    MEAN_REVERSION_WINDOW_MAX,
-                )?;
-                let threshold_pct = params
-                    .positive_decimal("threshold_pct", MEAN_REVERSION_THRESHOLD_PCT_DEFAULT)?;
-                let qty = params.positive_decimal("qty", STRATEGY_QTY_DEFAULT)?;
+                let window = params.int(&MEAN_REVERSION_WINDOW, None)?;
+                let threshold_pct = params.positive_decimal(&MEAN_REVERSION_THRESHOLD_PCT)?;
+                let qty = params.positive_decimal(&STRATEGY_QTY)?;
                 Ok(Strategy::MeanReversion(MeanReversion {
                     window,
                     threshold_pct,
@@ -206,7 +338,10 @@ impl Params<'_> {
         }
     }
 
-    fn int(&self, name: &str, default: u32, min: u32, max: u32) -> Result<u32, ValidationError> {
+    /// An integer parameter, its default when absent; `min` overrides the spec's minimum (`slow` > `fast`).
+    fn int(&self, spec: &ParamSpec, min: Option<u32>) -> Result<u32, ValidationError> {
+        let (default, spec_min, max) = spec.integer_bounds();
+        let (name, min) = (spec.name, min.unwrap_or(spec_min));
         let Some(value) = self.0.get(name) else {
             return check_range(name, default, min, max);
         };
@@ -220,14 +355,14 @@ impl Params<'_> {
         }
     }
 
-    fn positive_decimal(&self, name: &str, default: Decimal) -> Result<Decimal, ValidationError> {
-        let Some(value) = self.0.get(name) else {
-            return Ok(default);
+    fn positive_decimal(&self, spec: &ParamSpec) -> Result<Decimal, ValidationError> {
+        let Some(value) = self.0.get(spec.name) else {
+            return Ok(spec.decimal_default());
         };
         match decimal_from_json(value) {
             Some(d) if d > Decimal::ZERO => Ok(d),
             _ => Err(ValidationError::new(
-                Self::field(name),
+                Self::field(spec.name),
                 format!("must be a decimal > 0, preferably as a string like \"1.5\" (got {value})"),
             )),
         }
@@ -382,6 +517,46 @@ fn validate_name(name: &str) -> Result<(), ValidationError> {
     Ok(())
 }
 
+/// An agent as a user asks for it (`CreateAgentRequest`): everything but name, symbol, frequency and cash may be left
+/// out and gets its documented default ([`NewAgent::into_config`]).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewAgent {
+    pub name: String,
+    pub symbol: Symbol,
+    #[serde(default)]
+    pub strategy: Option<StrategySpec>,
+    pub frequency_s: u32,
+    #[serde(default)]
+    pub risk: Option<RiskLimits>,
+    pub starting_cash: Decimal,
+    #[serde(default)]
+    pub seed: Option<u64>,
+}
+
+impl NewAgent {
+    /// The full config: strategy `hold`, risk [`RiskLimits::for_starting_cash`] and `default_seed` where none is
+    /// given. Validation of the rest happens when the agent is created.
+    ///
+    /// # Errors
+    /// `starting_cash` is not > 0 (checked first: the default risk limits derive from it, so a bad cash is reported
+    /// as itself, not as the limit made from it).
+    pub fn into_config(self, default_seed: u64) -> Result<AgentConfig, ValidationError> {
+        positive("starting_cash", self.starting_cash)?;
+        Ok(AgentConfig {
+            name: self.name,
+            symbol: self.symbol,
+            strategy: self.strategy.unwrap_or_default(),
+            frequency_s: self.frequency_s,
+            risk: self
+                .risk
+                .unwrap_or_else(|| RiskLimits::for_starting_cash(self.starting_cash)),
+            starting_cash: self.starting_cash,
+            seed: self.seed.unwrap_or(default_seed),
+        })
+    }
+}
+
 /// A partial update of an agent's config: each `Some` field replaces the current value whole (a new
 /// `risk` or `strategy` replaces all of its parts).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -397,6 +572,18 @@ pub struct AgentConfigPatch {
 }
 
 impl AgentConfigPatch {
+    /// # Errors
+    /// The patch sets no field at all (field `""`: the whole request).
+    pub fn validate(&self) -> Result<(), ValidationError> {
+        if *self == Self::default() {
+            return Err(ValidationError::new(
+                "",
+                "a patch must set at least one field",
+            ));
+        }
+        Ok(())
+    }
+
     /// `current` with this patch's fields replaced (not yet validated).
     pub fn apply_to(&self, current: &AgentConfig) -> AgentConfig {
         let c = current.clone();
@@ -536,6 +723,28 @@ mod tests {
             edges.resolve().unwrap(),
             Strategy::MeanReversion(MeanReversion { window: 2, threshold_pct, .. }) if threshold_pct == dec!(0.5)
         ));
+    }
+
+    #[test]
+    fn every_strategy_kind_has_one_catalogue_entry_and_defaults_that_validate() {
+        for kind in [
+            StrategyKind::Hold,
+            StrategyKind::SmaCrossover,
+            StrategyKind::MeanReversion,
+        ] {
+            assert_eq!(STRATEGIES.iter().filter(|i| i.kind == kind).count(), 1);
+            assert_eq!(kind.info().kind, kind);
+            let defaults = StrategySpec {
+                kind,
+                params: Map::new(),
+            };
+            assert!(defaults.resolve().is_ok(), "{kind:?}");
+        }
+        assert_eq!(
+            serde_json::to_value(SMA_SLOW).unwrap(),
+            json!({"name": "slow", "type": "integer", "default": "30", "min": "2", "max": "2000",
+                   "description": "bars in the slow average; must exceed fast"})
+        );
     }
 
     #[test]

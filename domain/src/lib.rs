@@ -4,19 +4,24 @@
 //!
 //! State modules are nouns (`agent`, `order`, `backtest`, `config`, `market`, `symbol`); the pure trading
 //! functions live in modules named for what they do: `decide` (strategy signals), `check` (risk), `fill`
-//! (the fill model) and `settle` (positions and PnL). `upcast` and `canonical` serve the event stores.
+//! (the fill model) and `settle` (positions and PnL). `decider` is the kernel contract every aggregate implements
+//! (`decide`/`evolve`) and the log's typed event; `schedule` the one tick-schedule formula. `codec` (with
+//! `upcast`) is the JSON edge of the event log and `canonical` its hash chain.
 
 pub mod agent;
 pub mod backtest;
 pub mod canonical;
+pub mod codec;
 pub mod check;
 pub mod config;
 pub mod decide;
+pub mod decider;
 pub mod error;
 pub mod fill;
 pub mod id;
 pub mod market;
 pub mod order;
+pub mod schedule;
 pub mod settle;
 pub mod symbol;
 pub mod time;
@@ -27,8 +32,13 @@ pub use backtest::{
     Backtest, BacktestCommand, BacktestError, BacktestEvent, BacktestSource, BacktestState,
     BacktestSummary,
 };
-pub use config::{AgentConfig, AgentConfigPatch, RiskLimits, Strategy, StrategyKind, StrategySpec};
-pub use error::{ErrorKind, ValidationError};
+pub use config::{
+    AgentConfig, AgentConfigPatch, NewAgent, RiskLimits, Strategy, StrategyKind, StrategySpec,
+};
+pub use codec::{DecodeError, EventMetadata};
+pub use decider::{Decider, StromEvent};
+pub use error::{DomainError, ErrorKind, ValidationError};
 pub use market::{Observation, ObservedPrice, Side};
 pub use order::{Order, OrderCommand, OrderError, OrderEvent, OrderState, RiskContext};
+pub use schedule::TickSchedule;
 pub use symbol::Symbol;

@@ -5,14 +5,14 @@
 use std::fmt;
 
 use chrono::{DateTime, Utc};
-use cqrs_es::event_sink::EventSink;
-use cqrs_es::{Aggregate, DomainEvent};
+use cqrs_es::DomainEvent;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 use crate::check::{self, RiskCode};
 use crate::config::RiskLimits;
-use crate::error::{ErrorKind, ValidationError};
+use crate::decider::{Decider, StromEvent};
+use crate::error::{DomainError, ValidationError};
 use crate::fill::{self, Fill, FillModel};
 use crate::id::{validate_order_id, validate_text, validate_uuid, MAX_OWNER_CHARS};
 use crate::market::{validate_price, ObservedPrice, Side};
@@ -145,19 +145,38 @@ pub enum OrderEvent {
     },
 }
 
-impl DomainEvent for OrderEvent {
-    fn event_type(&self) -> String {
+impl OrderEvent {
+    /// Every event type with the version current code writes (specs/04 §2).
+    pub const VERSIONS: &'static [(&'static str, &'static str)] = &[
+        ("OrderPlaced", "1"),
+        ("OrderRejected", "1"),
+        ("OrderFilled", "1"),
+        ("OrderCancelled", "1"),
+    ];
+
+    /// The variant name (`event_type`).
+    pub fn name(&self) -> &'static str {
         match self {
             OrderEvent::OrderPlaced { .. } => "OrderPlaced",
             OrderEvent::OrderRejected { .. } => "OrderRejected",
             OrderEvent::OrderFilled { .. } => "OrderFilled",
             OrderEvent::OrderCancelled { .. } => "OrderCancelled",
         }
-        .to_owned()
+    }
+
+    /// The version this event is written with.
+    pub fn version(&self) -> &'static str {
+        "1"
+    }
+}
+
+impl DomainEvent for OrderEvent {
+    fn event_type(&self) -> String {
+        self.name().to_owned()
     }
 
     fn event_version(&self) -> String {
-        "1".to_owned()
+        self.version().to_owned()
     }
 }
 
@@ -183,10 +202,8 @@ impl From<ValidationError> for OrderError {
     }
 }
 
-impl OrderError {
-    /// Every code [`Self::code`] returns, in declaration order: the list specs/03 §2 and specs/04 §3 must
-    /// give for this aggregate (checked by `spec_consistency`). Keep it in step with `code()`.
-    pub fn all_codes() -> &'static [&'static str] {
+impl DomainError for OrderError {
+    fn all_codes() -> &'static [&'static str] {
         &[
             "order_already_exists",
             "order_not_found",
@@ -196,8 +213,7 @@ impl OrderError {
         ]
     }
 
-    /// Stable snake_case code for problem+json `code` and tests.
-    pub fn code(&self) -> &'static str {
+    fn code(&self) -> &'static str {
         match self {
             OrderError::OrderAlreadyExists { .. } => "order_already_exists",
             OrderError::OrderNotFound => "order_not_found",
@@ -207,26 +223,18 @@ impl OrderError {
         }
     }
 
-    pub fn kind(&self) -> ErrorKind {
+    fn field(&self) -> Option<&str> {
         match self {
-            OrderError::OrderNotFound => ErrorKind::NotFound,
-            OrderError::ValidationFailed(_) => ErrorKind::Invalid,
-            _ => ErrorKind::Conflict,
-        }
-    }
-
-    pub fn current_state(&self) -> Option<OrderState> {
-        match self {
-            OrderError::OrderAlreadyExists { state }
-            | OrderError::OrderAlreadyFilled { state }
-            | OrderError::OrderNotOpen { state } => Some(*state),
+            OrderError::ValidationFailed(e) => Some(&e.field),
             _ => None,
         }
     }
 
-    pub fn field(&self) -> Option<&str> {
+    fn current_state(&self) -> Option<&'static str> {
         match self {
-            OrderError::ValidationFailed(e) => Some(&e.field),
+            OrderError::OrderAlreadyExists { state }
+            | OrderError::OrderAlreadyFilled { state }
+            | OrderError::OrderNotOpen { state } => Some(state.as_str()),
             _ => None,
         }
     }
@@ -413,19 +421,13 @@ fn validate_ticket(
     })
 }
 
-impl Aggregate for Order {
+impl Decider for Order {
     const TYPE: &'static str = "Order";
     type Command = OrderCommand;
     type Event = OrderEvent;
     type Error = OrderError;
-    type Services = ();
 
-    async fn handle(
-        &mut self,
-        command: Self::Command,
-        _services: &Self::Services,
-        sink: &EventSink<Self>,
-    ) -> Result<(), Self::Error> {
+    fn decide(&self, command: OrderCommand) -> Result<Vec<OrderEvent>, OrderError> {
         let event = match command {
             OrderCommand::PlaceOrder {
                 order_id,
@@ -454,11 +456,10 @@ impl Aggregate for Order {
             OrderCommand::FillOrder { at } => self.fill_order(at)?,
             OrderCommand::CancelOrder { at, reason } => self.cancel(at, reason)?,
         };
-        sink.write(event, self).await;
-        Ok(())
+        Ok(vec![event])
     }
 
-    fn apply(&mut self, event: Self::Event) {
+    fn evolve(&mut self, event: &OrderEvent) {
         // A placed order is open; a rejected one is final. Both record the same ticket.
         let placed_state = if matches!(event, OrderEvent::OrderRejected { .. }) {
             OrderState::Rejected
@@ -490,14 +491,14 @@ impl Aggregate for Order {
             } => {
                 debug_assert!(self.ticket.is_none(), "an order is placed once");
                 self.ticket = Some(OrderTicket {
-                    order_id,
-                    agent_id,
-                    owner,
-                    symbol,
-                    side,
-                    qty,
-                    observation,
-                    fill_model,
+                    order_id: order_id.clone(),
+                    agent_id: agent_id.clone(),
+                    owner: owner.clone(),
+                    symbol: symbol.clone(),
+                    side: *side,
+                    qty: *qty,
+                    observation: observation.clone(),
+                    fill_model: fill_model.clone(),
                 });
                 self.state = placed_state;
             }
@@ -509,12 +510,12 @@ impl Aggregate for Order {
                     debug_assert!(false, "fill of an order that was never placed");
                     return;
                 };
-                debug_assert_eq!(qty, ticket.qty, "orders fill whole");
+                debug_assert_eq!(*qty, ticket.qty, "orders fill whole");
                 self.fill = Some(Fill {
                     side: ticket.side,
-                    qty,
-                    price,
-                    fee,
+                    qty: *qty,
+                    price: *price,
+                    fee: *fee,
                 });
                 self.state = OrderState::Filled;
             }
@@ -528,7 +529,20 @@ impl Aggregate for Order {
             }
         }
     }
+
+    fn wrap(event: OrderEvent) -> StromEvent {
+        StromEvent::Order(event)
+    }
+
+    fn unwrap(event: &StromEvent) -> Option<&OrderEvent> {
+        match event {
+            StromEvent::Order(event) => Some(event),
+            _ => None,
+        }
+    }
 }
+
+crate::cqrs_aggregate!(Order);
 
 #[cfg(test)]
 mod tests;

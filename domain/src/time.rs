@@ -1,6 +1,7 @@
 //! Timestamps as events carry them: UTC, RFC 3339 with exactly three fractional digits
 //! ("2026-11-22T10:00:00.000Z"). Handlers truncate incoming times to milliseconds so the event applied in
-//! memory equals the event read back from any store, byte for byte.
+//! memory equals the event read back from any store, byte for byte. [`rfc3339_millis`] is the one serde form of
+//! a time on every wire (events, bus messages, API bodies).
 
 use chrono::{DateTime, SecondsFormat, SubsecRound, Utc};
 
@@ -38,6 +39,30 @@ pub mod rfc3339_millis {
             .map_err(|e| {
                 serde::de::Error::custom(format!("invalid RFC 3339 timestamp {text:?}: {e}"))
             })
+    }
+
+    /// `#[serde(with = "crate::time::rfc3339_millis::option")]` for `Option<DateTime<Utc>>` (`null` when absent).
+    pub mod option {
+        use chrono::{DateTime, Utc};
+        use serde::{Deserialize, Deserializer, Serializer};
+
+        pub fn serialize<S: Serializer>(
+            t: &Option<DateTime<Utc>>,
+            serializer: S,
+        ) -> Result<S::Ok, S::Error> {
+            match t {
+                Some(t) => super::serialize(t, serializer),
+                None => serializer.serialize_none(),
+            }
+        }
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(
+            deserializer: D,
+        ) -> Result<Option<DateTime<Utc>>, D::Error> {
+            #[derive(Deserialize)]
+            struct Stamp(#[serde(with = "super")] DateTime<Utc>);
+            Ok(Option::<Stamp>::deserialize(deserializer)?.map(|Stamp(t)| t))
+        }
     }
 }
 

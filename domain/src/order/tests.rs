@@ -8,6 +8,7 @@ use rust_decimal_macros::dec;
 use serde_json::json;
 
 use super::*;
+use crate::error::ErrorKind;
 
 const AGENT_ID: &str = "0b5e4a52-6a6f-4e0b-9d7e-0f2f8a3c9b10";
 
@@ -507,7 +508,7 @@ fn errors_serialize_with_their_code_and_state() {
         let json = serde_json::to_value(&error).unwrap();
         assert_eq!(json["code"], json!(error.code()));
         if let Some(state) = error.current_state() {
-            assert_eq!(json["state"], json!(state.as_str()));
+            assert_eq!(json["state"], json!(state));
         }
     }
     assert_eq!(OrderError::OrderNotFound.kind(), ErrorKind::NotFound);
