@@ -10,11 +10,12 @@ use anyhow::Context;
 use strom_commands::bus::sim_publisher::SimPublisher;
 use strom_commands::bus::Bus;
 use strom_commands::market::SimMarket;
+use strom_commands::lease::Singleton;
 use strom_commands::relay::{Relay, RelayConfig};
 use strom_commands::runtime::{RuntimeConfig, RuntimeWorker};
-use strom_commands::scheduler::{system_clock, Leadership, Scheduler, SchedulerConfig};
-use strom_commands::service::{CommandServices, EventStoreBackend};
-use strom_commands::store::EventLog;
+use strom_commands::scheduler::{system_clock, Scheduler, SchedulerConfig};
+use strom_commands::service::CommandServices;
+use strom_commands::store::EventStore;
 use strom_sim::SimFeed;
 
 use crate::roles::Roles;
@@ -101,15 +102,14 @@ pub struct BackgroundConfig {
 /// A role cannot be set up (bad simulator settings, the bus refuses the price board).
 pub async fn spawn(
     config: &BackgroundConfig,
-    backend: &EventStoreBackend,
-    log: &Arc<dyn EventLog>,
     bus: &Arc<dyn Bus>,
     commands: &Arc<CommandServices>,
     roles: &mut Roles,
 ) -> anyhow::Result<()> {
-    let leadership = |role: &str| match &config.pg_options {
-        Some(options) => Leadership::postgres(options.clone(), role, &config.prefix),
-        None => Leadership::Single,
+    let store = commands.store();
+    let singleton = |role: &str| match &config.pg_options {
+        Some(options) => Singleton::postgres(options.clone(), role, &config.prefix),
+        None => Singleton::Single,
     };
     if config.roles.contains(&Role::Sim) {
         let feed = SimFeed::new(
@@ -128,9 +128,9 @@ pub async fn spawn(
     }
     if config.roles.contains(&Role::Scheduler) {
         let scheduler = Scheduler::new(
-            Arc::clone(log),
+            store.log(),
             Arc::clone(bus),
-            leadership("scheduler"),
+            singleton(strom_commands::scheduler::SCHEDULER_ROLE),
             system_clock(),
             SchedulerConfig::default(),
         );
@@ -155,15 +155,16 @@ pub async fn spawn(
         });
     }
     if config.roles.contains(&Role::Relay) {
-        spawn_relay(backend, bus, roles);
+        spawn_relay(store, bus, roles);
     }
     Ok(())
 }
 
-fn spawn_relay(backend: &EventStoreBackend, bus: &Arc<dyn Bus>, roles: &mut Roles) {
-    match backend {
-        EventStoreBackend::Postgres(pool) => {
-            let relay = Relay::postgres(pool.clone(), Arc::clone(bus), RelayConfig::default());
+fn spawn_relay(store: &EventStore, bus: &Arc<dyn Bus>, roles: &mut Roles) {
+    match store {
+        EventStore::Postgres(pg) => {
+            let relay = Relay::postgres(pg.pool().clone(), Arc::clone(bus), RelayConfig::default())
+                .woken_by(store.commits());
             roles.spawn("relay", move |stop| async move {
                 relay.run(stop.cancelled_owned()).await;
                 Ok(())
@@ -171,7 +172,7 @@ fn spawn_relay(backend: &EventStoreBackend, bus: &Arc<dyn Bus>, roles: &mut Role
         }
         // Embedded mode is one process: nothing else reads its memory bus, so publishing every event there would
         // only hold a second copy of the log in memory.
-        EventStoreBackend::Memory(_) => {
+        EventStore::Memory(_) => {
             tracing::info!(
                 "relay role skipped in embedded mode: no other process reads the memory bus"
             );

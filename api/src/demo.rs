@@ -3,8 +3,7 @@
 
 use anyhow::Context;
 use chrono::Utc;
-use strom_commands::service::{CommandContext, CommandServices};
-use strom_commands::store::CommandError;
+use strom_commands::service::{CommandContext, CommandError, CommandServices};
 use strom_domain::{AgentCommand, AgentConfig, AgentError, RiskLimits, StrategySpec};
 
 /// Fixed id, so restarts on the same database find the same demo agent instead of creating another.
@@ -34,7 +33,7 @@ pub async fn ensure_demo_agent(commands: &CommandServices, seed: u64) -> anyhow:
         )
         .await;
     match result {
-        Ok(()) | Err(CommandError::Rejected(AgentError::AgentAlreadyExists { .. })) => {}
+        Ok(_) | Err(CommandError::Rejected(AgentError::AgentAlreadyExists { .. })) => {}
         Err(e) => return Err(anyhow::Error::new(e).context("Failed to create the demo agent")),
     }
     tracing::info!(
@@ -66,11 +65,11 @@ fn demo_config(seed: u64) -> anyhow::Result<AgentConfig> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use strom_commands::service::EventStoreBackend;
+    use strom_commands::store::EventStore;
 
     #[tokio::test]
     async fn the_demo_agent_is_created_once_and_valid() {
-        let commands = CommandServices::new(&EventStoreBackend::memory());
+        let commands = CommandServices::new(&EventStore::memory());
         ensure_demo_agent(&commands, 42).await.unwrap();
         ensure_demo_agent(&commands, 42).await.unwrap();
         let (_, sequence) = commands.agents.load(DEMO_AGENT_ID).await.unwrap();

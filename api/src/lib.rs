@@ -15,4 +15,4 @@ pub mod roles;
 pub mod routes;
 pub mod startup;
 pub mod telemetry;
-pub mod views;
+

@@ -1,6 +1,6 @@
-//! Live events for SSE (specs/03 §4): one task per API process tails the global event log (the same ordered,
-//! commit-safe log the projectors read) and broadcasts each committed event to the open streams, which pick out
-//! the ones that concern their agent.
+//! Live events for SSE (specs/03 §4): one task per API process follows the global event log (the same ordered,
+//! commit-safe log the projectors read, through the same [`Follower`]) and broadcasts each committed event to the open
+//! streams, which pick out the ones that concern their agent.
 //!
 //! The log, not the bus, is the source so that live updates work the same with and without NATS and arrive in
 //! commit order. There is no replay: the tail starts at the end of the log when the process starts.
@@ -9,8 +9,12 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use strom_commands::store::{EventLog, LogPosition, LoggedEvent, MAX_LOG_PAGE};
-use tokio::sync::{broadcast, Notify};
+use async_trait::async_trait;
+use strom_commands::log::{
+    CommitSignal, EventLog, FollowError, Follower, FollowerConfig, LogPosition, LoggedEvent,
+    PageHandler, MAX_LOG_PAGE,
+};
+use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
 use crate::problem::ApiError;
@@ -22,7 +26,7 @@ pub const LIVE_BROADCAST_CAPACITY: usize = 4_096;
 /// How often an idle tail looks for new events when no command in this process woke it (commands of other
 /// processes, the runtime's runs): the same cadence as the projectors' idle poll, so SSE is no later than GETs.
 pub const LIVE_POLL: Duration = Duration::from_millis(100);
-/// Pause after a failed log read before trying again (the database restarts, a network blip).
+/// Longest pause after failed log reads before trying again (the database restarts, a network blip).
 pub const LIVE_RETRY: Duration = Duration::from_secs(1);
 /// Most open streams per user (specs/03 §4): a dashboard with a few tabs needs a handful; each stream holds a task
 /// and a buffer, so one user cannot open thousands.
@@ -31,7 +35,6 @@ pub const SSE_MAX_STREAMS_PER_SUB: usize = 16;
 /// The broadcast side of the live events, shared by the tail task and the SSE handlers.
 pub struct LiveFeed {
     tx: broadcast::Sender<Arc<LoggedEvent>>,
-    wake: Notify,
     streams: Mutex<HashMap<String, usize>>,
 }
 
@@ -41,12 +44,25 @@ impl Default for LiveFeed {
     }
 }
 
+/// Broadcasts each page's events.
+struct Broadcast<'a>(&'a broadcast::Sender<Arc<LoggedEvent>>);
+
+#[async_trait]
+impl PageHandler for Broadcast<'_> {
+    async fn handle(&mut self, page: &[Arc<LoggedEvent>]) -> Result<LogPosition, FollowError> {
+        for event in page {
+            // No receivers is not an error: nobody is watching right now.
+            let _ = self.0.send(Arc::clone(event));
+        }
+        Ok(page.last().map_or(LogPosition::START, |e| e.position))
+    }
+}
+
 impl LiveFeed {
     pub fn new() -> Self {
         let (tx, _) = broadcast::channel(LIVE_BROADCAST_CAPACITY);
         Self {
             tx,
-            wake: Notify::new(),
             streams: Mutex::new(HashMap::new()),
         }
     }
@@ -54,11 +70,6 @@ impl LiveFeed {
     /// A receiver of every event committed from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<LoggedEvent>> {
         self.tx.subscribe()
-    }
-
-    /// Tells the tail that this process just committed events, so it reads now instead of at the next poll.
-    pub fn wake(&self) {
-        self.wake.notify_one();
     }
 
     /// Reserves one of the caller's [`SSE_MAX_STREAMS_PER_SUB`] stream slots; the slot is freed when dropped.
@@ -90,62 +101,35 @@ impl LiveFeed {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// The tail: broadcasts every event after `from` until `stop` is cancelled.
+    /// The tail: broadcasts every event committed after the log's head when it starts (no replay), woken by
+    /// `commits` (this process's commands) or the idle poll, until `stop` is cancelled.
     ///
     /// # Errors
-    /// None in practice: read failures are logged and retried.
+    /// The log's head could not be read (the follower itself retries failed reads).
     pub async fn run(
         self: Arc<Self>,
         log: Arc<dyn EventLog>,
-        from: LogPosition,
+        commits: CommitSignal,
         stop: CancellationToken,
     ) -> anyhow::Result<()> {
-        let mut position = from;
-        loop {
-            let page = tokio::select! {
-                () = stop.cancelled() => return Ok(()),
-                page = log.read_after(position, MAX_LOG_PAGE) => page,
-            };
-            match page {
-                Ok(events) if events.is_empty() => {
-                    tokio::select! {
-                        () = stop.cancelled() => return Ok(()),
-                        () = self.wake.notified() => {}
-                        () = tokio::time::sleep(LIVE_POLL) => {}
-                    }
-                }
-                Ok(events) => {
-                    for event in events {
-                        position = event.position;
-                        // No receivers is not an error: nobody is watching right now.
-                        let _ = self.tx.send(Arc::new(event));
-                    }
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "live feed could not read the event log; retrying");
-                    tokio::select! {
-                        () = stop.cancelled() => return Ok(()),
-                        () = tokio::time::sleep(LIVE_RETRY) => {}
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// The position of the last event in the log now: where a tail that replays nothing starts. Reads the log in
-/// pages, so it takes a moment on a large log (once per process start).
-///
-/// # Errors
-/// The log cannot be read.
-pub async fn end_of_log(log: &dyn EventLog) -> anyhow::Result<LogPosition> {
-    let mut position = LogPosition::START;
-    loop {
-        let page = log.read_after(position, MAX_LOG_PAGE).await?;
-        match page.last() {
-            Some(last) => position = last.position,
-            None => return Ok(position),
-        }
+        let from = log.head().await?;
+        let mut follower = Follower::new(
+            "live feed",
+            log,
+            from,
+            Some(commits.subscribe()),
+            FollowerConfig {
+                page_size: MAX_LOG_PAGE,
+                idle_poll: LIVE_POLL,
+                error_backoff_max: LIVE_RETRY,
+                lag_gauge: None,
+            },
+        );
+        // The broadcast never stops the follower: it returns on `stop`.
+        let _ = follower
+            .run(&mut Broadcast(&self.tx), stop.cancelled_owned())
+            .await;
+        Ok(())
     }
 }
 

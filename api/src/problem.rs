@@ -4,6 +4,8 @@
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
+use strom_commands::service::CommandError;
+use strom_domain::{DomainError, ErrorKind};
 
 /// Media type of every error body.
 pub const PROBLEM_JSON: &str = "application/problem+json";
@@ -161,18 +163,23 @@ impl ApiError {
     }
 }
 
-/// The JSON pointer (`/strategy/params/slow`) for a domain field path (`strategy.params.slow`); a path that
-/// already is a pointer is kept.
+/// The JSON pointer (`/strategy/params/slow`) for a domain field path (`strategy.params.slow`); the empty path (the
+/// whole request) is `/`; a path that already is a pointer is kept.
 pub fn field_pointer(path: &str) -> String {
-    if path.starts_with('/') || path.is_empty() {
+    if path.is_empty() {
+        return "/".to_owned();
+    }
+    if path.starts_with('/') {
         return path.to_owned();
     }
     format!("/{}", path.replace('.', "/"))
 }
 
-impl From<strom_domain::AgentError> for ApiError {
-    fn from(e: strom_domain::AgentError) -> Self {
-        use strom_domain::ErrorKind;
+impl ApiError {
+    /// The one mapping of an aggregate's refusal (any aggregate: [`DomainError`]) to problem+json: `*_not_found` →
+    /// 404, `validation_failed` → 422 with the field as a JSON pointer, any other code → 409 with the aggregate's
+    /// `current_state`.
+    pub fn refused(e: &impl DomainError) -> Self {
         let detail = e.to_string();
         match e.kind() {
             ErrorKind::NotFound => ApiError::Missing {
@@ -187,20 +194,22 @@ impl From<strom_domain::AgentError> for ApiError {
             ErrorKind::Conflict => ApiError::Conflict {
                 code: e.code(),
                 detail,
-                current_state: e.current_state().map(|s| s.as_str().to_owned()),
+                current_state: e.current_state().map(str::to_owned),
             },
         }
     }
 }
 
-impl<E> From<strom_commands::store::CommandError<E>> for ApiError
-where
-    E: std::error::Error + Into<ApiError>,
-{
-    fn from(e: strom_commands::store::CommandError<E>) -> Self {
-        use strom_commands::store::CommandError;
+impl From<strom_domain::ValidationError> for ApiError {
+    fn from(e: strom_domain::ValidationError) -> Self {
+        ApiError::invalid(field_pointer(&e.field), format!("invalid {e}"))
+    }
+}
+
+impl<E: DomainError> From<CommandError<E>> for ApiError {
+    fn from(e: CommandError<E>) -> Self {
         match e {
-            CommandError::Rejected(e) => e.into(),
+            CommandError::Rejected(e) => ApiError::refused(&e),
             conflict @ CommandError::Conflict { .. } => ApiError::Conflict {
                 code: "concurrency_conflict",
                 detail: conflict.to_string(),

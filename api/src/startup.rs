@@ -15,8 +15,8 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use strom_commands::bus::memory::MemoryBus;
 use strom_commands::bus::nats::NatsBus;
 use strom_commands::bus::{Bus, Subjects};
-use strom_commands::service::{CommandServices, EventStoreBackend};
-use strom_commands::store::{Clock, EventLog, PgEventLog};
+use strom_commands::service::CommandServices;
+use strom_commands::store::{Clock, EventStore};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -26,7 +26,7 @@ use crate::idempotency::IdempotencyStore;
 use crate::live::LiveFeed;
 use crate::reads::Reads;
 use crate::roles::Roles;
-use crate::{idempotency, live, migrations, observability, problem::ApiError, routes, telemetry};
+use crate::{idempotency, migrations, observability, problem::ApiError, routes, telemetry};
 
 /// How long a graceful shutdown waits for in-flight requests before giving up on them.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -136,11 +136,6 @@ impl AppState {
     pub fn now(&self) -> DateTime<Utc> {
         (self.clock)()
     }
-
-    /// Call after a command committed: wakes this process's live feed so SSE clients see it at once.
-    pub fn committed(&self) {
-        self.live.wake();
-    }
 }
 
 /// What tests and the other roles reach into: the write side, the bus and the event log this server uses.
@@ -148,7 +143,7 @@ impl AppState {
 pub struct Handles {
     pub commands: Arc<CommandServices>,
     pub bus: Arc<dyn Bus>,
-    pub backend: EventStoreBackend,
+    pub store: EventStore,
 }
 
 pub struct Application {
@@ -172,19 +167,15 @@ impl Application {
                 "EMBEDDED MODE: STROM_DATABASE_URL and STROM_NATS_URL are unset; state lives in memory and is lost on exit"
             );
         }
-        let backend = match &deps.postgres {
+        let store = match &deps.postgres {
             Some(pool) => {
                 migrations::ensure_current(pool, config.migrate).await?;
-                EventStoreBackend::Postgres(pool.clone())
+                EventStore::postgres(pool.clone())
             }
             None => {
                 tracing::warn!("EMBEDDED MODE: event store in memory, state is lost on exit");
-                EventStoreBackend::memory()
+                EventStore::memory()
             }
-        };
-        let log: Arc<dyn EventLog> = match &backend {
-            EventStoreBackend::Postgres(pool) => Arc::new(PgEventLog::new(pool.clone())),
-            EventStoreBackend::Memory(repo) => Arc::new(repo.clone()),
         };
         let bus = bus(&config, &deps).await?;
         let auth = Arc::new(
@@ -193,16 +184,13 @@ impl Application {
         let idempotency = idempotency::connect(config.valkey_url.as_deref(), &config.prefix)
             .await
             .context("Failed to connect to the idempotency store (STROM_VALKEY_URL)")?;
-        let commands = Arc::new(CommandServices::new(&backend));
+        let commands = Arc::new(CommandServices::new(&store));
         let live = Arc::new(LiveFeed::new());
         let mut roles = Roles::new();
-        let from = live::end_of_log(log.as_ref())
-            .await
-            .context("Failed to read the event log")?;
         let feed = Arc::clone(&live);
-        let tail_log = Arc::clone(&log);
-        roles.spawn("live-feed", move |stop| feed.run(tail_log, from, stop));
-        let reads = Reads::start(&backend, Arc::clone(&log), &mut roles);
+        let (tail_log, commits) = (store.log(), store.commits().clone());
+        roles.spawn("live-feed", move |stop| feed.run(tail_log, commits, stop));
+        let reads = Reads::start(&store, &mut roles);
         let mut background = config.background.clone();
         background.prefix.clone_from(&config.prefix);
         if config.nats_url.is_none() && background.roles.remove(&crate::background::Role::Relay) {
@@ -216,7 +204,7 @@ impl Application {
                     .context("Invalid STROM_DATABASE_URL / STROM_DATABASE_SCHEMA")?,
             );
         }
-        crate::background::spawn(&background, &backend, &log, &bus, &commands, &mut roles).await?;
+        crate::background::spawn(&background, &bus, &commands, &mut roles).await?;
         if config.demo_agent {
             crate::demo::ensure_demo_agent(&commands, config.default_seed).await?;
         }
@@ -245,7 +233,7 @@ impl Application {
             handles: Handles {
                 commands,
                 bus,
-                backend,
+                store,
             },
         })
     }

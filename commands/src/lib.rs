@@ -2,6 +2,8 @@
 //! scheduler (ticks for running agents), the runtime worker (ticks → recorded runs) and the market-data port.
 
 pub mod bus;
+pub mod lease;
+pub mod log;
 pub mod market;
 pub mod relay;
 pub mod runtime;

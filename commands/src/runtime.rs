@@ -15,15 +15,15 @@ use std::time::Duration;
 
 use futures::stream::FuturesUnordered;
 use futures::StreamExt;
-use strom_domain::{Agent, AgentCommand, AgentError, AgentState, Symbol};
+use strom_domain::{Agent, AgentCommand, AgentError, AgentState, DomainError, Symbol};
 use tokio::time::Instant;
 use tracing::Instrument;
 
 use crate::bus::{Bus, BusError, Consumer, ConsumerSpec, Delivery, StreamKind};
 use crate::market::MarketData;
 use crate::scheduler::AgentTick;
-use crate::service::{AggregateService, CommandContext};
-use crate::store::{Clock, CommandError};
+use crate::service::{AggregateService, CommandContext, CommandError, Executed};
+use crate::store::Clock;
 
 /// The durable consumer all runtime workers share (specs/04 §4).
 pub const RUNTIME_CONSUMER: &str = "runtime";
@@ -364,7 +364,7 @@ impl RuntimeWorker {
             }
         };
         let completed_at = (self.clock)().max(started_at);
-        let ctx = CommandContext::system(RUNTIME_ROLE, tick.correlation_id.clone());
+        let ctx = CommandContext::system(RUNTIME_ROLE, tick.correlation_id.clone()).caused_by(tick.msg_id());
         let result = self
             .agents
             .execute(
@@ -469,9 +469,9 @@ impl Lanes {
     }
 }
 
-fn outcome_of(result: Result<(), CommandError<AgentError>>) -> TickOutcome {
+fn outcome_of(result: Result<Executed<Agent>, CommandError<AgentError>>) -> TickOutcome {
     match result {
-        Ok(()) => TickOutcome::Recorded,
+        Ok(_) => TickOutcome::Recorded,
         Err(CommandError::Rejected(e)) => match e {
             AgentError::TickAlreadyRun { .. } => TickOutcome::Ignored("tick_already_run"),
             AgentError::AgentNotRunning { .. } | AgentError::AgentArchived { .. } => {

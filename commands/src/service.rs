@@ -1,49 +1,49 @@
-//! Command services: one way to send a command to an aggregate, whatever the event store behind it.
+//! Command services: the one way to run a command on an aggregate, whatever the event store behind it.
 //!
-//! [`EventStoreBackend`] names where events live (Postgres or memory); [`AggregateService`] runs commands with the
-//! bounded conflict retry of [`execute_with_retry`] and loads an aggregate's current state (for command responses
-//! and for the runtime). Callers — the API, the runtime worker, backtests — never see which backend is in use.
+//! [`AggregateService`] loads the aggregate's state, calls its `decide`, appends the events under optimistic
+//! concurrency and answers with the state after them. Loading costs the same whatever the aggregate's history: a
+//! bounded in-process cache holds recent states, a miss reads the latest snapshot and only the events after it, and a
+//! snapshot is taken every [`SNAPSHOT_EVERY`] events. The cache is trusted for commands and corrected by the store:
+//! an append from a stale state meets the optimistic-concurrency conflict and the command is decided again on a
+//! reloaded state; a refusal decided on a cached state is checked against the store before it is returned. Callers —
+//! the API, the runtime worker, the demo — never see which backend is in use.
 
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::num::NonZeroUsize;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 
-use cqrs_es::persist::{EventUpcaster, PersistedEventStore};
-use cqrs_es::{Aggregate, AggregateError, EventStore};
-use postgres_es::PostgresEventRepository;
-use sqlx::PgPool;
+use lru::LruCache;
+use strom_domain::{Agent, Backtest, Decider, EventMetadata, Order, StromEvent};
 
-use crate::store::{
-    execute_with_retry, memory_cqrs, pg_cqrs, CommandError, MemoryCqrs, MemoryEventRepository,
-    MemoryEventStore, PgCqrs, PgEventStore,
-};
+use crate::log::{CommitSignal, StoreError};
+use crate::store::{AppendError, EventStore};
 
-/// Where the event log lives.
-#[derive(Clone)]
-pub enum EventStoreBackend {
-    /// Postgres, the system of record.
-    Postgres(PgPool),
-    /// In memory: embedded mode and backtests. Clones share one log.
-    Memory(MemoryEventRepository),
-}
+/// Most attempts one command gets (the first try plus retries) when other commands keep committing to the same
+/// aggregate first. A conflict means another command on that aggregate committed in between, so every lost
+/// attempt is someone else's progress; real contention on one aggregate is a handful of writers (an API request,
+/// a scheduler tick, a fill), which 5 attempts absorb. A command still losing after 5 rounds is on a hot aggregate
+/// and should go back to its caller (HTTP 409 / a redelivered tick) rather than hold a task and a connection.
+pub const MAX_COMMAND_ATTEMPTS: usize = 5;
 
-impl EventStoreBackend {
-    /// A fresh, empty memory backend.
-    pub fn memory() -> Self {
-        Self::Memory(MemoryEventRepository::new())
-    }
+/// A snapshot every this many events of an aggregate: a load reads at most this many events after the snapshot. An
+/// Agent at one run a minute gets a snapshot every 100 minutes (a few kilobytes written), and a load applies at most
+/// 99 events — well under a millisecond — whether the agent has run for a day or a year.
+pub const SNAPSHOT_EVERY: u64 = 100;
 
-    pub fn is_memory(&self) -> bool {
-        matches!(self, Self::Memory(_))
-    }
-}
+/// Aggregate states kept per service (per aggregate type, per process). 100,000 covers ten times the 10,000-agent
+/// target with every order of the last minutes; an Agent state is a few hundred bytes plus its price window, so the
+/// cache stays within tens of megabytes. An evicted aggregate loads from its snapshot.
+pub const AGGREGATE_CACHE_MAX: usize = 100_000;
 
-/// Metadata every event of a command carries (specs/04: `correlation_id`, `actor`).
+/// Who asked for a command and why: the metadata every event of the command carries (specs/04 §1).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CommandContext {
     /// Follows one request from HTTP through events, ticks and fills.
     pub correlation_id: String,
     /// Who asked: a JWT `sub`, or `system:<role>` for background roles.
     pub actor: String,
+    /// The event or message that caused the command (a tick's msg id, an `OrderPlaced` event id).
+    pub causation_id: Option<String>,
 }
 
 impl CommandContext {
@@ -51,6 +51,7 @@ impl CommandContext {
         Self {
             correlation_id: correlation_id.into(),
             actor: actor.into(),
+            causation_id: None,
         }
     }
 
@@ -59,144 +60,330 @@ impl CommandContext {
         Self::new(correlation_id, format!("system:{role}"))
     }
 
-    fn metadata(&self) -> HashMap<String, String> {
-        HashMap::from([
-            ("correlation_id".to_owned(), self.correlation_id.clone()),
-            ("actor".to_owned(), self.actor.clone()),
-        ])
+    /// The same context, naming what caused the command.
+    #[must_use]
+    pub fn caused_by(mut self, causation_id: impl Into<String>) -> Self {
+        self.causation_id = Some(causation_id.into());
+        self
+    }
+
+    fn metadata(&self) -> EventMetadata {
+        EventMetadata {
+            causation_id: self.causation_id.clone(),
+            ..EventMetadata::new(&self.correlation_id, &self.actor)
+        }
     }
 }
 
-// Built once per process and never moved in a hot loop, so the size difference between variants costs nothing.
-#[allow(clippy::large_enum_variant)]
-enum Engine<A: Aggregate> {
-    Postgres {
-        cqrs: PgCqrs<A>,
-        store: PgEventStore<A>,
+/// Why a command was not applied.
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError<E: std::error::Error> {
+    /// The aggregate refused the command (a domain rule).
+    #[error(transparent)]
+    Rejected(E),
+    /// Other commands committed to the aggregate first on every attempt.
+    #[error(
+        "{aggregate_type} {aggregate_id} was changed by other commands on each of {attempts} attempts; \
+         try again"
+    )]
+    Conflict {
+        /// The aggregate's type.
+        aggregate_type: &'static str,
+        /// The aggregate instance.
+        aggregate_id: String,
+        /// How many times the command was tried ([`MAX_COMMAND_ATTEMPTS`]).
+        attempts: usize,
     },
-    Memory {
-        cqrs: MemoryCqrs<A>,
-        store: MemoryEventStore<A>,
-    },
+    /// The event store failed (connection, an undecodable stored event, an unexpected database error).
+    #[error("event store failed: {0}")]
+    Store(#[from] StoreError),
 }
 
-/// Runs commands against aggregates of type `A` and loads their state.
-pub struct AggregateService<A: Aggregate> {
-    engine: Engine<A>,
+/// What a command did: its events, and the aggregate's state and version right after them (what responses show; no
+/// reload is needed).
+#[derive(Debug, Clone)]
+pub struct Executed<A: Decider> {
+    pub state: A,
+    /// The aggregate's last sequence after the command (unchanged when the command decided no events).
+    pub version: u64,
+    pub events: Vec<<A as Decider>::Event>,
+}
+
+/// An aggregate's state at a version.
+#[derive(Debug, Clone)]
+struct Versioned<A> {
+    state: A,
+    version: u64,
+}
+
+/// Runs commands against aggregates of type `A` and loads their state. See the module docs.
+pub struct AggregateService<A: Decider> {
+    store: EventStore,
+    cache: Mutex<LruCache<String, Versioned<A>>>,
+    /// Events applied while loading (after a snapshot or a cached state), for the constant-cost check and metrics.
+    replayed: AtomicU64,
 }
 
 impl<A> AggregateService<A>
 where
-    A: Aggregate<Services = ()> + 'static,
+    A: Decider + cqrs_es::Aggregate,
 {
-    /// `upcasters` builds the upcaster list (called twice: for the command path and for loading).
-    pub fn new(
-        backend: &EventStoreBackend,
-        upcasters: fn() -> Vec<Box<dyn EventUpcaster>>,
-    ) -> Self {
-        let engine = match backend {
-            EventStoreBackend::Postgres(pool) => Engine::Postgres {
-                cqrs: pg_cqrs(pool.clone(), upcasters(), vec![], ()),
-                store: PersistedEventStore::new_event_store(PostgresEventRepository::new(
-                    pool.clone(),
-                ))
-                .with_upcasters(upcasters()),
-            },
-            EventStoreBackend::Memory(repo) => Engine::Memory {
-                cqrs: memory_cqrs(repo.clone(), upcasters(), vec![], ()),
-                store: PersistedEventStore::new_event_store(repo.clone())
-                    .with_upcasters(upcasters()),
-            },
-        };
-        Self { engine }
+    pub fn new(store: EventStore) -> Self {
+        let capacity = NonZeroUsize::new(AGGREGATE_CACHE_MAX).unwrap_or(NonZeroUsize::MIN);
+        Self {
+            store,
+            cache: Mutex::new(LruCache::new(capacity)),
+            replayed: AtomicU64::new(0),
+        }
     }
 
-    /// Executes the command built by `command` (called once per attempt) against `aggregate_id`.
+    /// Events this service has applied to bring loaded states up to date (after a snapshot or a cached state) since
+    /// it was built. Constant-cost loading keeps this below [`SNAPSHOT_EVERY`] per load.
+    pub fn events_replayed(&self) -> u64 {
+        self.replayed.load(Ordering::Relaxed)
+    }
+
+    fn cache(&self) -> MutexGuard<'_, LruCache<String, Versioned<A>>> {
+        // Entries are replaced whole; a panic elsewhere cannot leave one half-written.
+        self.cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn remember(&self, aggregate_id: &str, state: &A, version: u64) {
+        let mut cache = self.cache();
+        let newer = cache
+            .peek(aggregate_id)
+            .is_none_or(|cached| cached.version < version);
+        if newer {
+            cache.put(
+                aggregate_id.to_owned(),
+                Versioned {
+                    state: state.clone(),
+                    version,
+                },
+            );
+        }
+    }
+
+    /// The aggregate's current state and its last sequence (`A::default()` and 0 when it has no events): the cached or
+    /// snapshotted state brought up to date with the events after it.
     ///
     /// # Errors
-    /// See [`CommandError`]: a domain rejection, a conflict after the bounded retries, or a store failure.
+    /// The store failed or a stored event does not decode.
+    pub async fn load(&self, aggregate_id: &str) -> Result<(A, u64), StoreError> {
+        let cached = self.cache().get(aggregate_id).cloned();
+        let base = match cached {
+            Some(cached) => cached,
+            None => self.from_snapshot(aggregate_id).await?,
+        };
+        let fresh = self.catch_up(aggregate_id, base).await?;
+        Ok((fresh.state, fresh.version))
+    }
+
+    async fn from_snapshot(&self, aggregate_id: &str) -> Result<Versioned<A>, StoreError> {
+        Ok(match self.store.load_snapshot::<A>(aggregate_id).await? {
+            Some((state, version)) => Versioned { state, version },
+            None => Versioned {
+                state: A::default(),
+                version: 0,
+            },
+        })
+    }
+
+    /// `base` with the stored events after it applied (cached, and snapshotted when they were many).
+    async fn catch_up(
+        &self,
+        aggregate_id: &str,
+        mut base: Versioned<A>,
+    ) -> Result<Versioned<A>, StoreError> {
+        let events = self
+            .store
+            .events_after::<A>(aggregate_id, base.version)
+            .await?;
+        if events.is_empty() {
+            self.remember(aggregate_id, &base.state, base.version);
+            return Ok(base);
+        }
+        let read = events.len() as u64;
+        for (sequence, event) in &events {
+            if let Some(event) = A::unwrap(event) {
+                base.state.evolve(event);
+            }
+            base.version = *sequence;
+        }
+        self.replayed.fetch_add(read, Ordering::Relaxed);
+        metrics::counter!("strom_aggregate_events_replayed_total", "aggregate" => <A as Decider>::TYPE)
+            .increment(read);
+        if read >= SNAPSHOT_EVERY {
+            self.snapshot(aggregate_id, &base.state, base.version).await;
+        }
+        self.remember(aggregate_id, &base.state, base.version);
+        Ok(base)
+    }
+
+    /// Saves a snapshot; a failure only costs a longer load later, so it is logged, not returned.
+    async fn snapshot(&self, aggregate_id: &str, state: &A, version: u64) {
+        if let Err(e) = self
+            .store
+            .save_snapshot(aggregate_id, state, version)
+            .await
+        {
+            tracing::warn!(aggregate_type = <A as Decider>::TYPE, aggregate_id, error = %e, "snapshot not saved");
+        }
+    }
+
+    /// Runs the command `command` builds (called once per attempt) on `aggregate_id`. See the module docs for how
+    /// stale states are caught.
+    ///
+    /// # Errors
+    /// [`CommandError::Rejected`] when the aggregate refuses the command, [`CommandError::Conflict`] when every
+    /// attempt lost a race, [`CommandError::Store`] when the store failed.
+    #[tracing::instrument(skip_all, fields(aggregate_type = <A as Decider>::TYPE, aggregate_id = aggregate_id))]
     pub async fn execute<F>(
         &self,
         aggregate_id: &str,
-        command: F,
+        mut command: F,
         ctx: &CommandContext,
-    ) -> Result<(), CommandError<A::Error>>
+    ) -> Result<Executed<A>, CommandError<<A as Decider>::Error>>
     where
-        F: FnMut() -> A::Command,
+        F: FnMut() -> <A as Decider>::Command,
     {
-        metrics::counter!("strom_commands_total", "aggregate" => A::TYPE).increment(1);
-        let result = match &self.engine {
-            Engine::Postgres { cqrs, .. } => {
-                execute_with_retry(cqrs, aggregate_id, command, ctx.metadata()).await
-            }
-            Engine::Memory { cqrs, .. } => {
-                execute_with_retry(cqrs, aggregate_id, command, ctx.metadata()).await
-            }
-        };
+        metrics::counter!("strom_commands_total", "aggregate" => <A as Decider>::TYPE).increment(1);
+        let result = self.attempts(aggregate_id, &mut command, ctx).await;
         if let Err(e) = &result {
             let outcome = match e {
                 CommandError::Rejected(_) => "rejected",
                 CommandError::Conflict { .. } => "conflict",
                 CommandError::Store(_) => "store_error",
             };
-            metrics::counter!("strom_commands_failed_total", "aggregate" => A::TYPE, "outcome" => outcome)
+            metrics::counter!("strom_commands_failed_total", "aggregate" => <A as Decider>::TYPE, "outcome" => outcome)
                 .increment(1);
         }
         result
     }
 
-    /// The aggregate's current state and its last sequence number (0 and `A::default()` when it has no events).
-    ///
-    /// # Errors
-    /// The store failed or an event could not be deserialized.
-    pub async fn load(&self, aggregate_id: &str) -> Result<(A, usize), AggregateError<A::Error>> {
-        let ctx = match &self.engine {
-            Engine::Postgres { store, .. } => store.load_aggregate(aggregate_id).await?,
-            Engine::Memory { store, .. } => store.load_aggregate(aggregate_id).await?,
-        };
-        Ok((ctx.aggregate, ctx.current_sequence))
-    }
-
-    /// Executes a command, then loads the resulting state (for responses that show what the command did).
-    ///
-    /// # Errors
-    /// As [`Self::execute`]; a failed load after a successful command is a [`CommandError::Store`].
-    pub async fn execute_and_load<F>(
+    async fn attempts<F>(
         &self,
         aggregate_id: &str,
-        command: F,
+        command: &mut F,
         ctx: &CommandContext,
-    ) -> Result<(A, usize), CommandError<A::Error>>
+    ) -> Result<Executed<A>, CommandError<<A as Decider>::Error>>
     where
-        F: FnMut() -> A::Command,
+        F: FnMut() -> <A as Decider>::Command,
     {
-        self.execute(aggregate_id, command, ctx).await?;
-        self.load(aggregate_id).await.map_err(CommandError::Store)
+        let mut cached = self.cache().get(aggregate_id).cloned();
+        for attempt in 1..=MAX_COMMAND_ATTEMPTS {
+            let trusted = cached.is_some();
+            let base = match cached.take() {
+                Some(base) => base,
+                None => {
+                    let snapshot = self.from_snapshot(aggregate_id).await?;
+                    self.catch_up(aggregate_id, snapshot).await?
+                }
+            };
+            let events = match base.state.decide(command()) {
+                Ok(events) => events,
+                Err(refusal) if trusted => {
+                    // Decided on a cached state: refuse only if the store has nothing newer.
+                    let fresh = self.catch_up(aggregate_id, base.clone()).await?;
+                    if fresh.version == base.version {
+                        return Err(CommandError::Rejected(refusal));
+                    }
+                    cached = Some(fresh);
+                    continue;
+                }
+                Err(refusal) => return Err(CommandError::Rejected(refusal)),
+            };
+            match self.commit(aggregate_id, base, events, ctx).await {
+                Ok(executed) => return Ok(executed),
+                Err(AppendError::Conflict) => {
+                    tracing::debug!(attempt, "command lost a race on its aggregate; reloading");
+                    self.cache().pop(aggregate_id);
+                    // Let the winner's task run before reloading; a conflict already means the aggregate moved on.
+                    tokio::task::yield_now().await;
+                }
+                Err(AppendError::Store(e)) => {
+                    // The append may or may not have happened: forget the state so the next command reads the store.
+                    self.cache().pop(aggregate_id);
+                    return Err(CommandError::Store(e));
+                }
+            }
+        }
+        tracing::warn!(
+            attempts = MAX_COMMAND_ATTEMPTS,
+            "command gave up after conflicts"
+        );
+        Err(CommandError::Conflict {
+            aggregate_type: <A as Decider>::TYPE,
+            aggregate_id: aggregate_id.to_owned(),
+            attempts: MAX_COMMAND_ATTEMPTS,
+        })
+    }
+
+    /// Appends `events` decided on `base` and returns the state after them.
+    async fn commit(
+        &self,
+        aggregate_id: &str,
+        base: Versioned<A>,
+        events: Vec<<A as Decider>::Event>,
+        ctx: &CommandContext,
+    ) -> Result<Executed<A>, AppendError> {
+        if events.is_empty() {
+            return Ok(Executed {
+                state: base.state,
+                version: base.version,
+                events,
+            });
+        }
+        let mut state = base.state;
+        for event in &events {
+            state.evolve(event);
+        }
+        let logged: Vec<StromEvent> = events.iter().cloned().map(A::wrap).collect();
+        self.store
+            .append::<A>(aggregate_id, base.version, &logged, &ctx.metadata())
+            .await?;
+        let version = base.version + events.len() as u64;
+        self.remember(aggregate_id, &state, version);
+        if version / SNAPSHOT_EVERY > base.version / SNAPSHOT_EVERY {
+            self.snapshot(aggregate_id, &state, version).await;
+        }
+        Ok(Executed {
+            state,
+            version,
+            events,
+        })
     }
 }
 
-/// The three aggregates' services over one backend.
+/// The three aggregates' services over one store.
 pub struct CommandServices {
-    pub agents: Arc<AggregateService<strom_domain::Agent>>,
-    pub orders: Arc<AggregateService<strom_domain::Order>>,
-    pub backtests: Arc<AggregateService<strom_domain::Backtest>>,
+    pub agents: Arc<AggregateService<Agent>>,
+    pub orders: Arc<AggregateService<Order>>,
+    pub backtests: Arc<AggregateService<Backtest>>,
+    store: EventStore,
 }
 
 impl CommandServices {
-    pub fn new(backend: &EventStoreBackend) -> Self {
+    pub fn new(store: &EventStore) -> Self {
         Self {
-            agents: Arc::new(AggregateService::new(
-                backend,
-                strom_domain::upcast::event_upcasters,
-            )),
-            orders: Arc::new(AggregateService::new(backend, no_upcasters)),
-            backtests: Arc::new(AggregateService::new(backend, no_upcasters)),
+            agents: Arc::new(AggregateService::new(store.clone())),
+            orders: Arc::new(AggregateService::new(store.clone())),
+            backtests: Arc::new(AggregateService::new(store.clone())),
+            store: store.clone(),
         }
     }
-}
 
-fn no_upcasters() -> Vec<Box<dyn EventUpcaster>> {
-    Vec::new()
+    /// The store the commands go to.
+    pub fn store(&self) -> &EventStore {
+        &self.store
+    }
+
+    /// Signalled after each of this process's commits (followers' wake-up).
+    pub fn commits(&self) -> &CommitSignal {
+        self.store.commits()
+    }
 }
 
 #[cfg(test)]
@@ -216,17 +403,19 @@ mod tests {
         .expect("valid config json")
     }
 
+    const ID: &str = "0b6c3c4e-8d7a-4a53-9a55-3f4c1d2e5a61";
+
     #[tokio::test]
     async fn commands_run_and_state_loads_on_the_memory_backend() {
-        let services = CommandServices::new(&EventStoreBackend::memory());
+        let services = CommandServices::new(&EventStore::memory());
         let ctx = CommandContext::new("corr-1", "alice");
         let at = Utc.with_ymd_and_hms(2026, 11, 22, 10, 0, 0).unwrap();
-        let (agent, seq) = services
+        let executed = services
             .agents
-            .execute_and_load(
-                "0b6c3c4e-8d7a-4a53-9a55-3f4c1d2e5a61",
+            .execute(
+                ID,
                 || AgentCommand::CreateAgent {
-                    agent_id: "0b6c3c4e-8d7a-4a53-9a55-3f4c1d2e5a61".into(),
+                    agent_id: ID.into(),
                     owner: "alice".into(),
                     config: config(),
                     at,
@@ -235,21 +424,14 @@ mod tests {
             )
             .await
             .expect("created");
-        assert_eq!(seq, 1);
-        assert_eq!(
-            services
-                .agents
-                .load("0b6c3c4e-8d7a-4a53-9a55-3f4c1d2e5a61")
-                .await
-                .unwrap()
-                .1,
-            1
-        );
-        assert!(format!("{agent:?}").contains("alice"));
+        assert_eq!(executed.version, 1);
+        assert_eq!(executed.events.len(), 1);
+        assert_eq!(executed.state.owner(), Some("alice"));
+        assert_eq!(services.agents.load(ID).await.unwrap().1, 1);
         let err = services
             .agents
             .execute(
-                "0b6c3c4e-8d7a-4a53-9a55-3f4c1d2e5a61",
+                ID,
                 || AgentCommand::StopAgent {
                     at,
                     reason: "x".into(),
@@ -265,5 +447,44 @@ mod tests {
             ),
             "{err:?}"
         );
+    }
+
+    #[tokio::test]
+    async fn a_refusal_decided_on_a_stale_cached_state_is_checked_against_the_store() {
+        let store = EventStore::memory();
+        let (this, other) = (CommandServices::new(&store), CommandServices::new(&store));
+        let ctx = CommandContext::new("corr-1", "alice");
+        let at = Utc.with_ymd_and_hms(2026, 11, 22, 10, 0, 0).unwrap();
+        let create = || AgentCommand::CreateAgent {
+            agent_id: ID.into(),
+            owner: "alice".into(),
+            config: config(),
+            at,
+        };
+        this.agents.execute(ID, create, &ctx).await.unwrap();
+        this.agents
+            .execute(ID, || AgentCommand::StartAgent { at }, &ctx)
+            .await
+            .unwrap();
+        // Another process stops the agent; this one's cache still says "running".
+        other
+            .agents
+            .execute(
+                ID,
+                || AgentCommand::StopAgent {
+                    at,
+                    reason: "elsewhere".into(),
+                },
+                &ctx,
+            )
+            .await
+            .unwrap();
+        let started = this
+            .agents
+            .execute(ID, || AgentCommand::StartAgent { at }, &ctx)
+            .await
+            .expect("the refusal (already running) is re-decided on the stored state");
+        assert_eq!(started.version, 4);
+        assert_eq!(started.state.session(), 2);
     }
 }

@@ -23,6 +23,9 @@ use crate::order::{Order, OrderEvent};
 pub trait Decider: Default + Clone + Debug + Serialize + DeserializeOwned + Send + Sync + 'static {
     /// The aggregate type as stored and published (`"Agent"`).
     const TYPE: &'static str;
+    /// The shape of the serialized state, for snapshots: bump it whenever a field of the state changes meaning or
+    /// form, and stored snapshots of the old shape are ignored (the aggregate is replayed from its events instead).
+    const STATE_VERSION: u32 = 1;
     type Command: Send;
     type Event: Clone + PartialEq + Debug + Send + Sync + 'static;
     type Error: DomainError;

@@ -1,21 +1,17 @@
-//! The pure fold of projector `agents`: logged `Agent` events in, `agents` and `agent_runs` rows out.
+//! The pure fold of projector `agents`: logged `Agent` events in, `agents` and `agent_runs` rows out. The one fold of
+//! the agent read model: the projector, rebuilds, `replay --verify`, command responses and SSE messages all apply it.
 //!
-//! No clock, no randomness, no I/O: every value comes from the event payload or its log position, so folding the
+//! No clock, no randomness, no I/O: every value comes from the typed event or its log position, so folding the
 //! same log gives the same rows byte for byte, live or in a rebuild. Events of other aggregates are ignored; an
 //! event already reflected in its agent's row (`sequence <= version`) is skipped, which makes applying a page twice
 //! harmless.
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, TimeDelta, Utc};
-use cqrs_es::persist::{EventUpcaster, SerializedEvent};
-use cqrs_es::DomainEvent;
-use serde::Deserialize;
 use serde_json::Value;
-use strom_commands::store::LoggedEvent;
+use strom_commands::log::{LoggedEvent, StoreError};
 use strom_domain::config::RiskLimits;
-use strom_domain::upcast::event_upcasters;
-use strom_domain::{AgentEvent, AgentState, RunOutcome};
+use strom_domain::{AgentEvent, AgentState, DecodeError, RunOutcome, TickSchedule};
 
 use crate::model::{AgentRow, RunOutcomeKind, RunRow};
 
@@ -66,148 +62,145 @@ pub enum Folded {
     Run(Box<RunRow>),
 }
 
-/// Folds Agent events into rows. Holds only the upcasters (built once); the state is the caller's map of rows.
-pub struct AgentFold {
-    upcasters: Vec<Box<dyn EventUpcaster>>,
-}
-
-impl Default for AgentFold {
-    fn default() -> Self {
-        Self::new()
+impl ProjectionError {
+    /// A stored event the log could not decode, as a fold error (`replay --verify` lists them with the rest).
+    pub fn undecodable(error: &StoreError) -> Option<Self> {
+        let StoreError::Undecodable {
+            aggregate_type,
+            aggregate_id,
+            sequence,
+            source,
+        } = error
+        else {
+            return None;
+        };
+        let (aggregate_type, aggregate_id, sequence) =
+            (aggregate_type.clone(), aggregate_id.clone(), *sequence);
+        Some(match source {
+            DecodeError::UnknownEventVersion {
+                event_type,
+                event_version,
+            } => ProjectionError::UnknownEventVersion {
+                aggregate_type,
+                aggregate_id,
+                sequence,
+                event_type: event_type.clone(),
+                event_version: event_version.clone(),
+            },
+            DecodeError::MalformedPayload { event_type, reason } => {
+                ProjectionError::MalformedPayload {
+                    aggregate_type,
+                    aggregate_id,
+                    sequence,
+                    event_type: event_type.clone(),
+                    reason: reason.clone(),
+                }
+            }
+            DecodeError::UnknownAggregateType { .. } => ProjectionError::Inconsistent {
+                aggregate_type,
+                aggregate_id,
+                sequence,
+                reason: source.to_string(),
+            },
+        })
     }
 }
 
-impl std::fmt::Debug for AgentFold {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AgentFold").finish_non_exhaustive()
-    }
-}
-
-/// Event versions this fold reads (after upcasting).
-fn is_current(event_type: &str, event_version: &str) -> bool {
-    matches!(
-        (event_type, event_version),
-        ("AgentCreated", "2")
-            | ("AgentConfigUpdated", "1")
-            | ("AgentStarted", "1")
-            | ("AgentStopped", "1")
-            | ("AgentArchived", "1")
-            | ("AgentRunRecorded", "1")
-    )
-}
+/// Folds Agent events into rows; the state is the caller's map of rows.
+#[derive(Debug, Default)]
+pub struct AgentFold;
 
 impl AgentFold {
-    /// A fold with the domain's upcasters.
     pub fn new() -> Self {
-        Self {
-            upcasters: event_upcasters(),
-        }
+        Self
     }
 
     /// Applies `event` to `agents` (keyed by agent_id).
     ///
     /// # Errors
-    /// The event is an Agent event this fold cannot read or place; `agents` is unchanged then.
+    /// The event cannot follow what `agents` holds (e.g. a run of an agent never created); `agents` is unchanged then.
     pub fn apply(
         &self,
         agents: &mut BTreeMap<String, AgentRow>,
         event: &LoggedEvent,
     ) -> Result<Folded, ProjectionError> {
-        if event.aggregate_type != "Agent" {
+        let Some(agent_event) = event.event.as_agent() else {
             return Ok(Folded::Nothing);
-        }
-        let existing = agents.get_mut(&event.aggregate_id);
-        if existing
-            .as_ref()
-            .is_some_and(|row| event.sequence <= row.version)
-        {
-            return Ok(Folded::Nothing);
-        }
-        let decoded = self.decode(event)?;
-        match existing {
+        };
+        let at = EventAt {
+            aggregate_id: &event.aggregate_id,
+            sequence: event.sequence,
+            global_position: event.position.global_position,
+        };
+        match agents.get_mut(&event.aggregate_id) {
+            Some(row) => apply_event(row, at, agent_event),
             None => {
-                let row = created_row(event, decoded)?;
+                let row = created_row(at, agent_event)?;
                 agents.insert(row.agent_id.clone(), row);
                 Ok(Folded::Agent)
             }
-            Some(row) => {
-                let run = apply_to(row, event, decoded)?;
-                row.version = event.sequence;
-                Ok(run.map_or(Folded::Agent, |r| Folded::Run(Box::new(r))))
-            }
         }
     }
+}
 
-    /// The event as the current `AgentEvent` (upcast when stored in an older shape).
-    ///
-    /// # Errors
-    /// Unknown type/version, or a payload that does not deserialize.
-    pub fn decode(&self, event: &LoggedEvent) -> Result<AgentEvent, ProjectionError> {
-        let upcaster = self
-            .upcasters
-            .iter()
-            .find(|u| u.can_upcast(&event.event_type, &event.event_version));
-        let decoded = match upcaster {
-            Some(upcaster) => {
-                let upcast = upcaster.upcast(serialized(event));
-                if !is_current(&upcast.event_type, &upcast.event_version) {
-                    return Err(unknown(event));
-                }
-                AgentEvent::deserialize(&upcast.payload)
-            }
-            None if is_current(&event.event_type, &event.event_version) => {
-                AgentEvent::deserialize(&event.payload)
-            }
-            None => return Err(unknown(event)),
+/// `row` (the agent's read-model row, possibly behind, `None` if it has none yet) with the agent's `events` (each with
+/// its sequence) folded in: the agent as the read model will show it once the projector has applied them. Command
+/// responses use it to answer with the same view GET returns, without waiting for the projector.
+///
+/// # Errors
+/// An event cannot follow the row (the events are not the agent's, or not contiguous from its creation).
+pub fn fold_agent_row<'e>(
+    mut row: Option<AgentRow>,
+    aggregate_id: &str,
+    events: impl IntoIterator<Item = (u64, &'e AgentEvent)>,
+) -> Result<Option<AgentRow>, ProjectionError> {
+    for (sequence, event) in events {
+        let at = EventAt {
+            aggregate_id,
+            sequence,
+            global_position: 0,
         };
-        let decoded = decoded.map_err(|e| malformed(event, e.to_string()))?;
-        if decoded.event_type() != event.event_type {
-            return Err(malformed(
-                event,
-                format!("payload is tagged {}", decoded.event_type()),
-            ));
+        match row.as_mut() {
+            Some(row) => {
+                apply_event(row, at, event)?;
+            }
+            None => row = Some(created_row(at, event)?),
         }
-        Ok(decoded)
     }
+    Ok(row)
 }
 
-fn serialized(event: &LoggedEvent) -> SerializedEvent {
-    SerializedEvent::new(
-        event.aggregate_id.clone(),
-        usize::try_from(event.sequence).unwrap_or(usize::MAX),
-        event.aggregate_type.clone(),
-        event.event_type.clone(),
-        event.event_version.clone(),
-        event.payload.clone(),
-        event.metadata.clone(),
-    )
+/// Where an event sits: enough for the fold, also when the event was just decided and not read back from a log (a
+/// command response folds its own events with `global_position` 0, which only a run row would carry).
+#[derive(Debug, Clone, Copy)]
+pub struct EventAt<'a> {
+    pub aggregate_id: &'a str,
+    pub sequence: u64,
+    pub global_position: i64,
 }
 
-fn unknown(event: &LoggedEvent) -> ProjectionError {
-    ProjectionError::UnknownEventVersion {
-        aggregate_type: event.aggregate_type.clone(),
-        aggregate_id: event.aggregate_id.clone(),
-        sequence: event.sequence,
-        event_type: event.event_type.clone(),
-        event_version: event.event_version.clone(),
+/// Applies one Agent event to its existing row (skipping one the row already reflects).
+///
+/// # Errors
+/// The event cannot follow the row (an `AgentCreated` for an existing agent); the row is unchanged then.
+pub fn apply_event(
+    row: &mut AgentRow,
+    at: EventAt<'_>,
+    event: &AgentEvent,
+) -> Result<Folded, ProjectionError> {
+    if at.sequence <= row.version {
+        return Ok(Folded::Nothing);
     }
+    let run = apply_to(row, at, event)?;
+    row.version = at.sequence;
+    Ok(run.map_or(Folded::Agent, |r| Folded::Run(Box::new(r))))
 }
 
-fn malformed(event: &LoggedEvent, reason: String) -> ProjectionError {
-    ProjectionError::MalformedPayload {
-        aggregate_type: event.aggregate_type.clone(),
-        aggregate_id: event.aggregate_id.clone(),
-        sequence: event.sequence,
-        event_type: event.event_type.clone(),
-        reason,
-    }
-}
-
-fn inconsistent(event: &LoggedEvent, reason: impl Into<String>) -> ProjectionError {
+fn inconsistent(at: EventAt<'_>, reason: impl Into<String>) -> ProjectionError {
     ProjectionError::Inconsistent {
-        aggregate_type: event.aggregate_type.clone(),
-        aggregate_id: event.aggregate_id.clone(),
-        sequence: event.sequence,
+        aggregate_type: "Agent".to_owned(),
+        aggregate_id: at.aggregate_id.to_owned(),
+        sequence: at.sequence,
         reason: reason.into(),
     }
 }
@@ -218,41 +211,39 @@ pub fn risk_value(risk: &RiskLimits) -> Value {
     serde_json::to_value(risk).expect("RiskLimits serializes to JSON")
 }
 
-fn created_row(event: &LoggedEvent, decoded: AgentEvent) -> Result<AgentRow, ProjectionError> {
-    let AgentEvent::AgentCreated {
+/// The row an `AgentCreated` starts.
+///
+/// # Errors
+/// Any other event (for an agent never created), or an `AgentCreated` naming another agent.
+pub fn created_row(at: EventAt<'_>, event: &AgentEvent) -> Result<AgentRow, ProjectionError> {
+    let (AgentEvent::AgentCreated {
         agent_id,
         owner,
-        name,
-        symbol,
-        strategy,
-        frequency_s,
-        risk,
-        starting_cash,
-        seed,
         created_at,
-    } = decoded
+        ..
+    }, Some(config)) = (event, event.config())
     else {
         return Err(inconsistent(
-            event,
-            format!("{} for an agent that was never created", event.event_type),
+            at,
+            format!("{} for an agent that was never created", event.name()),
         ));
     };
-    if agent_id != event.aggregate_id {
+    if agent_id != at.aggregate_id {
         return Err(inconsistent(
-            event,
+            at,
             format!("AgentCreated names agent {agent_id}"),
         ));
     }
     Ok(AgentRow {
-        agent_id,
-        owner,
-        name,
-        symbol: symbol.to_string(),
-        strategy: serde_json::to_value(&strategy).unwrap_or(Value::Null),
-        frequency_s,
-        risk: risk_value(&risk),
-        starting_cash,
-        seed,
+        agent_id: agent_id.clone(),
+        owner: owner.clone(),
+        name: config.name,
+        symbol: config.symbol.to_string(),
+        strategy: serde_json::to_value(&config.strategy).unwrap_or(Value::Null),
+        frequency_s: config.frequency_s,
+        risk: risk_value(&config.risk),
+        starting_cash: config.starting_cash,
+        seed: config.seed,
         status: AgentState::Stopped,
         session: 0,
         started_at: None,
@@ -263,50 +254,33 @@ fn created_row(event: &LoggedEvent, decoded: AgentEvent) -> Result<AgentRow, Pro
         last_price: None,
         next_tick_at: None,
         runs_count: 0,
-        created_at,
-        updated_at: created_at,
-        version: event.sequence,
+        created_at: *created_at,
+        updated_at: *created_at,
+        version: at.sequence,
     })
-}
-
-/// When tick `tick_no + 1` is due: `started_at + tick_no × frequency_s` (None past the representable range).
-pub fn tick_after(
-    started_at: DateTime<Utc>,
-    frequency_s: u32,
-    tick_no: u64,
-) -> Option<DateTime<Utc>> {
-    let offset_s = tick_no.checked_mul(u64::from(frequency_s))?;
-    started_at.checked_add_signed(TimeDelta::try_seconds(i64::try_from(offset_s).ok()?)?)
 }
 
 /// Applies a non-creating event to an existing row; returns the run row for `AgentRunRecorded`.
 fn apply_to(
     row: &mut AgentRow,
-    event: &LoggedEvent,
-    decoded: AgentEvent,
+    at: EventAt<'_>,
+    event: &AgentEvent,
 ) -> Result<Option<RunRow>, ProjectionError> {
-    match decoded {
+    match event {
         AgentEvent::AgentCreated { .. } => {
-            return Err(inconsistent(event, "AgentCreated for an existing agent"))
+            return Err(inconsistent(at, "AgentCreated for an existing agent"))
         }
-        AgentEvent::AgentConfigUpdated {
-            name,
-            symbol,
-            strategy,
-            frequency_s,
-            risk,
-            starting_cash,
-            seed,
-            updated_at,
-        } => {
-            row.name = name;
-            row.symbol = symbol.to_string();
-            row.strategy = serde_json::to_value(&strategy).unwrap_or(Value::Null);
-            row.frequency_s = frequency_s;
-            row.risk = risk_value(&risk);
-            row.starting_cash = starting_cash;
-            row.seed = seed;
-            row.updated_at = updated_at;
+        AgentEvent::AgentConfigUpdated { updated_at, .. } => {
+            if let Some(config) = event.config() {
+                row.name = config.name;
+                row.symbol = config.symbol.to_string();
+                row.strategy = serde_json::to_value(&config.strategy).unwrap_or(Value::Null);
+                row.frequency_s = config.frequency_s;
+                row.risk = risk_value(&config.risk);
+                row.starting_cash = config.starting_cash;
+                row.seed = config.seed;
+            }
+            row.updated_at = *updated_at;
         }
         AgentEvent::AgentStarted {
             session,
@@ -314,23 +288,23 @@ fn apply_to(
             frequency_s,
         } => {
             row.status = AgentState::Running;
-            row.session = session;
-            row.started_at = Some(started_at);
+            row.session = *session;
+            row.started_at = Some(*started_at);
             row.last_tick_no = None;
-            row.next_tick_at = tick_after(started_at, frequency_s, 0);
-            row.updated_at = started_at;
+            row.next_tick_at = TickSchedule::new(*started_at, *frequency_s).due_at(1);
+            row.updated_at = *started_at;
         }
         AgentEvent::AgentStopped { stopped_at, .. } => {
             row.status = AgentState::Stopped;
-            row.stopped_at = Some(stopped_at);
+            row.stopped_at = Some(*stopped_at);
             row.next_tick_at = None;
-            row.updated_at = stopped_at;
+            row.updated_at = *stopped_at;
         }
         AgentEvent::AgentArchived { archived_at } => {
             row.status = AgentState::Archived;
-            row.archived_at = Some(archived_at);
+            row.archived_at = Some(*archived_at);
             row.next_tick_at = None;
-            row.updated_at = archived_at;
+            row.updated_at = *archived_at;
         }
         AgentEvent::AgentRunRecorded {
             session,
@@ -342,15 +316,17 @@ fn apply_to(
             outcome,
             correlation_id,
         } => {
-            row.last_tick_no = Some(tick_no);
-            row.last_run_at = Some(completed_at);
+            row.last_tick_no = Some(*tick_no);
+            row.last_run_at = Some(*completed_at);
             row.last_price = Some(observation.price);
             row.runs_count += 1;
             row.next_tick_at = match (row.status, row.started_at) {
-                (AgentState::Running, Some(at)) => tick_after(at, row.frequency_s, tick_no),
+                (AgentState::Running, Some(start)) => {
+                    TickSchedule::new(start, row.frequency_s).due_at(tick_no + 1)
+                }
                 _ => None,
             };
-            row.updated_at = completed_at;
+            row.updated_at = *completed_at;
             let (outcome, signal_side, signal_qty, order_id) = match outcome {
                 RunOutcome::Observed => (RunOutcomeKind::Observed, None, None, None),
                 RunOutcome::Signalled {
@@ -359,18 +335,18 @@ fn apply_to(
                     order_id,
                 } => (
                     RunOutcomeKind::Signalled,
-                    Some(side),
-                    Some(qty),
-                    Some(order_id),
+                    Some(*side),
+                    Some(*qty),
+                    Some(order_id.clone()),
                 ),
             };
             return Ok(Some(RunRow {
                 agent_id: row.agent_id.clone(),
-                session,
-                tick_no,
-                scheduled_at,
-                started_at,
-                completed_at,
+                session: *session,
+                tick_no: *tick_no,
+                scheduled_at: *scheduled_at,
+                started_at: *started_at,
+                completed_at: *completed_at,
                 symbol: observation.symbol.to_string(),
                 price: observation.price,
                 observed_at: observation.observed_at,
@@ -378,8 +354,8 @@ fn apply_to(
                 signal_side,
                 signal_qty,
                 order_id,
-                correlation_id,
-                global_position: event.position.global_position,
+                correlation_id: correlation_id.clone(),
+                global_position: at.global_position,
             }));
         }
     }

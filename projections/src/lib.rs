@@ -32,9 +32,6 @@ pub use queries::{AgentFilter, AgentQueries};
 pub use rebuild::{
     diff_dumps, fold_events, fold_log, rebuild_from, DumpComparison, RebuildProgress, RowDifference,
 };
-pub use runner::{
-    wait_for_agent_version, LogBacklog, Projector, ProjectorHandle, PROJECTOR_BATCH,
-    PROJECTOR_IDLE_POLL,
-};
+pub use runner::{Projector, PROJECTOR_BATCH, PROJECTOR_IDLE_POLL};
 pub use sink::{ProjectionSink, RebuildSink, SinkError};
 pub use view::{AgentView, ObservationView, RunView, SignalView};

@@ -6,7 +6,7 @@ use std::ops::Bound;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use async_trait::async_trait;
-use strom_commands::store::{LogPosition, LoggedEvent};
+use strom_commands::log::{LogPosition, LoggedEvent};
 
 use crate::fold::AgentFold;
 use crate::model::{AgentRow, AgentsModel, RunRow};
@@ -56,7 +56,7 @@ impl ProjectionSink for MemoryReadModel {
         Ok(self.read().checkpoint)
     }
 
-    async fn apply_page(&self, page: &[LoggedEvent]) -> Result<LogPosition, SinkError> {
+    async fn apply_page(&self, page: &[Arc<LoggedEvent>]) -> Result<LogPosition, SinkError> {
         let mut model = self.write();
         let checkpoint = model.checkpoint;
         let loaded: BTreeMap<String, AgentRow> = agent_ids(page, checkpoint)
@@ -109,8 +109,8 @@ impl RebuildSink for MemoryReadModel {
 
 #[async_trait]
 impl AgentQueries for MemoryReadModel {
-    async fn get_agent(&self, agent_id: &str) -> Result<Option<AgentView>, QueryError> {
-        Ok(self.read().agents.get(agent_id).map(AgentView::from))
+    async fn get_agent_row(&self, agent_id: &str) -> Result<Option<AgentRow>, QueryError> {
+        Ok(self.read().agents.get(agent_id).cloned())
     }
 
     async fn list_agents(

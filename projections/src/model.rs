@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use strom_commands::store::{jsonb_text, LogPosition};
+use strom_commands::log::{jsonb_text, LogPosition};
 use strom_domain::{AgentState, Side};
 
 /// One agent, as table `agents` holds it.

@@ -8,10 +8,11 @@ mod copy;
 mod rows;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use sqlx::{PgConnection, PgPool, Postgres, Transaction};
-use strom_commands::store::{LogPosition, LoggedEvent, PgCheckpointStore};
+use strom_commands::log::{LogPosition, LoggedEvent, PgCheckpointStore};
 
 use crate::fold::{AgentFold, AGENTS_PROJECTOR};
 use crate::memory::paged;
@@ -37,7 +38,7 @@ async fn lock_projector(conn: &mut PgConnection, name: &str) -> Result<(), sqlx:
 #[derive(Debug, Clone)]
 pub struct PgReadModel {
     pool: PgPool,
-    fold: std::sync::Arc<AgentFold>,
+    fold: Arc<AgentFold>,
 }
 
 impl PgReadModel {
@@ -45,7 +46,7 @@ impl PgReadModel {
     pub fn new(pool: PgPool) -> Self {
         Self {
             pool,
-            fold: std::sync::Arc::default(),
+            fold: Arc::default(),
         }
     }
 
@@ -80,7 +81,7 @@ impl ProjectionSink for PgReadModel {
             .unwrap_or(LogPosition::START))
     }
 
-    async fn apply_page(&self, page: &[LoggedEvent]) -> Result<LogPosition, SinkError> {
+    async fn apply_page(&self, page: &[Arc<LoggedEvent>]) -> Result<LogPosition, SinkError> {
         let mut tx = self.pool.begin().await?;
         lock_projector(&mut tx, AGENTS_PROJECTOR).await?;
         let checkpoint = PgCheckpointStore::load_in(&mut *tx, AGENTS_PROJECTOR)
@@ -156,12 +157,12 @@ impl RebuildSink for PgRebuildSink {
 
 #[async_trait]
 impl AgentQueries for PgReadModel {
-    async fn get_agent(&self, agent_id: &str) -> Result<Option<AgentView>, QueryError> {
+    async fn get_agent_row(&self, agent_id: &str) -> Result<Option<AgentRow>, QueryError> {
         let mut conn = self.pool.acquire().await?;
-        let rows = rows::load_agents(&mut conn, &[agent_id.to_owned()])
+        let mut rows = rows::load_agents(&mut conn, &[agent_id.to_owned()])
             .await
             .map_err(|e| QueryError::Unavailable(e.to_string()))?;
-        Ok(rows.get(agent_id).map(AgentView::from))
+        Ok(rows.remove(agent_id))
     }
 
     async fn list_agents(

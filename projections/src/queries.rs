@@ -4,6 +4,7 @@
 use async_trait::async_trait;
 use strom_domain::AgentState;
 
+use crate::model::AgentRow;
 use crate::page::{Page, QueryError};
 use crate::view::{AgentView, RunView};
 
@@ -33,11 +34,19 @@ impl AgentFilter {
 /// Reads of projector `agents`' tables.
 #[async_trait]
 pub trait AgentQueries: Send + Sync {
-    /// The agent, or `None` if the projection has no such agent (yet). Ownership is the caller's check.
+    /// The agent's row, or `None` if the projection has no such agent (yet). Ownership is the caller's check.
     ///
     /// # Errors
     /// [`QueryError::Unavailable`] when the store fails.
-    async fn get_agent(&self, agent_id: &str) -> Result<Option<AgentView>, QueryError>;
+    async fn get_agent_row(&self, agent_id: &str) -> Result<Option<AgentRow>, QueryError>;
+
+    /// The agent as the API shows it ([`AgentView`] of [`AgentQueries::get_agent_row`]).
+    ///
+    /// # Errors
+    /// [`QueryError::Unavailable`] when the store fails.
+    async fn get_agent(&self, agent_id: &str) -> Result<Option<AgentView>, QueryError> {
+        Ok(self.get_agent_row(agent_id).await?.map(AgentView::from))
+    }
 
     /// Agents matching `filter`, newest first (created_at desc, agent_id desc). `limit` defaults to
     /// [`DEFAULT_PAGE_SIZE`](crate::page::DEFAULT_PAGE_SIZE).

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 use serde_json::Value;
-use strom_commands::store::{EventLog, LogPosition, LoggedEvent, StoreError, MAX_LOG_PAGE};
+use strom_commands::log::{EventEnvelope, EventLog, LogPosition, LoggedEvent, StoreError, MAX_LOG_PAGE};
 
 use crate::fold::{AgentFold, Folded, ProjectionError};
 use crate::model::{AgentsModel, TableDump, AGENTS_TABLES};
@@ -109,6 +109,17 @@ impl LenientFold {
         }
     }
 
+    /// Decodes and folds one stored event; one that does not decode is recorded like one that does not fold.
+    pub fn push_envelope(&mut self, envelope: &EventEnvelope) {
+        match envelope.decode() {
+            Ok(event) => self.push(&event),
+            Err(e) => {
+                self.model.checkpoint = envelope.position;
+                self.errors.extend(ProjectionError::undecodable(&e));
+            }
+        }
+    }
+
     /// The model and the events that could not be folded.
     pub fn finish(mut self) -> (AgentsModel, Vec<ProjectionError>) {
         for row in std::mem::take(&mut self.agents).into_values() {
@@ -118,10 +129,11 @@ impl LenientFold {
     }
 }
 
-/// Folds `log` up to and including `until` (everything when `None`) in memory, calling `progress` per page.
+/// Folds `log` up to and including `until` (everything when `None`) in memory, calling `progress` per page. Reads the
+/// stored form and decodes event by event, so an audit lists every event that does not decode instead of stopping.
 ///
 /// # Errors
-/// The log could not be read. Events that cannot be folded are returned, not errors.
+/// The log could not be read. Events that cannot be decoded or folded are returned, not errors.
 pub async fn fold_log(
     log: &dyn EventLog,
     until: Option<LogPosition>,
@@ -131,14 +143,14 @@ pub async fn fold_log(
     let mut done = RebuildProgress::default();
     let mut position = LogPosition::START;
     'pages: loop {
-        let page = log.read_after(position, REBUILD_PAGE).await?;
+        let page = log.read_envelopes_after(position, REBUILD_PAGE).await?;
         let Some(last) = page.last() else { break };
         position = last.position;
         for event in &page {
             if until.is_some_and(|u| event.position > u) {
                 break 'pages;
             }
-            folder.push(event);
+            folder.push_envelope(event);
             done.events += 1;
             done.position = event.position;
         }

@@ -14,10 +14,11 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use sqlx::postgres::PgPoolOptions;
 use sqlx::PgPool;
-use strom_commands::store::{
-    pg_connect_options, verify_chains_with_progress, ChainProblem, ChainReport, EventLog,
-    LogPosition, PgEventLog, MAX_LOG_PAGE,
+use strom_commands::log::{
+    verify_chains_with_progress, ChainProblem, ChainReport, EventLog, LogPosition, PgEventLog,
+    MAX_LOG_PAGE,
 };
+use strom_commands::store::pg_connect_options;
 
 use crate::fold::AGENTS_PROJECTOR;
 use crate::postgres::{dump_tables_at_checkpoint, PgReadModel};
@@ -298,7 +299,7 @@ async fn export_to(log: &dyn EventLog, path: &Path, bar: &ProgressBar) -> anyhow
     let mut position = LogPosition::START;
     let mut written = 0;
     loop {
-        let page = log.read_after(position, MAX_LOG_PAGE).await?;
+        let page = log.read_envelopes_after(position, MAX_LOG_PAGE).await?;
         let Some(last) = page.last() else { break };
         position = last.position;
         written += file::write_events(&mut out, &page)

@@ -3,17 +3,15 @@
 //! input (times, prices, ids, correlation ids) is derived from the step, so two runs give the same events (only the
 //! store's `event_id`s differ).
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
 use chrono::{DateTime, TimeDelta, Utc};
-use cqrs_es::{CqrsFramework, EventStore};
 use rust_decimal::Decimal;
 use serde_json::json;
-use strom_commands::store::{execute_with_retry, memory_cqrs, CommandError, MemoryEventRepository};
+use strom_commands::service::{AggregateService, CommandContext, CommandError};
+use strom_commands::store::{EventStore, MemoryEventStore};
 use strom_domain::config::{AgentConfig, AgentConfigPatch, RiskLimits, StrategySpec};
-use strom_domain::upcast::event_upcasters;
 use strom_domain::{Agent, AgentCommand, AgentError, Observation, Symbol};
 
 /// The first instant of every scenario.
@@ -23,16 +21,16 @@ pub fn scenario_start() -> DateTime<Utc> {
 
 /// A memory event store whose `recorded_at` advances one millisecond per append from [`scenario_start`], so
 /// recorded streams do not depend on the wall clock.
-pub fn deterministic_memory_store() -> MemoryEventRepository {
+pub fn deterministic_memory_store() -> MemoryEventStore {
     let tick = Arc::new(AtomicI64::new(0));
-    MemoryEventRepository::with_clock(Arc::new(move || {
+    MemoryEventStore::with_clock(Arc::new(move || {
         scenario_start() + TimeDelta::milliseconds(tick.fetch_add(1, Ordering::Relaxed))
     }))
 }
 
-/// Drives commands for one agent through a cqrs framework.
-pub struct AgentDriver<'a, ES: EventStore<Agent>> {
-    cqrs: &'a CqrsFramework<Agent, ES>,
+/// Drives commands for one agent through the command service.
+pub struct AgentDriver<'a> {
+    agents: &'a AggregateService<Agent>,
     agent_id: String,
     /// Counter for correlation ids.
     step: u64,
@@ -67,11 +65,11 @@ pub fn config(
     }
 }
 
-impl<'a, ES: EventStore<Agent>> AgentDriver<'a, ES> {
+impl<'a> AgentDriver<'a> {
     /// A driver for `agent_id`.
-    pub fn new(cqrs: &'a CqrsFramework<Agent, ES>, agent_id: &str) -> Self {
+    pub fn new(agents: &'a AggregateService<Agent>, agent_id: &str) -> Self {
         Self {
-            cqrs,
+            agents,
             agent_id: agent_id.to_owned(),
             step: 0,
         }
@@ -83,18 +81,18 @@ impl<'a, ES: EventStore<Agent>> AgentDriver<'a, ES> {
         command: AgentCommand,
     ) -> Result<(), CommandError<AgentError>> {
         self.step += 1;
-        let metadata = HashMap::from([
-            (
-                "correlation_id".to_owned(),
-                format!(
-                    "{}-{}",
-                    &self.agent_id[..8.min(self.agent_id.len())],
-                    self.step
-                ),
+        let ctx = CommandContext::new(
+            format!(
+                "{}-{}",
+                &self.agent_id[..8.min(self.agent_id.len())],
+                self.step
             ),
-            ("actor".to_owned(), actor.to_owned()),
-        ]);
-        execute_with_retry(self.cqrs, &self.agent_id, || command.clone(), metadata).await
+            actor,
+        );
+        self.agents
+            .execute(&self.agent_id, || command.clone(), &ctx)
+            .await
+            .map(|_| ())
     }
 
     /// `CreateAgent` at `t0 + at_ms`.
@@ -210,12 +208,10 @@ pub const TWO_AGENTS_IDS: [&str; 2] = [
 ///
 /// # Errors
 /// A command was refused (a bug in the scenario) or the store failed.
-pub async fn two_agents<ES: EventStore<Agent>>(
-    cqrs: &CqrsFramework<Agent, ES>,
-) -> Result<(), CommandError<AgentError>> {
+pub async fn two_agents(agents: &AggregateService<Agent>) -> Result<(), CommandError<AgentError>> {
     let [a_id, b_id] = TWO_AGENTS_IDS;
-    let mut a = AgentDriver::new(cqrs, a_id);
-    let mut b = AgentDriver::new(cqrs, b_id);
+    let mut a = AgentDriver::new(agents, a_id);
+    let mut b = AgentDriver::new(agents, b_id);
     let sma = json!({"kind": "sma_crossover", "params": {"fast": 2, "slow": 3, "qty": "1"}});
     a.create(
         "alice",
@@ -297,9 +293,8 @@ pub async fn two_agents<ES: EventStore<Agent>>(
 ///
 /// # Errors
 /// As [`two_agents`].
-pub async fn two_agents_in_memory() -> Result<MemoryEventRepository, CommandError<AgentError>> {
-    let repo = deterministic_memory_store();
-    let cqrs = memory_cqrs::<Agent>(repo.clone(), event_upcasters(), vec![], ());
-    two_agents(&cqrs).await?;
-    Ok(repo)
+pub async fn two_agents_in_memory() -> Result<MemoryEventStore, CommandError<AgentError>> {
+    let store = deterministic_memory_store();
+    two_agents(&AggregateService::new(EventStore::Memory(store.clone()))).await?;
+    Ok(store)
 }

@@ -3,9 +3,10 @@
 //! Postgres and memory implement both; the fold they call is the same.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use async_trait::async_trait;
-use strom_commands::store::{LogPosition, LoggedEvent, StoreError};
+use strom_commands::log::{LogPosition, LoggedEvent, StoreError};
 
 use crate::fold::{AgentFold, Folded, ProjectionError};
 use crate::model::{AgentRow, RunRow};
@@ -49,7 +50,7 @@ pub trait ProjectionSink: Send + Sync {
     ///
     /// # Errors
     /// An event could not be folded, or the store failed; nothing was written.
-    async fn apply_page(&self, page: &[LoggedEvent]) -> Result<LogPosition, SinkError>;
+    async fn apply_page(&self, page: &[Arc<LoggedEvent>]) -> Result<LogPosition, SinkError>;
 }
 
 /// A read-model store being rebuilt from zero. `begin`, any number of `write_runs`, then `finish`; dropping the
@@ -90,9 +91,9 @@ pub(crate) struct PageEffects {
 }
 
 /// The agent ids of `page`'s Agent events after `checkpoint`: the rows a sink must load before folding it.
-pub(crate) fn agent_ids(page: &[LoggedEvent], checkpoint: LogPosition) -> BTreeSet<String> {
+pub(crate) fn agent_ids(page: &[Arc<LoggedEvent>], checkpoint: LogPosition) -> BTreeSet<String> {
     page.iter()
-        .filter(|e| e.position > checkpoint && e.aggregate_type == "Agent")
+        .filter(|e| e.position > checkpoint && e.event.as_agent().is_some())
         .map(|e| e.aggregate_id.clone())
         .collect()
 }
@@ -101,7 +102,7 @@ pub(crate) fn agent_ids(page: &[LoggedEvent], checkpoint: LogPosition) -> BTreeS
 pub(crate) fn fold_page(
     fold: &AgentFold,
     mut loaded: BTreeMap<String, AgentRow>,
-    page: &[LoggedEvent],
+    page: &[Arc<LoggedEvent>],
     checkpoint: LogPosition,
 ) -> Result<PageEffects, ProjectionError> {
     let mut effects = PageEffects::default();

@@ -5,31 +5,10 @@ use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde::Serialize;
 use serde_json::Value;
-use strom_domain::{AgentState, Side};
+use strom_domain::time::rfc3339_millis;
+use strom_domain::{AgentState, Side, TickSchedule};
 
 use crate::model::{AgentRow, RunOutcomeKind, RunRow};
-
-/// `#[serde(with = "millis")]` / `"opt_millis"`: timestamps as events carry them ("2026-11-22T10:00:00.000Z").
-mod millis {
-    use chrono::{DateTime, Utc};
-    use serde::Serializer;
-
-    pub fn serialize<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&strom_domain::time::format_millis(t))
-    }
-}
-
-mod opt_millis {
-    use chrono::{DateTime, Utc};
-    use serde::Serializer;
-
-    pub fn serialize<S: Serializer>(t: &Option<DateTime<Utc>>, s: S) -> Result<S::Ok, S::Error> {
-        match t {
-            Some(t) => s.serialize_str(&strom_domain::time::format_millis(t)),
-            None => s.serialize_none(),
-        }
-    }
-}
 
 /// An agent as `GET /api/v1/agents/{id}` returns it (schema `Agent`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -45,24 +24,24 @@ pub struct AgentView {
     pub seed: u64,
     pub status: AgentState,
     pub session: u64,
-    #[serde(with = "opt_millis")]
+    #[serde(with = "rfc3339_millis::option")]
     pub started_at: Option<DateTime<Utc>>,
-    #[serde(with = "opt_millis")]
+    #[serde(with = "rfc3339_millis::option")]
     pub stopped_at: Option<DateTime<Utc>>,
-    #[serde(with = "opt_millis")]
+    #[serde(with = "rfc3339_millis::option")]
     pub archived_at: Option<DateTime<Utc>>,
     /// From the projection: the tick after the last recorded run (see [`AgentView::next_tick_after`] for a
     /// countdown at response time).
-    #[serde(with = "opt_millis")]
+    #[serde(with = "rfc3339_millis::option")]
     pub next_tick_at: Option<DateTime<Utc>>,
     pub last_tick_no: Option<u64>,
-    #[serde(with = "opt_millis")]
+    #[serde(with = "rfc3339_millis::option")]
     pub last_run_at: Option<DateTime<Utc>>,
     pub last_price: Option<Decimal>,
     pub runs_count: u64,
-    #[serde(with = "millis")]
+    #[serde(with = "rfc3339_millis")]
     pub created_at: DateTime<Utc>,
-    #[serde(with = "millis")]
+    #[serde(with = "rfc3339_millis")]
     pub updated_at: DateTime<Utc>,
     pub version: u64,
 }
@@ -110,14 +89,7 @@ impl AgentView {
         if self.status != AgentState::Running {
             return None;
         }
-        let started_at = self.started_at?;
-        let frequency_ms = i64::from(self.frequency_s) * 1_000;
-        let elapsed_ms = (now - started_at).num_milliseconds();
-        if elapsed_ms < 0 || frequency_ms == 0 {
-            return Some(started_at);
-        }
-        let k = elapsed_ms / frequency_ms + 1;
-        crate::fold::tick_after(started_at, self.frequency_s, u64::try_from(k).ok()?)
+        TickSchedule::new(self.started_at?, self.frequency_s).next_after(now)
     }
 }
 
@@ -134,7 +106,7 @@ pub struct SignalView {
 pub struct ObservationView {
     pub symbol: String,
     pub price: Decimal,
-    #[serde(with = "millis")]
+    #[serde(with = "rfc3339_millis")]
     pub observed_at: DateTime<Utc>,
 }
 
@@ -144,11 +116,11 @@ pub struct RunView {
     pub agent_id: String,
     pub session: u64,
     pub tick_no: u64,
-    #[serde(with = "millis")]
+    #[serde(with = "rfc3339_millis")]
     pub scheduled_at: DateTime<Utc>,
-    #[serde(with = "millis")]
+    #[serde(with = "rfc3339_millis")]
     pub started_at: DateTime<Utc>,
-    #[serde(with = "millis")]
+    #[serde(with = "rfc3339_millis")]
     pub completed_at: DateTime<Utc>,
     pub observation: ObservationView,
     pub outcome: RunOutcomeKind,

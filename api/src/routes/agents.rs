@@ -7,11 +7,11 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use chrono::{DateTime, Utc};
-use rust_decimal::Decimal;
 use serde::Deserialize;
-use strom_commands::service::CommandContext;
-use strom_domain::config::{AgentConfigPatch, RiskLimits, StrategySpec};
-use strom_domain::{Agent, AgentCommand, AgentConfig, Symbol};
+use strom_commands::service::{CommandContext, Executed};
+use strom_domain::config::{AgentConfigPatch, NewAgent};
+use strom_domain::{Agent, AgentCommand, AgentEvent};
+use strom_projections::fold::fold_agent_row;
 
 use crate::auth::{Caller, Trader};
 use crate::extract::{ApiJson, OptionalJson};
@@ -23,86 +23,9 @@ use strom_projections::{AgentFilter, AgentView, Page, RunView};
 use crate::auth::Viewer;
 use crate::extract::ApiQuery;
 use crate::reads::query_error;
-use crate::views::{after_command, countdown};
 
-/// Longest stop reason the API accepts (specs/04 §2: `AgentStopped.reason` 0..=200 chars).
-pub const MAX_STOP_REASON_CHARS: usize = 200;
 /// The reason recorded when a stop request gives none (specs/04 §2).
 pub const DEFAULT_STOP_REASON: &str = "user";
-
-/// `CreateAgentRequest`: the config with everything but name, symbol, frequency and cash optional.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CreateAgentRequest {
-    name: String,
-    symbol: Symbol,
-    #[serde(default)]
-    strategy: Option<StrategySpec>,
-    frequency_s: u32,
-    #[serde(default)]
-    risk: Option<RiskLimits>,
-    starting_cash: Decimal,
-    #[serde(default)]
-    seed: Option<u64>,
-}
-
-impl CreateAgentRequest {
-    /// The full config, with the documented defaults (specs/03 §3 notes) filled in.
-    fn into_config(self, default_seed: u64) -> AgentConfig {
-        AgentConfig {
-            name: self.name,
-            symbol: self.symbol,
-            strategy: self.strategy.unwrap_or_default(),
-            frequency_s: self.frequency_s,
-            risk: self
-                .risk
-                .unwrap_or_else(|| RiskLimits::for_starting_cash(self.starting_cash)),
-            starting_cash: self.starting_cash,
-            seed: self.seed.unwrap_or(default_seed),
-        }
-    }
-}
-
-/// `AgentConfigPatch`: any non-empty subset of the config; each field given replaces the current one whole.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PatchAgentRequest {
-    #[serde(default)]
-    name: Option<String>,
-    #[serde(default)]
-    symbol: Option<Symbol>,
-    #[serde(default)]
-    strategy: Option<StrategySpec>,
-    #[serde(default)]
-    frequency_s: Option<u32>,
-    #[serde(default)]
-    risk: Option<RiskLimits>,
-    #[serde(default)]
-    starting_cash: Option<Decimal>,
-    #[serde(default)]
-    seed: Option<u64>,
-}
-
-impl PatchAgentRequest {
-    fn into_patch(self) -> Result<AgentConfigPatch, ApiError> {
-        let patch = AgentConfigPatch {
-            name: self.name,
-            symbol: self.symbol,
-            strategy: self.strategy,
-            frequency_s: self.frequency_s,
-            risk: self.risk,
-            starting_cash: self.starting_cash,
-            seed: self.seed,
-        };
-        if patch == AgentConfigPatch::default() {
-            return Err(ApiError::invalid(
-                "/",
-                "a patch must set at least one field",
-            ));
-        }
-        Ok(patch)
-    }
-}
 
 /// `StopRequest`.
 #[derive(Debug, Deserialize)]
@@ -130,13 +53,9 @@ pub fn not_found() -> ApiError {
     }
 }
 
-/// The agent's aggregate state, if it exists and the caller may see it.
-async fn load_visible(
-    state: &AppState,
-    caller: &Caller,
-    id: &str,
-) -> Result<(Agent, usize), ApiError> {
-    let (agent, version) = state
+/// Checks that the agent exists and the caller may act on it (its owner, or an admin).
+async fn check_visible(state: &AppState, caller: &Caller, id: &str) -> Result<(), ApiError> {
+    let (agent, _) = state
         .commands
         .agents
         .load(id)
@@ -146,10 +65,47 @@ async fn load_visible(
         .owner()
         .is_some_and(|owner| owner == caller.sub || caller.is_admin());
     if visible {
-        Ok((agent, version))
+        Ok(())
     } else {
         Err(not_found())
     }
+}
+
+/// The `Agent` body right after a command: the read model's row with the command's events folded in by the read
+/// model's own fold (and, if the projector is further behind, the events it has not applied yet, read from the
+/// store) — the very view GET returns once the projector catches up, without waiting for it.
+async fn view_after(
+    state: &AppState,
+    id: &str,
+    executed: &Executed<Agent>,
+) -> Result<AgentView, ApiError> {
+    let row = state
+        .reads
+        .queries()
+        .get_agent_row(id)
+        .await
+        .map_err(query_error)?;
+    let projected = row.as_ref().map_or(0, |r| r.version);
+    let before = executed.version - executed.events.len() as u64;
+    let missing: Vec<(u64, AgentEvent)> = if projected >= before {
+        (before + 1..).zip(executed.events.iter().cloned()).collect()
+    } else {
+        state
+            .commands
+            .store()
+            .events_after::<Agent>(id, projected)
+            .await
+            .map_err(|e| ApiError::Internal(anyhow::anyhow!("reading agent {id}: {e}")))?
+            .into_iter()
+            .filter_map(|(sequence, event)| event.as_agent().cloned().map(|e| (sequence, e)))
+            .collect()
+    };
+    let folded = fold_agent_row(row, id, missing.iter().map(|(s, e)| (*s, e)))
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("folding agent {id}: {e}")))?
+        .ok_or_else(not_found)?;
+    let mut view = AgentView::from(folded);
+    view.next_tick_at = view.next_tick_after(state.now());
+    Ok(view)
 }
 
 /// `POST /api/v1/agents` → 201 `Agent` with `Location`.
@@ -161,24 +117,16 @@ pub async fn create_agent(
     State(state): State<AppState>,
     Trader(caller): Trader,
     Extension(correlation): Extension<CorrelationId>,
-    ApiJson(body): ApiJson<CreateAgentRequest>,
+    ApiJson(body): ApiJson<NewAgent>,
 ) -> Result<Response, ApiError> {
     let id = uuid::Uuid::new_v4().hyphenated().to_string();
     tracing::Span::current().record("agent_id", id.as_str());
-    // The default risk limits derive from the starting cash, so a bad cash is reported as itself, not as the
-    // limit made from it.
-    if body.starting_cash <= Decimal::ZERO {
-        return Err(ApiError::invalid(
-            "/starting_cash",
-            format!("must be > 0 (got {})", body.starting_cash),
-        ));
-    }
-    let config = body.into_config(state.settings.default_seed);
+    let config = body.into_config(state.settings.default_seed)?;
     let at = state.now();
-    let (agent, version) = state
+    let executed = state
         .commands
         .agents
-        .execute_and_load(
+        .execute(
             &id,
             || AgentCommand::CreateAgent {
                 agent_id: id.clone(),
@@ -189,14 +137,7 @@ pub async fn create_agent(
             &ctx(&correlation, &caller),
         )
         .await?;
-    state.committed();
-    let command = AgentCommand::CreateAgent {
-        agent_id: id.clone(),
-        owner: caller.sub.clone(),
-        config,
-        at,
-    };
-    let view = view(&agent, version, None, &command, at, state.now())?;
+    let view = view_after(&state, &id, &executed).await?;
     let location = format!("/api/v1/agents/{id}");
     Ok((
         StatusCode::CREATED,
@@ -210,15 +151,14 @@ pub async fn create_agent(
 ///
 /// # Errors
 /// 401/403, 404, 409 `agent_running`/`agent_archived`, 422.
-#[tracing::instrument(skip(state, caller, correlation, body))]
+#[tracing::instrument(skip(state, caller, correlation, patch))]
 pub async fn update_agent(
     State(state): State<AppState>,
     Trader(caller): Trader,
     Extension(correlation): Extension<CorrelationId>,
     Path(id): Path<String>,
-    ApiJson(body): ApiJson<PatchAgentRequest>,
+    ApiJson(patch): ApiJson<AgentConfigPatch>,
 ) -> Result<Json<AgentView>, ApiError> {
-    let patch = body.into_patch()?;
     run(&state, &caller, &correlation, &id, move |at| {
         AgentCommand::UpdateAgentConfig {
             patch: patch.clone(),
@@ -251,7 +191,7 @@ pub async fn start_agent(
 /// `POST /api/v1/agents/{id}/stop` with an optional `{reason}` → 200 `Agent`.
 ///
 /// # Errors
-/// 401/403, 404, 409 `agent_not_running`/`agent_archived`, 422 for a reason over 200 characters.
+/// 401/403, 404, 409 `agent_not_running`/`agent_archived`, 422 for a blank reason or one over 500 characters.
 #[tracing::instrument(skip(state, caller, correlation, body))]
 pub async fn stop_agent(
     State(state): State<AppState>,
@@ -263,12 +203,6 @@ pub async fn stop_agent(
     let reason = body
         .and_then(|b| b.reason)
         .unwrap_or_else(|| DEFAULT_STOP_REASON.to_owned());
-    if reason.chars().count() > MAX_STOP_REASON_CHARS {
-        return Err(ApiError::invalid(
-            "/reason",
-            format!("must be at most {MAX_STOP_REASON_CHARS} characters"),
-        ));
-    }
     run(&state, &caller, &correlation, &id, move |at| {
         AgentCommand::StopAgent {
             at,
@@ -304,43 +238,14 @@ async fn run(
     command: impl Fn(DateTime<Utc>) -> AgentCommand,
 ) -> Result<Json<AgentView>, ApiError> {
     let id = agent_id(raw_id)?;
-    let (_, before) = load_visible(state, caller, &id).await?;
+    check_visible(state, caller, &id).await?;
     let at = state.now();
-    let (agent, version) = state
+    let executed = state
         .commands
         .agents
-        .execute_and_load(&id, || command(at), &ctx(correlation, caller))
+        .execute(&id, || command(at), &ctx(correlation, caller))
         .await?;
-    state.committed();
-    // The fields only the read model keeps, as of (at least) the state this command started from.
-    let projected = state.reads.agent_at(&id, before as u64).await?;
-    if projected.is_none() {
-        tracing::warn!(agent_id = %id, "read model has not caught up with the agent; history fields are partial");
-    }
-    view(
-        &agent,
-        version,
-        projected.as_ref(),
-        &command(at),
-        at,
-        state.now(),
-    )
-    .map(Json)
-}
-
-fn view(
-    agent: &Agent,
-    version: usize,
-    projected: Option<&AgentView>,
-    command: &AgentCommand,
-    at: DateTime<Utc>,
-    now: DateTime<Utc>,
-) -> Result<AgentView, ApiError> {
-    after_command(agent, version, projected, command, at, now).ok_or_else(|| {
-        ApiError::Internal(anyhow::anyhow!(
-            "agent has no profile right after a command that needs one"
-        ))
-    })
+    view_after(state, &id, &executed).await.map(Json)
 }
 
 /// `limit`, `cursor` and (agents only) `status` of a list request. Limits (1..=200, default 50) are checked by
@@ -378,7 +283,7 @@ pub async fn list_agents(
         .map_err(query_error)?;
     let now = state.now();
     for agent in &mut page.items {
-        agent.next_tick_at = countdown(agent, now);
+        agent.next_tick_at = agent.next_tick_after(now);
     }
     Ok(Json(page))
 }
@@ -395,7 +300,7 @@ pub async fn get_agent(
 ) -> Result<Json<AgentView>, ApiError> {
     let id = agent_id(&id)?;
     let mut agent = state.reads.visible_agent(&caller, &id).await?;
-    agent.next_tick_at = countdown(&agent, state.now());
+    agent.next_tick_at = agent.next_tick_after(state.now());
     Ok(Json(agent))
 }
 

@@ -12,14 +12,14 @@ use strom_domain::Symbol;
 use crate::auth::Viewer;
 use crate::problem::ApiError;
 use crate::startup::AppState;
-use crate::views::millis;
+use strom_domain::time::rfc3339_millis;
 
 /// The `MarketPrice` representation.
 #[derive(Debug, Serialize)]
 pub struct MarketPrice {
     symbol: String,
     price: Decimal,
-    #[serde(serialize_with = "millis")]
+    #[serde(with = "rfc3339_millis")]
     at: DateTime<Utc>,
 }
 

@@ -12,19 +12,19 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::IntoResponse;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use serde_json::Value;
-use strom_commands::store::LoggedEvent;
-use strom_domain::{AgentEvent, AgentState};
+use strom_commands::log::{EventEnvelope, LoggedEvent};
+use strom_domain::time::rfc3339_millis;
+use strom_domain::AgentState;
+use strom_projections::fold::{apply_event, EventAt};
+use strom_projections::{AgentRow, AgentView};
 use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::Viewer;
 use crate::live::StreamSlot;
 use crate::problem::ApiError;
-use crate::routes::agents::agent_id;
+use crate::routes::agents::{agent_id, not_found};
 use crate::startup::AppState;
-use crate::views::{countdown, millis, millis_opt};
-use strom_projections::AgentView;
 
 /// Comment sent on an idle stream so proxies keep it open and clients notice a dead one (specs/03 §4).
 pub const SSE_KEEP_ALIVE: Duration = Duration::from_secs(15);
@@ -32,71 +32,19 @@ pub const SSE_KEEP_ALIVE: Duration = Duration::from_secs(15);
 /// disconnected (it reconnects and refetches) instead of making the server hold its backlog.
 pub const SSE_STREAM_BUFFER: usize = 256;
 
-/// The EventEnvelope (specs/04 §4.1) of a committed event.
+/// `data` of every stream message: the event's envelope, and the agent's status and countdown after it.
 #[derive(Debug, Serialize)]
-struct Envelope<'a> {
-    event_id: String,
-    aggregate_type: &'a str,
-    aggregate_id: &'a str,
-    sequence: u64,
-    event_type: &'a str,
-    event_version: &'a str,
-    payload: &'a Value,
-    metadata: &'a Value,
-    #[serde(serialize_with = "millis")]
-    recorded_at: DateTime<Utc>,
-    hash: &'a str,
-}
-
-/// `data` of every stream message.
-#[derive(Debug, Serialize)]
-struct AgentStreamMessage<'a> {
-    envelope: Envelope<'a>,
+struct AgentStreamMessage {
+    envelope: EventEnvelope,
     status: AgentState,
-    #[serde(serialize_with = "millis_opt")]
+    #[serde(with = "rfc3339_millis::option")]
     next_tick_at: Option<DateTime<Utc>>,
-}
-
-/// The agent as the stream last saw it: the read model's view when the stream opened, then kept current from
-/// the agent's own events, so each message carries the countdown after its event.
-#[derive(Debug, Clone)]
-struct Countdown(AgentView);
-
-impl Countdown {
-    fn next_tick_at(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        countdown(&self.0, now)
-    }
-
-    fn status(&self) -> AgentState {
-        self.0.status
-    }
-
-    fn apply(&mut self, event: &AgentEvent) {
-        let view = &mut self.0;
-        match event {
-            AgentEvent::AgentCreated { frequency_s, .. }
-            | AgentEvent::AgentConfigUpdated { frequency_s, .. } => view.frequency_s = *frequency_s,
-            AgentEvent::AgentStarted {
-                started_at,
-                frequency_s,
-                session,
-            } => {
-                view.status = AgentState::Running;
-                view.started_at = Some(*started_at);
-                view.frequency_s = *frequency_s;
-                view.session = *session;
-            }
-            AgentEvent::AgentStopped { .. } => view.status = AgentState::Stopped,
-            AgentEvent::AgentArchived { .. } => view.status = AgentState::Archived,
-            AgentEvent::AgentRunRecorded { .. } => {}
-        }
-    }
 }
 
 /// Whether `event` belongs on the stream of `agent_id`: its own events, and its orders' (order ids start with
 /// the agent id, specs/04 §3.2).
 fn concerns(agent_id: &str, event: &LoggedEvent) -> bool {
-    match event.aggregate_type.as_str() {
+    match event.aggregate_type() {
         "Agent" => event.aggregate_id == agent_id,
         "Order" => event
             .aggregate_id
@@ -106,25 +54,16 @@ fn concerns(agent_id: &str, event: &LoggedEvent) -> bool {
     }
 }
 
-fn message(event: &LoggedEvent, countdown: &Countdown, now: DateTime<Utc>) -> Option<Event> {
+/// The message for `event`, with the agent as `row` holds it after the event (the read model's own fold keeps `row`
+/// current, so the stream shows what GET will).
+fn message(event: &LoggedEvent, row: &AgentRow, now: DateTime<Utc>) -> Option<Event> {
     let data = AgentStreamMessage {
-        envelope: Envelope {
-            event_id: event.event_id.hyphenated().to_string(),
-            aggregate_type: &event.aggregate_type,
-            aggregate_id: &event.aggregate_id,
-            sequence: event.sequence,
-            event_type: &event.event_type,
-            event_version: &event.event_version,
-            payload: &event.payload,
-            metadata: &event.metadata,
-            recorded_at: event.recorded_at,
-            hash: &event.hash,
-        },
-        status: countdown.status(),
-        next_tick_at: countdown.next_tick_at(now),
+        envelope: event.envelope(),
+        status: row.status,
+        next_tick_at: AgentView::from(row).next_tick_after(now),
     };
     Event::default()
-        .event(&event.event_type)
+        .event(event.event_type())
         .id(event.event_id.hyphenated().to_string())
         .json_data(data)
         .ok()
@@ -139,16 +78,22 @@ pub async fn stream_agent(
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     let id = agent_id(&id)?;
-    let agent = state.reads.visible_agent(&caller, &id).await?;
+    let row = state
+        .reads
+        .queries()
+        .get_agent_row(&id)
+        .await
+        .map_err(crate::reads::query_error)?
+        .filter(|row| row.owner == caller.sub || caller.is_admin())
+        .ok_or_else(not_found)?;
     let slot = state.live.open_stream(&caller.sub)?;
     // Subscribe before answering: every event committed after the client sees the response reaches it.
     let events = state.live.subscribe();
-    let start = Countdown(agent);
     let (tx, rx) = mpsc::channel(SSE_STREAM_BUFFER);
     let clock = state.clock.clone();
     tokio::spawn(forward(
         id,
-        start,
+        row,
         events,
         tx,
         slot,
@@ -167,7 +112,7 @@ pub async fn stream_agent(
 /// or the server stops. Holding `slot` keeps the stream counted against the user's limit.
 async fn forward(
     agent_id: String,
-    mut countdown: Countdown,
+    mut row: AgentRow,
     mut events: broadcast::Receiver<Arc<LoggedEvent>>,
     tx: mpsc::Sender<Event>,
     _slot: StreamSlot,
@@ -190,12 +135,18 @@ async fn forward(
         if !concerns(&agent_id, &event) {
             continue;
         }
-        if event.aggregate_type == "Agent" {
-            if let Ok(agent_event) = serde_json::from_value::<AgentEvent>(event.payload.clone()) {
-                countdown.apply(&agent_event);
+        if let Some(agent_event) = event.event.as_agent() {
+            let at = EventAt {
+                aggregate_id: &event.aggregate_id,
+                sequence: event.sequence,
+                global_position: event.position.global_position,
+            };
+            if let Err(e) = apply_event(&mut row, at, agent_event) {
+                tracing::warn!(agent_id, error = %e, "SSE stream cannot follow the agent; disconnecting it");
+                return;
             }
         }
-        let Some(message) = message(&event, &countdown, now()) else {
+        let Some(message) = message(&event, &row, now()) else {
             continue;
         };
         if tx.try_send(message).is_err() {

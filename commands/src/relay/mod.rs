@@ -2,18 +2,14 @@
 //! aggregate, on `<p>.events.<aggregate_type lowercase>.<aggregate_id>` with `Nats-Msg-Id` = event id (so the
 //! stream drops republished copies).
 //!
-//! One relay is active at a time ([`Relay::postgres`]: a Postgres advisory lock; [`Relay::memory`]: no lock, see
-//! there); others stand by and take over when the active one dies. The active relay reads the log after its
-//! checkpoint `relay` one page at a time, publishes the page, waits for every ack, then saves the checkpoint. A
-//! crash between publish and save republishes that page, which JetStream deduplicates. The log reader's xmin
-//! watermark means a transaction that commits late (or rolls back) is never skipped (or never seen).
+//! One relay is active at a time (the singleton lease of [`crate::lease`]); others stand by and take over when the
+//! active one dies. The active relay follows the log ([`crate::log::Follower`], in the stored form) after its
+//! checkpoint `relay`: it publishes a page, waits for every ack, then saves the checkpoint through the lease. A crash
+//! between publish and save republishes that page, which JetStream deduplicates. The log reader's xmin watermark
+//! means a transaction that commits late (or rolls back) is never skipped (or never seen).
 //!
 //! [`ActiveRelay`] exposes the two halves of a step ([`ActiveRelay::publish_page`],
 //! [`ActiveRelay::commit_checkpoint`]) so tests can stop between them, like a crash would.
-
-mod envelope;
-mod lag;
-mod leadership;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -21,24 +17,31 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use cqrs_es::{Aggregate, Query};
+use async_trait::async_trait;
 use futures::{StreamExt, TryStreamExt};
 use sqlx::PgPool;
-use tokio::sync::{watch, Notify};
+use tokio::sync::watch;
 use tokio::time::Instant;
 use uuid::Uuid;
 
-pub use envelope::{EventEnvelope, EVENT_TYPE_HEADER, EVENT_VERSION_HEADER, SEQUENCE_HEADER};
-pub use lag::LAG_COUNT_CAP;
-pub use leadership::{LEASE_ROUND_TRIP_TIMEOUT, LOCK_NAMESPACE, LOCK_ROLE};
-
-use self::lag::{LagProbe, LogLag, PgLag};
-use self::leadership::{Leadership, Lease, PgLeadership, Unshared};
 use crate::bus::{Bus, BusError, Headers, NameError, CORRELATION_ID_HEADER};
-use crate::store::{
-    EventLog, LogPosition, LoggedEvent, MemoryCheckpointStore, MemoryEventRepository, PgEventLog,
-    StoreError,
+use crate::lease::{Lease, LeaseError, Singleton, LEASE_CHECK};
+use crate::log::{
+    CheckpointStore, CommitSignal, EventEnvelope, EventLog, FollowError, Follower, FollowerConfig,
+    LogPosition, PageHandler, PgCheckpointStore, PgEventLog, StoreError,
 };
+use crate::store::MemoryEventStore;
+
+/// The role name of the relay's lease (`relay:<nats_prefix>`): one active relay per bus prefix (the prefix names the
+/// stream it feeds; tests and deployments sharing a database use distinct prefixes).
+pub const RELAY_ROLE: &str = "relay";
+
+/// Header naming the event type (`AgentStarted`), so a consumer can skip a message without decoding its body.
+pub const EVENT_TYPE_HEADER: &str = "Strom-Event-Type";
+/// Header with the event version (`"1"`).
+pub const EVENT_VERSION_HEADER: &str = "Strom-Event-Version";
+/// Header with the event's 1-based sequence within its aggregate (decimal text).
+pub const SEQUENCE_HEADER: &str = "Strom-Sequence";
 
 /// The relay's checkpoint name (specs/01 §2).
 pub const CHECKPOINT_NAME: &str = "relay";
@@ -54,48 +57,30 @@ pub const RELAY_PAGE: usize = 1_000;
 /// page queue thousands of pending acks.
 pub const PUBLISH_CONCURRENCY: usize = 64;
 
-/// Pause between reads when the log has nothing new (and no in-process wake-up came). The projectors' idle poll
-/// (specs/01 §3.1); an idle read is one index probe, so ten per second cost nothing, and commands in the same
-/// process wake the relay at once through [`RelayWaker`].
+/// Pause between reads when the log has nothing new (and no commit of this process woke the relay). The projectors'
+/// idle poll (specs/01 §3.1); an idle read is one index probe, so ten per second cost nothing.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(100);
-
-/// How often a standby relay tries to take the lock (specs/01 §2 `LEADER_RETRY_S`). A failover within 5 s keeps
-/// the bus at most seconds behind, and a standby's attempt (a connection and one query) every 5 s is negligible.
-pub const LEADER_RETRY: Duration = Duration::from_secs(5);
-
-/// First pause after a failed step (bus or database unreachable); doubled on each further failure up to
-/// [`ERROR_BACKOFF_MAX`]. Short, since most failures are a reconnect that takes milliseconds.
-pub const ERROR_BACKOFF_MIN: Duration = Duration::from_millis(100);
-
-/// Longest pause between retries while the bus or database stays down: recovery is noticed within 5 s, while a
-/// long outage costs one failed attempt (and one warning line) per 5 s.
-pub const ERROR_BACKOFF_MAX: Duration = Duration::from_secs(5);
-
-/// How often the active relay samples `strom_relay_lag_events`. A sample is one capped count
-/// ([`LAG_COUNT_CAP`]); once a second is as fresh as a Prometheus scrape needs.
-pub const LAG_SAMPLE_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Counter: events the stream stored (acked as new).
 pub const METRIC_PUBLISHED: &str = "strom_relay_events_published_total";
 /// Counter: publishes the stream acked as duplicates of an already stored event id (republished after a crash,
 /// a lost ack or a failover).
 pub const METRIC_DUPLICATES: &str = "strom_relay_duplicates_total";
-/// Gauge: committed events after the active relay's checkpoint, counted up to [`LAG_COUNT_CAP`] every
-/// [`LAG_SAMPLE_INTERVAL`] (Postgres: including rows of transactions still held back by the xmin watermark).
+/// Gauge: committed events after the active relay's checkpoint (see [`crate::log::EventLog::backlog`]).
 pub const METRIC_LAG: &str = "strom_relay_lag_events";
 /// Gauge: 1 while this process's relay is the active one, else 0.
 pub const METRIC_ACTIVE: &str = "strom_relay_active";
 
-/// Tunables of one relay; [`Default`] gives the named constants above. Tests shorten the intervals.
+/// Tunables of one relay; [`Default`] gives the named constants. Tests shorten the intervals.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RelayConfig {
-    /// Events per page (capped by the log at [`MAX_LOG_PAGE`](crate::store::MAX_LOG_PAGE)).
+    /// Events per page (capped by the log at [`MAX_LOG_PAGE`](crate::log::MAX_LOG_PAGE)).
     pub page_size: usize,
     /// Idle pause between reads.
     pub poll_interval: Duration,
-    /// Standby's pause between attempts to take the lock, also after losing it.
+    /// Standby's pause between attempts to take the lease, also after losing it.
     pub leader_retry: Duration,
-    /// Longest pause between retries of a failing step.
+    /// Longest pause between retries of a failing page.
     pub error_backoff_max: Duration,
 }
 
@@ -104,8 +89,8 @@ impl Default for RelayConfig {
         Self {
             page_size: RELAY_PAGE,
             poll_interval: POLL_INTERVAL,
-            leader_retry: LEADER_RETRY,
-            error_backoff_max: ERROR_BACKOFF_MAX,
+            leader_retry: crate::lease::LEADER_RETRY,
+            error_backoff_max: crate::log::FOLLOWER_ERROR_BACKOFF_MAX,
         }
     }
 }
@@ -130,7 +115,7 @@ pub struct RelayStats {
     pub duplicates: u64,
     /// Log reads (pages), empty ones included.
     pub reads: u64,
-    /// Steps that failed and were retried.
+    /// Pages that failed and were retried.
     pub failures: u64,
 }
 
@@ -140,20 +125,9 @@ pub enum RelayError {
     /// Reading the global log failed.
     #[error("relay could not read the event log: {0}")]
     Log(#[source] StoreError),
-    /// The (memory) checkpoint store failed.
-    #[error("relay could not load or save its checkpoint: {0}")]
-    Checkpoint(#[source] StoreError),
-    /// The lock's connection could not be opened or is gone: the lease is lost.
-    #[error("relay leader lock connection failed (lease lost): {0}")]
-    Lock(#[source] sqlx::Error),
-    /// A round trip on the lock's connection took too long: the connection is presumed cut, the lease lost.
-    #[error("relay leader lock connection did not answer within {0:?} (lease presumed lost)")]
-    LockTimedOut(Duration),
-    /// Loading or saving the checkpoint through the lock's connection failed: the lease may be lost.
-    #[error(
-        "relay could not use its checkpoint through the leader lock connection (lease lost): {0}"
-    )]
-    LockCheckpoint(#[source] StoreError),
+    /// The lease is (or may be) lost, or the checkpoint could not be used under it.
+    #[error("relay lease: {0}")]
+    Lease(#[source] LeaseError),
     /// The event's aggregate type or id cannot be a subject token. The relay stops here rather than skip the
     /// event (nothing is ever skipped); commands validate ids, so this means a row written outside STROM.
     #[error("event {event_id} ({aggregate_type} {aggregate_id}) cannot be published: {source}")]
@@ -183,30 +157,15 @@ pub enum RelayError {
 impl RelayError {
     /// Whether the relay must stop publishing and stand by (its lease is or may be gone).
     pub fn lost_lease(&self) -> bool {
-        matches!(
-            self,
-            Self::Lock(_) | Self::LockTimedOut(_) | Self::LockCheckpoint(_)
-        )
+        matches!(self, Self::Lease(_))
     }
-}
 
-/// Wakes an idle relay of this process at once (instead of at its next poll), e.g. after a command committed.
-/// Also a cqrs-es [`Query`], so it can be registered on any framework: in-process dispatch is only a wake-up
-/// here, never a source of events, so a lost dispatch costs at most one [`POLL_INTERVAL`].
-#[derive(Debug, Clone)]
-pub struct RelayWaker(Arc<Notify>);
-
-impl RelayWaker {
-    /// Makes the relay read the log now (or right after its current step).
-    pub fn wake(&self) {
-        self.0.notify_one();
-    }
-}
-
-#[async_trait::async_trait]
-impl<A: Aggregate> Query<A> for RelayWaker {
-    async fn dispatch(&self, _aggregate_id: &str, _events: &[cqrs_es::EventEnvelope<A>]) {
-        self.wake();
+    fn into_follow(self) -> FollowError {
+        if self.lost_lease() {
+            FollowError::Stop(Box::new(self))
+        } else {
+            FollowError::Retry(Box::new(self))
+        }
     }
 }
 
@@ -221,59 +180,53 @@ struct Counters {
 /// The outbox relay. Build it with [`Relay::postgres`] or [`Relay::memory`], then [`run`](Relay::run) it.
 pub struct Relay {
     log: Arc<dyn EventLog>,
+    /// Where the checkpoint lives when the lease has no connection of its own (memory).
+    checkpoints: Arc<dyn CheckpointStore>,
     bus: Arc<dyn Bus>,
-    leadership: Box<dyn Leadership>,
-    lag: Box<dyn LagProbe>,
+    singleton: Singleton,
     config: RelayConfig,
-    wake: Arc<Notify>,
+    commits: Option<CommitSignal>,
     state: watch::Sender<RelayState>,
     counters: Counters,
 }
 
 impl Relay {
-    /// A relay over the Postgres event log in `pool`'s schema. Its lock is
-    /// `pg_try_advisory_lock(hashtext('strom'), hashtext('relay:<bus prefix>'))`, held on a dedicated connection
-    /// opened with `pool`'s connect options; the checkpoint is saved through that connection.
+    /// A relay over the Postgres event log in `pool`'s schema. Its lease is the singleton lock
+    /// `relay:<bus prefix>`, on a dedicated connection opened with `pool`'s connect options; the checkpoint is saved
+    /// through that connection.
     pub fn postgres(pool: PgPool, bus: Arc<dyn Bus>, config: RelayConfig) -> Self {
-        let leadership = PgLeadership {
-            options: (*pool.connect_options()).clone(),
-            key: format!("{LOCK_ROLE}:{}", bus.subjects().prefix()),
-        };
+        let singleton = Singleton::postgres(
+            (*pool.connect_options()).clone(),
+            RELAY_ROLE,
+            bus.subjects().prefix(),
+        );
         Self::new(
             Arc::new(PgEventLog::new(pool.clone())),
+            Arc::new(PgCheckpointStore::new(pool)),
             bus,
-            Box::new(leadership),
-            Box::new(PgLag { pool }),
+            singleton,
             config,
         )
     }
 
-    /// A relay over the memory event store, with checkpoints in `checkpoints`. No lock: the memory store exists in
-    /// this one process, which runs one relay role (embedded mode is single-process), so there is no other
-    /// instance to exclude; a second relay over the same store would only cause duplicates the bus drops.
-    pub fn memory(
-        repo: MemoryEventRepository,
-        checkpoints: MemoryCheckpointStore,
-        bus: Arc<dyn Bus>,
-        config: RelayConfig,
-    ) -> Self {
-        let log: Arc<dyn EventLog> = Arc::new(repo);
+    /// A relay over the memory event store, keeping its checkpoint there. No lock: the memory store exists in this one
+    /// process, which runs one relay role (embedded mode is single-process), so there is no other instance to exclude;
+    /// a second relay over the same store would only cause duplicates the bus drops.
+    pub fn memory(store: MemoryEventStore, bus: Arc<dyn Bus>, config: RelayConfig) -> Self {
         Self::new(
-            Arc::clone(&log),
+            Arc::new(store.clone()),
+            Arc::new(store),
             bus,
-            Box::new(Unshared {
-                checkpoints: Arc::new(checkpoints),
-            }),
-            Box::new(LogLag { log }),
+            Singleton::Single,
             config,
         )
     }
 
     fn new(
         log: Arc<dyn EventLog>,
+        checkpoints: Arc<dyn CheckpointStore>,
         bus: Arc<dyn Bus>,
-        leadership: Box<dyn Leadership>,
-        lag: Box<dyn LagProbe>,
+        singleton: Singleton,
         config: RelayConfig,
     ) -> Self {
         metrics::describe_counter!(
@@ -291,14 +244,21 @@ impl Relay {
         metrics::describe_gauge!(METRIC_ACTIVE, "1 while this relay is the active one");
         Self {
             log,
+            checkpoints,
             bus,
-            leadership,
-            lag,
+            singleton,
             config,
-            wake: Arc::new(Notify::new()),
+            commits: None,
             state: watch::Sender::new(RelayState::Standby),
             counters: Counters::default(),
         }
+    }
+
+    /// Reads at once after each commit signalled on `commits` (this process's commands) instead of at the next poll.
+    #[must_use]
+    pub fn woken_by(mut self, commits: &CommitSignal) -> Self {
+        self.commits = Some(commits.clone());
+        self
     }
 
     /// Follows the relay's state changes.
@@ -317,50 +277,73 @@ impl Relay {
         }
     }
 
-    /// A handle that wakes this relay when it idles.
-    pub fn waker(&self) -> RelayWaker {
-        RelayWaker(Arc::clone(&self.wake))
-    }
-
     /// Tries once to become the active relay, loading the checkpoint. `None`: another relay is active.
     ///
     /// # Errors
     /// The lock or the checkpoint could not be reached.
     pub async fn try_activate(&self) -> Result<Option<ActiveRelay<'_>>, RelayError> {
-        let Some(mut lease) = self.leadership.try_acquire().await? else {
+        let Some(lease) = self
+            .singleton
+            .try_acquire()
+            .await
+            .map_err(RelayError::Lease)?
+        else {
             return Ok(None);
         };
-        let checkpoint = lease.load(CHECKPOINT_NAME).await?.unwrap_or_default();
-        Ok(Some(ActiveRelay {
+        self.activate(lease).await.map(Some)
+    }
+
+    async fn activate(&self, mut lease: Lease) -> Result<ActiveRelay<'_>, RelayError> {
+        let checkpoint = lease
+            .load_checkpoint(CHECKPOINT_NAME, self.checkpoints.as_ref())
+            .await
+            .map_err(RelayError::Lease)?
+            .unwrap_or_default();
+        Ok(ActiveRelay {
             relay: self,
             lease,
             checkpoint,
-        }))
+            confirmed_at: Instant::now(),
+        })
     }
 
     /// Relays until `shutdown` resolves: stands by until it holds the lease, then publishes page after page,
-    /// retrying failed steps with backoff and going back to standby if the lease is lost. Returns promptly on
+    /// retrying failed pages with backoff and going back to standby if the lease is lost. Returns promptly on
     /// shutdown, dropping any page in flight (it was not checkpointed, so the next relay republishes it).
     pub async fn run(&self, shutdown: impl Future<Output = ()>) {
         tokio::pin!(shutdown);
         let mut try_at_once = true;
         loop {
             self.set_state(RelayState::Standby);
-            let mut active = tokio::select! {
-                () = &mut shutdown => break,
-                active = self.stand_by(try_at_once) => active,
+            if !try_at_once {
+                // Leave the next attempt to the other instances first: losing a lease usually means this one is
+                // unhealthy (its connection broke).
+                tokio::select! {
+                    () = &mut shutdown => break,
+                    () = tokio::time::sleep(self.config.leader_retry) => {}
+                }
+            }
+            let Some(lease) = self
+                .singleton
+                .acquire(self.config.leader_retry, &mut shutdown)
+                .await
+            else {
+                break;
+            };
+            let mut active = match self.activate(lease).await {
+                Ok(active) => active,
+                Err(error) => {
+                    tracing::warn!(%error, "relay could not load its checkpoint; standing by");
+                    try_at_once = false;
+                    continue;
+                }
             };
             self.set_state(RelayState::Active);
             tracing::info!(checkpoint = ?active.checkpoint, "relay is active");
-            let lost = tokio::select! {
-                () = &mut shutdown => None,
-                lost = self.lead(&mut active) => Some(lost),
-            };
+            let lost = active.lead(&mut shutdown).await;
             active.release().await;
             let Some(error) = lost else { break };
             tracing::warn!(%error, "relay lost its lease; standing by");
-            // Leave the next attempt to the other instances first: losing a lease usually means this one is
-            // unhealthy (its connection broke).
             try_at_once = false;
         }
         self.set_state(RelayState::Stopped);
@@ -376,60 +359,63 @@ impl Relay {
         self.state.send_replace(state);
     }
 
-    /// Waits until this relay holds the lease.
-    async fn stand_by(&self, try_at_once: bool) -> ActiveRelay<'_> {
-        if !try_at_once {
-            tokio::time::sleep(self.config.leader_retry).await;
-        }
-        loop {
-            match self.try_activate().await {
-                Ok(Some(active)) => return active,
-                Ok(None) => tracing::debug!("another relay is active; standing by"),
-                Err(error) => tracing::warn!(%error, "relay could not try to become active"),
-            }
-            tokio::time::sleep(self.config.leader_retry).await;
-        }
+    fn follower(&self, from: LogPosition) -> Follower {
+        Follower::new(
+            "relay",
+            Arc::clone(&self.log),
+            from,
+            self.commits.as_ref().map(CommitSignal::subscribe),
+            FollowerConfig {
+                page_size: self.config.page_size,
+                idle_poll: self.config.poll_interval,
+                error_backoff_max: self.config.error_backoff_max,
+                lag_gauge: Some((METRIC_LAG, Vec::new())),
+            },
+        )
     }
 
-    /// Publishes while the lease holds; returns why it stopped holding.
-    async fn lead(&self, active: &mut ActiveRelay<'_>) -> RelayError {
-        let mut backoff = ERROR_BACKOFF_MIN;
-        let mut next_lag_sample = Instant::now();
-        loop {
-            let step = active.step().await;
-            if Instant::now() >= next_lag_sample {
-                self.sample_lag(active.checkpoint).await;
-                next_lag_sample = Instant::now() + LAG_SAMPLE_INTERVAL;
-            }
-            match step {
-                Ok(true) => backoff = ERROR_BACKOFF_MIN,
-                Ok(false) => {
-                    backoff = ERROR_BACKOFF_MIN;
-                    self.idle().await;
-                }
-                Err(error) if error.lost_lease() => return error,
-                Err(error) => {
-                    self.counters.failures.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(%error, retry_in_ms = backoff.as_millis() as u64, "relay step failed");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(self.config.error_backoff_max);
-                }
+    /// Publishes one aggregate's messages one after another, each after the previous one's ack; returns how many
+    /// were duplicates.
+    async fn publish_in_order(&self, queue: Vec<Outgoing>) -> Result<usize, RelayError> {
+        let mut duplicates = 0;
+        for message in queue {
+            let msg_id = message.event_id.to_string();
+            let ack = self
+                .bus
+                .publish(&message.subject, &msg_id, &message.headers, message.payload)
+                .await
+                .map_err(|source| RelayError::Publish {
+                    event_id: message.event_id,
+                    source,
+                })?;
+            if ack.duplicate {
+                duplicates += 1;
+                self.counters.duplicates.fetch_add(1, Ordering::Relaxed);
+                metrics::counter!(METRIC_DUPLICATES).increment(1);
+            } else {
+                self.counters.published.fetch_add(1, Ordering::Relaxed);
+                metrics::counter!(METRIC_PUBLISHED).increment(1);
             }
         }
+        Ok(duplicates)
     }
 
-    async fn idle(&self) {
-        tokio::select! {
-            () = tokio::time::sleep(self.config.poll_interval) => {}
-            () = self.wake.notified() => {}
+    /// Publishes `events` and waits for every ack: one queue per subject (= per aggregate), in log order, which is
+    /// sequence order within an aggregate. Returns how many were duplicates.
+    async fn publish(&self, events: &[EventEnvelope]) -> Result<usize, RelayError> {
+        let mut queues: BTreeMap<String, Vec<Outgoing>> = BTreeMap::new();
+        for event in events {
+            let message = outgoing(self.bus.as_ref(), event)?;
+            queues
+                .entry(message.subject.clone())
+                .or_default()
+                .push(message);
         }
-    }
-
-    async fn sample_lag(&self, checkpoint: LogPosition) {
-        match self.lag.events_after(checkpoint).await {
-            Ok(lag) => metrics::gauge!(METRIC_LAG).set(lag as f64),
-            Err(error) => tracing::debug!(%error, "relay lag sample failed"),
-        }
+        futures::stream::iter(queues.into_values())
+            .map(|queue| self.publish_in_order(queue))
+            .buffer_unordered(PUBLISH_CONCURRENCY)
+            .try_fold(0, |total, duplicates| async move { Ok(total + duplicates) })
+            .await
     }
 }
 
@@ -437,8 +423,9 @@ impl Relay {
 /// the lease up (for Postgres, when the lock's connection closes).
 pub struct ActiveRelay<'r> {
     relay: &'r Relay,
-    lease: Box<dyn Lease>,
+    lease: Lease,
     checkpoint: LogPosition,
+    confirmed_at: Instant,
 }
 
 /// A page published and acked, not yet checkpointed.
@@ -469,45 +456,30 @@ impl ActiveRelay<'_> {
         self.checkpoint
     }
 
-    /// Checks the lease still holds.
-    ///
-    /// # Errors
-    /// [`RelayError::Lock`]: the lease is lost.
-    pub async fn confirm(&mut self) -> Result<(), RelayError> {
-        self.lease.confirm().await
-    }
-
-    /// Publishes the next page after the checkpoint and waits for every ack, without saving the checkpoint.
-    /// `None` when the log has nothing new. Calling it again before [`commit_checkpoint`](Self::commit_checkpoint)
-    /// republishes the same page (the stream acks the copies as duplicates).
+    /// Reads the next page after the checkpoint, publishes it and waits for every ack, without saving the checkpoint
+    /// (a test hook: [`Relay::run`] gets its pages from the follower). `None` when the log has nothing new.
     ///
     /// # Errors
     /// Reading the log or a publish failed; some messages of the page may be stored, none checkpointed.
     pub async fn publish_page(&mut self) -> Result<Option<PublishedPage>, RelayError> {
-        let relay = self.relay;
-        let events = relay
+        let events = self
+            .relay
             .log
-            .read_after(self.checkpoint, relay.config.page_size)
+            .read_envelopes_after(self.checkpoint, self.relay.config.page_size)
             .await
             .map_err(RelayError::Log)?;
-        relay.counters.reads.fetch_add(1, Ordering::Relaxed);
+        self.relay.counters.reads.fetch_add(1, Ordering::Relaxed);
+        self.publish_events(&events).await
+    }
+
+    async fn publish_events(
+        &mut self,
+        events: &[EventEnvelope],
+    ) -> Result<Option<PublishedPage>, RelayError> {
         let Some(last) = events.last().map(|e| e.position) else {
             return Ok(None);
         };
-        // One queue per subject (= per aggregate), in log order, which is sequence order within an aggregate.
-        let mut queues: BTreeMap<String, Vec<Outgoing>> = BTreeMap::new();
-        for event in &events {
-            let message = outgoing(relay.bus.as_ref(), event)?;
-            queues
-                .entry(message.subject.clone())
-                .or_default()
-                .push(message);
-        }
-        let duplicates = futures::stream::iter(queues.into_values())
-            .map(|queue| relay.publish_in_order(queue))
-            .buffer_unordered(PUBLISH_CONCURRENCY)
-            .try_fold(0, |total, duplicates| async move { Ok(total + duplicates) })
-            .await?;
+        let duplicates = self.relay.publish(events).await?;
         tracing::debug!(
             events = events.len(),
             duplicates,
@@ -536,7 +508,10 @@ impl ActiveRelay<'_> {
         if page.last <= self.checkpoint {
             return Ok(());
         }
-        self.lease.save(CHECKPOINT_NAME, page.last).await?;
+        self.lease
+            .save_checkpoint(CHECKPOINT_NAME, page.last, self.relay.checkpoints.as_ref())
+            .await
+            .map_err(RelayError::Lease)?;
         self.checkpoint = page.last;
         Ok(())
     }
@@ -546,46 +521,50 @@ impl ActiveRelay<'_> {
         self.lease.release().await;
     }
 
-    /// One step: confirm the lease, publish a page, commit it. `Ok(false)` when there was nothing to publish.
-    async fn step(&mut self) -> Result<bool, RelayError> {
-        self.confirm().await?;
-        let Some(page) = self.publish_page().await? else {
-            return Ok(false);
-        };
-        self.commit_checkpoint(page).await?;
-        Ok(true)
-    }
-}
-
-impl Relay {
-    /// Publishes one aggregate's messages one after another, each after the previous one's ack; returns how many
-    /// were duplicates.
-    async fn publish_in_order(&self, queue: Vec<Outgoing>) -> Result<usize, RelayError> {
-        let mut duplicates = 0;
-        for message in queue {
-            let msg_id = message.event_id.to_string();
-            let ack = self
-                .bus
-                .publish(&message.subject, &msg_id, &message.headers, message.payload)
-                .await
-                .map_err(|source| RelayError::Publish {
-                    event_id: message.event_id,
-                    source,
-                })?;
-            if ack.duplicate {
-                duplicates += 1;
-                self.counters.duplicates.fetch_add(1, Ordering::Relaxed);
-                metrics::counter!(METRIC_DUPLICATES).increment(1);
-            } else {
-                self.counters.published.fetch_add(1, Ordering::Relaxed);
-                metrics::counter!(METRIC_PUBLISHED).increment(1);
-            }
+    /// Confirms the lease when [`LEASE_CHECK`] has passed since the last confirmation.
+    async fn confirm_if_due(&mut self) -> Result<(), RelayError> {
+        if self.confirmed_at.elapsed() >= LEASE_CHECK {
+            self.lease.confirm().await.map_err(RelayError::Lease)?;
+            self.confirmed_at = Instant::now();
         }
-        Ok(duplicates)
+        Ok(())
+    }
+
+    /// Publishes while the lease holds; returns why it stopped holding (`None`: shutdown).
+    async fn lead(
+        &mut self,
+        shutdown: &mut (impl Future<Output = ()> + Unpin),
+    ) -> Option<FollowError> {
+        let mut follower = self.relay.follower(self.checkpoint);
+        follower.run(self, shutdown).await.err()
     }
 }
 
-fn outgoing(bus: &dyn Bus, event: &LoggedEvent) -> Result<Outgoing, RelayError> {
+#[async_trait]
+impl PageHandler<EventEnvelope> for ActiveRelay<'_> {
+    async fn handle(&mut self, page: &[EventEnvelope]) -> Result<LogPosition, FollowError> {
+        let relay = self.relay;
+        relay.counters.reads.fetch_add(1, Ordering::Relaxed);
+        let published = async {
+            self.confirm_if_due().await?;
+            if let Some(published) = self.publish_events(page).await? {
+                self.commit_checkpoint(published).await?;
+            }
+            Ok::<_, RelayError>(self.checkpoint)
+        };
+        published.await.map_err(|error| {
+            relay.counters.failures.fetch_add(1, Ordering::Relaxed);
+            error.into_follow()
+        })
+    }
+
+    async fn idle(&mut self) -> Result<(), FollowError> {
+        self.relay.counters.reads.fetch_add(1, Ordering::Relaxed);
+        self.confirm_if_due().await.map_err(RelayError::into_follow)
+    }
+}
+
+fn outgoing(bus: &dyn Bus, event: &EventEnvelope) -> Result<Outgoing, RelayError> {
     let subject = bus
         .subjects()
         .event(&event.aggregate_type, &event.aggregate_id)
@@ -595,12 +574,10 @@ fn outgoing(bus: &dyn Bus, event: &LoggedEvent) -> Result<Outgoing, RelayError> 
             aggregate_id: event.aggregate_id.clone(),
             source,
         })?;
-    let payload = EventEnvelope::from(event)
-        .encode()
-        .map_err(|source| RelayError::Encode {
-            event_id: event.event_id,
-            source,
-        })?;
+    let payload = event.to_json().map_err(|source| RelayError::Encode {
+        event_id: event.event_id,
+        source,
+    })?;
     Ok(Outgoing {
         event_id: event.event_id,
         subject,
@@ -611,14 +588,15 @@ fn outgoing(bus: &dyn Bus, event: &LoggedEvent) -> Result<Outgoing, RelayError> 
 
 /// The message headers. A value a header cannot carry (a line break, non-ASCII) is left out rather than making
 /// the event unpublishable: the body carries every field anyway.
-fn headers(event: &LoggedEvent) -> Headers {
+fn headers(event: &EventEnvelope) -> Headers {
     let mut headers = Headers::new();
     let sequence = event.sequence.to_string();
+    let correlation_id = event
+        .metadata
+        .get("correlation_id")
+        .and_then(serde_json::Value::as_str);
     let candidates = [
-        (
-            CORRELATION_ID_HEADER,
-            event.metadata_str("correlation_id").unwrap_or_default(),
-        ),
+        (CORRELATION_ID_HEADER, correlation_id.unwrap_or_default()),
         (EVENT_TYPE_HEADER, event.event_type.as_str()),
         (EVENT_VERSION_HEADER, event.event_version.as_str()),
         (SEQUENCE_HEADER, sequence.as_str()),
@@ -643,8 +621,8 @@ mod tests {
 
     use super::*;
 
-    fn event(metadata: serde_json::Value) -> LoggedEvent {
-        LoggedEvent {
+    fn event(metadata: serde_json::Value) -> EventEnvelope {
+        EventEnvelope {
             position: LogPosition::START,
             event_id: Uuid::nil(),
             aggregate_type: "Agent".into(),
@@ -682,9 +660,8 @@ mod tests {
     }
 
     #[test]
-    fn only_lock_errors_lose_the_lease() {
-        assert!(RelayError::Lock(sqlx::Error::PoolClosed).lost_lease());
-        assert!(RelayError::LockTimedOut(LEASE_ROUND_TRIP_TIMEOUT).lost_lease());
+    fn only_lease_errors_lose_the_lease() {
+        assert!(RelayError::Lease(LeaseError::TimedOut).lost_lease());
         assert!(
             !RelayError::Log(StoreError::InvalidConnection("x".into())).lost_lease(),
             "a failed read is retried under the same lease"

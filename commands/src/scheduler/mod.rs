@@ -10,9 +10,9 @@
 //! of a tick, so a restarted scheduler (or two briefly overlapping ones) cannot double-tick. After downtime only the
 //! latest due tick per agent is emitted; the older ones are counted as skipped, never replayed in a burst.
 //!
-//! Only one instance is active ([`Leadership`]); the clock is injected, so tests and demos control time.
+//! Only one instance is active (the singleton lease of [`crate::lease`]); the clock is injected, so tests and demos
+//! control time.
 
-mod lock;
 mod schedule;
 mod tick;
 
@@ -21,20 +21,24 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use async_trait::async_trait;
 use chrono::{DateTime, TimeDelta, Utc};
 use futures::StreamExt;
 use tokio::time::Instant;
 
-pub use lock::{
-    lock_name, Leadership, LEADER_RETRY, LOCK_CHECK, LOCK_IO_TIMEOUT, LOCK_NAMESPACE,
-    SCHEDULER_ROLE,
-};
 pub use tick::{tick_msg_id, AgentTick, TickError};
 
-use self::lock::LeaderGuard;
 use self::schedule::{PlannedTick, Schedule};
 use crate::bus::{Bus, BusError, Headers, PublishAck, CORRELATION_ID_HEADER};
-use crate::store::{Clock, EventLog, LogPosition, StoreError, MAX_LOG_PAGE};
+use crate::lease::{Lease, Singleton, LEADER_RETRY, LEASE_CHECK};
+use crate::log::{
+    EventLog, FollowError, Follower, FollowerConfig, LogPosition, LoggedEvent, PageHandler,
+    MAX_LOG_PAGE,
+};
+use crate::store::Clock;
+
+/// The scheduler's role name in its lease (`scheduler:<nats_prefix>`).
+pub const SCHEDULER_ROLE: &str = "scheduler";
 
 /// How often the log is read when nothing is due sooner. A start is noticed within this (plus the commit), which is
 /// how late tick 1 of a session can be, since its due time is the (truncated) start itself; 50 ms keeps that well
@@ -57,6 +61,8 @@ pub const PUBLISH_CONCURRENCY: usize = 1_024;
 pub const PUBLISH_RETRY: Duration = Duration::from_secs(1);
 /// Pause before reading the log again after a read failed (a Postgres restart).
 const LOG_RETRY: Duration = Duration::from_secs(1);
+/// Gauge: events in the log the scheduler has not read yet.
+pub const LAG_METRIC: &str = "strom_scheduler_lag_events";
 
 /// Timing knobs; [`Default`] gives the production values (tests shorten them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,7 +71,7 @@ pub struct SchedulerConfig {
     pub log_poll: Duration,
     /// See [`LEADER_RETRY`].
     pub leader_retry: Duration,
-    /// See [`LOCK_CHECK`].
+    /// See [`LEASE_CHECK`].
     pub lock_check: Duration,
     /// See [`PUBLISH_RETRY`].
     pub publish_retry: Duration,
@@ -76,7 +82,7 @@ impl Default for SchedulerConfig {
         Self {
             log_poll: LOG_POLL,
             leader_retry: LEADER_RETRY,
-            lock_check: LOCK_CHECK,
+            lock_check: LEASE_CHECK,
             publish_retry: PUBLISH_RETRY,
         }
     }
@@ -155,7 +161,7 @@ pub fn system_clock() -> Clock {
 pub struct Scheduler {
     log: Arc<dyn EventLog>,
     bus: Arc<dyn Bus>,
-    leadership: Leadership,
+    singleton: Singleton,
     clock: Clock,
     config: SchedulerConfig,
     stats: Arc<SchedulerStats>,
@@ -168,19 +174,19 @@ enum Exit {
 }
 
 impl Scheduler {
-    /// A scheduler reading agents from `log`, publishing on `bus` (whose topology must exist), active while
-    /// `leadership` allows, reading time from `clock`.
+    /// A scheduler reading agents from `log`, publishing on `bus` (whose topology must exist), active while it
+    /// holds the `singleton` lease, reading time from `clock`.
     pub fn new(
         log: Arc<dyn EventLog>,
         bus: Arc<dyn Bus>,
-        leadership: Leadership,
+        singleton: Singleton,
         clock: Clock,
         config: SchedulerConfig,
     ) -> Self {
         Self {
             log,
             bus,
-            leadership,
+            singleton,
             clock,
             config,
             stats: Arc::default(),
@@ -197,17 +203,17 @@ impl Scheduler {
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
         tokio::pin!(shutdown);
         loop {
-            let Some(mut guard) = self
-                .leadership
+            let Some(mut lease) = self
+                .singleton
                 .acquire(self.config.leader_retry, &mut shutdown)
                 .await
             else {
                 return;
             };
             self.set_active(true);
-            let exit = self.run_active(&mut guard, &mut shutdown).await;
+            let exit = self.run_active(&mut lease, &mut shutdown).await;
             self.set_active(false);
-            guard.release().await;
+            lease.release().await;
             match exit {
                 Exit::Shutdown => return,
                 // Sit out one retry interval before competing again: the instance whose lock session died is the
@@ -227,13 +233,24 @@ impl Scheduler {
 
     async fn run_active(
         &self,
-        guard: &mut LeaderGuard,
+        lease: &mut Lease,
         shutdown: &mut (impl Future<Output = ()> + Unpin),
     ) -> Exit {
         let mut schedule = Schedule::default();
-        let mut position = LogPosition::START;
+        let mut follower = Follower::new(
+            "scheduler",
+            Arc::clone(&self.log),
+            LogPosition::START,
+            None,
+            FollowerConfig {
+                page_size: MAX_LOG_PAGE,
+                idle_poll: self.config.log_poll,
+                error_backoff_max: LOG_RETRY,
+                lag_gauge: Some((LAG_METRIC, Vec::new())),
+            },
+        );
         // The whole log first: a tick planned from a half-read log could belong to an agent stopped later on.
-        while let Err(e) = self.follow(&mut schedule, &mut position, usize::MAX).await {
+        while let Err(e) = self.follow(&mut follower, &mut schedule, usize::MAX).await {
             tracing::warn!(error = %e, "scheduler cannot read the event log; retrying");
             tokio::select! {
                 () = &mut *shutdown => return Exit::Shutdown,
@@ -247,13 +264,13 @@ impl Scheduler {
         let mut next_lock_check = Instant::now() + self.config.lock_check;
         loop {
             if Instant::now() >= next_lock_check {
-                if !guard.still_held().await {
+                if !lease.still_held().await {
                     return Exit::LockLost;
                 }
                 next_lock_check = Instant::now() + self.config.lock_check;
             }
             if let Err(e) = self
-                .follow(&mut schedule, &mut position, MAX_LOG_PAGES_PER_ROUND)
+                .follow(&mut follower, &mut schedule, MAX_LOG_PAGES_PER_ROUND)
                 .await
             {
                 tracing::warn!(error = %e, "scheduler cannot read the event log; ticks continue from what it knows");
@@ -294,32 +311,21 @@ impl Scheduler {
         }
     }
 
-    /// Applies the log after `position`, at most `max_pages` pages, moving `position` past what was applied.
+    /// Applies at most `max_pages` pages of the log to `schedule`. An event that does not decode stops the follower
+    /// before it (it is never skipped); ticks go on from what the schedule knows until it can be read.
     async fn follow(
         &self,
+        follower: &mut Follower,
         schedule: &mut Schedule,
-        position: &mut LogPosition,
         max_pages: usize,
-    ) -> Result<(), StoreError> {
-        for _ in 0..max_pages {
-            let page = self.log.read_after(*position, MAX_LOG_PAGE).await?;
-            let full = page.len() == MAX_LOG_PAGE;
-            for event in page {
-                *position = event.position;
-                let (event_id, aggregate_id) = (event.event_id, event.aggregate_id.clone());
-                if let Err(e) = schedule.apply(event) {
-                    metrics::counter!("strom_scheduler_bad_events_total").increment(1);
-                    tracing::error!(%event_id, %aggregate_id, error = %e, "Agent event does not decode; skipped");
-                }
-            }
-            if !full {
-                break;
-            }
-        }
+    ) -> Result<(), FollowError> {
+        let result = follower
+            .step(&mut ScheduleFeed { schedule }, max_pages)
+            .await;
         let running = schedule.running_agents() as u64;
         self.stats.running_agents.store(running, Ordering::Relaxed);
         metrics::gauge!("strom_scheduler_running_agents").set(running as f64);
-        Ok(())
+        result.map(|_| ())
     }
 
     /// Publishes `ticks` with at most [`PUBLISH_CONCURRENCY`] in flight, then queues each agent's next tick (or the
@@ -407,5 +413,20 @@ impl Scheduler {
             }
         }
         (tick, result)
+    }
+}
+
+/// Feeds log pages into the schedule.
+struct ScheduleFeed<'a> {
+    schedule: &'a mut Schedule,
+}
+
+#[async_trait]
+impl PageHandler for ScheduleFeed<'_> {
+    async fn handle(&mut self, page: &[Arc<LoggedEvent>]) -> Result<LogPosition, FollowError> {
+        for event in page {
+            self.schedule.apply(event);
+        }
+        Ok(page.last().map_or(LogPosition::START, |e| e.position))
     }
 }

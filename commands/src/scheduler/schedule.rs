@@ -10,34 +10,27 @@ use std::collections::{BTreeMap, BinaryHeap};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use strom_domain::agent::tick_due_at;
-use strom_domain::AgentEvent;
+use strom_domain::{AgentEvent, TickSchedule};
 
-use crate::store::LoggedEvent;
+use crate::log::LoggedEvent;
 
 /// The running session of one agent, as the log tells it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Running {
     session: u64,
-    started_at: DateTime<Utc>,
-    frequency_s: u32,
+    schedule: TickSchedule,
     /// Highest tick of this session with an `AgentRunRecorded` in the log: it was emitted and run, whoever emitted it.
     last_run_tick: u64,
 }
 
 impl Running {
     fn due_at(&self, tick_no: u64) -> Option<DateTime<Utc>> {
-        tick_due_at(self.started_at, self.frequency_s, tick_no)
+        self.schedule.due_at(tick_no)
     }
 
     /// The highest tick due at or before `now` (0 if none is due yet).
     fn latest_due(&self, now: DateTime<Utc>) -> u64 {
-        let elapsed_ms = (now - self.started_at).num_milliseconds();
-        if elapsed_ms < 0 {
-            return 0;
-        }
-        let period_ms = i64::from(self.frequency_s.max(1)) * 1000;
-        u64::try_from(elapsed_ms / period_ms).map_or(0, |n| n + 1)
+        self.schedule.latest_due(now)
     }
 }
 
@@ -89,60 +82,46 @@ impl Schedule {
     /// - `AgentConfigUpdated` changes nothing here: it only happens while stopped, and a session ticks at the
     ///   `frequency_s` its `AgentStarted` recorded.
     ///
-    /// # Errors
-    /// The payload of a relevant event does not decode (the event is skipped; the caller logs it).
-    pub fn apply(&mut self, event: LoggedEvent) -> Result<Change, serde_json::Error> {
-        if event.aggregate_type != <strom_domain::Agent as cqrs_es::Aggregate>::TYPE
-            || !matches!(
-                event.event_type.as_str(),
-                "AgentStarted" | "AgentStopped" | "AgentArchived" | "AgentRunRecorded"
-            )
-        {
-            return Ok(Change::Nothing);
-        }
-        let agent_id: Arc<str> = Arc::from(event.aggregate_id.as_str());
-        Ok(match serde_json::from_value::<AgentEvent>(event.payload)? {
+    pub fn apply(&mut self, event: &LoggedEvent) -> Change {
+        let Some(agent_event) = event.event.as_agent() else {
+            return Change::Nothing;
+        };
+        match agent_event {
             AgentEvent::AgentStarted {
                 session,
                 started_at,
                 frequency_s,
             } => {
-                self.start(agent_id, session, started_at, frequency_s);
+                let agent_id: Arc<str> = Arc::from(event.aggregate_id.as_str());
+                self.start(agent_id, *session, TickSchedule::new(*started_at, *frequency_s));
                 Change::Started
             }
             AgentEvent::AgentStopped { .. } | AgentEvent::AgentArchived { .. } => {
-                self.running.remove(&agent_id);
+                self.running.remove(event.aggregate_id.as_str());
                 Change::Ended
             }
             AgentEvent::AgentRunRecorded {
                 session, tick_no, ..
-            } => match self.running.get_mut(&agent_id) {
-                Some(running) if running.session == session => {
-                    running.last_run_tick = running.last_run_tick.max(tick_no);
+            } => match self.running.get_mut(event.aggregate_id.as_str()) {
+                Some(running) if running.session == *session => {
+                    running.last_run_tick = running.last_run_tick.max(*tick_no);
                     Change::Ran
                 }
                 _ => Change::Nothing,
             },
             _ => Change::Nothing,
-        })
+        }
     }
 
-    fn start(
-        &mut self,
-        agent_id: Arc<str>,
-        session: u64,
-        started_at: DateTime<Utc>,
-        frequency_s: u32,
-    ) {
+    fn start(&mut self, agent_id: Arc<str>, session: u64, schedule: TickSchedule) {
         let running = Running {
             session,
-            started_at,
-            frequency_s,
+            schedule,
             last_run_tick: 0,
         };
         self.running.insert(Arc::clone(&agent_id), running);
         self.queue.push(Reverse(Due {
-            wake_at: started_at,
+            wake_at: schedule.started_at,
             agent_id,
             session,
             tick_no: 1,
@@ -244,7 +223,7 @@ impl Schedule {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::LogPosition;
+    use crate::log::LogPosition;
     use chrono::TimeDelta;
     use serde_json::json;
 
@@ -256,17 +235,13 @@ mod tests {
     }
 
     fn logged(agent_id: &str, event: AgentEvent) -> LoggedEvent {
-        use cqrs_es::DomainEvent;
         LoggedEvent {
             position: LogPosition::START,
             event_id: uuid::Uuid::nil(),
-            aggregate_type: "Agent".into(),
             aggregate_id: agent_id.into(),
             sequence: 1,
-            event_type: event.event_type(),
-            event_version: event.event_version(),
-            payload: serde_json::to_value(&event).unwrap(),
-            metadata: json!({}),
+            event: event.into(),
+            metadata: strom_domain::EventMetadata::default(),
             recorded_at: t(0),
             hash: String::new(),
         }
@@ -337,7 +312,7 @@ mod tests {
     #[test]
     fn a_running_agent_ticks_at_its_frequency_from_its_start() {
         let mut s = Schedule::default();
-        s.apply(logged(A, started(1, 10, 5))).unwrap();
+        s.apply(&logged(A, started(1, 10, 5)));
         assert_eq!(s.next_wake(), Some(t(10)));
         assert!(tick_at(&mut s, 9).is_empty());
         assert_eq!(tick_at(&mut s, 10), vec![(A.into(), 1, 10, 0)]);
@@ -349,22 +324,22 @@ mod tests {
     #[test]
     fn a_stop_drops_the_pending_tick_and_a_new_session_restarts_the_count() {
         let mut s = Schedule::default();
-        s.apply(logged(A, started(1, 0, 1))).unwrap();
+        s.apply(&logged(A, started(1, 0, 1)));
         assert_eq!(tick_at(&mut s, 0).len(), 1);
-        s.apply(logged(A, stopped(1, 0))).unwrap();
+        s.apply(&logged(A, stopped(1, 0)));
         assert!(tick_at(&mut s, 5).is_empty());
         assert_eq!(s.running_agents(), 0);
-        s.apply(logged(A, started(2, 7, 1))).unwrap();
+        s.apply(&logged(A, started(2, 7, 1)));
         assert_eq!(tick_at(&mut s, 7), vec![(A.into(), 1, 7, 0)]);
     }
 
     #[test]
     fn after_downtime_only_the_latest_due_tick_is_emitted_and_the_rest_counted() {
         let mut s = Schedule::default();
-        s.apply(logged(A, started(1, 0, 10))).unwrap();
-        s.apply(logged(A, ran(1, 1))).unwrap();
-        s.apply(logged(A, ran(1, 2))).unwrap();
-        s.apply(logged(B, started(1, 0, 10))).unwrap();
+        s.apply(&logged(A, started(1, 0, 10)));
+        s.apply(&logged(A, ran(1, 1)));
+        s.apply(&logged(A, ran(1, 2)));
+        s.apply(&logged(B, started(1, 0, 10)));
         // Ticks 1..=6 are due at 55 s; A ran 1 and 2, so 3..=5 are skipped; B never ran, so 1..=5 are.
         assert_eq!(
             tick_at(&mut s, 55),
@@ -379,8 +354,8 @@ mod tests {
     #[test]
     fn a_tick_already_run_is_not_emitted_again_after_a_restart() {
         let mut s = Schedule::default();
-        s.apply(logged(A, started(1, 0, 10))).unwrap();
-        s.apply(logged(A, ran(1, 1))).unwrap();
+        s.apply(&logged(A, started(1, 0, 10)));
+        s.apply(&logged(A, ran(1, 1)));
         assert!(tick_at(&mut s, 5).is_empty());
         assert_eq!(s.next_wake(), Some(t(10)));
         assert_eq!(tick_at(&mut s, 10), vec![(A.into(), 2, 10, 0)]);
@@ -389,7 +364,7 @@ mod tests {
     #[test]
     fn a_failed_publish_is_retried_and_becomes_the_latest_due_tick() {
         let mut s = Schedule::default();
-        s.apply(logged(A, started(1, 0, 1))).unwrap();
+        s.apply(&logged(A, started(1, 0, 1)));
         let ticks = s.take_due(t(0), 10);
         assert_eq!(ticks.len(), 1);
         s.retry(ticks.into_iter().next().unwrap(), t(3));
@@ -400,8 +375,8 @@ mod tests {
     #[test]
     fn take_due_hands_out_at_most_max_ticks_in_due_order() {
         let mut s = Schedule::default();
-        s.apply(logged(B, started(1, 0, 1))).unwrap();
-        s.apply(logged(A, started(1, 0, 1))).unwrap();
+        s.apply(&logged(B, started(1, 0, 1)));
+        s.apply(&logged(A, started(1, 0, 1)));
         let first = s.take_due(t(0), 1);
         assert_eq!(first[0].agent_id.as_ref(), A);
         let second = s.take_due(t(0), 1);
@@ -412,9 +387,13 @@ mod tests {
     fn other_aggregates_and_events_change_nothing() {
         let mut s = Schedule::default();
         let mut order = logged(A, started(1, 0, 1));
-        order.aggregate_type = "Order".into();
-        assert_eq!(s.apply(order).unwrap(), Change::Nothing);
-        assert_eq!(s.apply(logged(A, ran(1, 1))).unwrap(), Change::Nothing);
+        order.event = strom_domain::OrderEvent::OrderCancelled {
+            reason: "test".into(),
+            cancelled_at: t(0),
+        }
+        .into();
+        assert_eq!(s.apply(&order), Change::Nothing);
+        assert_eq!(s.apply(&logged(A, ran(1, 1))), Change::Nothing);
         assert_eq!(s.running_agents(), 0);
     }
 }

@@ -1,33 +1,149 @@
-//! The event store: cqrs-es wiring over Postgres (postgres-es) or memory, the global log both expose to readers,
-//! checkpoints, bounded command retry and hash-chain verification.
+//! The write side's event store: append an aggregate's new events under optimistic concurrency, read an aggregate's
+//! events after a version, keep snapshots of its state — in Postgres (through postgres-es) or in memory. Both hold
+//! typed events ([`StromEvent`]); JSON is made and read only by the Postgres adapter, with `strom_domain::codec`.
 //!
-//! Postgres is the system of record; [`MemoryEventRepository`] is the same port for embedded mode, backtests and
-//! tests, held to the same conformance tests. The log order is (tx_id, global_position) below the xmin watermark:
-//! see [`EventLog`].
+//! Postgres is the system of record; [`MemoryEventStore`] is the same port for embedded mode and tests, held to the
+//! same conformance tests. Each is also the reader of its global log ([`crate::log::EventLog`]).
 
-mod error;
-mod log;
 mod memory;
 mod postgres;
-mod retry;
-mod verify;
+mod postgres_events;
 
-pub use error::StoreError;
-pub use log::{CheckpointStore, EventLog, LogPosition, LoggedEvent, MAX_LOG_PAGE};
-pub use memory::{
-    memory_cqrs, Clock, MemoryCheckpointStore, MemoryCqrs, MemoryEventRepository, MemoryEventStore,
-    MemoryStoreError,
-};
-pub use postgres::{
-    migrate, pg_connect_options, pg_cqrs, PgCheckpointStore, PgCqrs, PgEventLog, PgEventStore,
-    MIGRATOR,
-};
-pub use retry::{execute_with_retry, CommandError, MAX_COMMAND_ATTEMPTS};
-pub use verify::{
-    verify_chains, verify_chains_with_progress, AggregateKey, ChainKey, ChainProblem, ChainReport,
-    ChainRow, ChainSource, ChainVerifier, MAX_REPORTED_PROBLEMS, REORDER_SEARCH_WINDOW,
-    VERIFY_PAGE,
-};
+use std::sync::Arc;
 
-/// The chain functions the store uses (one definition, in the pure core).
-pub use strom_domain::canonical::{chain_hash_text, jsonb_text, GENESIS_HASH};
+use sqlx::PgPool;
+use strom_domain::{Decider, EventMetadata, StromEvent};
+
+pub use memory::{Clock, MemoryEventStore};
+pub use postgres::{migrate, pg_connect_options, MIGRATOR};
+pub use postgres_events::PgEventStore;
+
+pub use crate::log::StoreError;
+use crate::log::{CommitSignal, EventLog};
+
+/// Why an append did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum AppendError {
+    /// Another command appended to the aggregate since the expected version (optimistic concurrency).
+    #[error("the aggregate changed since it was loaded")]
+    Conflict,
+    /// The store failed; the events may or may not have been appended.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Where the events live. Clones share one store.
+#[derive(Clone, Debug)]
+pub enum EventStore {
+    /// Postgres, the system of record.
+    Postgres(PgEventStore),
+    /// In memory: embedded mode and tests.
+    Memory(MemoryEventStore),
+}
+
+impl EventStore {
+    /// The Postgres store in `pool`'s schema (migrated).
+    pub fn postgres(pool: PgPool) -> Self {
+        Self::Postgres(PgEventStore::new(pool))
+    }
+
+    /// A fresh, empty memory store stamping `recorded_at` from the wall clock.
+    pub fn memory() -> Self {
+        Self::Memory(MemoryEventStore::new())
+    }
+
+    pub fn is_memory(&self) -> bool {
+        matches!(self, Self::Memory(_))
+    }
+
+    /// The global log of this store.
+    pub fn log(&self) -> Arc<dyn EventLog> {
+        match self {
+            Self::Postgres(store) => Arc::new(store.log()),
+            Self::Memory(store) => Arc::new(store.clone()),
+        }
+    }
+
+    /// Signalled after every append through this store (this process's commits).
+    pub fn commits(&self) -> &CommitSignal {
+        match self {
+            Self::Postgres(store) => store.commits(),
+            Self::Memory(store) => store.commits(),
+        }
+    }
+
+    /// Appends `events` to aggregate `A` `aggregate_id`, whose last sequence must still be `expected_version`.
+    ///
+    /// # Errors
+    /// [`AppendError::Conflict`] when another append came first, [`AppendError::Store`] when the store failed.
+    pub async fn append<A: Decider + cqrs_es::Aggregate>(
+        &self,
+        aggregate_id: &str,
+        expected_version: u64,
+        events: &[StromEvent],
+        metadata: &EventMetadata,
+    ) -> Result<(), AppendError> {
+        match self {
+            Self::Postgres(store) => {
+                store
+                    .append::<A>(aggregate_id, expected_version, events, metadata)
+                    .await
+            }
+            Self::Memory(store) => {
+                store.append(<A as Decider>::TYPE, aggregate_id, expected_version, events, metadata)
+            }
+        }?;
+        self.commits().notify();
+        Ok(())
+    }
+
+    /// The events of `A` `aggregate_id` after sequence `after`, in order, with their sequences.
+    ///
+    /// # Errors
+    /// The store failed, or a stored event does not decode.
+    pub async fn events_after<A: Decider + cqrs_es::Aggregate>(
+        &self,
+        aggregate_id: &str,
+        after: u64,
+    ) -> Result<Vec<(u64, StromEvent)>, StoreError> {
+        match self {
+            Self::Postgres(store) => store.events_after::<A>(aggregate_id, after).await,
+            Self::Memory(store) => Ok(store.events_after(<A as Decider>::TYPE, aggregate_id, after)),
+        }
+    }
+
+    /// The latest snapshot of `A` `aggregate_id` and the sequence it was taken at. A snapshot of an older state shape
+    /// (or one that no longer reads) is ignored, so the caller replays instead.
+    ///
+    /// # Errors
+    /// The store failed.
+    pub async fn load_snapshot<A: Decider>(
+        &self,
+        aggregate_id: &str,
+    ) -> Result<Option<(A, u64)>, StoreError> {
+        match self {
+            Self::Postgres(store) => store.load_snapshot::<A>(aggregate_id).await,
+            Self::Memory(store) => Ok(store.load_snapshot::<A>(aggregate_id)),
+        }
+    }
+
+    /// Keeps `state` as `A` `aggregate_id`'s snapshot at `version`, unless a newer one is already kept. Snapshots are
+    /// a cache: losing one costs a longer load, never a wrong state.
+    ///
+    /// # Errors
+    /// The store failed.
+    pub async fn save_snapshot<A: Decider>(
+        &self,
+        aggregate_id: &str,
+        state: &A,
+        version: u64,
+    ) -> Result<(), StoreError> {
+        match self {
+            Self::Postgres(store) => store.save_snapshot(aggregate_id, state, version).await,
+            Self::Memory(store) => {
+                store.save_snapshot(aggregate_id, state, version);
+                Ok(())
+            }
+        }
+    }
+}

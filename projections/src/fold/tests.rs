@@ -1,7 +1,7 @@
 //! Unit tests of the agents fold: each event's effect on the row, idempotency, upcasting and refusals.
 
 use serde_json::json;
-use strom_commands::store::LogPosition;
+use strom_commands::log::LogPosition;
 use uuid::Uuid;
 
 use super::*;

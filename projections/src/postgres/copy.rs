@@ -3,7 +3,7 @@
 //! RFC 3339, jsonb as its canonical text), escaped for COPY.
 
 use sqlx::PgConnection;
-use strom_commands::store::jsonb_text;
+use strom_commands::log::jsonb_text;
 use strom_domain::time::format_millis;
 
 use crate::model::{AgentRow, RunRow};

@@ -8,7 +8,7 @@ use rust_decimal::Decimal;
 use serde_json::Value;
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, PgExecutor, Row};
-use strom_commands::store::{jsonb_text, LogPosition, PgCheckpointStore};
+use strom_commands::log::{jsonb_text, LogPosition, PgCheckpointStore};
 use strom_domain::{AgentState, Side};
 
 use crate::fold::AGENTS_PROJECTOR;

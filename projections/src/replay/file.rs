@@ -1,4 +1,4 @@
-//! Event logs as JSON-lines files (one `LoggedEvent` per line, in log order) and read models as golden files
+//! Event logs as JSON-lines files (one `EventEnvelope` per line, the stored form, in log order) and read models as golden files
 //! (`agents.jsonl`, `agent_runs.jsonl`: one canonical dump line per row, in primary-key order). Everything here
 //! works without a database: [`check_file`] verifies a file's order and hash chains and folds it.
 
@@ -6,11 +6,11 @@ use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use strom_commands::store::{jsonb_text, ChainReport, ChainRow, ChainVerifier, LoggedEvent};
+use strom_commands::log::{jsonb_text, ChainReport, ChainRow, ChainVerifier, EventEnvelope};
 
 use crate::fold::ProjectionError;
 use crate::model::{AgentsModel, TableDump, AGENTS_TABLES};
-use crate::rebuild::{diff_dumps, fold_events, DumpComparison};
+use crate::rebuild::{diff_dumps, DumpComparison, LenientFold};
 
 /// Longest line accepted in an event file: an event payload is bounded by the API's 64 KiB body limit, so a
 /// longer line is not an event and is refused before it is parsed.
@@ -22,7 +22,7 @@ pub const MAX_EVENT_LINE_BYTES: usize = 1024 * 1024;
 /// Writing failed.
 pub fn write_events<'a>(
     out: impl Write,
-    events: impl IntoIterator<Item = &'a LoggedEvent>,
+    events: impl IntoIterator<Item = &'a EventEnvelope>,
 ) -> std::io::Result<u64> {
     let mut out = BufWriter::new(out);
     let mut n = 0;
@@ -39,7 +39,7 @@ pub fn write_events<'a>(
 ///
 /// # Errors
 /// The file cannot be read, or a line is not a logged event (the error names the line).
-pub fn read_events(path: &Path) -> anyhow::Result<Vec<LoggedEvent>> {
+pub fn read_events(path: &Path) -> anyhow::Result<Vec<EventEnvelope>> {
     let file =
         std::fs::File::open(path).with_context(|| format!("Failed to open {}", path.display()))?;
     let mut events = Vec::new();
@@ -54,7 +54,7 @@ pub fn read_events(path: &Path) -> anyhow::Result<Vec<LoggedEvent>> {
             path.display(),
             i + 1
         );
-        let event: LoggedEvent = serde_json::from_str(&line)
+        let event: EventEnvelope = serde_json::from_str(&line)
             .with_context(|| format!("{}:{}: not a logged event", path.display(), i + 1))?;
         events.push(event);
     }
@@ -87,7 +87,7 @@ impl FileCheck {
 }
 
 /// Verifies `events` (log order, hash chains) and folds them into read models.
-pub fn check_events(events: &[LoggedEvent]) -> FileCheck {
+pub fn check_events(events: &[EventEnvelope]) -> FileCheck {
     let mut order_problems = Vec::new();
     for (i, pair) in events.windows(2).enumerate() {
         if pair[1].position <= pair[0].position {
@@ -125,7 +125,11 @@ pub fn check_events(events: &[LoggedEvent]) -> FileCheck {
     for row in rows {
         verifier.push(row);
     }
-    let (model, fold_errors) = fold_events(events);
+    let mut folder = LenientFold::default();
+    for event in events {
+        folder.push_envelope(event);
+    }
+    let (model, fold_errors) = folder.finish();
     FileCheck {
         events: events.len(),
         order_problems,
