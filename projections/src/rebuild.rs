@@ -5,6 +5,7 @@
 
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::Serialize;
 use serde_json::Value;
@@ -80,7 +81,7 @@ pub async fn rebuild_from(
 /// Folds `events` (in log order) in memory, from empty tables. Events that cannot be folded are skipped and
 /// returned with the model, so a check can report them all; the model's checkpoint is the last event's position.
 pub fn fold_events<'a>(
-    events: impl IntoIterator<Item = &'a LoggedEvent>,
+    events: impl IntoIterator<Item = &'a Arc<LoggedEvent>>,
 ) -> (AgentsModel, Vec<ProjectionError>) {
     let mut folder = LenientFold::default();
     for event in events {

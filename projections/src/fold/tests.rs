@@ -1,15 +1,17 @@
 //! Unit tests of the agents fold: each event's effect on the row, idempotency, upcasting and refusals.
 
+use chrono::{DateTime, Utc};
 use serde_json::json;
-use strom_commands::log::LogPosition;
+use strom_commands::log::{EventEnvelope, LogPosition};
 use uuid::Uuid;
 
 use super::*;
 
 const ID: &str = "0b5e4a52-6a6f-4e0b-9d7e-0f2f8a3c9b10";
 
-fn logged(sequence: u64, event_type: &str, version: &str, payload: Value) -> LoggedEvent {
-    LoggedEvent {
+/// A stored event; the tests fold it the way every reader does: decoded at the edge, then folded.
+fn logged(sequence: u64, event_type: &str, version: &str, payload: Value) -> EventEnvelope {
+    EventEnvelope {
         position: LogPosition {
             tx_id: sequence,
             global_position: i64::try_from(sequence).unwrap() * 10,
@@ -27,7 +29,7 @@ fn logged(sequence: u64, event_type: &str, version: &str, payload: Value) -> Log
     }
 }
 
-fn created() -> LoggedEvent {
+fn created() -> EventEnvelope {
     logged(
         1,
         "AgentCreated",
@@ -39,7 +41,7 @@ fn created() -> LoggedEvent {
     )
 }
 
-fn started(sequence: u64, session: u64, at: &str) -> LoggedEvent {
+fn started(sequence: u64, session: u64, at: &str) -> EventEnvelope {
     logged(
         sequence,
         "AgentStarted",
@@ -48,7 +50,7 @@ fn started(sequence: u64, session: u64, at: &str) -> LoggedEvent {
     )
 }
 
-fn run(sequence: u64, tick_no: u64, scheduled_at: &str) -> LoggedEvent {
+fn run(sequence: u64, tick_no: u64, scheduled_at: &str) -> EventEnvelope {
     logged(
         sequence,
         "AgentRunRecorded",
@@ -61,12 +63,22 @@ fn run(sequence: u64, tick_no: u64, scheduled_at: &str) -> LoggedEvent {
     )
 }
 
-fn fold_all(events: &[LoggedEvent]) -> (BTreeMap<String, AgentRow>, Vec<RunRow>) {
-    let fold = AgentFold::new();
+/// Decodes `event` (as every log reader does) and folds it.
+fn fold_stored(
+    agents: &mut BTreeMap<String, AgentRow>,
+    event: &EventEnvelope,
+) -> Result<Folded, ProjectionError> {
+    let decoded = event
+        .decode()
+        .map_err(|e| ProjectionError::undecodable(&e).expect("an undecodable event"))?;
+    AgentFold::new().apply(agents, &decoded)
+}
+
+fn fold_all(events: &[EventEnvelope]) -> (BTreeMap<String, AgentRow>, Vec<RunRow>) {
     let mut agents = BTreeMap::new();
     let mut runs = Vec::new();
     for event in events {
-        if let Folded::Run(r) = fold.apply(&mut agents, event).expect("folds") {
+        if let Folded::Run(r) = fold_stored(&mut agents, event).expect("folds") {
             runs.push(*r);
         }
     }
@@ -148,15 +160,14 @@ fn stopping_and_archiving_clear_the_countdown() {
 
 #[test]
 fn an_event_already_applied_changes_nothing() {
-    let fold = AgentFold::new();
     let mut agents = BTreeMap::new();
     let events = [created(), started(2, 1, "2026-11-22T10:00:00.000Z")];
     for e in &events {
-        fold.apply(&mut agents, e).unwrap();
+        fold_stored(&mut agents, e).unwrap();
     }
     let before = agents.clone();
     for e in &events {
-        assert_eq!(fold.apply(&mut agents, e).unwrap(), Folded::Nothing);
+        assert_eq!(fold_stored(&mut agents, e).unwrap(), Folded::Nothing);
     }
     assert_eq!(agents, before);
 }
@@ -178,22 +189,21 @@ fn a_v1_agent_created_is_upcast_before_folding() {
 
 #[test]
 fn unknown_versions_malformed_payloads_and_orphan_events_are_errors_not_panics() {
-    let fold = AgentFold::new();
     let mut agents = BTreeMap::new();
     let mut future = created();
     future.event_version = "9".into();
     assert!(matches!(
-        fold.apply(&mut agents, &future),
+        fold_stored(&mut agents, &future),
         Err(ProjectionError::UnknownEventVersion { sequence: 1, .. })
     ));
     let mut garbage = created();
     garbage.payload = json!({"AgentCreated": {"agent_id": 3}});
     assert!(matches!(
-        fold.apply(&mut agents, &garbage),
+        fold_stored(&mut agents, &garbage),
         Err(ProjectionError::MalformedPayload { .. })
     ));
     assert!(matches!(
-        fold.apply(&mut agents, &started(2, 1, "2026-11-22T10:00:00.000Z")),
+        fold_stored(&mut agents, &started(2, 1, "2026-11-22T10:00:00.000Z")),
         Err(ProjectionError::Inconsistent { sequence: 2, .. })
     ));
     assert!(agents.is_empty());
@@ -201,9 +211,14 @@ fn unknown_versions_malformed_payloads_and_orphan_events_are_errors_not_panics()
 
 #[test]
 fn events_of_other_aggregates_are_ignored() {
-    let mut order = created();
+    let mut order = logged(
+        1,
+        "OrderCancelled",
+        "1",
+        json!({"OrderCancelled": {"reason": "r", "cancelled_at": "2026-11-22T10:00:00.000Z"}}),
+    );
     order.aggregate_type = "Order".into();
-    let fold = AgentFold::new();
+    order.aggregate_id = format!("{ID}-1-1");
     let mut agents = BTreeMap::new();
-    assert_eq!(fold.apply(&mut agents, &order).unwrap(), Folded::Nothing);
+    assert_eq!(fold_stored(&mut agents, &order).unwrap(), Folded::Nothing);
 }

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
-use strom_commands::store::{EventLog, LogPosition, LoggedEvent, MAX_LOG_PAGE};
+use strom_commands::log::{EventEnvelope, EventLog, LogPosition, MAX_LOG_PAGE};
 use strom_projections::replay::file::{
     check_events, check_file, compare_expected, read_events, write_events, write_expected,
 };
@@ -64,12 +64,15 @@ fn every_replay_fixture_replays_to_its_expected_read_models() {
     assert!(checked >= 1, "no fixture found in {}", fixtures().display());
 }
 
-async fn recorded_two_agents() -> Vec<LoggedEvent> {
+async fn recorded_two_agents() -> Vec<EventEnvelope> {
     let repo = scenario::two_agents_in_memory().await.unwrap();
     let mut events = Vec::new();
     let mut position = LogPosition::START;
     loop {
-        let page = repo.read_after(position, MAX_LOG_PAGE).await.unwrap();
+        let page = repo
+            .read_envelopes_after(position, MAX_LOG_PAGE)
+            .await
+            .unwrap();
         let Some(last) = page.last() else { break };
         position = last.position;
         events.extend(page);
@@ -78,7 +81,7 @@ async fn recorded_two_agents() -> Vec<LoggedEvent> {
 }
 
 /// Everything but the store-chosen event id, which is random by design.
-fn comparable(events: &[LoggedEvent]) -> Vec<Value> {
+fn comparable(events: &[EventEnvelope]) -> Vec<Value> {
     events
         .iter()
         .map(|e| {

@@ -5,8 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
-use strom_commands::store::{memory_cqrs, EventLog, LogPosition};
-use strom_domain::upcast::event_upcasters;
+use strom_commands::log::{EventLog, LogPosition};
+use strom_commands::service::AggregateService;
+use strom_commands::store::EventStore;
 use strom_domain::{Agent, AgentState};
 use strom_projections::scenario::{self, AgentDriver, TWO_AGENTS_IDS};
 use strom_projections::{
@@ -19,12 +20,7 @@ use crate::support::read_all;
 async fn projected_two_agents() -> MemoryReadModel {
     let repo = scenario::two_agents_in_memory().await.unwrap();
     let model = MemoryReadModel::new();
-    let projector = Projector::new(
-        AGENTS_PROJECTOR,
-        Arc::new(repo.clone()),
-        Arc::new(repo),
-        Arc::new(model.clone()),
-    );
+    let projector = Projector::new(AGENTS_PROJECTOR, Arc::new(repo), Arc::new(model.clone()));
     projector.catch_up().await.unwrap();
     model
 }
@@ -66,7 +62,7 @@ async fn applying_the_same_page_twice_changes_nothing() {
 #[tokio::test]
 async fn agents_are_listed_newest_first_page_by_page_with_filters() {
     let repo = scenario::deterministic_memory_store();
-    let cqrs = memory_cqrs::<Agent>(repo.clone(), event_upcasters(), vec![], ());
+    let cqrs = AggregateService::<Agent>::new(EventStore::Memory(repo.clone()));
     let ids: Vec<String> = (0..5)
         .map(|i| format!("00000000-0000-4000-8000-00000000000{i}"))
         .collect();
@@ -186,31 +182,42 @@ async fn bad_limits_and_cursors_are_typed_errors() {
     );
 }
 
+/// Polls (bounded) until `model` shows agent `id` at `version` or later.
+async fn wait_for_version(model: &MemoryReadModel, id: &str, version: u64) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let seen = model.get_agent(id).await.unwrap().map(|a| a.version);
+        if seen >= Some(version) {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "agent {id} stuck at {seen:?}, want {version}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 #[tokio::test]
-async fn wait_until_returns_once_the_projector_has_passed_a_position() {
+async fn a_running_projector_catches_up_and_applies_new_commits() {
     let repo = scenario::two_agents_in_memory().await.unwrap();
-    let head = read_all(&repo, 1).await.last().unwrap().position;
+    let store = EventStore::Memory(repo.clone());
     let model = MemoryReadModel::new();
-    let projector = Projector::new(
-        AGENTS_PROJECTOR,
-        Arc::new(repo.clone()),
-        Arc::new(repo),
-        Arc::new(model.clone()),
-    );
-    let handle = projector.handle();
-    assert!(!handle.wait_until(head, Duration::from_millis(20)).await);
+    let projector = Projector::new(AGENTS_PROJECTOR, Arc::new(repo), Arc::new(model.clone()))
+        .woken_by(store.commits());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let running = tokio::spawn(projector.run(async {
         stopped.await.ok();
     }));
-    assert!(handle.wait_until(head, Duration::from_secs(10)).await);
-    assert_eq!(handle.position(), head);
     let [a, _] = TWO_AGENTS_IDS;
-    let fresh = strom_projections::wait_for_agent_version(&model, a, 14, Duration::from_secs(1))
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(fresh.version, 14);
+    wait_for_version(&model, a, 14).await;
+    let agents = AggregateService::<Agent>::new(store);
+    AgentDriver::new(&agents, a).start(900_000).await.unwrap();
+    wait_for_version(&model, a, 15).await;
+    assert_eq!(
+        model.get_agent(a).await.unwrap().unwrap().status,
+        AgentState::Running
+    );
     stop.send(()).unwrap();
     running.await.unwrap();
 }

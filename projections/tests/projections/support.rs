@@ -1,8 +1,9 @@
 //! Test support: a throwaway Postgres schema per test, and the scenario events read back from a store.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use strom_commands::store::{EventLog, LogPosition, LoggedEvent, MAX_LOG_PAGE};
+use strom_commands::log::{EventLog, LogPosition, LoggedEvent, MAX_LOG_PAGE};
 pub use strom_tests::db::TestDb;
 
 /// Connections per test pool: a projector, a rebuild and queries at once, far below the server's limit.
@@ -21,7 +22,7 @@ pub async fn test_db() -> TestDb {
 }
 
 /// Reads the whole log, waiting (bounded) until at least `expected` events are visible.
-pub async fn read_all(log: &dyn EventLog, expected: usize) -> Vec<LoggedEvent> {
+pub async fn read_all(log: &dyn EventLog, expected: usize) -> Vec<Arc<LoggedEvent>> {
     let started = Instant::now();
     loop {
         let mut events = Vec::new();
@@ -42,6 +43,27 @@ pub async fn read_all(log: &dyn EventLog, expected: usize) -> Vec<LoggedEvent> {
             started.elapsed() < CATCH_UP_DEADLINE,
             "log stuck at {} of {expected}",
             events.len()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Waits (bounded) until at least `expected` events are visible in the stored form (which reads also events that do
+/// not decode).
+pub async fn wait_visible(log: &dyn EventLog, expected: usize) {
+    let started = Instant::now();
+    loop {
+        let visible = log
+            .read_envelopes_after(LogPosition::START, MAX_LOG_PAGE)
+            .await
+            .expect("read log")
+            .len();
+        if visible >= expected {
+            return;
+        }
+        assert!(
+            started.elapsed() < CATCH_UP_DEADLINE,
+            "log stuck at {visible} of {expected}"
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
