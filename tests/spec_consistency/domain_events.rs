@@ -18,6 +18,7 @@ use serde_json::{json, Value};
 use strom_domain::fill::FillModel;
 use strom_domain::order::{backtest_order_id, paper_order_id};
 use strom_domain::upcast::event_upcasters;
+use strom_domain::DomainError;
 use strom_domain::{
     Agent, AgentCommand, AgentConfig, AgentConfigPatch, AgentError, AgentEvent, Backtest,
     BacktestCommand, BacktestError, BacktestEvent, BacktestSource, BacktestSummary, ErrorKind,
