@@ -15,4 +15,3 @@ pub mod roles;
 pub mod routes;
 pub mod startup;
 pub mod telemetry;
-

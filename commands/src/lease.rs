@@ -54,7 +54,9 @@ pub enum LeaseError {
     #[error("leader lock connection failed (lease lost): {0}")]
     Lock(#[source] sqlx::Error),
     /// A round trip on the lock's connection took too long: presumed cut, the lease lost.
-    #[error("leader lock connection did not answer within {LEASE_IO_TIMEOUT:?} (lease presumed lost)")]
+    #[error(
+        "leader lock connection did not answer within {LEASE_IO_TIMEOUT:?} (lease presumed lost)"
+    )]
     TimedOut,
     /// A checkpoint could not be read or saved under the lease.
     #[error("checkpoint under the lease failed: {0}")]
@@ -198,12 +200,13 @@ impl Lease {
     ) -> Result<Option<LogPosition>, LeaseError> {
         match &mut self.connection {
             None => local.load(name).await.map_err(LeaseError::Checkpoint),
-            Some(connection) => {
-                tokio::time::timeout(LEASE_IO_TIMEOUT, PgCheckpointStore::load_in(connection, name))
-                    .await
-                    .map_err(|_| LeaseError::TimedOut)?
-                    .map_err(LeaseError::Checkpoint)
-            }
+            Some(connection) => tokio::time::timeout(
+                LEASE_IO_TIMEOUT,
+                PgCheckpointStore::load_in(connection, name),
+            )
+            .await
+            .map_err(|_| LeaseError::TimedOut)?
+            .map_err(LeaseError::Checkpoint),
         }
     }
 

@@ -364,7 +364,8 @@ impl RuntimeWorker {
             }
         };
         let completed_at = (self.clock)().max(started_at);
-        let ctx = CommandContext::system(RUNTIME_ROLE, tick.correlation_id.clone()).caused_by(tick.msg_id());
+        let ctx = CommandContext::system(RUNTIME_ROLE, tick.correlation_id.clone())
+            .caused_by(tick.msg_id());
         let result = self
             .agents
             .execute(

@@ -224,11 +224,7 @@ where
 
     /// Saves a snapshot; a failure only costs a longer load later, so it is logged, not returned.
     async fn snapshot(&self, aggregate_id: &str, state: &A, version: u64) {
-        if let Err(e) = self
-            .store
-            .save_snapshot(aggregate_id, state, version)
-            .await
-        {
+        if let Err(e) = self.store.save_snapshot(aggregate_id, state, version).await {
             tracing::warn!(aggregate_type = <A as Decider>::TYPE, aggregate_id, error = %e, "snapshot not saved");
         }
     }

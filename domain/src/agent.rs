@@ -226,7 +226,15 @@ impl AgentEvent {
                 starting_cash,
                 seed,
                 ..
-            } => (name, symbol, strategy, frequency_s, risk, starting_cash, seed),
+            } => (
+                name,
+                symbol,
+                strategy,
+                frequency_s,
+                risk,
+                starting_cash,
+                seed,
+            ),
             _ => return None,
         };
         Some(AgentConfig {

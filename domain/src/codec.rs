@@ -141,7 +141,8 @@ fn upcast_to_current(
         Value::Null,
     );
     for _ in 0..=UPCASTERS.len() {
-        if current_version(aggregate_type, &event.event_type) == Some(event.event_version.as_str()) {
+        if current_version(aggregate_type, &event.event_type) == Some(event.event_version.as_str())
+        {
             return Ok(event.payload);
         }
         let upcaster = UPCASTERS

@@ -20,7 +20,9 @@ use crate::order::{Order, OrderEvent};
 ///
 /// Invariants every implementation keeps: `decide` reads only `self` and the command (no clock, no I/O, no
 /// randomness), and `evolve` never fails — an event was decided from a valid state, so applying it is total.
-pub trait Decider: Default + Clone + Debug + Serialize + DeserializeOwned + Send + Sync + 'static {
+pub trait Decider:
+    Default + Clone + Debug + Serialize + DeserializeOwned + Send + Sync + 'static
+{
     /// The aggregate type as stored and published (`"Agent"`).
     const TYPE: &'static str;
     /// The shape of the serialized state, for snapshots: bump it whenever a field of the state changes meaning or

@@ -11,8 +11,8 @@
 pub mod agent;
 pub mod backtest;
 pub mod canonical;
-pub mod codec;
 pub mod check;
+pub mod codec;
 pub mod config;
 pub mod decide;
 pub mod decider;
@@ -32,10 +32,10 @@ pub use backtest::{
     Backtest, BacktestCommand, BacktestError, BacktestEvent, BacktestSource, BacktestState,
     BacktestSummary,
 };
+pub use codec::{DecodeError, EventMetadata};
 pub use config::{
     AgentConfig, AgentConfigPatch, NewAgent, RiskLimits, Strategy, StrategyKind, StrategySpec,
 };
-pub use codec::{DecodeError, EventMetadata};
 pub use decider::{Decider, StromEvent};
 pub use error::{DomainError, ErrorKind, ValidationError};
 pub use market::{Observation, ObservedPrice, Side};

@@ -216,12 +216,15 @@ pub fn risk_value(risk: &RiskLimits) -> Value {
 /// # Errors
 /// Any other event (for an agent never created), or an `AgentCreated` naming another agent.
 pub fn created_row(at: EventAt<'_>, event: &AgentEvent) -> Result<AgentRow, ProjectionError> {
-    let (AgentEvent::AgentCreated {
-        agent_id,
-        owner,
-        created_at,
-        ..
-    }, Some(config)) = (event, event.config())
+    let (
+        AgentEvent::AgentCreated {
+            agent_id,
+            owner,
+            created_at,
+            ..
+        },
+        Some(config),
+    ) = (event, event.config())
     else {
         return Err(inconsistent(
             at,

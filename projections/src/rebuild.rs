@@ -9,7 +9,9 @@ use std::sync::Arc;
 
 use serde::Serialize;
 use serde_json::Value;
-use strom_commands::log::{EventEnvelope, EventLog, LogPosition, LoggedEvent, StoreError, MAX_LOG_PAGE};
+use strom_commands::log::{
+    EventEnvelope, EventLog, LogPosition, LoggedEvent, StoreError, MAX_LOG_PAGE,
+};
 
 use crate::fold::{AgentFold, Folded, ProjectionError};
 use crate::model::{AgentsModel, TableDump, AGENTS_TABLES};

@@ -88,7 +88,9 @@ async fn view_after(
     let projected = row.as_ref().map_or(0, |r| r.version);
     let before = executed.version - executed.events.len() as u64;
     let missing: Vec<(u64, AgentEvent)> = if projected >= before {
-        (before + 1..).zip(executed.events.iter().cloned()).collect()
+        (before + 1..)
+            .zip(executed.events.iter().cloned())
+            .collect()
     } else {
         state
             .commands

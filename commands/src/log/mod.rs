@@ -29,13 +29,13 @@ pub use follower::{
 };
 pub(crate) use postgres::parse_sequence;
 pub use postgres::{PgCheckpointStore, PgEventLog};
+/// The chain functions (one definition, in the pure core).
+pub use strom_domain::canonical::{chain_hash_text, jsonb_text, GENESIS_HASH};
 pub use verify::{
     verify_chains, verify_chains_with_progress, AggregateKey, ChainKey, ChainProblem, ChainReport,
     ChainRow, ChainSource, ChainVerifier, MAX_REPORTED_PROBLEMS, REORDER_SEARCH_WINDOW,
     VERIFY_PAGE,
 };
-/// The chain functions (one definition, in the pure core).
-pub use strom_domain::canonical::{chain_hash_text, jsonb_text, GENESIS_HASH};
 
 /// Most events one `read_after` call returns, whatever the caller asks for. A page is held in memory and, for
 /// projectors, applied in one transaction; 10,000 events of a few hundred bytes keep both to a few megabytes
@@ -286,7 +286,8 @@ impl CommitSignal {
 
     /// Called after every commit.
     pub fn notify(&self) {
-        self.0.send_modify(|commits| *commits = commits.wrapping_add(1));
+        self.0
+            .send_modify(|commits| *commits = commits.wrapping_add(1));
     }
 
     /// A receiver that sees every later [`CommitSignal::notify`] (as one change, however many came).
@@ -398,6 +399,10 @@ mod tests {
         assert!(matches!(err, StoreError::Undecodable { .. }));
         bad = envelope();
         bad.event_version = "9".into();
-        assert!(bad.decode().unwrap_err().to_string().contains("unknown event AgentArchived v9"));
+        assert!(bad
+            .decode()
+            .unwrap_err()
+            .to_string()
+            .contains("unknown event AgentArchived v9"));
     }
 }

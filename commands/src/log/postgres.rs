@@ -87,7 +87,9 @@ impl EventLog for PgEventLog {
         limit: usize,
     ) -> Result<Vec<Arc<LoggedEvent>>, StoreError> {
         let rows = self.rows_after(READ_AFTER_SQL, after, limit).await?;
-        rows.iter().map(|row| logged_event(row).map(Arc::new)).collect()
+        rows.iter()
+            .map(|row| logged_event(row).map(Arc::new))
+            .collect()
     }
 
     async fn read_envelopes_after(
@@ -95,7 +97,9 @@ impl EventLog for PgEventLog {
         after: LogPosition,
         limit: usize,
     ) -> Result<Vec<EventEnvelope>, StoreError> {
-        let rows = self.rows_after(READ_ENVELOPES_AFTER_SQL, after, limit).await?;
+        let rows = self
+            .rows_after(READ_ENVELOPES_AFTER_SQL, after, limit)
+            .await?;
         rows.iter().map(envelope).collect()
     }
 

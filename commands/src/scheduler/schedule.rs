@@ -93,7 +93,11 @@ impl Schedule {
                 frequency_s,
             } => {
                 let agent_id: Arc<str> = Arc::from(event.aggregate_id.as_str());
-                self.start(agent_id, *session, TickSchedule::new(*started_at, *frequency_s));
+                self.start(
+                    agent_id,
+                    *session,
+                    TickSchedule::new(*started_at, *frequency_s),
+                );
                 Change::Started
             }
             AgentEvent::AgentStopped { .. } | AgentEvent::AgentArchived { .. } => {
@@ -296,8 +300,7 @@ mod tests {
     fn the_schedule_formula_is_the_aggregates() {
         let running = Running {
             session: 1,
-            started_at: t(100),
-            frequency_s: 60,
+            schedule: TickSchedule::new(t(100), 60),
             last_run_tick: 0,
         };
         assert_eq!(running.due_at(1), Some(t(100)));

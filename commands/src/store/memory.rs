@@ -124,7 +124,11 @@ impl MemoryEventStore {
         }
         state.last_tx_id += 1;
         for (i, event) in events.iter().enumerate() {
-            debug_assert_eq!(event.aggregate_type(), aggregate_type, "one aggregate per append");
+            debug_assert_eq!(
+                event.aggregate_type(),
+                aggregate_type,
+                "one aggregate per append"
+            );
             state.push(
                 &key,
                 expected_version + 1 + i as u64,
@@ -143,7 +147,10 @@ impl MemoryEventStore {
         after: u64,
     ) -> Vec<(u64, StromEvent)> {
         let state = self.lock();
-        let Some(indices) = state.streams.get(&(aggregate_type, aggregate_id.to_owned())) else {
+        let Some(indices) = state
+            .streams
+            .get(&(aggregate_type, aggregate_id.to_owned()))
+        else {
             return Vec::new();
         };
         indices

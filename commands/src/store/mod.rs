@@ -89,9 +89,13 @@ impl EventStore {
                     .append::<A>(aggregate_id, expected_version, events, metadata)
                     .await
             }
-            Self::Memory(store) => {
-                store.append(<A as Decider>::TYPE, aggregate_id, expected_version, events, metadata)
-            }
+            Self::Memory(store) => store.append(
+                <A as Decider>::TYPE,
+                aggregate_id,
+                expected_version,
+                events,
+                metadata,
+            ),
         }?;
         self.commits().notify();
         Ok(())
@@ -108,7 +112,9 @@ impl EventStore {
     ) -> Result<Vec<(u64, StromEvent)>, StoreError> {
         match self {
             Self::Postgres(store) => store.events_after::<A>(aggregate_id, after).await,
-            Self::Memory(store) => Ok(store.events_after(<A as Decider>::TYPE, aggregate_id, after)),
+            Self::Memory(store) => {
+                Ok(store.events_after(<A as Decider>::TYPE, aggregate_id, after))
+            }
         }
     }
 

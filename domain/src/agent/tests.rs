@@ -8,8 +8,8 @@ use rust_decimal_macros::dec;
 use serde_json::json;
 
 use super::*;
-use crate::error::ErrorKind;
 use crate::config::{AgentConfigPatch, StrategyKind};
+use crate::error::ErrorKind;
 
 const AGENT_ID: &str = "0b5e4a52-6a6f-4e0b-9d7e-0f2f8a3c9b10";
 
