@@ -8,6 +8,7 @@
 mod error;
 mod log;
 mod memory;
+mod migrations;
 mod postgres;
 mod retry;
 mod verify;
@@ -18,6 +19,7 @@ pub use memory::{
     memory_cqrs, Clock, MemoryCheckpointStore, MemoryCqrs, MemoryEventRepository, MemoryEventStore,
     MemoryStoreError,
 };
+pub use migrations::{apply_migrations, migration_name, pending_migrations, MigrationError};
 pub use postgres::{
     migrate, pg_connect_options, pg_cqrs, PgCheckpointStore, PgCqrs, PgEventLog, PgEventStore,
     MIGRATOR,
