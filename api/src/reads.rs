@@ -1,19 +1,14 @@
-//! The read side as handlers see it: projector `agents` (strom-projections) running in this process, and its
-//! [`AgentQueries`] over the same store (Postgres tables, or memory in embedded mode).
+//! The read side as handlers see it: [`AgentQueries`] (strom-projections) over the read models of this process's
+//! store (Postgres tables, or memory in embedded mode). The projector that keeps them current is started by the
+//! `strom` binary, not here.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use strom_commands::service::EventStoreBackend;
-use strom_commands::store::EventLog;
-use strom_projections::{
-    wait_for_agent_version, AgentQueries, AgentView, LogBacklog, MemoryReadModel, PgReadModel,
-    ProjectionSink, Projector, QueryError, AGENTS_PROJECTOR,
-};
+use strom_projections::{wait_for_agent_version, AgentQueries, AgentView, QueryError};
 
 use crate::auth::Caller;
 use crate::problem::ApiError;
-use crate::roles::Roles;
 
 /// How long a command response waits for the read model to hold the agent it needs history fields from
 /// (created_at, runs). The in-process projector takes one idle poll (100 ms) at most; the rest is slack.
@@ -26,35 +21,8 @@ pub struct Reads {
 }
 
 impl Reads {
-    /// Opens the read models of `backend` and starts their projector (reading `log`) in `roles`.
-    pub fn start(backend: &EventStoreBackend, log: Arc<dyn EventLog>, roles: &mut Roles) -> Self {
-        let (queries, sink, backlog): (
-            Arc<dyn AgentQueries>,
-            Arc<dyn ProjectionSink>,
-            Arc<dyn LogBacklog>,
-        ) = match backend {
-            EventStoreBackend::Postgres(pool) => {
-                let model = PgReadModel::new(pool.clone());
-                (
-                    Arc::new(model.clone()),
-                    Arc::new(model),
-                    Arc::new(pool.clone()),
-                )
-            }
-            EventStoreBackend::Memory(repo) => {
-                let model = MemoryReadModel::new();
-                (
-                    Arc::new(model.clone()),
-                    Arc::new(model),
-                    Arc::new(repo.clone()),
-                )
-            }
-        };
-        let projector = Projector::new(AGENTS_PROJECTOR, log, backlog, sink);
-        roles.spawn("projector:agents", move |stop| async move {
-            projector.run(stop.cancelled_owned()).await;
-            Ok(())
-        });
+    /// Reads through `queries`.
+    pub fn new(queries: Arc<dyn AgentQueries>) -> Self {
         Self { queries }
     }
 
@@ -70,7 +38,7 @@ impl Reads {
         let agent = self.queries.get_agent(id).await.map_err(query_error)?;
         agent
             .filter(|a| a.owner == caller.sub || caller.is_admin())
-            .ok_or_else(crate::routes::agents::not_found)
+            .ok_or_else(agent_not_found)
     }
 
     /// The projected agent at `min_version` or later, waiting at most [`READ_YOUR_WRITES_WAIT`]; whatever the
@@ -91,6 +59,14 @@ impl Reads {
         )
         .await
         .map_err(query_error)
+    }
+}
+
+/// 404 `agent_not_found`: the answer for a missing agent and for another user's alike (specs/05 §4).
+pub fn agent_not_found() -> ApiError {
+    ApiError::Missing {
+        code: "agent_not_found",
+        detail: "no such agent".into(),
     }
 }
 

@@ -17,12 +17,12 @@ use crate::auth::{Caller, Trader};
 use crate::extract::{ApiJson, OptionalJson};
 use crate::observability::CorrelationId;
 use crate::problem::ApiError;
-use crate::startup::AppState;
+use crate::state::AppState;
 use strom_projections::{AgentFilter, AgentView, Page, RunView};
 
 use crate::auth::Viewer;
 use crate::extract::ApiQuery;
-use crate::reads::query_error;
+use crate::reads::{agent_not_found, query_error};
 use crate::views::{after_command, countdown};
 
 /// Longest stop reason the API accepts (specs/04 §2: `AgentStopped.reason` 0..=200 chars).
@@ -120,14 +120,7 @@ fn ctx(correlation: &CorrelationId, caller: &Caller) -> CommandContext {
 pub fn agent_id(raw: &str) -> Result<String, ApiError> {
     uuid::Uuid::parse_str(raw)
         .map(|id| id.hyphenated().to_string())
-        .map_err(|_| not_found())
-}
-
-pub fn not_found() -> ApiError {
-    ApiError::Missing {
-        code: "agent_not_found",
-        detail: "no such agent".into(),
-    }
+        .map_err(|_| agent_not_found())
 }
 
 /// The agent's aggregate state, if it exists and the caller may see it.
@@ -148,7 +141,7 @@ async fn load_visible(
     if visible {
         Ok((agent, version))
     } else {
-        Err(not_found())
+        Err(agent_not_found())
     }
 }
 

@@ -22,7 +22,7 @@ use crate::auth::Viewer;
 use crate::live::StreamSlot;
 use crate::problem::ApiError;
 use crate::routes::agents::agent_id;
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::views::{countdown, millis, millis_opt};
 use strom_projections::AgentView;
 

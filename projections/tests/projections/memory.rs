@@ -8,11 +8,11 @@ use serde_json::Value;
 use strom_commands::store::{memory_cqrs, EventLog, LogPosition};
 use strom_domain::upcast::event_upcasters;
 use strom_domain::{Agent, AgentState};
-use strom_projections::scenario::{self, AgentDriver, TWO_AGENTS_IDS};
 use strom_projections::{
     AgentFilter, AgentQueries, MemoryReadModel, ProjectionSink, Projector, QueryError,
     AGENTS_PROJECTOR,
 };
+use strom_tests::scenario::{self, AgentDriver, TWO_AGENTS_IDS};
 
 use crate::support::read_all;
 

@@ -7,11 +7,11 @@ use serde_json::json;
 use strom_commands::store::{pg_cqrs, EventLog, LogPosition, PgEventLog};
 use strom_domain::upcast::event_upcasters;
 use strom_domain::Agent;
-use strom_projections::scenario::{self, AgentDriver, TWO_AGENTS_IDS};
 use strom_projections::{
     diff_dumps, fold_events, rebuild_from, AgentFilter, AgentQueries, MemoryReadModel, PgReadModel,
     ProjectionSink, Projector, RebuildSink, SinkError, AGENTS_PROJECTOR,
 };
+use strom_tests::scenario::{self, AgentDriver, TWO_AGENTS_IDS};
 
 use crate::support::{read_all, test_db, TestDb};
 
