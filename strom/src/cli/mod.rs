@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod database;
 pub mod migrate;
+pub mod nats;
 pub mod relay;
 pub mod replay;
 pub mod serve;

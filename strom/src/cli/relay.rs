@@ -3,10 +3,7 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use anyhow::Context;
 use clap::Args;
-use strom_commands::bus::nats::NatsBus;
-use strom_commands::bus::{Bus, Subjects};
 use strom_commands::relay::{Relay, RelayConfig};
 
 use super::database::DatabaseArgs;
@@ -39,13 +36,7 @@ pub async fn relay(args: RelayArgs, shutdown: impl Future<Output = ()>) -> anyho
         .database
         .connect("relay", RELAY_POOL_CONNECTIONS)
         .await?;
-    let subjects = Subjects::new(args.nats_prefix).context("Invalid STROM_NATS_PREFIX")?;
-    let bus = NatsBus::connect(&url, subjects)
-        .await
-        .with_context(|| format!("Failed to connect to NATS at {url}"))?;
-    bus.ensure_topology()
-        .await
-        .context("Failed to create the JetStream streams and price bucket")?;
+    let bus = super::nats::connect(&url, args.nats_prefix).await?;
     let relay = Relay::postgres(pool, Arc::new(bus), RelayConfig::default());
     tracing::info!("relay running until Ctrl-C or SIGTERM");
     relay.run(shutdown).await;

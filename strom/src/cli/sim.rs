@@ -9,9 +9,8 @@ use std::sync::Arc;
 use anyhow::Context;
 use chrono::{DateTime, SecondsFormat, Utc};
 use clap::Args;
-use strom_commands::bus::nats::NatsBus;
 use strom_commands::bus::sim_publisher::SimPublisher;
-use strom_commands::bus::{validate_price_key, Bus, Subjects};
+use strom_commands::bus::validate_price_key;
 use strom_sim::{PricePath, SimFeed};
 
 /// Most prices (--print) or bars (--csv) one run produces: 10 million one-minute bars are 19 years, about 500 MB of
@@ -143,13 +142,7 @@ async fn sim_publish(
     for symbol in feed.symbols() {
         validate_price_key(symbol).context("Invalid --symbols")?;
     }
-    let subjects = Subjects::new(args.nats_prefix).context("Invalid STROM_NATS_PREFIX")?;
-    let bus = NatsBus::connect(&url, subjects)
-        .await
-        .with_context(|| format!("Failed to connect to NATS at {url}"))?;
-    bus.ensure_topology()
-        .await
-        .context("Failed to create the JetStream streams and price bucket")?;
+    let bus = super::nats::connect(&url, args.nats_prefix).await?;
     tracing::info!(
         symbols = ?feed.symbols(),
         interval_s = feed.interval_s(),
