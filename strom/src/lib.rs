@@ -3,7 +3,7 @@
 //! the projector and the background roles under one stop token, and the HTTP API of strom-api on top).
 //!
 //! Module layers, each using only those below it: `cli` → `startup` → `background`, `projector`, `demo`,
-//! `migrations` → `roles`; `config`, `telemetry` and `shutdown` stand alone.
+//! `migrations` → `roles`; `config`, `telemetry` and `shutdown` use none of the others.
 
 pub mod background;
 pub mod cli;

@@ -152,19 +152,7 @@ impl Application {
         let tail_log = Arc::clone(&log);
         roles.spawn("live-feed", move |stop| feed.run(tail_log, from, stop));
         let reads = projector::start(&backend, Arc::clone(&log), &mut roles);
-        let mut background = config.background.clone();
-        background.prefix.clone_from(&config.prefix);
-        if config.nats_url.is_none() && background.roles.remove(&Role::Relay) {
-            tracing::info!(
-                "relay role skipped: no STROM_NATS_URL, so there is no JetStream to publish to"
-            );
-        }
-        if let Some(url) = &config.database_url {
-            background.pg_options = Some(
-                strom_commands::store::pg_connect_options(url, config.database_schema.as_deref())
-                    .context("Invalid STROM_DATABASE_URL / STROM_DATABASE_SCHEMA")?,
-            );
-        }
+        let background = background_config(&config)?;
         crate::background::spawn(&background, &backend, &log, &bus, &commands, &mut roles).await?;
         if config.demo_agent {
             demo::ensure_demo_agent(&commands, config.default_seed).await?;
@@ -305,6 +293,25 @@ async fn connect(config: &ServeConfig) -> anyhow::Result<Dependencies> {
         None => None,
     };
     Ok(Dependencies { postgres, nats })
+}
+
+/// The background roles' settings completed from the serve config: its prefix, the relay dropped without NATS,
+/// and the Postgres options for the leader locks.
+fn background_config(config: &ServeConfig) -> anyhow::Result<BackgroundConfig> {
+    let mut background = config.background.clone();
+    background.prefix.clone_from(&config.prefix);
+    if config.nats_url.is_none() && background.roles.remove(&Role::Relay) {
+        tracing::info!(
+            "relay role skipped: no STROM_NATS_URL, so there is no JetStream to publish to"
+        );
+    }
+    if let Some(url) = &config.database_url {
+        background.pg_options = Some(
+            strom_commands::store::pg_connect_options(url, config.database_schema.as_deref())
+                .context("Invalid STROM_DATABASE_URL / STROM_DATABASE_SCHEMA")?,
+        );
+    }
+    Ok(background)
 }
 
 /// The message bus: JetStream when NATS is configured, the memory bus otherwise (its topology made here, since
