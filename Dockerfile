@@ -23,7 +23,7 @@ COPY . .
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/usr/local/cargo/git \
     --mount=type=cache,target=/src/target \
-    cargo build --release --locked -p strom-api --bin strom \
+    cargo build --release --locked -p strom --bin strom \
     && install -m 0755 target/release/strom /usr/local/bin/strom
 
 # --- runtime: the binary, CA certificates, and an unprivileged user.

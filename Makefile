@@ -23,7 +23,7 @@ build: ## Build the workspace (debug) including the strom binary
 	$(CARGO) build --workspace
 
 run: ## Build (release) and start `strom serve` with the simulator and a demo agent (embedded unless STROM_* say otherwise)
-	$(CARGO) run --release -p strom-api --bin strom -- serve --demo-agent
+	$(CARGO) run --release -p strom --bin strom -- serve --demo-agent
 
 test: ## Check Postgres/NATS (scripts/ensure-services.sh), then run every test of the workspace
 	scripts/ensure-services.sh
@@ -38,12 +38,12 @@ format: ## Format all Rust code (cargo fmt)
 
 bench: ## Print benchmark figures: append vs pgbench at 1/8/32 writers; over 1M Agent events: scan, log read, projection rebuild (Postgres, memory), relay (~4 min)
 	scripts/ensure-services.sh
-	$(CARGO) bench -p strom-commands --bench append
+	$(CARGO) bench -p strom --bench bench
 
 migrate: ## Apply the database migrations to STROM_DATABASE_URL (strom migrate)
 	@if [[ -z "$${STROM_DATABASE_URL:-}" ]]; then \
 		echo "migrate: set STROM_DATABASE_URL (e.g. postgres://postgres@127.0.0.1:5432/strom)" >&2; exit 1; fi
-	$(CARGO) run -p strom-api --bin strom -- migrate
+	$(CARGO) run -p strom --bin strom -- migrate
 
 demo-m0: ## M0 demo: health, readiness, metrics, auth (token, 401), correlation id in logs, clean shutdown
 	scripts/demo-m0.sh

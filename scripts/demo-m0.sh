@@ -58,7 +58,7 @@ demo_env=(
 )
 
 step "build strom (release)"
-"$CARGO" build --release --quiet -p strom-api --bin strom || fail "cargo build -p strom-api --bin strom failed"
+"$CARGO" build --release --quiet -p strom --bin strom || fail "cargo build -p strom --bin strom failed"
 [[ -x "$bin" ]] || fail "built binary not found at $bin (CARGO_TARGET_DIR?)"
 echo "built strom"
 

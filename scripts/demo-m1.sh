@@ -62,7 +62,7 @@ demo_env=(env -u STROM_AUTH_JWKS_URL -u STROM_AUTH_ISSUER -u STROM_ROLES -u STRO
   STROM_AUTH_DEV_KEY_FILE="$work/dev-jwt.key" STROM_LOG=info STROM_LOG_FORMAT=json STROM_SIM_SEED=42)
 
 step "build strom (release)"
-"$CARGO" build --release --quiet -p strom-api --bin strom || fail "cargo build -p strom-api --bin strom failed"
+"$CARGO" build --release --quiet -p strom --bin strom || fail "cargo build -p strom --bin strom failed"
 echo "built strom"
 
 if [[ -n "${STROM_DATABASE_URL:-}" && -n "${STROM_NATS_URL:-}" ]]; then

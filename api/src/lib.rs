@@ -1,17 +1,16 @@
-//! STROM REST API: routing, authentication, problem+json errors, health and metrics. The `strom` binary
-//! (main.rs) wires these and the other crates into subcommands. Handlers hold no business rules.
+//! STROM REST API over HTTP: the router ([`router`]) with its handlers, authentication, problem+json errors,
+//! idempotency records, SSE live updates, correlation ids and metrics, health and readiness. Handlers hold no
+//! business rules. The `strom` binary (strom/) builds the [`AppState`] this serves and runs the process around it.
 
 pub mod auth;
-pub mod background;
-pub mod demo;
 pub mod extract;
 pub mod idempotency;
 pub mod live;
-pub mod migrations;
 pub mod observability;
 pub mod problem;
 pub mod reads;
-pub mod roles;
 pub mod routes;
-pub mod startup;
-pub mod telemetry;
+pub mod state;
+
+pub use routes::router;
+pub use state::AppState;

@@ -1,17 +1,13 @@
-//! The read side as handlers see it: projector `agents` (strom-projections) running in this process, and its
-//! [`AgentQueries`] over the same store (Postgres tables, or memory in embedded mode).
+//! The read side as handlers see it: [`AgentQueries`] (strom-projections) over the read models of this process's
+//! store (Postgres tables, or memory in embedded mode). The projector that keeps them current is started by the
+//! `strom` binary, not here.
 
 use std::sync::Arc;
 
-use strom_commands::store::EventStore;
-use strom_projections::{
-    AgentQueries, AgentView, MemoryReadModel, PgReadModel, ProjectionSink, Projector, QueryError,
-    AGENTS_PROJECTOR,
-};
+use strom_projections::{AgentQueries, AgentView, QueryError};
 
 use crate::auth::Caller;
 use crate::problem::ApiError;
-use crate::roles::Roles;
 
 /// Query handle on the read models.
 #[derive(Clone)]
@@ -20,25 +16,8 @@ pub struct Reads {
 }
 
 impl Reads {
-    /// Opens the read models of `store` and starts their projector (following `store`'s log, woken by its commits)
-    /// in `roles`.
-    pub fn start(store: &EventStore, roles: &mut Roles) -> Self {
-        let (queries, sink): (Arc<dyn AgentQueries>, Arc<dyn ProjectionSink>) = match store {
-            EventStore::Postgres(store) => {
-                let model = PgReadModel::new(store.pool().clone());
-                (Arc::new(model.clone()), Arc::new(model))
-            }
-            EventStore::Memory(_) => {
-                let model = MemoryReadModel::new();
-                (Arc::new(model.clone()), Arc::new(model))
-            }
-        };
-        let projector =
-            Projector::new(AGENTS_PROJECTOR, store.log(), sink).woken_by(store.commits());
-        roles.spawn("projector:agents", move |stop| async move {
-            projector.run(stop.cancelled_owned()).await;
-            Ok(())
-        });
+    /// Reads through `queries`.
+    pub fn new(queries: Arc<dyn AgentQueries>) -> Self {
         Self { queries }
     }
 
@@ -54,7 +33,15 @@ impl Reads {
         let agent = self.queries.get_agent(id).await.map_err(query_error)?;
         agent
             .filter(|a| a.owner == caller.sub || caller.is_admin())
-            .ok_or_else(crate::routes::agents::not_found)
+            .ok_or_else(agent_not_found)
+    }
+}
+
+/// 404 `agent_not_found`: the answer for a missing agent and for another user's alike (specs/05 §4).
+pub fn agent_not_found() -> ApiError {
+    ApiError::Missing {
+        code: "agent_not_found",
+        detail: "no such agent".into(),
     }
 }
 

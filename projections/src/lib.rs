@@ -5,7 +5,8 @@
 //! which folds it with [`AgentFold`] (pure: rows from event payloads and log positions only) and commits the rows
 //! with the checkpoint atomically. [`rebuild_from`] refolds the whole log into a [`RebuildSink`]; the result is
 //! byte-equal to what the live projector built ([`TableDump`], [`diff_dumps`]). The API reads through
-//! [`AgentQueries`] ([`AgentView`], [`RunView`], cursor [`Page`]s). `strom replay` lives in [`replay`].
+//! [`AgentQueries`] ([`AgentView`], [`RunView`], cursor [`Page`]s). The audits `strom replay` runs (rebuild,
+//! verify, export, replay of a file) are in [`replay`].
 //!
 //! Projector `agents` (checkpoint [`AGENTS_PROJECTOR`]) owns tables `agents` and `agent_runs`; the trading and
 //! backtest projectors of M2 will follow the same shape.
@@ -19,7 +20,6 @@ pub mod queries;
 pub mod rebuild;
 pub mod replay;
 pub mod runner;
-pub mod scenario;
 pub mod sink;
 pub mod view;
 

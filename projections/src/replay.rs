@@ -1,176 +1,179 @@
-//! `strom replay`: rebuild, verify, export and offline replay of the event log (the audit tool).
+//! The audits behind `strom replay`, as functions that return what they found: rebuild projector `agents` from zero
+//! ([`rebuild`]), recompute the hash chains ([`verify_chains`]) and compare the live read models with a rebuild
+//! ([`check_read_models`]), export the log as JSON lines ([`export`]), and replay such a file without a database
+//! ([`replay_file`], [`file`]). The binary adds the flags, the progress bars and the printing.
 //!
-//! Every mode only reads the event log. `--rebuild` writes the read models in one transaction, so an error or
-//! Ctrl-C leaves them as they were; `--export` writes to a temporary file renamed into place at the end.
+//! Every function only reads the event log. [`rebuild`] writes the read models in one transaction, so an error (or
+//! dropping its future, as Ctrl-C does) leaves them as they were; [`export`] writes to a temporary file renamed into
+//! place at the end.
 
 pub mod file;
 
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
 
-use anyhow::Context;
-use clap::Args;
-use indicatif::{ProgressBar, ProgressStyle};
-use sqlx::postgres::PgPoolOptions;
 use sqlx::PgPool;
 use strom_commands::log::{
     verify_chains_with_progress, ChainProblem, ChainReport, EventLog, LogPosition, PgEventLog,
-    MAX_LOG_PAGE,
+    StoreError, MAX_LOG_PAGE,
 };
-use strom_commands::store::pg_connect_options;
 
-use crate::fold::AGENTS_PROJECTOR;
+use crate::fold::ProjectionError;
+use crate::model::TableDump;
 use crate::postgres::{dump_tables_at_checkpoint, PgReadModel};
 use crate::rebuild::{diff_dumps, fold_log, rebuild_from, DumpComparison, RebuildProgress};
+use crate::sink::SinkError;
 
-/// Connections `strom replay` opens: the log reader, the rebuild transaction, and one spare.
-const REPLAY_POOL_CONNECTIONS: u32 = 3;
-/// How long to wait for a database connection before giving up with a clear error.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+use self::file::{FileCheck, MAX_EVENT_LINE_BYTES};
 
-/// Projectors `--rebuild` knows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum ProjectorName {
-    /// `projector:agents`: tables `agents` and `agent_runs`.
-    Agents,
+/// What stopped an audit (problems it finds are not errors: they are in its report).
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    #[error("Failed to count events (is this a migrated STROM database?)")]
+    Count(#[source] sqlx::Error),
+    #[error("Rebuild failed; the read models were left as they were")]
+    Rebuild(#[source] SinkError),
+    #[error("Failed to read the event chains")]
+    Chains(#[source] StoreError),
+    #[error("Failed to read the live read models")]
+    LiveModels(#[source] SinkError),
+    #[error("Failed to read the event log")]
+    Log(#[source] StoreError),
+    /// No database connection for a read.
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+    /// The log could not be read while exporting it.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A file could not be opened, read, created, written or moved (`action` says which).
+    #[error("{action} {}", .path.display())]
+    File {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}:{line}: line is longer than {MAX_EVENT_LINE_BYTES} bytes", .path.display())]
+    LineTooLong { path: PathBuf, line: usize },
+    #[error("{}:{line}: not a logged event", .path.display())]
+    NotAnEvent {
+        path: PathBuf,
+        line: usize,
+        #[source]
+        source: serde_json::Error,
+    },
 }
 
-/// `strom replay` flags. Exactly one of --rebuild, --verify, --export, --from.
-#[derive(Debug, Args)]
-#[command(
-    group(clap::ArgGroup::new("mode").required(true).args(["rebuild", "verify", "export", "from"])),
-    after_help = "Exit status: 0 when everything checked is intact, 1 on any problem or error (each problem is \
-        listed on stdout). Ctrl-C stops any mode without changing anything."
-)]
-pub struct ReplayArgs {
-    /// Rebuild a projector's read models from zero, atomically: ONE transaction truncates its tables, refolds the
-    /// whole log into them (COPY) and resets its checkpoint, then commits. Readers keep the old rows until the
-    /// commit (reads of those tables wait while it runs); an error or Ctrl-C rolls everything back. The live
-    /// projector waits on the same lock and continues from the new checkpoint.
-    #[arg(long, value_name = "PROJECTOR", num_args = 0..=1, default_missing_value = "agents")]
-    pub rebuild: Option<ProjectorName>,
-    /// Recompute every hash chain (reporting each altered, missing or reordered event) AND rebuild the read
-    /// models in memory, comparing them row by row with the live tables at their checkpoint (reporting each
-    /// differing row). Read-only.
-    #[arg(long)]
-    pub verify: bool,
-    /// Write the whole event log to FILE as JSON lines, one logged event per line, in log order.
-    #[arg(long, value_name = "FILE")]
-    pub export: Option<PathBuf>,
-    /// Replay a JSON-lines event FILE without any database: check its order and hash chains, fold it, and print
-    /// the read models as JSON (or write them with --out, or compare them with --expect).
-    #[arg(long, value_name = "FILE")]
-    pub from: Option<PathBuf>,
-    /// With --from: compare the read models with the golden files DIR/agents.jsonl and DIR/agent_runs.jsonl.
-    #[arg(long, value_name = "DIR", requires = "from")]
-    pub expect: Option<PathBuf>,
-    /// With --from: write the read models to DIR/agents.jsonl and DIR/agent_runs.jsonl instead of printing them.
-    #[arg(long, value_name = "DIR", requires = "from", conflicts_with = "expect")]
-    pub out: Option<PathBuf>,
-    /// Postgres URL of the event store (needed by every mode but --from).
-    #[arg(long, env = "STROM_DATABASE_URL", hide_env_values = true)]
-    pub database_url: Option<String>,
-    /// Schema holding the tables (default: the server's search_path).
-    #[arg(long, env = "STROM_DATABASE_SCHEMA")]
-    pub database_schema: Option<String>,
+impl ReplayError {
+    /// `map_err` adapter for a failed file operation on `path`.
+    pub(crate) fn file(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> Self {
+        let path = path.to_owned();
+        move |source| Self::File {
+            action,
+            path,
+            source,
+        }
+    }
 }
 
-/// Runs `strom replay` until done or until `interrupted` resolves (the binary passes Ctrl-C/SIGTERM), which stops it
-/// without changing anything.
+/// Events in the log (the length of a progress bar).
 ///
 /// # Errors
-/// Any problem found (after listing them all), bad flags or files, or a database failure.
-pub async fn run(
-    args: ReplayArgs,
-    interrupted: impl std::future::Future<Output = ()>,
-) -> anyhow::Result<()> {
-    tokio::select! {
-        result = run_mode(args) => result,
-        () = interrupted => anyhow::bail!("interrupted: nothing was changed (any rebuild transaction rolled back)"),
-    }
-}
-
-async fn run_mode(args: ReplayArgs) -> anyhow::Result<()> {
-    if let Some(path) = &args.from {
-        return from_file(path, args.expect.as_deref(), args.out.as_deref());
-    }
-    let pool = connect(&args).await?;
-    if let Some(projector) = args.rebuild {
-        rebuild(&pool, projector).await
-    } else if args.verify {
-        verify(&pool).await
-    } else if let Some(path) = &args.export {
-        export(&pool, path).await
-    } else {
-        anyhow::bail!("choose one of --rebuild, --verify, --export FILE, --from FILE")
-    }
-}
-
-async fn connect(args: &ReplayArgs) -> anyhow::Result<PgPool> {
-    let Some(url) = &args.database_url else {
-        anyhow::bail!(
-            "strom replay --rebuild/--verify/--export read the event store: set STROM_DATABASE_URL (or \
-             --database-url) to its Postgres URL. (--from FILE replays an exported log without a database.)"
-        );
-    };
-    let options = pg_connect_options(url, args.database_schema.as_deref())
-        .context("Invalid STROM_DATABASE_URL / STROM_DATABASE_SCHEMA")?;
-    let pool = PgPoolOptions::new()
-        .max_connections(REPLAY_POOL_CONNECTIONS)
-        .acquire_timeout(CONNECT_TIMEOUT)
-        .connect_with(options)
-        .await
-        .context("Failed to connect to the event store (STROM_DATABASE_URL)")?;
-    Ok(pool)
-}
-
-/// A progress bar on stderr when it is a terminal; hidden otherwise (logs, CI, pipes).
-fn progress_bar(total: u64, what: &str) -> ProgressBar {
-    if !std::io::stderr().is_terminal() {
-        return ProgressBar::hidden();
-    }
-    let bar = ProgressBar::new(total);
-    if let Ok(style) = ProgressStyle::with_template(
-        "{msg:>10} [{bar:40}] {human_pos}/{human_len} events ({per_sec}, eta {eta})",
-    ) {
-        bar.set_style(style.progress_chars("=> "));
-    }
-    bar.set_message(what.to_owned());
-    bar
-}
-
-async fn count_events(pool: &PgPool) -> anyhow::Result<u64> {
+/// The database does not answer or has no `events` table.
+pub async fn count_events(pool: &PgPool) -> Result<u64, ReplayError> {
     let n: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
         .fetch_one(pool)
         .await
-        .context("Failed to count events (is this a migrated STROM database?)")?;
+        .map_err(ReplayError::Count)?;
     Ok(u64::try_from(n).unwrap_or(0))
 }
 
-async fn rebuild(pool: &PgPool, projector: ProjectorName) -> anyhow::Result<()> {
-    let ProjectorName::Agents = projector;
-    let bar = progress_bar(count_events(pool).await?, "rebuild");
-    let started = Instant::now();
+/// Rebuilds projector `agents`'s tables from the whole log in ONE transaction (truncate, refold, reset the
+/// checkpoint, commit), calling `progress` per page.
+///
+/// # Errors
+/// The log or the tables failed, or an event cannot be folded; the read models are then left as they were.
+pub async fn rebuild(
+    pool: &PgPool,
+    progress: impl FnMut(&RebuildProgress) + Send,
+) -> Result<RebuildProgress, ReplayError> {
     let log = PgEventLog::new(pool.clone());
     let mut sink = PgReadModel::new(pool.clone()).rebuild_sink();
-    let done = rebuild_from(&log, &mut sink, |p| bar.set_position(p.events))
+    rebuild_from(&log, &mut sink, progress)
         .await
-        .context("Rebuild failed; the read models were left as they were")?;
-    bar.finish_and_clear();
-    println!(
-        "rebuilt {AGENTS_PROJECTOR}: {} events folded into {} agents and {} runs in {:.2} s; checkpoint {}",
-        done.events,
-        done.agents,
-        done.runs,
-        started.elapsed().as_secs_f64(),
-        position_text(done.position)
-    );
-    Ok(())
+        .map_err(ReplayError::Rebuild)
 }
 
-fn position_text(p: LogPosition) -> String {
-    format!("(tx {}, position {})", p.tx_id, p.global_position)
+/// Recomputes every hash chain of the store, calling `progress` per page.
+///
+/// # Errors
+/// The events cannot be read.
+pub async fn verify_chains(
+    pool: &PgPool,
+    progress: impl FnMut(&ChainReport) + Send,
+) -> Result<ChainReport, ReplayError> {
+    verify_chains_with_progress(&PgEventLog::new(pool.clone()), progress)
+        .await
+        .map_err(ReplayError::Chains)
+}
+
+/// The live read models compared with a rebuild of the log up to their checkpoint.
+#[derive(Debug)]
+pub struct ModelCheck {
+    /// The live projector's checkpoint, read in the same snapshot as `live`.
+    pub checkpoint: LogPosition,
+    /// The live tables.
+    pub live: TableDump,
+    /// Events the refold could not read.
+    pub fold_errors: Vec<ProjectionError>,
+    /// Live (`live`) against refolded (`rebuilt`) rows.
+    pub comparison: DumpComparison,
+}
+
+impl ModelCheck {
+    /// The refold read every event and gave exactly the live rows.
+    pub fn is_equal(&self) -> bool {
+        self.comparison.is_equal() && self.fold_errors.is_empty()
+    }
+}
+
+/// Reads the live read models at their checkpoint and compares them row by row with a fold of the log up to it,
+/// calling `progress` per page of the fold.
+///
+/// # Errors
+/// The tables or the log cannot be read.
+pub async fn check_read_models(
+    pool: &PgPool,
+    progress: impl FnMut(&RebuildProgress) + Send,
+) -> Result<ModelCheck, ReplayError> {
+    let mut conn = pool.acquire().await?;
+    let (checkpoint, live) = dump_tables_at_checkpoint(&mut conn)
+        .await
+        .map_err(ReplayError::LiveModels)?;
+    drop(conn);
+    let log = PgEventLog::new(pool.clone());
+    let (model, fold_errors) = fold_log(&log, Some(checkpoint), progress)
+        .await
+        .map_err(ReplayError::Log)?;
+    let comparison = diff_dumps(&live, &model.dump());
+    Ok(ModelCheck {
+        checkpoint,
+        live,
+        fold_errors,
+        comparison,
+    })
+}
+
+/// Every problem `strom replay --verify` found, one line each: chain problems, unreadable events, differing rows.
+pub fn verify_problems(chains: &ChainReport, models: &ModelCheck) -> Vec<String> {
+    let mut problems = chain_problem_lines(chains);
+    problems.extend(
+        models
+            .fold_errors
+            .iter()
+            .map(|e| format!("cannot fold: {e}")),
+    );
+    problems.extend(difference_lines(&models.comparison));
+    problems
 }
 
 /// One line per chain problem, naming the stream and sequence.
@@ -206,7 +209,8 @@ pub fn chain_problem_lines(report: &ChainReport) -> Vec<String> {
     lines
 }
 
-fn difference_lines(comparison: &DumpComparison) -> Vec<String> {
+/// One line per differing row.
+pub fn difference_lines(comparison: &DumpComparison) -> Vec<String> {
     let mut lines: Vec<String> = comparison
         .differences
         .iter()
@@ -218,68 +222,18 @@ fn difference_lines(comparison: &DumpComparison) -> Vec<String> {
     lines
 }
 
-async fn verify(pool: &PgPool) -> anyhow::Result<()> {
-    let total = count_events(pool).await?;
-    let log = PgEventLog::new(pool.clone());
-    let bar = progress_bar(total, "chains");
-    let chains = verify_chains_with_progress(&log, |r| bar.set_position(r.events))
-        .await
-        .context("Failed to read the event chains")?;
-    bar.finish_and_clear();
-
-    let mut conn = pool.acquire().await?;
-    let (checkpoint, live) = dump_tables_at_checkpoint(&mut conn)
-        .await
-        .context("Failed to read the live read models")?;
-    drop(conn);
-    let bar = progress_bar(total, "refold");
-    let (model, fold_errors) = fold_log(&log, Some(checkpoint), |p: &RebuildProgress| {
-        bar.set_position(p.events);
-    })
-    .await
-    .context("Failed to read the event log")?;
-    bar.finish_and_clear();
-    let comparison = diff_dumps(&live, &model.dump());
-
-    let mut problems = chain_problem_lines(&chains);
-    problems.extend(fold_errors.iter().map(|e| format!("cannot fold: {e}")));
-    problems.extend(difference_lines(&comparison));
-    for line in &problems {
-        println!("{line}");
-    }
-    println!(
-        "verify: {} events in {} streams, {}; {AGENTS_PROJECTOR} at {}: {} agents, {} runs live, {}",
-        chains.events,
-        chains.streams,
-        if chains.is_intact() {
-            "hash chains intact".to_owned()
-        } else {
-            format!("{} chain problems", chains.problems.len())
-        },
-        position_text(checkpoint),
-        live.agents.len(),
-        live.agent_runs.len(),
-        if comparison.is_equal() && fold_errors.is_empty() {
-            "equal to a rebuild from the log".to_owned()
-        } else {
-            format!("{} rows differ from a rebuild", comparison.differences.len())
-        }
-    );
-    anyhow::ensure!(
-        problems.is_empty(),
-        "verify found {} problems",
-        problems.len()
-    );
-    Ok(())
-}
-
-async fn export(pool: &PgPool, path: &Path) -> anyhow::Result<()> {
-    let bar = progress_bar(count_events(pool).await?, "export");
-    let log = PgEventLog::new(pool.clone());
+/// Writes the whole of `log` to `path` as JSON lines, in log order, calling `progress` with the events written so
+/// far. Writes `path` with the extension `partial` first and renames it at the end; removes it on failure.
+///
+/// # Errors
+/// The log cannot be read, or the file cannot be written or moved into place.
+pub async fn export(
+    log: &dyn EventLog,
+    path: &Path,
+    progress: impl FnMut(u64),
+) -> Result<u64, ReplayError> {
     let partial = path.with_extension("partial");
-    let result = export_to(&log, &partial, &bar).await;
-    bar.finish_and_clear();
-    let written = match result {
+    let written = match export_to(log, &partial, progress).await {
         Ok(n) => n,
         Err(e) => {
             std::fs::remove_file(&partial).ok();
@@ -287,14 +241,16 @@ async fn export(pool: &PgPool, path: &Path) -> anyhow::Result<()> {
         }
     };
     std::fs::rename(&partial, path)
-        .with_context(|| format!("Failed to move the export into {}", path.display()))?;
-    println!("exported {written} events to {}", path.display());
-    Ok(())
+        .map_err(ReplayError::file("Failed to move the export into", path))?;
+    Ok(written)
 }
 
-async fn export_to(log: &dyn EventLog, path: &Path, bar: &ProgressBar) -> anyhow::Result<u64> {
-    let out = std::fs::File::create(path)
-        .with_context(|| format!("Failed to create {}", path.display()))?;
+async fn export_to(
+    log: &dyn EventLog,
+    path: &Path,
+    mut progress: impl FnMut(u64),
+) -> Result<u64, ReplayError> {
+    let out = std::fs::File::create(path).map_err(ReplayError::file("Failed to create", path))?;
     let mut out = std::io::BufWriter::new(out);
     let mut position = LogPosition::START;
     let mut written = 0;
@@ -303,72 +259,53 @@ async fn export_to(log: &dyn EventLog, path: &Path, bar: &ProgressBar) -> anyhow
         let Some(last) = page.last() else { break };
         position = last.position;
         written += file::write_events(&mut out, &page)
-            .with_context(|| format!("Failed to write {}", path.display()))?;
-        bar.set_position(written);
+            .map_err(ReplayError::file("Failed to write", path))?;
+        progress(written);
     }
-    std::io::Write::flush(&mut out)
-        .with_context(|| format!("Failed to write {}", path.display()))?;
+    std::io::Write::flush(&mut out).map_err(ReplayError::file("Failed to write", path))?;
     Ok(written)
 }
 
-fn from_file(path: &Path, expect: Option<&Path>, out: Option<&Path>) -> anyhow::Result<()> {
+/// What `strom replay --from FILE [--expect DIR]` found.
+#[derive(Debug)]
+pub struct FileReplay {
+    /// Order, hash chains and fold of the file.
+    pub check: FileCheck,
+    /// The replayed read models against the golden files of `--expect` (`live` = expected, `rebuilt` = replayed).
+    pub comparison: Option<DumpComparison>,
+    /// The replayed read models.
+    pub dump: TableDump,
+}
+
+impl FileReplay {
+    /// Every problem, one line each; differences from the golden files are worded as such.
+    pub fn problems(&self) -> Vec<String> {
+        let mut problems = self.check.problems();
+        if let Some(comparison) = &self.comparison {
+            problems.extend(difference_lines(comparison).into_iter().map(|l| {
+                l.replacen("read model:", "expected read model:", 1)
+                    .replace("    live:    ", "    expected: ")
+                    .replace("    rebuilt: ", "    replayed: ")
+            }));
+        }
+        problems
+    }
+}
+
+/// Replays the event file `path` without a database, comparing the result with the golden files in `expect`.
+///
+/// # Errors
+/// The file or the golden files cannot be read or parsed.
+pub fn replay_file(path: &Path, expect: Option<&Path>) -> Result<FileReplay, ReplayError> {
     let check = file::check_file(path)?;
-    let mut problems = check.problems();
     let comparison = match expect {
         Some(dir) => Some(file::compare_expected(dir, &check.model)?),
         None => None,
     };
-    if let Some(comparison) = &comparison {
-        problems.extend(difference_lines(comparison).into_iter().map(|l| {
-            l.replacen("read model:", "expected read model:", 1)
-                .replace("    live:    ", "    expected: ")
-                .replace("    rebuilt: ", "    replayed: ")
-        }));
-    }
     let dump = check.model.dump();
-    match (out, expect) {
-        (Some(dir), _) => file::write_expected(dir, &dump)?,
-        (None, None) => {
-            let rows = |lines: &[String]| -> Vec<serde_json::Value> {
-                lines
-                    .iter()
-                    .filter_map(|l| serde_json::from_str(l).ok())
-                    .collect()
-            };
-            let doc = serde_json::json!({
-                "agents": rows(&dump.agents),
-                "agent_runs": rows(&dump.agent_runs),
-            });
-            println!("{}", serde_json::to_string_pretty(&doc)?);
-        }
-        (None, Some(_)) => {}
-    }
-    for line in &problems {
-        println!("{line}");
-    }
-    eprintln!(
-        "replayed {}: {} events in {} streams, {}; {} agents, {} runs{}",
-        path.display(),
-        check.events,
-        check.chains.streams,
-        if check.chains.is_intact() {
-            "hash chains intact"
-        } else {
-            "hash chains BROKEN"
-        },
-        dump.agents.len(),
-        dump.agent_runs.len(),
-        match &comparison {
-            Some(c) if c.is_equal() => ", equal to the expected read models",
-            Some(_) => ", DIFFERENT from the expected read models",
-            None => "",
-        }
-    );
-    anyhow::ensure!(
-        problems.is_empty(),
-        "replay of {} found {} problems",
-        path.display(),
-        problems.len()
-    );
-    Ok(())
+    Ok(FileReplay {
+        check,
+        comparison,
+        dump,
+    })
 }

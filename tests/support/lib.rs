@@ -1,8 +1,10 @@
 //! Shared helpers for STROM's end-to-end tests: run the real `strom` binary on a free port, with its own Postgres
-//! schema and NATS prefix (or embedded), talk to it over HTTP, and clean everything up afterwards.
+//! schema and NATS prefix (or embedded), talk to it over HTTP, and clean everything up afterwards; and the
+//! deterministic agent scenarios ([`scenario`]) that tests, golden fixtures and the bench record.
 
 pub mod db;
 pub mod nats;
+pub mod scenario;
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -35,7 +37,7 @@ pub fn strom_bin() -> PathBuf {
         .expect("test binary lives in target/<profile>/deps");
     assert!(
         bin.exists(),
-        "{} not found: build it first (cargo build -p strom-api --bin strom) or run `make test`",
+        "{} not found: build it first (cargo build -p strom --bin strom) or run `make test`",
         bin.display()
     );
     bin

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use axum::body::Body;
-use axum::extract::{FromRequestParts, Request, State};
+use axum::extract::{FromRef, FromRequestParts, Request, State};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -23,10 +23,9 @@ use http_body_util::BodyExt;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::auth::Caller;
+use crate::auth::{Authenticator, Caller};
 use crate::extract::read_body;
 use crate::problem::ApiError;
-use crate::startup::AppState;
 
 pub mod memory;
 pub mod redis;
@@ -146,8 +145,15 @@ fn valid_key(value: &HeaderValue) -> Option<&str> {
     ok.then_some(key)
 }
 
-/// Middleware for the API router: applies the rules of the module docs to POSTs that carry the header.
-pub async fn idempotency(State(state): State<AppState>, req: Request, next: Next) -> Response {
+/// Middleware for the API router: applies the rules of the module docs to POSTs that carry the header. Generic
+/// over the router's state so that this module needs only the two parts of it it uses (the store and the
+/// authenticator), not the state type.
+pub async fn idempotency<S>(State(state): State<S>, req: Request, next: Next) -> Response
+where
+    S: Send + Sync,
+    Arc<dyn IdempotencyStore>: FromRef<S>,
+    Arc<Authenticator>: FromRef<S>,
+{
     if req.method() != Method::POST || EXEMPT_PATHS.contains(&req.uri().path()) {
         return next.run(req).await;
     }
@@ -159,12 +165,17 @@ pub async fn idempotency(State(state): State<AppState>, req: Request, next: Next
     }
 }
 
-async fn guarded(
-    state: &AppState,
+async fn guarded<S>(
+    state: &S,
     value: HeaderValue,
     req: Request,
     next: Next,
-) -> Result<Response, Response> {
+) -> Result<Response, Response>
+where
+    S: Send + Sync,
+    Arc<dyn IdempotencyStore>: FromRef<S>,
+    Arc<Authenticator>: FromRef<S>,
+{
     let key = valid_key(&value).ok_or_else(|| {
         ApiError::BadRequest(format!(
             "Idempotency-Key must be 1..={MAX_KEY_LEN} visible ASCII characters"
@@ -179,7 +190,7 @@ async fn guarded(
     let bytes = read_body(body).await.map_err(IntoResponse::into_response)?;
     let record = record_key(&caller.sub, &parts.method, parts.uri.path(), key);
     let hash = body_hash(&bytes);
-    let store = &state.idempotency;
+    let store = Arc::<dyn IdempotencyStore>::from_ref(state);
     let claim = store.claim(&record, &hash).await.map_err(unavailable)?;
     if let Claim::Existing(existing) = claim {
         return Err(answer_existing(existing, &hash));

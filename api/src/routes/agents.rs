@@ -17,12 +17,12 @@ use crate::auth::{Caller, Trader};
 use crate::extract::{ApiJson, OptionalJson};
 use crate::observability::CorrelationId;
 use crate::problem::ApiError;
-use crate::startup::AppState;
+use crate::state::AppState;
 use strom_projections::{AgentFilter, AgentView, Page, RunView};
 
 use crate::auth::Viewer;
 use crate::extract::ApiQuery;
-use crate::reads::query_error;
+use crate::reads::{agent_not_found, query_error};
 
 /// The reason recorded when a stop request gives none (specs/04 §2).
 pub const DEFAULT_STOP_REASON: &str = "user";
@@ -43,14 +43,7 @@ fn ctx(correlation: &CorrelationId, caller: &Caller) -> CommandContext {
 pub fn agent_id(raw: &str) -> Result<String, ApiError> {
     uuid::Uuid::parse_str(raw)
         .map(|id| id.hyphenated().to_string())
-        .map_err(|_| not_found())
-}
-
-pub fn not_found() -> ApiError {
-    ApiError::Missing {
-        code: "agent_not_found",
-        detail: "no such agent".into(),
-    }
+        .map_err(|_| agent_not_found())
 }
 
 /// Checks that the agent exists and the caller may act on it (its owner, or an admin).
@@ -67,7 +60,7 @@ async fn check_visible(state: &AppState, caller: &Caller, id: &str) -> Result<()
     if visible {
         Ok(())
     } else {
-        Err(not_found())
+        Err(agent_not_found())
     }
 }
 
@@ -104,7 +97,7 @@ async fn view_after(
     };
     let folded = fold_agent_row(row, id, missing.iter().map(|(s, e)| (*s, e)))
         .map_err(|e| ApiError::Internal(anyhow::anyhow!("folding agent {id}: {e}")))?
-        .ok_or_else(not_found)?;
+        .ok_or_else(agent_not_found)?;
     let mut view = AgentView::from(folded);
     view.next_tick_at = view.next_tick_after(state.now());
     Ok(view)

@@ -9,7 +9,7 @@ use axum::Json;
 use serde::Serialize;
 
 use crate::problem::ApiError;
-use crate::startup::{AppState, Dependencies};
+use crate::state::{AppState, Dependencies};
 
 /// A readiness probe answers within this bound even when a dependency hangs.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);

@@ -11,7 +11,7 @@ use strom_domain::Symbol;
 
 use crate::auth::Viewer;
 use crate::problem::ApiError;
-use crate::startup::AppState;
+use crate::state::AppState;
 use strom_domain::time::rfc3339_millis;
 
 /// The `MarketPrice` representation.

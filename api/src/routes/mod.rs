@@ -1,12 +1,15 @@
 //! HTTP handlers, one module per resource. Handlers translate HTTP to calls on services and back; the rules live
 //! in domain/ and commands/.
 //!
-//! [`ROUTES`] is the one list of what the server routes: the router is built from it, and the tests check it
+//! [`ROUTES`] is the one list of what the server routes: [`router`] is built from it, and the tests check it
 //! against specs/openapi.yaml in both directions.
 
 use axum::routing::{get, patch, post, MethodRouter};
+use axum::Router;
 
-use crate::startup::AppState;
+use crate::problem::ApiError;
+use crate::state::AppState;
+use crate::{idempotency, observability};
 
 pub mod agents;
 pub mod docs;
@@ -68,4 +71,34 @@ fn handler(path: &str, method: &str) -> MethodRouter<AppState> {
         ("GET", "/api/v1/market/{symbol}") => get(market::get_price),
         _ => panic!("ROUTES lists {method} {path} but routes::handler has no handler for it"),
     }
+}
+
+/// The whole HTTP API on `state`: every route of [`ROUTES`] with its middleware (route labels, idempotency,
+/// correlation ids and metrics, panics answered as problem+json), and problem+json 404s for everything else.
+pub fn router(state: AppState) -> Router {
+    ROUTES
+        .iter()
+        .fold(Router::new(), |router, (path, methods)| {
+            router.route(path, method_router(path, methods))
+        })
+        .route_layer(axum::middleware::from_fn(observability::label_route))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            idempotency::idempotency::<AppState>,
+        ))
+        .fallback(not_found)
+        .layer(axum::middleware::from_fn(observability::correlate))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+            panic_to_problem,
+        ))
+        .with_state(state)
+}
+
+async fn not_found(uri: axum::http::Uri) -> ApiError {
+    ApiError::NotFound(format!("no such endpoint: {}", uri.path()))
+}
+
+fn panic_to_problem(_: Box<dyn std::any::Any + Send + 'static>) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    ApiError::Internal(anyhow::anyhow!("handler panicked")).into_response()
 }

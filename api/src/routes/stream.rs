@@ -23,8 +23,9 @@ use tokio_util::sync::CancellationToken;
 use crate::auth::Viewer;
 use crate::live::StreamSlot;
 use crate::problem::ApiError;
-use crate::routes::agents::{agent_id, not_found};
-use crate::startup::AppState;
+use crate::reads::{agent_not_found, query_error};
+use crate::routes::agents::agent_id;
+use crate::state::AppState;
 
 /// Comment sent on an idle stream so proxies keep it open and clients notice a dead one (specs/03 §4).
 pub const SSE_KEEP_ALIVE: Duration = Duration::from_secs(15);
@@ -83,9 +84,9 @@ pub async fn stream_agent(
         .queries()
         .get_agent_row(&id)
         .await
-        .map_err(crate::reads::query_error)?
+        .map_err(query_error)?
         .filter(|row| row.owner == caller.sub || caller.is_admin())
-        .ok_or_else(not_found)?;
+        .ok_or_else(agent_not_found)?;
     let slot = state.live.open_stream(&caller.sub)?;
     // Subscribe before answering: every event committed after the client sees the response reaches it.
     let events = state.live.subscribe();

@@ -6,6 +6,7 @@
 //! same conformance tests. Each is also the reader of its global log ([`crate::log::EventLog`]).
 
 mod memory;
+mod migrations;
 mod postgres;
 mod postgres_events;
 
@@ -15,6 +16,7 @@ use sqlx::PgPool;
 use strom_domain::{Decider, EventMetadata, StromEvent};
 
 pub use memory::{Clock, MemoryEventStore};
+pub use migrations::{apply_migrations, migration_name, pending_migrations, MigrationError};
 pub use postgres::{migrate, pg_connect_options, MIGRATOR};
 pub use postgres_events::PgEventStore;
 

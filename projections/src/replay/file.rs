@@ -5,12 +5,13 @@
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use anyhow::Context;
 use strom_commands::log::{jsonb_text, ChainReport, ChainRow, ChainVerifier, EventEnvelope};
 
 use crate::fold::ProjectionError;
 use crate::model::{AgentsModel, TableDump, AGENTS_TABLES};
 use crate::rebuild::{diff_dumps, DumpComparison, LenientFold};
+
+use super::ReplayError;
 
 /// Longest line accepted in an event file: an event payload is bounded by the API's 64 KiB body limit, so a
 /// longer line is not an event and is refused before it is parsed.
@@ -39,23 +40,26 @@ pub fn write_events<'a>(
 ///
 /// # Errors
 /// The file cannot be read, or a line is not a logged event (the error names the line).
-pub fn read_events(path: &Path) -> anyhow::Result<Vec<EventEnvelope>> {
-    let file =
-        std::fs::File::open(path).with_context(|| format!("Failed to open {}", path.display()))?;
+pub fn read_events(path: &Path) -> Result<Vec<EventEnvelope>, ReplayError> {
+    let file = std::fs::File::open(path).map_err(ReplayError::file("Failed to open", path))?;
     let mut events = Vec::new();
     for (i, line) in BufReader::new(file).lines().enumerate() {
-        let line = line.with_context(|| format!("Failed to read {}", path.display()))?;
+        let line = line.map_err(ReplayError::file("Failed to read", path))?;
         if line.trim().is_empty() {
             continue;
         }
-        anyhow::ensure!(
-            line.len() <= MAX_EVENT_LINE_BYTES,
-            "{}:{}: line is longer than {MAX_EVENT_LINE_BYTES} bytes",
-            path.display(),
-            i + 1
-        );
-        let event: EventEnvelope = serde_json::from_str(&line)
-            .with_context(|| format!("{}:{}: not a logged event", path.display(), i + 1))?;
+        if line.len() > MAX_EVENT_LINE_BYTES {
+            return Err(ReplayError::LineTooLong {
+                path: path.to_owned(),
+                line: i + 1,
+            });
+        }
+        let event: EventEnvelope =
+            serde_json::from_str(&line).map_err(|source| ReplayError::NotAnEvent {
+                path: path.to_owned(),
+                line: i + 1,
+                source,
+            })?;
         events.push(event);
     }
     Ok(events)
@@ -143,7 +147,7 @@ pub fn check_events(events: &[EventEnvelope]) -> FileCheck {
 ///
 /// # Errors
 /// The file cannot be read or parsed.
-pub fn check_file(path: &Path) -> anyhow::Result<FileCheck> {
+pub fn check_file(path: &Path) -> Result<FileCheck, ReplayError> {
     Ok(check_events(&read_events(path)?))
 }
 
@@ -155,16 +159,15 @@ fn table_file(dir: &Path, table: &str) -> PathBuf {
 ///
 /// # Errors
 /// Writing failed.
-pub fn write_expected(dir: &Path, dump: &TableDump) -> anyhow::Result<()> {
-    std::fs::create_dir_all(dir).with_context(|| format!("Failed to create {}", dir.display()))?;
+pub fn write_expected(dir: &Path, dump: &TableDump) -> Result<(), ReplayError> {
+    std::fs::create_dir_all(dir).map_err(ReplayError::file("Failed to create", dir))?;
     for table in AGENTS_TABLES {
         let path = table_file(dir, table);
         let mut text = dump.table(table).join("\n");
         if !text.is_empty() {
             text.push('\n');
         }
-        std::fs::write(&path, text)
-            .with_context(|| format!("Failed to write {}", path.display()))?;
+        std::fs::write(&path, text).map_err(ReplayError::file("Failed to write", &path))?;
     }
     Ok(())
 }
@@ -173,11 +176,13 @@ pub fn write_expected(dir: &Path, dump: &TableDump) -> anyhow::Result<()> {
 ///
 /// # Errors
 /// A file is missing or unreadable.
-pub fn read_expected(dir: &Path) -> anyhow::Result<TableDump> {
-    let read = |table: &str| -> anyhow::Result<Vec<String>> {
+pub fn read_expected(dir: &Path) -> Result<TableDump, ReplayError> {
+    let read = |table: &str| -> Result<Vec<String>, ReplayError> {
         let path = table_file(dir, table);
-        let text = std::fs::read_to_string(&path)
-            .with_context(|| format!("Failed to read expected read model {}", path.display()))?;
+        let text = std::fs::read_to_string(&path).map_err(ReplayError::file(
+            "Failed to read expected read model",
+            &path,
+        ))?;
         Ok(text
             .lines()
             .filter(|l| !l.trim().is_empty())
@@ -194,6 +199,6 @@ pub fn read_expected(dir: &Path) -> anyhow::Result<TableDump> {
 ///
 /// # Errors
 /// The golden files cannot be read.
-pub fn compare_expected(dir: &Path, model: &AgentsModel) -> anyhow::Result<DumpComparison> {
+pub fn compare_expected(dir: &Path, model: &AgentsModel) -> Result<DumpComparison, ReplayError> {
     Ok(diff_dumps(&read_expected(dir)?, &model.dump()))
 }

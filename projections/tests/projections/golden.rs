@@ -9,7 +9,7 @@ use strom_commands::log::{EventEnvelope, EventLog, LogPosition, MAX_LOG_PAGE};
 use strom_projections::replay::file::{
     check_events, check_file, compare_expected, read_events, write_events, write_expected,
 };
-use strom_projections::scenario;
+use strom_tests::scenario;
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../replay-fixtures")

@@ -9,11 +9,11 @@ use strom_commands::log::{EventLog, LogPosition};
 use strom_commands::service::AggregateService;
 use strom_commands::store::EventStore;
 use strom_domain::{Agent, AgentState};
-use strom_projections::scenario::{self, AgentDriver, TWO_AGENTS_IDS};
 use strom_projections::{
     AgentFilter, AgentQueries, MemoryReadModel, ProjectionSink, Projector, QueryError,
     AGENTS_PROJECTOR,
 };
+use strom_tests::scenario::{self, AgentDriver, TWO_AGENTS_IDS};
 
 use crate::support::read_all;
 

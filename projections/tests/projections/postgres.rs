@@ -8,11 +8,11 @@ use strom_commands::log::{EventLog, LogPosition, PgEventLog};
 use strom_commands::service::AggregateService;
 use strom_commands::store::EventStore;
 use strom_domain::Agent;
-use strom_projections::scenario::{self, AgentDriver, TWO_AGENTS_IDS};
 use strom_projections::{
     diff_dumps, fold_events, rebuild_from, AgentFilter, AgentQueries, MemoryReadModel, PgReadModel,
     ProjectionSink, Projector, RebuildSink, SinkError, AGENTS_PROJECTOR,
 };
+use strom_tests::scenario::{self, AgentDriver, TWO_AGENTS_IDS};
 
 use crate::support::{read_all, test_db, wait_visible, TestDb};
 

@@ -10,9 +10,9 @@ use strom_commands::store::{pg_cqrs, PgEventLog};
 use strom_domain::upcast::event_upcasters;
 use strom_domain::Agent;
 use strom_projections::replay::file::read_expected;
-use strom_projections::scenario::{self, TWO_AGENTS_IDS};
 use strom_projections::{PgReadModel, Projector, AGENTS_PROJECTOR};
 use strom_tests::db::TestDb;
+use strom_tests::scenario::{self, TWO_AGENTS_IDS};
 
 /// A schema with the two-agents scenario recorded and projected; dropped with the guard.
 struct Store {

@@ -3,34 +3,9 @@
 //! `STROM_MIGRATE=true`, which applies them first — what tests and the single-process demo do). Running several
 //! API processes against one database is then safe: none of them races to migrate it during a rolling start.
 
-use std::collections::BTreeSet;
-
 use anyhow::Context;
 use sqlx::PgPool;
-use strom_commands::store::{migrate, MIGRATOR};
-
-/// Versions embedded in this binary that the database has not applied (successfully).
-///
-/// # Errors
-/// The database cannot be queried.
-pub async fn pending(pool: &PgPool) -> anyhow::Result<Vec<i64>> {
-    let applied: Vec<i64> =
-        match sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
-            .fetch_all(pool)
-            .await
-        {
-            Ok(versions) => versions,
-            // 42P01 undefined_table: nothing was ever migrated here.
-            Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42P01") => Vec::new(),
-            Err(e) => return Err(e).context("Failed to read the applied migrations"),
-        };
-    let applied: BTreeSet<i64> = applied.into_iter().collect();
-    Ok(MIGRATOR
-        .iter()
-        .filter(|m| !m.migration_type.is_down_migration() && !applied.contains(&m.version))
-        .map(|m| m.version)
-        .collect())
-}
+use strom_commands::store::{apply_migrations, pending_migrations};
 
 /// Applies pending migrations when `apply`, otherwise fails if any are pending.
 ///
@@ -38,12 +13,12 @@ pub async fn pending(pool: &PgPool) -> anyhow::Result<Vec<i64>> {
 /// Migrations are pending and `apply` is false, or applying them failed, or the database does not answer.
 pub async fn ensure_current(pool: &PgPool, apply: bool) -> anyhow::Result<()> {
     if apply {
-        migrate(pool)
+        apply_migrations(pool)
             .await
             .context("Failed to apply the database migrations")?;
         return Ok(());
     }
-    let pending = pending(pool)
+    let pending = pending_migrations(pool)
         .await
         .context("Failed to check the database schema (is Postgres up at STROM_DATABASE_URL?)")?;
     anyhow::ensure!(
@@ -53,7 +28,7 @@ pub async fn ensure_current(pool: &PgPool, apply: bool) -> anyhow::Result<()> {
         pending.len(),
         pending
             .iter()
-            .map(i64::to_string)
+            .map(|m| m.version.to_string())
             .collect::<Vec<_>>()
             .join(", ")
     );

@@ -8,25 +8,22 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use axum::extract::FromRef;
 use axum::Router;
-use chrono::{DateTime, Utc};
-use metrics_exporter_prometheus::PrometheusHandle;
+use chrono::Utc;
+use strom_api::auth::{AuthSettings, Authenticator};
+use strom_api::live::LiveFeed;
+use strom_api::state::{ApiSettings, AppState, Dependencies};
+use strom_api::{idempotency, router};
 use strom_commands::bus::memory::MemoryBus;
 use strom_commands::bus::nats::NatsBus;
 use strom_commands::bus::{Bus, Subjects};
 use strom_commands::service::CommandServices;
-use strom_commands::store::{Clock, EventStore};
+use strom_commands::store::EventStore;
 use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
 
-use crate::auth::{AuthSettings, Authenticator};
-use crate::background::BackgroundConfig;
-use crate::idempotency::IdempotencyStore;
-use crate::live::LiveFeed;
-use crate::reads::Reads;
+use crate::background::{BackgroundConfig, Role};
 use crate::roles::Roles;
-use crate::{idempotency, migrations, observability, problem::ApiError, routes, telemetry};
+use crate::{demo, migrations, projector, telemetry};
 
 /// How long a graceful shutdown waits for in-flight requests before giving up on them.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -95,49 +92,6 @@ impl ServeConfig {
 /// Symbols the simulator publishes when none are configured (`STROM_SIM_SYMBOLS`).
 pub const DEFAULT_SIM_SYMBOLS: &[&str] = &["BTC-USD", "ETH-USD", "SOL-USD"];
 
-/// The external services this process talks to; `None` means the embedded (memory) adapter is used instead.
-#[derive(Clone, Default)]
-pub struct Dependencies {
-    pub postgres: Option<sqlx::PgPool>,
-    pub nats: Option<async_nats::Client>,
-}
-
-impl Dependencies {
-    pub fn is_embedded(&self) -> bool {
-        self.postgres.is_none() && self.nats.is_none()
-    }
-}
-
-/// Settings handlers read.
-#[derive(Debug, Clone)]
-pub struct ApiSettings {
-    pub default_seed: u64,
-}
-
-/// State shared by handlers.
-#[derive(Clone, FromRef)]
-pub struct AppState {
-    pub auth: Arc<Authenticator>,
-    pub deps: Dependencies,
-    pub metrics: PrometheusHandle,
-    pub commands: Arc<CommandServices>,
-    pub reads: Reads,
-    pub bus: Arc<dyn Bus>,
-    pub idempotency: Arc<dyn IdempotencyStore>,
-    pub live: Arc<LiveFeed>,
-    pub clock: Clock,
-    pub settings: Arc<ApiSettings>,
-    /// Cancelled when the process stops: long-lived responses (SSE) end with it.
-    pub stop: CancellationToken,
-}
-
-impl AppState {
-    /// The wall clock (injected so tests can control it).
-    pub fn now(&self) -> DateTime<Utc> {
-        (self.clock)()
-    }
-}
-
 /// What tests and the other roles reach into: the write side, the bus and the event log this server uses.
 #[derive(Clone)]
 pub struct Handles {
@@ -190,23 +144,11 @@ impl Application {
         let feed = Arc::clone(&live);
         let (tail_log, commits) = (store.log(), store.commits().clone());
         roles.spawn("live-feed", move |stop| feed.run(tail_log, commits, stop));
-        let reads = Reads::start(&store, &mut roles);
-        let mut background = config.background.clone();
-        background.prefix.clone_from(&config.prefix);
-        if config.nats_url.is_none() && background.roles.remove(&crate::background::Role::Relay) {
-            tracing::info!(
-                "relay role skipped: no STROM_NATS_URL, so there is no JetStream to publish to"
-            );
-        }
-        if let Some(url) = &config.database_url {
-            background.pg_options = Some(
-                strom_commands::store::pg_connect_options(url, config.database_schema.as_deref())
-                    .context("Invalid STROM_DATABASE_URL / STROM_DATABASE_SCHEMA")?,
-            );
-        }
+        let reads = projector::start(&store, &mut roles);
+        let background = background_config(&config)?;
         crate::background::spawn(&background, &bus, &commands, &mut roles).await?;
         if config.demo_agent {
-            crate::demo::ensure_demo_agent(&commands, config.default_seed).await?;
+            demo::ensure_demo_agent(&commands, config.default_seed).await?;
         }
         let state = AppState {
             auth,
@@ -346,6 +288,25 @@ async fn connect(config: &ServeConfig) -> anyhow::Result<Dependencies> {
     Ok(Dependencies { postgres, nats })
 }
 
+/// The background roles' settings completed from the serve config: its prefix, the relay dropped without NATS,
+/// and the Postgres options for the leader locks.
+fn background_config(config: &ServeConfig) -> anyhow::Result<BackgroundConfig> {
+    let mut background = config.background.clone();
+    background.prefix.clone_from(&config.prefix);
+    if config.nats_url.is_none() && background.roles.remove(&Role::Relay) {
+        tracing::info!(
+            "relay role skipped: no STROM_NATS_URL, so there is no JetStream to publish to"
+        );
+    }
+    if let Some(url) = &config.database_url {
+        background.pg_options = Some(
+            strom_commands::store::pg_connect_options(url, config.database_schema.as_deref())
+                .context("Invalid STROM_DATABASE_URL / STROM_DATABASE_SCHEMA")?,
+        );
+    }
+    Ok(background)
+}
+
 /// The message bus: JetStream when NATS is configured, the memory bus otherwise (its topology made here, since
 /// nothing else creates it in embedded mode).
 async fn bus(config: &ServeConfig, deps: &Dependencies) -> anyhow::Result<Arc<dyn Bus>> {
@@ -367,32 +328,4 @@ async fn bus(config: &ServeConfig, deps: &Dependencies) -> anyhow::Result<Arc<dy
             Arc::new(bus)
         }
     })
-}
-
-fn router(state: AppState) -> Router {
-    routes::ROUTES
-        .iter()
-        .fold(Router::new(), |router, (path, methods)| {
-            router.route(path, routes::method_router(path, methods))
-        })
-        .route_layer(axum::middleware::from_fn(observability::label_route))
-        .route_layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            idempotency::idempotency,
-        ))
-        .fallback(not_found)
-        .layer(axum::middleware::from_fn(observability::correlate))
-        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
-            panic_to_problem,
-        ))
-        .with_state(state)
-}
-
-async fn not_found(uri: axum::http::Uri) -> ApiError {
-    ApiError::NotFound(format!("no such endpoint: {}", uri.path()))
-}
-
-fn panic_to_problem(_: Box<dyn std::any::Any + Send + 'static>) -> axum::response::Response {
-    use axum::response::IntoResponse;
-    ApiError::Internal(anyhow::anyhow!("handler panicked")).into_response()
 }

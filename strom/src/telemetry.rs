@@ -5,6 +5,7 @@
 use std::sync::OnceLock;
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use strom_api::observability::HTTP_LATENCY_METRIC;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::EnvFilter;
@@ -55,7 +56,7 @@ pub fn metrics_handle() -> PrometheusHandle {
         .get_or_init(|| {
             let recorder = PrometheusBuilder::new()
                 .set_buckets_for_metric(
-                    Matcher::Full("http_request_duration_seconds".into()),
+                    Matcher::Full(HTTP_LATENCY_METRIC.into()),
                     HTTP_LATENCY_BUCKETS_S,
                 )
                 .expect("static bucket list is non-empty")

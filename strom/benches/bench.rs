@@ -1,4 +1,4 @@
-//! `make bench` (`cargo bench -p strom-commands --bench append`): the event store's and the read model's figures
+//! `make bench` (`cargo bench -p strom --bench bench`): the event store's and the read model's figures
 //! beside the machine's own baseline, as the brief's bar asks (append ≥ half of pgbench's single-row inserts;
 //! projection rebuild ≥ 1M events/s).
 //!
@@ -39,10 +39,10 @@ use strom_commands::store::{
 };
 use strom_domain::upcast::event_upcasters;
 use strom_domain::Agent;
-use strom_projections::scenario::{config, scenario_start, AgentDriver};
 use strom_projections::{rebuild_from, MemoryReadModel, PgReadModel, RebuildProgress};
 use strom_tests::db::TestDb;
 use strom_tests::nats::TestNats;
+use strom_tests::scenario::{config, scenario_start, AgentDriver};
 
 /// Concurrent writers per append level: one (latency-bound), a few per core, and well past the cores (where
 /// group commit should pay off).

@@ -7,9 +7,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use reqwest::Method;
 use serde_json::{json, Value};
+use strom::startup::{Application, Handles, ServeConfig};
 use strom_api::auth::{AuthMode, AuthSettings, DevKey, Role, DEFAULT_AUDIENCE, DEV_ISSUER};
 use strom_api::routes::ROUTES;
-use strom_api::startup::{Application, Handles, ServeConfig};
 use strom_tests::db::TestDb;
 
 pub use strom_tests::database_url;

@@ -1,0 +1,60 @@
+//! What handlers share ([`AppState`]): the services a process runs on, put together by the `strom` binary and
+//! handed to [`crate::router`].
+
+use std::sync::Arc;
+
+use axum::extract::FromRef;
+use chrono::{DateTime, Utc};
+use metrics_exporter_prometheus::PrometheusHandle;
+use strom_commands::bus::Bus;
+use strom_commands::service::CommandServices;
+use strom_commands::store::Clock;
+use tokio_util::sync::CancellationToken;
+
+use crate::auth::Authenticator;
+use crate::idempotency::IdempotencyStore;
+use crate::live::LiveFeed;
+use crate::reads::Reads;
+
+/// The external services this process talks to; `None` means the embedded (memory) adapter is used instead.
+#[derive(Clone, Default)]
+pub struct Dependencies {
+    pub postgres: Option<sqlx::PgPool>,
+    pub nats: Option<async_nats::Client>,
+}
+
+impl Dependencies {
+    pub fn is_embedded(&self) -> bool {
+        self.postgres.is_none() && self.nats.is_none()
+    }
+}
+
+/// Settings handlers read.
+#[derive(Debug, Clone)]
+pub struct ApiSettings {
+    pub default_seed: u64,
+}
+
+/// State shared by handlers.
+#[derive(Clone, FromRef)]
+pub struct AppState {
+    pub auth: Arc<Authenticator>,
+    pub deps: Dependencies,
+    pub metrics: PrometheusHandle,
+    pub commands: Arc<CommandServices>,
+    pub reads: Reads,
+    pub bus: Arc<dyn Bus>,
+    pub idempotency: Arc<dyn IdempotencyStore>,
+    pub live: Arc<LiveFeed>,
+    pub clock: Clock,
+    pub settings: Arc<ApiSettings>,
+    /// Cancelled when the process stops: long-lived responses (SSE) end with it.
+    pub stop: CancellationToken,
+}
+
+impl AppState {
+    /// The wall clock (injected so tests can control it).
+    pub fn now(&self) -> DateTime<Utc> {
+        (self.clock)()
+    }
+}

@@ -1,0 +1,47 @@
+//! Authentication flags shared by `strom serve` (which verifies tokens) and `strom token` (which mints dev ones).
+
+use std::path::PathBuf;
+
+use clap::Args;
+use strom_api::auth::{AuthMode, AuthSettings, DEFAULT_AUDIENCE, DEV_ISSUER};
+
+#[derive(Args)]
+pub struct AuthArgs {
+    /// JWKS URL to verify RS256 tokens against (Keycloak: <realm url>/protocol/openid-connect/certs).
+    /// Unset = dev mode: HS256 with the key in --dev-key-file.
+    #[arg(long, env = "STROM_AUTH_JWKS_URL")]
+    pub jwks_url: Option<String>,
+    /// Required `iss` claim. Default: none in JWKS mode, `strom-dev` in dev mode.
+    #[arg(long, env = "STROM_AUTH_ISSUER")]
+    pub issuer: Option<String>,
+    /// Required `aud` claim.
+    #[arg(long, env = "STROM_AUTH_AUDIENCE", default_value = DEFAULT_AUDIENCE)]
+    pub audience: String,
+    /// Dev-mode signing key file; created with a random key on first use.
+    #[arg(
+        long,
+        env = "STROM_AUTH_DEV_KEY_FILE",
+        default_value = ".strom/dev-jwt.key"
+    )]
+    pub dev_key_file: PathBuf,
+}
+
+impl AuthArgs {
+    /// What the server's authenticator checks: JWKS mode when a JWKS URL is set, dev mode otherwise.
+    pub fn settings(&self) -> AuthSettings {
+        match &self.jwks_url {
+            Some(url) => AuthSettings {
+                mode: AuthMode::Jwks { url: url.clone() },
+                audience: self.audience.clone(),
+                issuer: self.issuer.clone(),
+            },
+            None => AuthSettings {
+                mode: AuthMode::Dev {
+                    key_file: self.dev_key_file.clone(),
+                },
+                audience: self.audience.clone(),
+                issuer: Some(self.issuer.clone().unwrap_or_else(|| DEV_ISSUER.to_owned())),
+            },
+        }
+    }
+}

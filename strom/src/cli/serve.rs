@@ -1,0 +1,99 @@
+//! `strom serve`: the product — the HTTP API, the projector and the background roles of `STROM_ROLES` in one
+//! process, until Ctrl-C or SIGTERM.
+
+use std::collections::BTreeSet;
+use std::future::Future;
+
+use clap::Args;
+
+use super::auth::AuthArgs;
+use crate::background::{self, BackgroundConfig, Role};
+use crate::startup::{Application, ServeConfig, DEFAULT_AGENT_SEED};
+
+#[derive(Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "STROM_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: String,
+    /// Postgres URL of the event store and read models; unset = embedded memory store.
+    #[arg(long, env = "STROM_DATABASE_URL", hide_env_values = true)]
+    database_url: Option<String>,
+    /// Postgres schema to use (the only search_path entry); unset = the server's default (public).
+    #[arg(long, env = "STROM_DATABASE_SCHEMA")]
+    database_schema: Option<String>,
+    /// Apply pending database migrations at startup. Without it, `serve` refuses to start while migrations are
+    /// pending and asks for `strom migrate`.
+    #[arg(long, env = "STROM_MIGRATE")]
+    migrate: bool,
+    /// NATS URL (JetStream enabled); unset = embedded memory bus.
+    #[arg(long, env = "STROM_NATS_URL")]
+    nats_url: Option<String>,
+    /// Prefix of NATS subjects, streams, the price bucket and Valkey keys.
+    #[arg(long, env = "STROM_NATS_PREFIX", default_value = "strom")]
+    nats_prefix: String,
+    /// Valkey/Redis URL for Idempotency-Key records shared by all API processes; unset = in-process memory.
+    #[arg(long, env = "STROM_VALKEY_URL", hide_env_values = true)]
+    valkey_url: Option<String>,
+    /// Seed of the simulated market, also recorded in agents created without one.
+    #[arg(long, env = "STROM_SIM_SEED", default_value_t = DEFAULT_AGENT_SEED)]
+    sim_seed: u64,
+    /// Background roles to run beside the API and the projector: scheduler, runtime, relay, sim (comma-separated;
+    /// `api` and `projector` are accepted and always run).
+    #[arg(long, env = "STROM_ROLES", default_value = "api,scheduler,runtime,projector,relay,sim",
+          value_parser = background::parse_roles)]
+    roles: BTreeSet<Role>,
+    /// Symbols the simulator publishes prices for (comma-separated).
+    #[arg(
+        long,
+        env = "STROM_SIM_SYMBOLS",
+        value_delimiter = ',',
+        default_value = "BTC-USD,ETH-USD,SOL-USD"
+    )]
+    sim_symbols: Vec<String>,
+    /// Seconds between simulated prices.
+    #[arg(long, env = "STROM_SIM_INTERVAL_S", default_value_t = 1,
+          value_parser = clap::value_parser!(u32).range(1..=86_400))]
+    sim_interval_s: u32,
+    /// Create a stopped demo agent for the dev user `demo` at startup if it does not exist (`make run` does).
+    #[arg(long, env = "STROM_DEMO_AGENT")]
+    demo_agent: bool,
+    #[command(flatten)]
+    auth: AuthArgs,
+}
+
+impl ServeArgs {
+    fn config(self) -> ServeConfig {
+        ServeConfig {
+            listen: self.listen,
+            database_url: self.database_url,
+            database_schema: self.database_schema,
+            migrate: self.migrate,
+            nats_url: self.nats_url,
+            prefix: self.nats_prefix.clone(),
+            valkey_url: self.valkey_url,
+            auth: self.auth.settings(),
+            default_seed: self.sim_seed,
+            background: BackgroundConfig {
+                roles: self.roles,
+                sim_seed: self.sim_seed,
+                sim_symbols: self.sim_symbols,
+                sim_interval_s: self.sim_interval_s,
+                pg_options: None,
+                prefix: self.nats_prefix,
+            },
+            demo_agent: self.demo_agent,
+        }
+    }
+}
+
+/// Builds the application and serves until `shutdown` resolves.
+///
+/// # Errors
+/// See [`Application::build`] and [`Application::run_until_stopped`].
+pub async fn serve(
+    args: ServeArgs,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let app = Application::build(args.config()).await?;
+    app.run_until_stopped(shutdown).await
+}
