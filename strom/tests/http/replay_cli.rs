@@ -6,8 +6,9 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 use sqlx::PgPool;
-use strom_commands::store::{pg_cqrs, PgEventLog};
-use strom_domain::upcast::event_upcasters;
+use strom_commands::log::PgEventLog;
+use strom_commands::service::AggregateService;
+use strom_commands::store::EventStore;
 use strom_domain::Agent;
 use strom_projections::replay::file::read_expected;
 use strom_projections::{PgReadModel, Projector, AGENTS_PROJECTOR};
@@ -24,12 +25,11 @@ impl Store {
     async fn new() -> Self {
         let db = TestDb::builder("r").connections(2).build().await;
         let pool = db.pool.clone();
-        let cqrs = pg_cqrs::<Agent>(pool.clone(), event_upcasters(), vec![], ());
-        scenario::two_agents(&cqrs).await.unwrap();
+        let agents = AggregateService::<Agent>::new(EventStore::postgres(pool.clone()));
+        scenario::two_agents(&agents).await.unwrap();
         let projector = Projector::new(
             AGENTS_PROJECTOR,
             std::sync::Arc::new(PgEventLog::new(pool.clone())),
-            std::sync::Arc::new(pool.clone()),
             std::sync::Arc::new(PgReadModel::new(pool.clone())),
         );
         // Other sessions' open transactions can hold the log back for a moment: wait (bounded) for all 21.
