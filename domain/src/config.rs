@@ -847,6 +847,34 @@ mod tests {
     }
 
     #[test]
+    fn a_new_agent_gets_hold_the_default_risk_and_seed_and_a_bad_cash_is_named_as_itself() {
+        let new: NewAgent = serde_json::from_value(json!({
+            "name": "n", "symbol": "BTC-USD", "frequency_s": 60, "starting_cash": "2500"
+        }))
+        .unwrap();
+        let config = new.clone().into_config(42).unwrap();
+        assert_eq!(config.strategy, StrategySpec::default());
+        assert_eq!(config.risk, RiskLimits::for_starting_cash(dec!(2500)));
+        assert_eq!(config.seed, 42);
+        let broke = NewAgent {
+            starting_cash: dec!(0),
+            ..new
+        };
+        assert_eq!(broke.into_config(42).unwrap_err().field, "starting_cash");
+        assert!(serde_json::from_value::<NewAgent>(json!({"name": "n", "colour": 1})).is_err());
+    }
+
+    #[test]
+    fn an_empty_patch_is_refused() {
+        assert_eq!(AgentConfigPatch::default().validate().unwrap_err().field, "");
+        let rename = AgentConfigPatch {
+            name: Some("x".into()),
+            ..Default::default()
+        };
+        assert!(rename.validate().is_ok());
+    }
+
+    #[test]
     fn a_patch_replaces_only_the_fields_it_sets() {
         let patch = AgentConfigPatch {
             frequency_s: Some(5),
