@@ -1,17 +1,19 @@
 //! The store conformance suite: one set of checks, run against the memory adapter and against Postgres.
 
 use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicU64, Ordering};
 
-use cqrs_es::persist::{PersistedEventRepository, PersistenceError};
-use cqrs_es::{AggregateError, EventStore};
-use serde_json::json;
-use strom_commands::store::{
-    chain_hash_text, execute_with_retry, jsonb_text, verify_chains, CommandError, LogPosition,
-    LoggedEvent, GENESIS_HASH, MAX_COMMAND_ATTEMPTS,
+use strom_commands::log::{verify_chains, EventEnvelope, LogPosition};
+use strom_commands::service::{
+    AggregateService, CommandError, CommandServices, Executed, MAX_COMMAND_ATTEMPTS,
 };
+use strom_commands::store::AppendError;
+use strom_domain::{Agent, AgentCommand, AgentError, AgentState, Decider, StromEvent};
 
+use crate::follower::a_page_that_fails_is_read_again_never_skipped;
 use crate::support::{
-    load, metadata, read_exactly, serialized, Backend, CounterCommand, CounterEvent,
+    agent_id, assert_chained, create_named, ctx, read_exactly, run, script_events, step_on, t0,
+    Backend, Logged,
 };
 
 /// Runs each named check once per backend: `memory::<check>` and `postgres::<check>`.
@@ -21,7 +23,7 @@ macro_rules! conformance {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $check() {
-                    super::$check(&crate::support::MemoryBackend::new()).await;
+                    super::$check(&crate::support::Backend::memory()).await;
                 }
             )*
         }
@@ -29,7 +31,7 @@ macro_rules! conformance {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $check() {
-                    super::$check(&crate::support::PgBackend::new().await).await;
+                    super::$check(&crate::support::Backend::postgres().await).await;
                 }
             )*
         }
@@ -44,250 +46,218 @@ conformance!(
     every_hash_links_its_stream_and_the_chains_verify,
     reading_in_pages_with_checkpoints_returns_each_event_once,
     concurrent_writers_take_each_sequence_exactly_once,
-    legacy_events_are_upcast_on_load,
     rejected_commands_are_returned_not_retried,
-    snapshots_round_trip_and_conflict_like_events,
+    snapshots_round_trip_and_never_move_backwards,
+    a_command_decided_on_a_stale_cache_meets_the_conflict_reloads_and_succeeds,
+    a_refusal_decided_on_a_stale_cache_is_checked_against_the_store,
+    a_page_that_fails_is_read_again_never_skipped,
 );
 
-async fn increment<B: Backend>(backend: &B, aggregate_id: &str) {
-    execute_with_retry(
-        &backend.cqrs(),
-        aggregate_id,
-        || CounterCommand::Increment,
-        metadata("corr-1"),
-    )
-    .await
-    .expect("increment");
-}
+async fn appended_events_load_back_in_order(backend: &Backend) {
+    backend.steps("c-1", 3).await;
+    backend.step("c-2").await;
 
-async fn note<B: Backend>(backend: &B, aggregate_id: &str, note: serde_json::Value) {
-    execute_with_retry(
-        &backend.cqrs(),
-        aggregate_id,
-        || CounterCommand::Note(note.clone()),
-        metadata("corr-note"),
-    )
-    .await
-    .expect("note");
-}
-
-async fn appended_events_load_back_in_order<B: Backend>(backend: &B) {
-    for _ in 0..3 {
-        increment(backend, "c-1").await;
-    }
-    note(backend, "c-2", json!({"hello": "world"})).await;
-
-    let (counter, sequence) = load(backend, "c-1").await;
-    assert_eq!((counter.value, sequence), (3, 3));
+    let (agent, version) = backend
+        .services
+        .agents
+        .load(&agent_id("c-1"))
+        .await
+        .unwrap();
+    assert_eq!((agent.last_tick_no(), version), (1, 3));
     let events = backend
-        .repo()
-        .get_events::<crate::support::Counter>("c-1")
+        .store
+        .events_after::<Agent>(&agent_id("c-1"), 0)
         .await
         .unwrap();
     assert_eq!(
-        events.iter().map(|e| e.sequence).collect::<Vec<_>>(),
+        events
+            .iter()
+            .map(|(sequence, _)| *sequence)
+            .collect::<Vec<_>>(),
         vec![1, 2, 3]
     );
-    assert_eq!(events[2].payload, json!({"Incremented": {"value": 3}}));
-    assert_eq!(events[0].metadata["correlation_id"], "corr-1");
+    assert_eq!(events, numbered(script_events("c-1", 3), 1));
     let tail = backend
-        .repo()
-        .get_last_events::<crate::support::Counter>("c-1", 1)
+        .store
+        .events_after::<Agent>(&agent_id("c-1"), 1)
         .await
         .unwrap();
     assert_eq!(
-        tail.iter().map(|e| e.sequence).collect::<Vec<_>>(),
+        tail.iter()
+            .map(|(sequence, _)| *sequence)
+            .collect::<Vec<_>>(),
         vec![2, 3]
     );
 
-    let logged = read_exactly(backend.log().as_ref(), LogPosition::START, 4).await;
-    let noted = logged.iter().find(|e| e.aggregate_id == "c-2").unwrap();
-    assert_eq!(noted.event_type, "Noted");
-    assert_eq!(noted.event_version, "1");
-    assert_eq!(noted.metadata_str("correlation_id"), Some("corr-note"));
-    assert_eq!(noted.metadata_str("actor"), Some("system:test"));
+    let logged: Vec<Logged> = read_exactly(backend.log().as_ref(), LogPosition::START, 4).await;
+    assert_eq!(logged[0].correlation_id(), Some("corr-c-1"));
+    let created = logged
+        .iter()
+        .find(|e| e.aggregate_id == agent_id("c-2"))
+        .unwrap();
+    assert_eq!(created.event_type(), "AgentCreated");
+    assert_eq!(created.event.event_version(), "2");
+    assert_eq!(created.correlation_id(), Some("corr-c-2"));
+    assert_eq!(created.metadata.actor.as_deref(), Some("system:test"));
     let ids: BTreeSet<_> = logged.iter().map(|e| e.event_id).collect();
     assert_eq!(ids.len(), 4, "event ids are unique");
 }
 
-async fn a_taken_sequence_is_a_conflict_and_nothing_is_written<B: Backend>(backend: &B) {
-    type C = crate::support::Counter;
-    let repo = backend.repo();
-    let first = CounterEvent::Incremented { value: 1 };
-    let second = CounterEvent::Incremented { value: 2 };
-    repo.persist::<C>(
-        &[serialized("c", 1, &first), serialized("c", 2, &second)],
-        None,
-    )
-    .await
-    .unwrap();
-
-    let again = repo
-        .persist::<C>(&[serialized("c", 2, &second)], None)
-        .await;
-    assert!(
-        matches!(again, Err(PersistenceError::OptimisticLockError)),
-        "{again:?}"
-    );
-
-    // A batch whose first event is new but whose second is taken must leave nothing behind.
-    let third = CounterEvent::Incremented { value: 3 };
-    let mixed = repo
-        .persist::<C>(
-            &[serialized("c", 3, &third), serialized("c", 2, &second)],
-            None,
-        )
-        .await;
-    assert!(
-        matches!(mixed, Err(PersistenceError::OptimisticLockError)),
-        "{mixed:?}"
-    );
-    assert_eq!(repo.get_events::<C>("c").await.unwrap().len(), 2);
-
-    // Through the event store: two commands that loaded the same version; the second to commit conflicts.
-    let store = backend.store();
-    let winner = store.load_aggregate("c").await.unwrap();
-    let loser = store.load_aggregate("c").await.unwrap();
-    store
-        .commit(vec![third.clone()], winner, metadata("w"))
-        .await
-        .unwrap();
-    let lost = store.commit(vec![third], loser, metadata("l")).await;
-    assert!(
-        matches!(lost, Err(AggregateError::AggregateConflict)),
-        "{lost:?}"
-    );
-    read_exactly(backend.log().as_ref(), LogPosition::START, 3).await;
+/// `events` with their sequences, from `first`.
+fn numbered(events: Vec<StromEvent>, first: u64) -> Vec<(u64, StromEvent)> {
+    (first..).zip(events).collect()
 }
 
-async fn a_skipped_sequence_is_refused_as_an_error_not_a_conflict<B: Backend>(backend: &B) {
-    type C = crate::support::Counter;
-    let repo = backend.repo();
-    let event = CounterEvent::Incremented { value: 1 };
-    repo.persist::<C>(&[serialized("g", 1, &event)], None)
+/// Appends `events` to agent `id` at `expected` straight through the store (no command, no cache).
+async fn append(
+    backend: &Backend,
+    id: &str,
+    expected: u64,
+    events: &[StromEvent],
+) -> Result<(), AppendError> {
+    let metadata = strom_domain::EventMetadata::new("raw", "system:test");
+    backend
+        .store
+        .append::<Agent>(id, expected, events, &metadata)
         .await
-        .unwrap();
-    let gap = repo.persist::<C>(&[serialized("g", 3, &event)], None).await;
+}
+
+/// How many events agent `id` has in the store.
+async fn stored(backend: &Backend, id: &str) -> usize {
+    backend
+        .store
+        .events_after::<Agent>(id, 0)
+        .await
+        .unwrap()
+        .len()
+}
+
+async fn a_taken_sequence_is_a_conflict_and_nothing_is_written(backend: &Backend) {
+    let id = agent_id("c");
+    let events = script_events("c", 3);
+    append(backend, &id, 0, &events[..2]).await.unwrap();
+
+    let again = append(backend, &id, 1, &events[1..2]).await;
+    assert!(matches!(again, Err(AppendError::Conflict)), "{again:?}");
+
+    // A batch whose first sequence is taken and whose second is new must leave nothing behind.
+    let mixed = append(backend, &id, 1, &events[1..3]).await;
+    assert!(matches!(mixed, Err(AppendError::Conflict)), "{mixed:?}");
+    assert_eq!(stored(backend, &id).await, 2);
+
+    // Two commands that loaded the same version: the second to commit conflicts.
+    append(backend, &id, 2, &events[2..3]).await.unwrap();
+    let lost = append(backend, &id, 2, &events[2..3]).await;
+    assert!(matches!(lost, Err(AppendError::Conflict)), "{lost:?}");
+    let _: Vec<Logged> = read_exactly(backend.log().as_ref(), LogPosition::START, 3).await;
+}
+
+async fn a_skipped_sequence_is_refused_as_an_error_not_a_conflict(backend: &Backend) {
+    let (g, h) = (agent_id("g"), agent_id("h"));
+    let events = script_events("g", 3);
+    append(backend, &g, 0, &events[..1]).await.unwrap();
+    let gap = append(backend, &g, 2, &events[2..3]).await;
+    assert!(matches!(gap, Err(AppendError::Store(_))), "{gap:?}");
+    let first_missing = append(backend, &h, 1, &script_events("h", 2)[1..]).await;
     assert!(
-        matches!(gap, Err(PersistenceError::UnknownError(_))),
-        "{gap:?}"
-    );
-    let first_missing = repo.persist::<C>(&[serialized("h", 2, &event)], None).await;
-    assert!(
-        matches!(first_missing, Err(PersistenceError::UnknownError(_))),
+        matches!(first_missing, Err(AppendError::Store(_))),
         "{first_missing:?}"
     );
-    assert_eq!(repo.get_events::<C>("g").await.unwrap().len(), 1);
-    assert!(repo.get_events::<C>("h").await.unwrap().is_empty());
+    assert_eq!(stored(backend, &g).await, 1);
+    assert_eq!(stored(backend, &h).await, 0);
 }
 
-async fn the_log_is_in_commit_order_across_aggregates<B: Backend>(backend: &B) {
+async fn the_log_is_in_commit_order_across_aggregates(backend: &Backend) {
     let order = ["a", "b", "a", "c", "b", "a", "c", "c", "a"];
-    for id in order {
-        increment(backend, id).await;
+    for name in order {
+        backend.step(name).await;
     }
-    let logged = read_exactly(backend.log().as_ref(), LogPosition::START, order.len()).await;
+    let logged: Vec<Logged> =
+        read_exactly(backend.log().as_ref(), LogPosition::START, order.len()).await;
     assert_eq!(
         logged
             .iter()
-            .map(|e| e.aggregate_id.as_str())
+            .map(|e| e.aggregate_id.clone())
             .collect::<Vec<_>>(),
-        order
+        order.map(agent_id)
     );
     assert!(logged.windows(2).all(|w| w[0].position < w[1].position));
     assert!(logged
         .windows(2)
         .all(|w| w[0].recorded_at <= w[1].recorded_at));
-    for id in ["a", "b", "c"] {
+    for name in ["a", "b", "c"] {
         let sequences: Vec<u64> = logged
             .iter()
-            .filter(|e| e.aggregate_id == id)
+            .filter(|e| e.aggregate_id == agent_id(name))
             .map(|e| e.sequence)
             .collect();
         assert_eq!(sequences, (1..=sequences.len() as u64).collect::<Vec<_>>());
     }
 }
 
-/// Payloads chosen to exercise every part of the jsonb text form the hash covers.
-pub fn tricky_notes() -> Vec<serde_json::Value> {
+/// Agent names chosen to exercise the escapes and non-ASCII text of the jsonb text form the hash covers (the
+/// events around them add nested objects, nulls, decimals as strings and large integers).
+pub fn tricky_names() -> Vec<&'static str> {
     vec![
-        json!({"zz": 1, "a": {"ccc": [], "bb": {}}, "b": null, "aa": [true, false, -0, 1.5]}),
-        json!("quote \" backslash \\ newline \n tab \t bell \u{7} del \u{7f} é € 😀"),
-        json!([
-            0.1,
-            1e-7,
-            1.5e300,
-            123456789012345678u64,
-            -42,
-            100.0,
-            2.5e-3
-        ]),
-        json!({"": "empty key", "é": "two bytes", "e": "one byte", "ab": "x", "b": "y"}),
-        json!({"Noted": "shadowing the variant name", "nested": [[{"k": [1, {"z": 0, "y": 1}]}]]}),
+        "quote \" backslash \\ slash /",
+        "newline \n tab \t bell \u{7} del \u{7f}",
+        "é € 😀 ß 中文",
+        "\u{1} control \u{1f} and \u{2028} separator",
+        "{\"AgentCreated\": \"shadowing the variant\"}",
     ]
 }
 
-async fn every_hash_links_its_stream_and_the_chains_verify<B: Backend>(backend: &B) {
-    for (i, payload) in tricky_notes().into_iter().enumerate() {
-        note(backend, "notes", payload).await;
-        increment(backend, &format!("other-{}", i % 2)).await;
+/// Creates agent `name` called `names[0]`, then renames it to each following name (it stays stopped).
+pub async fn create_and_rename(services: &CommandServices, name: &str, names: &[&str]) {
+    let id = agent_id(name);
+    let (first, rest) = names.split_first().expect("at least one name");
+    services
+        .agents
+        .execute(&id, || create_named(name, first), &ctx("m"))
+        .await
+        .unwrap();
+    for display_name in rest {
+        let rename = || AgentCommand::UpdateAgentConfig {
+            patch: serde_json::from_value(serde_json::json!({ "name": display_name }))
+                .expect("a patch"),
+            at: t0(),
+        };
+        services
+            .agents
+            .execute(&id, rename, &ctx("m"))
+            .await
+            .unwrap();
     }
-    let logged = read_exactly(backend.log().as_ref(), LogPosition::START, 10).await;
-    assert_chained(&logged);
+}
+
+async fn every_hash_links_its_stream_and_the_chains_verify(backend: &Backend) {
+    let names = tricky_names();
+    create_and_rename(&backend.services, "notes", &names).await;
+    for i in 0..names.len() {
+        backend.step(&format!("other-{}", i % 2)).await;
+    }
+    let stored: Vec<EventEnvelope> =
+        read_exactly(backend.log().as_ref(), LogPosition::START, 10).await;
+    assert_chained(&stored);
 
     let report = verify_chains(backend.chains().as_ref()).await.unwrap();
     assert!(report.is_intact(), "{report:?}");
     assert_eq!((report.streams, report.events), (3, 10));
 }
 
-/// Recomputes every event's hash in Rust from its logged fields (for Postgres: the trigger's hash).
-pub fn assert_chained(logged: &[LoggedEvent]) {
-    let mut by_stream: std::collections::BTreeMap<(&str, &str), Vec<&LoggedEvent>> =
-        Default::default();
-    for event in logged {
-        by_stream
-            .entry((&event.aggregate_type, &event.aggregate_id))
-            .or_default()
-            .push(event);
-    }
-    for events in by_stream.values() {
-        let mut prev = GENESIS_HASH.to_string();
-        for event in events {
-            let expected = chain_hash_text(
-                &prev,
-                &event.aggregate_type,
-                &event.aggregate_id,
-                event.sequence,
-                &event.event_type,
-                &event.event_version,
-                &jsonb_text(&event.payload),
-            );
-            assert_eq!(
-                event.hash,
-                expected,
-                "hash of {}/{} #{} (payload text {})",
-                event.aggregate_type,
-                event.aggregate_id,
-                event.sequence,
-                jsonb_text(&event.payload)
-            );
-            prev = expected;
-        }
-    }
-}
-
-async fn reading_in_pages_with_checkpoints_returns_each_event_once<B: Backend>(backend: &B) {
+async fn reading_in_pages_with_checkpoints_returns_each_event_once(backend: &Backend) {
     /// Small enough that 23 events take several pages, with a short last one.
     const PAGE: usize = 5;
     const EVENTS: usize = 23;
     for i in 0..EVENTS {
-        increment(backend, &format!("p-{}", i % 4)).await;
+        backend.step(&format!("p-{}", i % 4)).await;
     }
-    let everything = read_exactly(backend.log().as_ref(), LogPosition::START, EVENTS).await;
+    let everything: Vec<Logged> =
+        read_exactly(backend.log().as_ref(), LogPosition::START, EVENTS).await;
 
     let checkpoints = backend.checkpoints();
     assert_eq!(checkpoints.load("pager").await.unwrap(), None);
-    let mut seen: Vec<LoggedEvent> = Vec::new();
+    let mut seen: Vec<Logged> = Vec::new();
     let started = std::time::Instant::now();
     while seen.len() < EVENTS {
         // A fresh reader each page, resuming only from the saved checkpoint (as after a restart).
@@ -316,134 +286,219 @@ async fn reading_in_pages_with_checkpoints_returns_each_event_once<B: Backend>(b
         .is_empty());
 }
 
-async fn concurrent_writers_take_each_sequence_exactly_once<B: Backend>(backend: &B) {
+async fn concurrent_writers_take_each_sequence_exactly_once(backend: &Backend) {
     /// More writers than pool connections, so commits really race.
     const WRITERS: usize = 24;
-    let results = futures::future::join_all((0..WRITERS).map(|i| async move {
-        let cqrs = backend.cqrs();
-        execute_with_retry(
-            &cqrs,
-            "hot",
-            || CounterCommand::Increment,
-            metadata(&format!("w-{i}")),
-        )
-        .await
+    backend.steps("hot", 2).await;
+    let hot = agent_id("hot");
+    // Each attempt claims the next tick number when it decides. Every tick in the state it decides on was claimed
+    // before that state was read, so a decision is never refused as already run: it commits or conflicts.
+    let claimed = AtomicU64::new(0);
+    let results = futures::future::join_all((0..WRITERS).map(|i| {
+        let (hot, claimed) = (&hot, &claimed);
+        async move {
+            // A service each, like separate processes: no writer sees another's cache.
+            let agents = AggregateService::<Agent>::new(backend.store.clone());
+            agents
+                .execute(
+                    hot,
+                    || run(claimed.fetch_add(1, Ordering::SeqCst) + 1),
+                    &ctx(&format!("w-{i}")),
+                )
+                .await
+        }
     }))
     .await;
 
     let mut successes = 0;
     for result in &results {
         match result {
-            Ok(()) => successes += 1,
+            Ok(_) => successes += 1,
             Err(CommandError::Conflict {
                 attempts,
                 aggregate_id,
                 ..
             }) => {
                 assert_eq!(*attempts, MAX_COMMAND_ATTEMPTS);
-                assert_eq!(aggregate_id, "hot");
+                assert_eq!(aggregate_id, &hot);
             }
             Err(other) => panic!("unexpected error {other}"),
         }
     }
     assert!(successes > 0);
 
-    let (counter, sequence) = load(backend, "hot").await;
-    assert_eq!(counter.value, successes as u64);
-    assert_eq!(sequence, successes);
-    let logged = read_exactly(backend.log().as_ref(), LogPosition::START, successes).await;
-    let sequences: Vec<u64> = logged.iter().map(|e| e.sequence).collect();
-    assert_eq!(sequences, (1..=successes as u64).collect::<Vec<_>>());
-    // Each event was decided on the state it was committed after: no lost update.
-    for event in &logged {
-        assert_eq!(
-            event.payload,
-            json!({"Incremented": {"value": event.sequence}})
-        );
-    }
-    assert_chained(&logged);
-}
-
-async fn legacy_events_are_upcast_on_load<B: Backend>(backend: &B) {
-    type C = crate::support::Counter;
-    let legacy = cqrs_es::persist::SerializedEvent::new(
-        "old".into(),
-        1,
-        "Counter".into(),
-        "Bumped".into(),
-        "0".into(),
-        json!({"Bumped": {"to": 1}}),
-        json!({}),
-    );
-    backend.repo().persist::<C>(&[legacy], None).await.unwrap();
-    increment(backend, "old").await;
-    let (counter, sequence) = load(backend, "old").await;
-    assert_eq!((counter.value, sequence), (2, 2));
-    // The log keeps what was written; upcasting happens on load only.
-    let logged = read_exactly(backend.log().as_ref(), LogPosition::START, 2).await;
-    assert_eq!(logged[0].event_type, "Bumped");
-    assert_chained(&logged);
-}
-
-async fn rejected_commands_are_returned_not_retried<B: Backend>(backend: &B) {
-    let result = execute_with_retry(
-        &backend.cqrs(),
-        "r",
-        || CounterCommand::Refuse,
-        metadata("r"),
+    let (agent, version) = backend.services.agents.load(&hot).await.unwrap();
+    assert_eq!(version, 2 + successes);
+    let logged: Vec<Logged> = read_exactly(
+        backend.log().as_ref(),
+        LogPosition::START,
+        2 + successes as usize,
     )
     .await;
-    assert!(
-        matches!(result, Err(CommandError::Rejected(_))),
-        "{result:?}"
-    );
-    let (_, sequence) = load(backend, "r").await;
-    assert_eq!(sequence, 0);
+    let sequences: Vec<u64> = logged.iter().map(|e| e.sequence).collect();
+    assert_eq!(sequences, (1..=2 + successes).collect::<Vec<_>>());
+    // Each run was decided on the state it was committed after: no lost update, ticks only go up.
+    let ticks: Vec<u64> = logged
+        .iter()
+        .filter_map(|e| match e.event.as_agent() {
+            Some(strom_domain::AgentEvent::AgentRunRecorded { tick_no, .. }) => Some(*tick_no),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(ticks.len() as u64, successes);
+    assert!(ticks.windows(2).all(|w| w[0] < w[1]), "{ticks:?}");
+    assert_eq!(agent.last_tick_no(), *ticks.last().unwrap());
+    let stored: Vec<EventEnvelope> =
+        read_exactly(backend.log().as_ref(), LogPosition::START, logged.len()).await;
+    assert_chained(&stored);
 }
 
-async fn snapshots_round_trip_and_conflict_like_events<B: Backend>(backend: &B) {
-    // Repository level only: cqrs-es 0.5's snapshot store applies each new event twice (EventSink::write has
-    // already applied it when commit folds it into the snapshot), so STROM runs events-as-truth stores.
-    type C = crate::support::Counter;
-    let repo = backend.repo();
-    let one = CounterEvent::Incremented { value: 1 };
-    let two = CounterEvent::Incremented { value: 2 };
-    repo.persist::<C>(
-        &[serialized("snap", 1, &one)],
-        Some(("snap".into(), json!({"value": 1, "notes": 0}), 1)),
-    )
-    .await
-    .unwrap();
-    repo.persist::<C>(
-        &[serialized("snap", 2, &two)],
-        Some(("snap".into(), json!({"value": 2, "notes": 0}), 2)),
-    )
-    .await
-    .unwrap();
-    let snapshot = repo.get_snapshot::<C>("snap").await.unwrap().unwrap();
-    assert_eq!(
-        (snapshot.current_snapshot, snapshot.current_sequence),
-        (2, 2)
-    );
-    assert_eq!(snapshot.aggregate["value"], 2);
-    assert_eq!(repo.get_last_events::<C>("snap", 2).await.unwrap(), vec![]);
-    // Replacing snapshot 2 requires that snapshot 1 is the current one.
-    let stale = repo
-        .persist::<C>(
-            &[],
-            Some(("snap".into(), json!({"value": 0, "notes": 0}), 2)),
+/// Starts agent `id` at [`t0`].
+async fn start(
+    agents: &AggregateService<Agent>,
+    id: &str,
+    correlation_id: &str,
+) -> Result<Executed<Agent>, CommandError<AgentError>> {
+    agents
+        .execute(
+            id,
+            || AgentCommand::StartAgent { at: t0() },
+            &ctx(correlation_id),
         )
-        .await;
+        .await
+}
+
+async fn rejected_commands_are_returned_not_retried(backend: &Backend) {
+    let id = agent_id("r");
+    let result = start(&backend.services.agents, &id, "r").await;
     assert!(
-        matches!(stale, Err(PersistenceError::OptimisticLockError)),
-        "{stale:?}"
+        matches!(
+            result,
+            Err(CommandError::Rejected(AgentError::AgentNotFound))
+        ),
+        "{result:?}"
     );
+    let (_, version) = backend.services.agents.load(&id).await.unwrap();
+    assert_eq!(version, 0);
     assert_eq!(
-        repo.get_snapshot::<C>("snap")
-            .await
-            .unwrap()
-            .unwrap()
-            .aggregate["value"],
-        2
+        backend.services.agents.events_replayed(),
+        0,
+        "nothing was reloaded to try again"
     );
+}
+
+async fn snapshots_round_trip_and_never_move_backwards(backend: &Backend) {
+    let id = agent_id("snap");
+    backend.steps("snap", 3).await;
+    let (at_three, _) = backend.services.agents.load(&id).await.unwrap();
+    let mut at_two = Agent::default();
+    for event in script_events("snap", 2) {
+        at_two.evolve(Agent::unwrap(&event).unwrap());
+    }
+    assert_eq!(
+        backend.store.load_snapshot::<Agent>(&id).await.unwrap(),
+        None
+    );
+    backend.store.save_snapshot(&id, &at_two, 2).await.unwrap();
+    assert_eq!(
+        backend.store.load_snapshot::<Agent>(&id).await.unwrap(),
+        Some((at_two.clone(), 2))
+    );
+    backend
+        .store
+        .save_snapshot(&id, &at_three, 3)
+        .await
+        .unwrap();
+    assert_eq!(
+        backend.store.load_snapshot::<Agent>(&id).await.unwrap(),
+        Some((at_three.clone(), 3))
+    );
+    assert!(backend
+        .store
+        .events_after::<Agent>(&id, 3)
+        .await
+        .unwrap()
+        .is_empty());
+    // An older state (a slow process saving late) does not replace a newer snapshot.
+    backend.store.save_snapshot(&id, &at_two, 2).await.unwrap();
+    assert_eq!(
+        backend.store.load_snapshot::<Agent>(&id).await.unwrap(),
+        Some((at_three.clone(), 3))
+    );
+    // A fresh service starts from it and reads nothing more.
+    let fresh = AggregateService::<Agent>::new(backend.store.clone());
+    assert_eq!(fresh.load(&id).await.unwrap(), (at_three, 3));
+    assert_eq!(fresh.events_replayed(), 0);
+}
+
+async fn a_command_decided_on_a_stale_cache_meets_the_conflict_reloads_and_succeeds(
+    backend: &Backend,
+) {
+    let (this, other) = (&backend.services, backend.another_process());
+    let id = agent_id("stale");
+    step_on(this, "stale").await;
+    step_on(this, "stale").await;
+    // The other process records run 1; this one's cache still says "started, nothing run".
+    let elsewhere = step_on(&other, "stale").await;
+    assert_eq!(elsewhere.version, 3);
+    let replayed_before = this.agents.events_replayed();
+
+    let executed = this
+        .agents
+        .execute(&id, || run(2), &ctx("late"))
+        .await
+        .expect("the conflict is met, the agent reloaded and the command decided again");
+    assert_eq!(executed.version, 4);
+    assert_eq!(executed.state.last_tick_no(), 2);
+    assert!(
+        this.agents.events_replayed() > replayed_before,
+        "the stale state was reloaded from the store"
+    );
+    let (agent, version) = other.agents.load(&id).await.unwrap();
+    assert_eq!((agent.last_tick_no(), version), (2, 4));
+    let logged: Vec<Logged> = read_exactly(backend.log().as_ref(), LogPosition::START, 4).await;
+    assert_eq!(
+        logged.iter().map(|e| e.sequence).collect::<Vec<_>>(),
+        vec![1, 2, 3, 4]
+    );
+}
+
+async fn a_refusal_decided_on_a_stale_cache_is_checked_against_the_store(backend: &Backend) {
+    let (this, other) = (&backend.services, backend.another_process());
+    let id = agent_id("refused");
+    step_on(this, "refused").await;
+    step_on(this, "refused").await;
+    // The other process stops the agent; this one's cache still says "running".
+    other
+        .agents
+        .execute(
+            &id,
+            || AgentCommand::StopAgent {
+                at: t0(),
+                reason: "elsewhere".into(),
+            },
+            &ctx("stop"),
+        )
+        .await
+        .unwrap();
+
+    let started = start(&this.agents, &id, "start")
+        .await
+        .expect("the refusal (already running) is decided again on the stored state");
+    assert_eq!(started.version, 4);
+    assert_eq!(started.state.session(), 2);
+    assert_eq!(started.state.state(), AgentState::Running);
+
+    // A refusal that the store confirms is returned.
+    let again = start(&this.agents, &id, "again").await;
+    assert!(
+        matches!(
+            again,
+            Err(CommandError::Rejected(
+                AgentError::AgentAlreadyRunning { .. }
+            ))
+        ),
+        "{again:?}"
+    );
+    let _: Vec<Logged> = read_exactly(backend.log().as_ref(), LogPosition::START, 4).await;
 }

@@ -1,47 +1,37 @@
 //! Tamper detection: rows edited, deleted, swapped or forged behind the store's back (with its triggers disabled,
 //! as only a table owner could) are each reported by `verify_chains`.
 
-use strom_commands::store::{
-    execute_with_retry, verify_chains, AggregateKey, ChainProblem, ChainReport, LogPosition,
-};
+use strom_commands::log::{verify_chains, AggregateKey, ChainProblem, ChainReport, LogPosition};
 
-use crate::support::{metadata, read_exactly, Backend, CounterCommand, PgBackend};
+use crate::support::{agent_id, read_exactly, Backend, Logged};
 
-/// Events in the stream that gets tampered with.
+/// Events in the stream that gets tampered with (created, started, runs 1 to 4).
 const VICTIM_EVENTS: u64 = 6;
 /// Events in a stream nobody touches; it must never be reported.
 const BYSTANDER_EVENTS: u64 = 3;
 
-async fn seeded() -> PgBackend {
-    let backend = PgBackend::new().await;
-    for (id, count) in [("victim", VICTIM_EVENTS), ("bystander", BYSTANDER_EVENTS)] {
-        for _ in 0..count {
-            execute_with_retry(
-                &backend.cqrs(),
-                id,
-                || CounterCommand::Increment,
-                metadata(id),
-            )
-            .await
-            .unwrap();
-        }
-    }
+async fn seeded() -> Backend {
+    let backend = Backend::postgres().await;
+    backend.steps("victim", VICTIM_EVENTS).await;
+    backend.steps("bystander", BYSTANDER_EVENTS).await;
     let total = (VICTIM_EVENTS + BYSTANDER_EVENTS) as usize;
-    read_exactly(backend.log().as_ref(), LogPosition::START, total).await;
+    let _: Vec<Logged> = read_exactly(backend.log().as_ref(), LogPosition::START, total).await;
     let report = verify_chains(backend.chains().as_ref()).await.unwrap();
     assert!(report.is_intact(), "{report:?}");
     backend
 }
 
-/// Runs `statements` with every user trigger on `events` disabled (append-only guard and hash trigger).
-async fn tamper(backend: &PgBackend, statements: &[&str]) {
-    let mut tx = backend.db.pool.begin().await.unwrap();
+/// Runs `statements` with every user trigger on `events` disabled (append-only guard and hash trigger). `'victim'`
+/// in a statement stands for the victim's id.
+async fn tamper(backend: &Backend, statements: &[&str]) {
+    let mut tx = backend.pool().begin().await.unwrap();
     sqlx::query("ALTER TABLE events DISABLE TRIGGER USER")
         .execute(&mut *tx)
         .await
         .unwrap();
     for statement in statements {
-        sqlx::query(statement).execute(&mut *tx).await.unwrap();
+        let statement = statement.replace("'victim'", &format!("'{}'", agent_id("victim")));
+        sqlx::query(&statement).execute(&mut *tx).await.unwrap();
     }
     sqlx::query("ALTER TABLE events ENABLE TRIGGER USER")
         .execute(&mut *tx)
@@ -50,14 +40,14 @@ async fn tamper(backend: &PgBackend, statements: &[&str]) {
     tx.commit().await.unwrap();
 }
 
-async fn report(backend: &PgBackend) -> ChainReport {
+async fn report(backend: &Backend) -> ChainReport {
     verify_chains(backend.chains().as_ref()).await.unwrap()
 }
 
 fn victim() -> AggregateKey {
     AggregateKey {
-        aggregate_type: "Counter".into(),
-        aggregate_id: "victim".into(),
+        aggregate_type: "Agent".into(),
+        aggregate_id: agent_id("victim"),
     }
 }
 
@@ -67,7 +57,7 @@ async fn an_edited_payload_is_reported_as_altered() {
     tamper(
         &backend,
         &[
-            r#"UPDATE events SET payload = '{"Incremented": {"value": 100}}'
+            r#"UPDATE events SET payload = jsonb_set(payload::jsonb, '{AgentRunRecorded,observation,price}', '"999.99"')::json
               WHERE aggregate_id = 'victim' AND sequence = 3"#,
         ],
     )
@@ -153,8 +143,8 @@ async fn a_forged_event_inserted_mid_stream_is_reported_with_the_events_it_displ
             "UPDATE events SET sequence = sequence + 1000 WHERE aggregate_id = 'victim' AND sequence >= 4",
             "UPDATE events SET sequence = sequence - 999 WHERE aggregate_id = 'victim' AND sequence >= 1000",
             r#"INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata, hash)
-               VALUES ('Counter', 'victim', 4, 'Incremented', '1', '{"Incremented": {"value": 4}}', '{}',
-                       repeat('f', 64))"#,
+               SELECT aggregate_type, aggregate_id, 4, event_type, event_version, payload, '{}', repeat('f', 64)
+                 FROM events WHERE aggregate_id = 'victim' AND sequence = 5"#,
         ],
     )
     .await;
@@ -183,8 +173,9 @@ async fn a_forged_event_appended_without_a_valid_hash_is_reported() {
     tamper(
         &backend,
         &[r#"INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata, hash)
-             VALUES ('Counter', 'victim', 7, 'Incremented', '1', '{"Incremented": {"value": 7}}', '{}',
-                     encode(sha256('made up'::bytea), 'hex'))"#],
+             SELECT aggregate_type, aggregate_id, 7, event_type, event_version, payload, '{}',
+                    encode(sha256('made up'::bytea), 'hex')
+               FROM events WHERE aggregate_id = 'victim' AND sequence = 6"#],
     )
     .await;
     assert_eq!(
