@@ -483,3 +483,34 @@ async fn the_latest_price_comes_from_the_price_board() {
         json!({"symbol": "BTC-USD", "price": "101.25", "at": "2026-11-22T10:00:00.000Z"})
     );
 }
+
+#[tokio::test]
+async fn a_stop_reason_of_500_characters_is_accepted_and_501_is_refused_naming_the_field() {
+    let app = TestApp::embedded().await;
+    let alice = app.token("alice", &[Role::Trader]);
+    let agent = create(&app, &alice, "long reasons").await;
+    let resp = app.post_json(&path(&agent, "/start"), &alice, None).await;
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    // The bound is the domain's (`MAX_STOP_REASON_CHARS`, 500 characters, counted as characters, not bytes).
+    let too_long = "é".repeat(501);
+    let body = app
+        .post_json(
+            &path(&agent, "/stop"),
+            &alice,
+            Some(json!({ "reason": too_long })),
+        )
+        .await
+        .assert_problem(422, "validation_failed")
+        .clone();
+    assert_eq!(body["field"], "/reason");
+    let longest = "é".repeat(500);
+    let resp = app
+        .post_json(
+            &path(&agent, "/stop"),
+            &alice,
+            Some(json!({ "reason": longest })),
+        )
+        .await;
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    assert_eq!(resp.body["status"], "stopped");
+}
