@@ -17,7 +17,7 @@ pub const MAX_INTERVAL_S: u32 = 86_400;
 pub struct PriceObserved {
     pub symbol: String,
     pub price: Decimal,
-    #[serde(with = "rfc3339_millis")]
+    #[serde(with = "strom_domain::time::rfc3339_millis")]
     pub at: DateTime<Utc>,
     pub seed: u64,
 }
@@ -106,23 +106,6 @@ impl SimFeed {
     /// instant is deduplicated.
     pub fn msg_id(observation: &PriceObserved) -> String {
         format!("{}/{}", observation.symbol, observation.at.timestamp())
-    }
-}
-
-/// RFC 3339 with exactly three fractional digits and `Z` ("2026-11-22T10:00:00.000Z"), the contract's event format.
-mod rfc3339_millis {
-    use chrono::{DateTime, SecondsFormat, Utc};
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(at: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&at.to_rfc3339_opts(SecondsFormat::Millis, true))
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
-        let text = String::deserialize(d)?;
-        DateTime::parse_from_rfc3339(&text)
-            .map(|at| at.with_timezone(&Utc))
-            .map_err(serde::de::Error::custom)
     }
 }
 
