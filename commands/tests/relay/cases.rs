@@ -106,13 +106,13 @@ pub async fn a_stopped_relay_resumes_from_its_checkpoint(stack: &Stack) {
     second.stop().await;
 }
 
-pub async fn a_waker_query_makes_an_idle_relay_publish_at_once(stack: &Stack) {
+pub async fn a_commit_of_this_process_makes_an_idle_relay_publish_at_once(stack: &Stack) {
     // With an hour between polls, only the wake-up can explain a prompt publish.
     let config = RelayConfig {
         poll_interval: Duration::from_secs(3600),
         ..fast_config()
     };
-    let running = Running::spawn(stack.relay(config));
+    let running = Running::spawn(stack.relay(config).woken_by(stack.commits()));
     running.wait_for_state(RelayState::Active).await;
     wait_until("the relay found the log empty and idles", || async {
         running.relay.stats().reads >= 1
@@ -120,17 +120,14 @@ pub async fn a_waker_query_makes_an_idle_relay_publish_at_once(stack: &Stack) {
     .await;
 
     let reads_before = running.relay.stats().reads;
-    let waker = running.relay.waker();
-    stack
-        .increment_with("woken", vec![Box::new(waker.clone())])
-        .await;
-    wait_until("the commit's dispatch woke the relay", || async {
+    stack.command("woken").await;
+    wait_until("the commit's signal woke the relay", || async {
         running.relay.stats().reads > reads_before
     })
     .await;
     // Another session's open transaction may hold the watermark back at that read; wake it until it is past.
     wait_until("the event is published", || async {
-        waker.wake();
+        stack.commits().notify();
         stream_messages(stack.bus.as_ref()).await == 1
     })
     .await;

@@ -8,7 +8,7 @@
 mod cases;
 mod faults;
 mod postgres;
-// The store tests' throwaway schema, Counter aggregate and log helpers, reused as they are.
+// The store tests' throwaway schema, scripted Agent and log helpers, reused as they are.
 #[path = "../store/support.rs"]
 #[allow(dead_code)]
 mod support;
@@ -18,18 +18,12 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cqrs_es::Query;
 use strom_commands::bus::memory::MemoryBus;
 use strom_commands::bus::{Bus, ConsumerSpec, Delivery, StreamKind, Subjects};
-use strom_commands::relay::{
-    EventEnvelope, Relay, RelayConfig, RelayState, EVENT_TYPE_HEADER, SEQUENCE_HEADER,
-};
-use strom_commands::store::{
-    execute_with_retry, memory_cqrs, pg_cqrs, CheckpointStore, EventLog, LogPosition, LoggedEvent,
-    MemoryCheckpointStore, MemoryEventRepository, PgCheckpointStore, PgEventLog,
-};
+use strom_commands::log::{CheckpointStore, CommitSignal, EventEnvelope, EventLog, LogPosition};
+use strom_commands::relay::{Relay, RelayConfig, RelayState, EVENT_TYPE_HEADER, SEQUENCE_HEADER};
 use strom_tests::nats::TestNats;
-use support::{metadata, Counter, CounterCommand, TestDb};
+use support::Backend;
 use uuid::Uuid;
 
 /// Longest a test waits for the relay to catch up. Other sessions on the shared Postgres (parallel tests) hold the
@@ -55,17 +49,9 @@ pub fn fast_config() -> RelayConfig {
     }
 }
 
-enum Store {
-    Memory {
-        repo: MemoryEventRepository,
-        checkpoints: MemoryCheckpointStore,
-    },
-    Postgres(TestDb),
-}
-
-/// An event store and a bus with its topology, owned by one test.
+/// An event store with its command services and a bus with its topology, owned by one test.
 pub struct Stack {
-    store: Store,
+    backend: Backend,
     pub bus: Arc<dyn Bus>,
     nats: Option<TestNats>,
 }
@@ -75,10 +61,7 @@ impl Stack {
         let bus = MemoryBus::new(unique_subjects());
         bus.ensure_topology().await.unwrap();
         Self {
-            store: Store::Memory {
-                repo: MemoryEventRepository::new(),
-                checkpoints: MemoryCheckpointStore::new(),
-            },
+            backend: Backend::memory(),
             bus: Arc::new(bus),
             nats: None,
         }
@@ -86,10 +69,10 @@ impl Stack {
 
     pub async fn postgres() -> Self {
         let nats = TestNats::new("t");
-        let db = support::test_db().await;
+        let backend = Backend::postgres().await;
         let bus = nats.connect().await;
         let stack = Self {
-            store: Store::Postgres(db),
+            backend,
             bus: Arc::new(bus),
             nats: Some(nats),
         };
@@ -97,11 +80,8 @@ impl Stack {
         stack
     }
 
-    pub fn db(&self) -> &TestDb {
-        match &self.store {
-            Store::Postgres(db) => db,
-            Store::Memory { .. } => panic!("a Postgres-only test ran on memory"),
-        }
+    pub fn db(&self) -> &support::TestDb {
+        self.backend.db()
     }
 
     pub fn relay(&self, config: RelayConfig) -> Relay {
@@ -110,68 +90,43 @@ impl Stack {
 
     /// A relay publishing through `bus` (e.g. a faulty wrapper, or another connection to the same server).
     pub fn relay_over(&self, bus: Arc<dyn Bus>, config: RelayConfig) -> Relay {
-        match &self.store {
-            Store::Memory { repo, checkpoints } => {
-                Relay::memory(repo.clone(), checkpoints.clone(), bus, config)
+        match &self.backend.store {
+            strom_commands::store::EventStore::Memory(store) => {
+                Relay::memory(store.clone(), bus, config)
             }
-            Store::Postgres(db) => Relay::postgres(db.pool.clone(), bus, config),
+            strom_commands::store::EventStore::Postgres(store) => {
+                Relay::postgres(store.pool().clone(), bus, config)
+            }
         }
     }
 
     pub fn log(&self) -> Arc<dyn EventLog> {
-        match &self.store {
-            Store::Memory { repo, .. } => Arc::new(repo.clone()),
-            Store::Postgres(db) => Arc::new(PgEventLog::new(db.pool.clone())),
-        }
+        self.backend.log()
     }
 
     pub async fn checkpoint(&self) -> Option<LogPosition> {
-        let checkpoints: Arc<dyn CheckpointStore> = match &self.store {
-            Store::Memory { checkpoints, .. } => Arc::new(checkpoints.clone()),
-            Store::Postgres(db) => Arc::new(PgCheckpointStore::new(db.pool.clone())),
-        };
+        let checkpoints: Arc<dyn CheckpointStore> = self.backend.checkpoints();
         checkpoints
             .load(strom_commands::relay::CHECKPOINT_NAME)
             .await
             .unwrap()
     }
 
-    /// One `Increment` command through cqrs-es (one event), dispatching to `queries` after the commit.
-    pub async fn increment_with(&self, aggregate_id: &str, queries: Vec<Box<dyn Query<Counter>>>) {
-        let result = match &self.store {
-            Store::Memory { repo, .. } => {
-                let cqrs = memory_cqrs(repo.clone(), vec![], queries, ());
-                execute_with_retry(
-                    &cqrs,
-                    aggregate_id,
-                    || CounterCommand::Increment,
-                    metadata(&format!("corr-{aggregate_id}")),
-                )
-                .await
-            }
-            Store::Postgres(db) => {
-                let cqrs = pg_cqrs(db.pool.clone(), vec![], queries, ());
-                execute_with_retry(
-                    &cqrs,
-                    aggregate_id,
-                    || CounterCommand::Increment,
-                    metadata(&format!("corr-{aggregate_id}")),
-                )
-                .await
-            }
-        };
-        result.expect("increment");
+    /// The next command of agent `name`'s script (one event), through the command services.
+    pub async fn command(&self, name: &str) {
+        self.backend.step(name).await;
     }
 
-    pub async fn increment(&self, aggregate_id: &str) {
-        self.increment_with(aggregate_id, vec![]).await;
+    /// Signalled after each command of this stack (this process's commits).
+    pub fn commits(&self) -> &CommitSignal {
+        self.backend.services.commits()
     }
 
-    /// `rounds` events on each of `aggregates`, interleaved (round-robin), so pages mix aggregates.
-    pub async fn append_round_robin(&self, aggregates: &[&str], rounds: usize) {
+    /// `rounds` events on each of `agents`, interleaved (round-robin), so pages mix aggregates.
+    pub async fn append_round_robin(&self, agents: &[&str], rounds: usize) {
         for _ in 0..rounds {
-            for aggregate_id in aggregates {
-                self.increment(aggregate_id).await;
+            for name in agents {
+                self.command(name).await;
             }
         }
     }
@@ -297,8 +252,9 @@ pub async fn read_stream(bus: &dyn Bus, count: usize) -> Vec<Delivery> {
 /// The relay's whole contract, checked against the log: the stream holds each committed event exactly once
 /// (by event id, which is also the msg id), on its aggregate's subject, with its headers and its exact envelope,
 /// and each aggregate's events in sequence order 1, 2, 3, …. Returns the log's events.
-pub async fn assert_published_exactly_once(stack: &Stack, expected: usize) -> Vec<LoggedEvent> {
-    let logged = support::read_exactly(stack.log().as_ref(), LogPosition::START, expected).await;
+pub async fn assert_published_exactly_once(stack: &Stack, expected: usize) -> Vec<EventEnvelope> {
+    let logged: Vec<EventEnvelope> =
+        support::read_exactly(stack.log().as_ref(), LogPosition::START, expected).await;
     wait_for_stream(stack.bus.as_ref(), expected as u64).await;
     let messages = read_stream(stack.bus.as_ref(), expected).await;
     assert_eq!(
@@ -307,11 +263,11 @@ pub async fn assert_published_exactly_once(stack: &Stack, expected: usize) -> Ve
         "the stream holds exactly the committed events"
     );
 
-    let by_id: BTreeMap<Uuid, &LoggedEvent> = logged.iter().map(|e| (e.event_id, e)).collect();
+    let by_id: BTreeMap<Uuid, &EventEnvelope> = logged.iter().map(|e| (e.event_id, e)).collect();
     let mut seen = BTreeSet::new();
     let mut sequences: BTreeMap<&str, Vec<u64>> = BTreeMap::new();
     for message in &messages {
-        let envelope = EventEnvelope::decode(&message.payload).expect("an EventEnvelope");
+        let envelope = EventEnvelope::from_json(&message.payload).expect("an EventEnvelope");
         assert!(
             seen.insert(envelope.event_id),
             "event {} published twice",
@@ -331,8 +287,8 @@ pub async fn assert_published_exactly_once(stack: &Stack, expected: usize) -> Ve
         );
         assert_eq!(
             message.payload,
-            EventEnvelope::from(*event).encode().unwrap(),
-            "the body is the logged event's envelope"
+            event.to_json().unwrap(),
+            "the body is the stored event's envelope"
         );
         assert_eq!(
             message.headers.get(SEQUENCE_HEADER),
@@ -396,5 +352,5 @@ conformance!(
     a_relay_dying_between_publish_and_checkpoint_is_replaced_without_loss_or_duplicates,
     failed_publishes_and_lost_acks_are_retried_without_loss_or_duplicates,
     a_stopped_relay_resumes_from_its_checkpoint,
-    a_waker_query_makes_an_idle_relay_publish_at_once,
+    a_commit_of_this_process_makes_an_idle_relay_publish_at_once,
 );

@@ -8,53 +8,27 @@ use serde_json::{json, Value};
 use sqlx::PgConnection;
 use strom_commands::bus::nats::NatsBus;
 use strom_commands::bus::CORRELATION_ID_HEADER;
+use strom_commands::lease::{lock_name, LOCK_NAMESPACE};
+use strom_commands::log::{EventEnvelope, LogPosition};
 use strom_commands::relay::{
-    EventEnvelope, RelayConfig, RelayState, EVENT_TYPE_HEADER, EVENT_VERSION_HEADER,
-    LOCK_NAMESPACE, LOCK_ROLE, SEQUENCE_HEADER,
+    RelayConfig, RelayState, EVENT_TYPE_HEADER, EVENT_VERSION_HEADER, RELAY_ROLE, SEQUENCE_HEADER,
 };
+use strom_domain::codec::encode;
 
 use crate::faults::Proxy;
+use crate::support::{agent_id, insert_undecodable_created, script_events, Row};
 use crate::{
     assert_published_exactly_once, fast_config, nats_url, read_stream, stream_messages,
     wait_for_stream, wait_until, Running, Stack,
 };
 
-const INSERT_RAW_EVENT: &str = "
-INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
-VALUES ($1, $2, $3, $4, '1', $5, $6)";
-
-async fn insert_raw(
-    conn: &mut PgConnection,
-    aggregate: (&str, &str),
-    sequence: i64,
-    event_type: &str,
-    payload: Value,
-    metadata: Value,
-) {
-    sqlx::query(INSERT_RAW_EVENT)
-        .bind(aggregate.0)
-        .bind(aggregate.1)
-        .bind(sequence)
-        .bind(event_type)
-        .bind(payload)
-        .bind(metadata)
-        .execute(conn)
-        .await
-        .unwrap();
-}
-
-async fn begin_with_counter_event(stack: &Stack, aggregate_id: &str) -> PgConnection {
+/// A connection with a transaction open that has written agent `name`'s `AgentCreated` and not committed yet.
+async fn begin_with_created_agent(stack: &Stack, name: &str) -> PgConnection {
     let mut conn = stack.db().connect().await;
     sqlx::query("BEGIN").execute(&mut conn).await.unwrap();
-    insert_raw(
-        &mut conn,
-        ("Counter", aggregate_id),
-        1,
-        "Incremented",
-        json!({"Incremented": {"value": 1}}),
-        json!({"correlation_id": "raw", "actor": "system:test"}),
-    )
-    .await;
+    Row::of(&agent_id(name), 1, &script_events(name, 1)[0])
+        .insert(&mut conn)
+        .await;
     conn
 }
 
@@ -67,7 +41,7 @@ async fn lock_holders(stack: &Stack) -> Vec<i32> {
             AND objid = (hashtext($2)::bigint & 4294967295)::oid",
     )
     .bind(LOCK_NAMESPACE)
-    .bind(format!("{LOCK_ROLE}:{}", stack.bus.subjects().prefix()))
+    .bind(lock_name(RELAY_ROLE, stack.bus.subjects().prefix()))
     .fetch_all(&stack.db().pool)
     .await
     .unwrap()
@@ -91,13 +65,13 @@ async fn a_rolled_back_transactions_events_are_never_published() {
     let running = Running::spawn(stack.relay(fast_config()));
     running.wait_for_state(RelayState::Active).await;
 
-    let mut ghost = begin_with_counter_event(&stack, "ghost").await;
+    let mut ghost = begin_with_created_agent(&stack, "ghost").await;
     stack.append_round_robin(&["real"], 4).await;
     sqlx::query("ROLLBACK").execute(&mut ghost).await.unwrap();
-    stack.increment("real").await;
+    stack.command("real").await;
 
     let logged = assert_published_exactly_once(&stack, 5).await;
-    assert!(logged.iter().all(|e| e.aggregate_id == "real"));
+    assert!(logged.iter().all(|e| e.aggregate_id == agent_id("real")));
     running.stop().await;
     stack.finish().await;
 }
@@ -106,11 +80,11 @@ async fn a_rolled_back_transactions_events_are_never_published() {
 async fn events_committed_out_of_position_order_are_all_published_in_aggregate_order() {
     let stack = Stack::postgres().await;
     let running = Running::spawn(stack.relay(fast_config()));
-    stack.increment("early").await;
+    stack.command("early").await;
     wait_for_stream(stack.bus.as_ref(), 1).await;
 
     // Takes its transaction id (and a smaller global_position) first, commits last.
-    let mut late = begin_with_counter_event(&stack, "late").await;
+    let mut late = begin_with_created_agent(&stack, "late").await;
     stack.append_round_robin(&["x", "y"], 4).await;
     let reads = running.relay.stats().reads;
     wait_until("the relay has read the log three more times", || async {
@@ -126,7 +100,8 @@ async fn events_committed_out_of_position_order_are_all_published_in_aggregate_o
     sqlx::query("COMMIT").execute(&mut late).await.unwrap();
     let logged = assert_published_exactly_once(&stack, 10).await;
     assert_eq!(
-        logged[1].aggregate_id, "late",
+        logged[1].aggregate_id,
+        agent_id("late"),
         "the late commit is next in log order"
     );
     running.stop().await;
@@ -188,12 +163,8 @@ async fn only_one_of_two_relays_publishes_and_a_standby_takes_over_when_the_acti
 async fn a_relay_that_lost_its_lock_cannot_move_the_checkpoint() {
     let stack = Stack::postgres().await;
     stack.append_round_robin(&["a"], 3).await;
-    crate::support::read_exactly(
-        stack.log().as_ref(),
-        strom_commands::store::LogPosition::START,
-        3,
-    )
-    .await;
+    let _: Vec<EventEnvelope> =
+        crate::support::read_exactly(stack.log().as_ref(), LogPosition::START, 3).await;
     let relay = stack.relay(fast_config());
     let mut active = relay
         .try_activate()
@@ -262,16 +233,21 @@ async fn a_cut_nats_connection_is_survived_without_loss_or_duplicates() {
 async fn published_envelopes_match_the_event_envelope_schema() {
     let stack = Stack::postgres().await;
     let agent_id = "0b6f2a52-3c4e-4d8a-9f61-7d2c1e9a4b10";
-    let mut conn = stack.db().connect().await;
-    insert_raw(
-        &mut conn,
-        ("Agent", agent_id),
-        1,
-        "AgentStarted",
-        json!({"AgentStarted": {"session": 1, "started_at": "2026-11-22T10:10:00.000Z", "frequency_s": 60}}),
-        json!({"correlation_id": "req-42", "actor": "alice"}),
+    let started = strom_domain::AgentEvent::AgentStarted {
+        session: 1,
+        started_at: "2026-11-22T10:10:00Z".parse().unwrap(),
+        frequency_s: 60,
+    };
+    sqlx::query(
+        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata) \
+         VALUES ('Agent', $1, 1, 'AgentStarted', '1', $2, $3)",
     )
-    .await;
+    .bind(agent_id)
+    .bind(encode(&started.into()))
+    .bind(json!({"correlation_id": "req-42", "actor": "alice"}))
+    .execute(&stack.db().pool)
+    .await
+    .unwrap();
     let running = Running::spawn(stack.relay(fast_config()));
     assert_published_exactly_once(&stack, 1).await;
     let message = read_stream(stack.bus.as_ref(), 1).await.remove(0);
@@ -302,8 +278,38 @@ async fn published_envelopes_match_the_event_envelope_schema() {
         .map(|e| format!("{} at {}", e, e.instance_path))
         .collect();
     assert!(errors.is_empty(), "{errors:?} in {body}");
-    let envelope = EventEnvelope::decode(&message.payload).unwrap();
-    assert_eq!(envelope.metadata_str("actor"), Some("alice"));
+    let envelope = EventEnvelope::from_json(&message.payload).unwrap();
+    assert_eq!(
+        envelope.decode().unwrap().metadata.actor.as_deref(),
+        Some("alice")
+    );
+    running.stop().await;
+    stack.finish().await;
+}
+
+#[tokio::test]
+async fn an_undecodable_event_is_published_as_stored_and_not_skipped() {
+    let stack = Stack::postgres().await;
+    stack.command("before").await;
+    insert_undecodable_created(&stack.db().pool, "bad").await;
+    stack.command("after").await;
+    let running = Running::spawn(stack.relay(fast_config()));
+
+    // The relay carries the stored form: the event is on the bus in its place, and so is the one after it.
+    let published = assert_published_exactly_once(&stack, 3).await;
+    assert_eq!(
+        published
+            .iter()
+            .map(|e| e.aggregate_id.clone())
+            .collect::<Vec<_>>(),
+        [agent_id("before"), agent_id("bad"), agent_id("after")]
+    );
+    // A consumer decoding it gets the error naming it.
+    let error = published[1].decode().unwrap_err().to_string();
+    assert!(
+        error.contains(&format!("Agent/{} sequence 1", agent_id("bad"))),
+        "{error}"
+    );
     running.stop().await;
     stack.finish().await;
 }

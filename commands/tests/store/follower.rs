@@ -8,10 +8,9 @@ use async_trait::async_trait;
 use strom_commands::log::{
     EventEnvelope, FollowError, Follower, FollowerConfig, LogPosition, PageHandler, StoreError,
 };
-use strom_domain::codec::encode;
 
 use crate::support::{
-    agent_id, read_exactly, script_events, Backend, Logged, Row, CATCH_UP_DEADLINE,
+    agent_id, insert_undecodable_created, read_exactly, Backend, Logged, CATCH_UP_DEADLINE,
 };
 
 /// A follower config with `page_size`-event pages; the intervals only matter to `run`.
@@ -122,26 +121,12 @@ async fn a_running_follower_backs_off_and_reads_a_failed_page_again() {
     assert_refused_pages_came_again(&recorder, &everything);
 }
 
-/// An `AgentCreated` whose `starting_cash` is not a number: what a row written outside STROM (or by a buggy
-/// version) can hold.
-fn undecodable_created(name: &str) -> serde_json::Value {
-    let mut payload = encode(&script_events(name, 1)[0]);
-    payload["AgentCreated"]["starting_cash"] = "lots".into();
-    payload
-}
-
 #[tokio::test]
 async fn an_undecodable_event_stops_the_follower_at_that_event_with_an_error_naming_it() {
     let backend = Backend::postgres().await;
     backend.steps("before", 2).await;
     let bad = agent_id("bad");
-    let created = &script_events("bad", 1)[0];
-    Row {
-        payload: undecodable_created("bad"),
-        ..Row::of(&bad, 1, created)
-    }
-    .insert(backend.pool())
-    .await;
+    insert_undecodable_created(backend.pool(), "bad").await;
     backend.step("after").await;
     // The stored form reads (the relay and exports carry it as stored); the typed form does not.
     let stored: Vec<EventEnvelope> =

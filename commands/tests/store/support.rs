@@ -173,6 +173,21 @@ impl<'a> Row<'a> {
     }
 }
 
+/// Stores agent `name`'s `AgentCreated` at sequence 1 with a `starting_cash` that is not a number: what a row written
+/// outside STROM (or by a buggy version) can hold. It does not decode.
+pub async fn insert_undecodable_created<'e>(executor: impl PgExecutor<'e>, name: &str) {
+    let id = agent_id(name);
+    let created = &script_events(name, 1)[0];
+    let mut payload = encode(created);
+    payload["AgentCreated"]["starting_cash"] = "lots".into();
+    Row {
+        payload,
+        ..Row::of(&id, 1, created)
+    }
+    .insert(executor)
+    .await;
+}
+
 /// One store implementation and the command services over it, as the conformance suite sees them.
 pub struct Backend {
     pub store: EventStore,
