@@ -18,7 +18,7 @@ use strom_domain::{Decider, EventMetadata, StromEvent};
 pub use memory::{Clock, MemoryEventStore};
 pub use migrations::{apply_migrations, migration_name, pending_migrations, MigrationError};
 pub use postgres::{migrate, pg_connect_options, MIGRATOR};
-pub use postgres_events::PgEventStore;
+pub use postgres_events::{PgEventStore, SnapshotMismatch, SnapshotReport};
 
 pub use crate::log::StoreError;
 use crate::log::{CommitSignal, EventLog};

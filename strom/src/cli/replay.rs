@@ -15,7 +15,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use sqlx::postgres::PgPoolOptions;
 use sqlx::PgPool;
 use strom_commands::log::{LogPosition, PgEventLog};
-use strom_commands::store::pg_connect_options;
+use strom_commands::store::{pg_connect_options, PgEventStore};
 use strom_projections::replay::{self, file, ModelCheck};
 use strom_projections::{RebuildProgress, TableDump, AGENTS_PROJECTOR};
 
@@ -165,12 +165,23 @@ async fn verify(pool: &PgPool) -> anyhow::Result<()> {
     .await?;
     bar.finish_and_clear();
 
-    let problems = replay::verify_problems(&chains, &models);
+    let snapshots = PgEventStore::new(pool.clone())
+        .verify_snapshots()
+        .await
+        .context("Failed to check the snapshots")?;
+    let mut problems = replay::verify_problems(&chains, &models);
+    problems.extend(snapshots.mismatches.iter().map(|m| {
+        format!(
+            "altered snapshot: {}/{} at sequence {} does not hold the state its events fold to",
+            m.aggregate_type, m.aggregate_id, m.sequence
+        )
+    }));
     for line in &problems {
         println!("{line}");
     }
     println!(
-        "verify: {} events in {} streams, {}; {AGENTS_PROJECTOR} at {}: {} agents, {} runs live, {}",
+        "verify: {} events in {} streams, {}; {} snapshots checked against their events; \
+         {AGENTS_PROJECTOR} at {}: {} agents, {} runs live, {}",
         chains.events,
         chains.streams,
         if chains.is_intact() {
@@ -178,6 +189,7 @@ async fn verify(pool: &PgPool) -> anyhow::Result<()> {
         } else {
             format!("{} chain problems", chains.problems.len())
         },
+        snapshots.checked,
         position_text(models.checkpoint),
         models.live.agents.len(),
         models.live.agent_runs.len(),

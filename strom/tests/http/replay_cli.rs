@@ -154,6 +154,43 @@ async fn verify_names_an_altered_event_and_exits_non_zero() {
 }
 
 #[tokio::test]
+async fn verify_checks_each_snapshot_against_its_events_and_names_an_altered_one() {
+    let store = Store::new().await;
+    let [alice, _] = TWO_AGENTS_IDS;
+    let events = EventStore::postgres(store.pool.clone());
+    let (state, version) = AggregateService::<Agent>::new(events.clone())
+        .load(alice)
+        .await
+        .unwrap();
+    events
+        .save_snapshot(alice, &state, version)
+        .await
+        .unwrap();
+    let out = store.replay(&["--verify"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("1 snapshots checked against their events"),
+        "{}",
+        text(&out)
+    );
+
+    // Snapshots are outside the hash chain: an edited one (here the agent's session) is found by refolding.
+    sqlx::query("UPDATE snapshots SET state = jsonb_set(state, '{session}', '99')")
+        .execute(&store.pool)
+        .await
+        .unwrap();
+    let out = store.replay(&["--verify"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains(&format!(
+            "altered snapshot: Agent/{alice} at sequence {version} does not hold the state its events fold to"
+        )),
+        "{}",
+        text(&out)
+    );
+}
+
+#[tokio::test]
 async fn verify_names_a_deleted_event_as_missing() {
     let store = Store::new().await;
     let [_, bob] = TWO_AGENTS_IDS;
