@@ -11,6 +11,10 @@ mod worker_cases;
 #[allow(dead_code)]
 mod store_support;
 
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use strom_commands::log::{EventEnvelope, EventLog, LogPosition, LoggedEvent, StoreError};
 use support::{advance_to, t, wait_for, wait_until_scheduling, Env, Probe};
 
 /// Declares each case once per environment: `memory::<case>` and `real::<case>`.
@@ -53,7 +57,7 @@ both!(
 /// The backend pid holding the scheduler's advisory lock for this test's prefix, if any.
 async fn lock_holder(env: &Env) -> Option<i32> {
     let db = env.db.as_ref().expect("a Postgres env");
-    let name = strom_commands::scheduler::lock_name(
+    let name = strom_commands::lease::lock_name(
         strom_commands::scheduler::SCHEDULER_ROLE,
         env.bus.subjects().prefix(),
     );
@@ -61,7 +65,7 @@ async fn lock_holder(env: &Env) -> Option<i32> {
         "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted \
            AND classid = hashtext($1)::oid AND objid = hashtext($2)::oid AND objsubid = 2",
     )
-    .bind(strom_commands::scheduler::LOCK_NAMESPACE)
+    .bind(strom_commands::lease::LOCK_NAMESPACE)
     .bind(name)
     .fetch_optional(&db.pool)
     .await
@@ -146,5 +150,87 @@ async fn ten_thousand_agents_each_get_every_tick() {
         (3 * AGENTS, 0, 0)
     );
     assert_eq!(env.ticks_ever_stored().await, 3 * AGENTS);
+    env.finish().await;
+}
+
+/// A log that remembers every read that failed, and why.
+struct WatchedLog {
+    inner: Arc<dyn EventLog>,
+    failures: Mutex<Vec<String>>,
+}
+
+impl WatchedLog {
+    fn failures(&self) -> Vec<String> {
+        self.failures.lock().unwrap().clone()
+    }
+}
+
+#[async_trait]
+impl EventLog for WatchedLog {
+    async fn read_after(
+        &self,
+        after: LogPosition,
+        limit: usize,
+    ) -> Result<Vec<Arc<LoggedEvent>>, StoreError> {
+        let read = self.inner.read_after(after, limit).await;
+        if let Err(e) = &read {
+            self.failures.lock().unwrap().push(e.to_string());
+        }
+        read
+    }
+
+    async fn read_envelopes_after(
+        &self,
+        after: LogPosition,
+        limit: usize,
+    ) -> Result<Vec<EventEnvelope>, StoreError> {
+        self.inner.read_envelopes_after(after, limit).await
+    }
+
+    async fn head(&self) -> Result<LogPosition, StoreError> {
+        self.inner.head().await
+    }
+
+    async fn backlog(&self, after: LogPosition, cap: u64) -> Result<u64, StoreError> {
+        self.inner.backlog(after, cap).await
+    }
+}
+
+#[tokio::test]
+async fn a_scheduler_does_not_schedule_past_an_undecodable_event() {
+    let env = Env::real().await;
+    let before = env.create_agent("BTC-USD", 1).await;
+    env.start(&before).await;
+    let db = env.db.as_ref().expect("a Postgres env");
+    store_support::insert_undecodable_created(&db.pool, "bad").await;
+    let after = env.create_agent("BTC-USD", 1).await;
+    env.start(&after).await;
+    let log = Arc::new(WatchedLog {
+        inner: Arc::clone(&env.log),
+        failures: Mutex::default(),
+    });
+    let scheduler = env.spawn_scheduler_over(log.clone());
+    let mut probe = Probe::open(&env).await;
+
+    wait_for("the scheduler to fail on the event three times", || async {
+        log.failures().len() >= 3
+    })
+    .await;
+    let bad = store_support::agent_id("bad");
+    for failure in log.failures() {
+        assert!(
+            failure.contains(&format!("Agent/{bad} sequence 1")),
+            "{failure}"
+        );
+    }
+    let counts = scheduler.counts();
+    assert!(counts.active, "{counts:?}");
+    assert_eq!(
+        counts.last_round_at, None,
+        "it never schedules from a log it could not read to the end"
+    );
+    assert_eq!((counts.running_agents, counts.emitted), (0, 0));
+    scheduler.stop().await;
+    assert!(probe.drain(&env).await.is_empty(), "no tick was published");
     env.finish().await;
 }

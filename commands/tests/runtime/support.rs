@@ -8,14 +8,15 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use strom_commands::bus::memory::MemoryBus;
 use strom_commands::bus::{Bus, Consumer, ConsumerSpec, Headers, StreamKind, Subjects};
+use strom_commands::lease::Singleton;
+use strom_commands::log::{EventLog, LogPosition, LoggedEvent, MAX_LOG_PAGE};
 use strom_commands::market::SimMarket;
 use strom_commands::runtime::{RuntimeConfig, RuntimeStats, RuntimeWorker, RUNTIME_CONSUMER};
 use strom_commands::scheduler::{
-    AgentTick, Leadership, Scheduler, SchedulerConfig, SchedulerCounts, SchedulerStats,
-    SCHEDULER_ROLE,
+    AgentTick, Scheduler, SchedulerConfig, SchedulerCounts, SchedulerStats, SCHEDULER_ROLE,
 };
-use strom_commands::service::{AggregateService, CommandContext, EventStoreBackend};
-use strom_commands::store::{Clock, EventLog, LogPosition, LoggedEvent, PgEventLog, MAX_LOG_PAGE};
+use strom_commands::service::{AggregateService, CommandContext};
+use strom_commands::store::{Clock, EventStore};
 use strom_domain::{Agent, AgentCommand, AgentConfig, AgentEvent};
 use strom_tests::nats::TestNats;
 use tokio::sync::oneshot;
@@ -132,50 +133,40 @@ fn unique_subjects() -> Subjects {
 
 impl Env {
     pub async fn memory() -> Self {
-        let backend = EventStoreBackend::memory();
-        let EventStoreBackend::Memory(repo) = &backend else {
-            unreachable!("memory() builds a memory backend")
-        };
-        let log: Arc<dyn EventLog> = Arc::new(repo.clone());
         let bus: Arc<dyn Bus> = Arc::new(MemoryBus::new(unique_subjects()));
-        Self::build(backend, log, bus, None, None).await
+        Self::build(EventStore::memory(), bus, None, None).await
     }
 
     pub async fn real() -> Self {
         let nats = TestNats::new("t");
         let db = crate::store_support::test_db().await;
         let bus = nats.connect().await;
-        let backend = EventStoreBackend::Postgres(db.pool.clone());
-        let log: Arc<dyn EventLog> = Arc::new(PgEventLog::new(db.pool.clone()));
-        Self::build(backend, log, Arc::new(bus), Some(db), Some(nats)).await
+        let store = EventStore::postgres(db.pool.clone());
+        Self::build(store, Arc::new(bus), Some(db), Some(nats)).await
     }
 
     async fn build(
-        backend: EventStoreBackend,
-        log: Arc<dyn EventLog>,
+        store: EventStore,
         bus: Arc<dyn Bus>,
         db: Option<TestDb>,
         nats: Option<TestNats>,
     ) -> Self {
         bus.ensure_topology().await.expect("bus topology");
-        let agents = Arc::new(AggregateService::new(
-            &backend,
-            strom_domain::upcast::event_upcasters,
-        ));
         Self {
-            log,
+            log: store.log(),
             bus,
-            agents,
+            agents: Arc::new(AggregateService::new(store)),
             clock: ManualClock::new(t(0)),
             db,
             nats,
         }
     }
 
-    pub fn leadership(&self) -> Leadership {
+    /// The scheduler's lease: the advisory lock of this test's prefix on Postgres, none on memory.
+    pub fn singleton(&self) -> Singleton {
         match &self.db {
-            None => Leadership::Single,
-            Some(db) => Leadership::postgres(
+            None => Singleton::Single,
+            Some(db) => Singleton::postgres(
                 (*db.pool.connect_options()).clone(),
                 SCHEDULER_ROLE,
                 self.bus.subjects().prefix(),
@@ -184,10 +175,15 @@ impl Env {
     }
 
     pub fn spawn_scheduler(&self) -> Role<SchedulerStats> {
+        self.spawn_scheduler_over(Arc::clone(&self.log))
+    }
+
+    /// A scheduler reading `log` (e.g. a wrapper that counts reads).
+    pub fn spawn_scheduler_over(&self, log: Arc<dyn EventLog>) -> Role<SchedulerStats> {
         let scheduler = Scheduler::new(
-            Arc::clone(&self.log),
+            log,
             Arc::clone(&self.bus),
-            self.leadership(),
+            self.singleton(),
             self.clock.clock(),
             scheduler_config(),
         );
@@ -277,7 +273,7 @@ impl Env {
     }
 
     /// Every event in the log (as far as the watermark lets us see now).
-    pub async fn logged(&self) -> Vec<LoggedEvent> {
+    pub async fn logged(&self) -> Vec<Arc<LoggedEvent>> {
         let mut events = Vec::new();
         let mut position = LogPosition::START;
         loop {
@@ -295,12 +291,12 @@ impl Env {
     }
 
     /// The runs recorded for `agent_id`, in log order, with the event's metadata.
-    pub async fn runs(&self, agent_id: &str) -> Vec<(AgentEvent, LoggedEvent)> {
+    pub async fn runs(&self, agent_id: &str) -> Vec<(AgentEvent, Arc<LoggedEvent>)> {
         self.logged()
             .await
             .into_iter()
-            .filter(|e| e.aggregate_id == agent_id && e.event_type == "AgentRunRecorded")
-            .map(|e| (serde_json::from_value(e.payload.clone()).unwrap(), e))
+            .filter(|e| e.aggregate_id == agent_id && e.event_type() == "AgentRunRecorded")
+            .map(|e| (e.event.as_agent().expect("an Agent event").clone(), e))
             .collect()
     }
 

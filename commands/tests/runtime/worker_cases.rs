@@ -234,10 +234,12 @@ pub async fn the_run_observes_the_simulated_price_at_the_scheduled_time(env: &En
             observation.price,
             path.price_at("ETH-USD", scheduled_at.timestamp())
         );
-        assert_eq!(logged.metadata_str("actor"), Some("system:runtime"));
+        assert_eq!(logged.metadata.actor.as_deref(), Some("system:runtime"));
+        assert_eq!(logged.correlation_id(), Some(correlation_id.as_str()));
         assert_eq!(
-            logged.metadata_str("correlation_id"),
-            Some(correlation_id.as_str())
+            logged.metadata.causation_id,
+            Some(tick_msg_id(&agent, 1, tick_no)),
+            "the run names the tick that caused it"
         );
     }
 }
