@@ -175,13 +175,13 @@ where
         let cached = self.cache().get(aggregate_id).cloned();
         let base = match cached {
             Some(cached) => cached,
-            None => self.from_snapshot(aggregate_id).await?,
+            None => self.latest_snapshot(aggregate_id).await?,
         };
         let fresh = self.catch_up(aggregate_id, base).await?;
         Ok((fresh.state, fresh.version))
     }
 
-    async fn from_snapshot(&self, aggregate_id: &str) -> Result<Versioned<A>, StoreError> {
+    async fn latest_snapshot(&self, aggregate_id: &str) -> Result<Versioned<A>, StoreError> {
         Ok(match self.store.load_snapshot::<A>(aggregate_id).await? {
             Some((state, version)) => Versioned { state, version },
             None => Versioned {
@@ -274,7 +274,7 @@ where
             let base = match cached.take() {
                 Some(base) => base,
                 None => {
-                    let snapshot = self.from_snapshot(aggregate_id).await?;
+                    let snapshot = self.latest_snapshot(aggregate_id).await?;
                     self.catch_up(aggregate_id, snapshot).await?
                 }
             };
