@@ -866,7 +866,10 @@ mod tests {
 
     #[test]
     fn an_empty_patch_is_refused() {
-        assert_eq!(AgentConfigPatch::default().validate().unwrap_err().field, "");
+        assert_eq!(
+            AgentConfigPatch::default().validate().unwrap_err().field,
+            ""
+        );
         let rename = AgentConfigPatch {
             name: Some("x".into()),
             ..Default::default()

@@ -212,7 +212,10 @@ impl PgEventStore {
             let Some(last) = rows.last() else {
                 return Ok(report);
             };
-            after = (last.try_get("aggregate_type")?, last.try_get("aggregate_id")?);
+            after = (
+                last.try_get("aggregate_type")?,
+                last.try_get("aggregate_id")?,
+            );
             for row in &rows {
                 self.verify_snapshot(row, &mut report).await?;
             }

@@ -64,45 +64,61 @@ fn strategy() -> impl Strategy<Value = AgentStrategy> {
 }
 
 fn risk() -> impl Strategy<Value = RiskLimits> {
-    (positive(), positive(), positive(), proptest::option::of(positive())).prop_map(
-        |(max_position_qty, max_order_qty, max_notional, max_daily_loss)| RiskLimits {
-            max_position_qty,
-            max_order_qty,
-            max_notional,
-            max_daily_loss,
-        },
+    (
+        positive(),
+        positive(),
+        positive(),
+        proptest::option::of(positive()),
     )
+        .prop_map(
+            |(max_position_qty, max_order_qty, max_notional, max_daily_loss)| RiskLimits {
+                max_position_qty,
+                max_order_qty,
+                max_notional,
+                max_daily_loss,
+            },
+        )
 }
 
 fn config() -> impl Strategy<Value = AgentConfig> {
-    (text(), symbol(), strategy(), 1u32..=86_400, risk(), positive(), any::<u64>()).prop_map(
-        |(name, symbol, strategy, frequency_s, risk, starting_cash, seed)| AgentConfig {
-            name,
-            symbol,
-            strategy: strategy.to_spec(),
-            frequency_s,
-            risk,
-            starting_cash,
-            seed,
-        },
+    (
+        text(),
+        symbol(),
+        strategy(),
+        1u32..=86_400,
+        risk(),
+        positive(),
+        any::<u64>(),
     )
+        .prop_map(
+            |(name, symbol, strategy, frequency_s, risk, starting_cash, seed)| AgentConfig {
+                name,
+                symbol,
+                strategy: strategy.to_spec(),
+                frequency_s,
+                risk,
+                starting_cash,
+                seed,
+            },
+        )
 }
 
 fn agent_event() -> impl Strategy<Value = AgentEvent> {
-    let created = (text(), text(), config(), time()).prop_map(|(agent_id, owner, c, created_at)| {
-        AgentEvent::AgentCreated {
-            agent_id,
-            owner,
-            name: c.name,
-            symbol: c.symbol,
-            strategy: c.strategy,
-            frequency_s: c.frequency_s,
-            risk: c.risk,
-            starting_cash: c.starting_cash,
-            seed: c.seed,
-            created_at,
-        }
-    });
+    let created =
+        (text(), text(), config(), time()).prop_map(|(agent_id, owner, c, created_at)| {
+            AgentEvent::AgentCreated {
+                agent_id,
+                owner,
+                name: c.name,
+                symbol: c.symbol,
+                strategy: c.strategy,
+                frequency_s: c.frequency_s,
+                risk: c.risk,
+                starting_cash: c.starting_cash,
+                seed: c.seed,
+                created_at,
+            }
+        });
     let updated = (config(), time()).prop_map(|(c, updated_at)| AgentEvent::AgentConfigUpdated {
         name: c.name,
         symbol: c.symbol,
@@ -140,13 +156,12 @@ fn run_recorded() -> impl Strategy<Value = AgentEvent> {
             order_id
         }),
     ];
-    let observation = (symbol(), decimal(), time()).prop_map(|(symbol, price, observed_at)| {
-        Observation {
+    let observation =
+        (symbol(), decimal(), time()).prop_map(|(symbol, price, observed_at)| Observation {
             symbol,
             price,
             observed_at,
-        }
-    });
+        });
     (
         (any::<u64>(), any::<u64>(), time(), time(), time()),
         observation,
@@ -154,7 +169,12 @@ fn run_recorded() -> impl Strategy<Value = AgentEvent> {
         text(),
     )
         .prop_map(
-            |((session, tick_no, scheduled_at, started_at, completed_at), observation, outcome, c)| {
+            |(
+                (session, tick_no, scheduled_at, started_at, completed_at),
+                observation,
+                outcome,
+                c,
+            )| {
                 AgentEvent::AgentRunRecorded {
                     session,
                     tick_no,
@@ -262,10 +282,11 @@ fn order_event() -> impl Strategy<Value = OrderEvent> {
             filled_at: at,
         }
     });
-    let cancelled = (text(), time()).prop_map(|(reason, cancelled_at)| OrderEvent::OrderCancelled {
-        reason,
-        cancelled_at,
-    });
+    let cancelled =
+        (text(), time()).prop_map(|(reason, cancelled_at)| OrderEvent::OrderCancelled {
+            reason,
+            cancelled_at,
+        });
     prop_oneof![placed, rejected, filled, cancelled]
 }
 
@@ -306,7 +327,10 @@ fn backtest_event() -> impl Strategy<Value = BacktestEvent> {
         (decimal(), decimal(), decimal(), decimal(), decimal()),
     )
         .prop_map(
-            |((bars, orders, fills), (final_cash, final_position, final_equity, pnl, return_pct))| {
+            |(
+                (bars, orders, fills),
+                (final_cash, final_position, final_equity, pnl, return_pct),
+            )| {
                 BacktestSummary {
                     bars,
                     orders,
@@ -326,10 +350,8 @@ fn backtest_event() -> impl Strategy<Value = BacktestEvent> {
             summary,
             completed_at
         }),
-        (text(), time()).prop_map(|(error, failed_at)| BacktestEvent::BacktestFailed {
-            error,
-            failed_at
-        }),
+        (text(), time())
+            .prop_map(|(error, failed_at)| BacktestEvent::BacktestFailed { error, failed_at }),
         time().prop_map(|cancelled_at| BacktestEvent::BacktestCancelled { cancelled_at }),
     ]
 }
@@ -389,7 +411,8 @@ proptest! {
 
 #[test]
 fn unknown_aggregates_versions_and_malformed_payloads_are_errors_that_say_which() {
-    let archived = serde_json::json!({"AgentArchived": {"archived_at": "2026-11-22T10:00:00.000Z"}});
+    let archived =
+        serde_json::json!({"AgentArchived": {"archived_at": "2026-11-22T10:00:00.000Z"}});
     assert!(decode("Agent", "AgentArchived", "1", Payload::Json(&archived)).is_ok());
     assert!(matches!(
         decode("Robot", "AgentArchived", "1", Payload::Json(&archived)),
@@ -403,7 +426,8 @@ fn unknown_aggregates_versions_and_malformed_payloads_are_errors_that_say_which(
         decode("Agent", "AgentStopped", "1", Payload::Json(&archived)),
         Err(DecodeError::MalformedPayload { .. })
     ));
-    let extra = serde_json::json!({"AgentArchived": {"archived_at": "2026-11-22T10:00:00.000Z", "x": 1}});
+    let extra =
+        serde_json::json!({"AgentArchived": {"archived_at": "2026-11-22T10:00:00.000Z", "x": 1}});
     assert!(matches!(
         decode("Agent", "AgentArchived", "1", Payload::Json(&extra)),
         Err(DecodeError::MalformedPayload { .. })

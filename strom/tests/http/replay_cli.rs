@@ -162,10 +162,7 @@ async fn verify_checks_each_snapshot_against_its_events_and_names_an_altered_one
         .load(alice)
         .await
         .unwrap();
-    events
-        .save_snapshot(alice, &state, version)
-        .await
-        .unwrap();
+    events.save_snapshot(alice, &state, version).await.unwrap();
     let out = store.replay(&["--verify"]);
     assert!(out.status.success(), "{}", text(&out));
     assert!(
