@@ -59,8 +59,12 @@ pub const PUBLISH_CONCURRENCY: usize = 1_024;
 /// How long a tick whose publish failed waits before it is tried again (a NATS restart takes seconds; retrying
 /// sooner only adds load). By then a later tick may be due, which replaces it.
 pub const PUBLISH_RETRY: Duration = Duration::from_secs(1);
-/// Pause before reading the log again after a read failed (a Postgres restart).
+/// Pause before reading the log again after a read failed (a Postgres restart, an event that does not decode),
+/// doubled on each further failure up to [`LOG_RETRY_MAX`]: a lasting failure costs one warning per minute, not one
+/// per poll, while ticks go on from what the scheduler knows.
 const LOG_RETRY: Duration = Duration::from_secs(1);
+/// Longest pause between failing log reads.
+const LOG_RETRY_MAX: Duration = Duration::from_secs(60);
 /// Gauge: events in the log the scheduler has not read yet.
 pub const LAG_METRIC: &str = "strom_scheduler_lag_events";
 
@@ -250,18 +254,21 @@ impl Scheduler {
             },
         );
         // The whole log first: a tick planned from a half-read log could belong to an agent stopped later on.
+        let mut backoff = LOG_RETRY;
         while let Err(e) = self.follow(&mut follower, &mut schedule, usize::MAX).await {
-            tracing::warn!(error = %e, "scheduler cannot read the event log; retrying");
+            tracing::warn!(error = %e, retry_in = ?backoff, "scheduler cannot read the event log; no ticks until it can");
             tokio::select! {
                 () = &mut *shutdown => return Exit::Shutdown,
-                () = tokio::time::sleep(LOG_RETRY) => {}
+                () = tokio::time::sleep(backoff) => {}
             }
+            backoff = (backoff * 2).min(LOG_RETRY_MAX);
         }
         tracing::info!(
             running_agents = schedule.running_agents(),
             "scheduler caught up with the event log"
         );
         let mut next_lock_check = Instant::now() + self.config.lock_check;
+        let (mut next_log_read, mut log_backoff) = (Instant::now(), LOG_RETRY);
         loop {
             if Instant::now() >= next_lock_check {
                 if !lease.still_held().await {
@@ -269,11 +276,18 @@ impl Scheduler {
                 }
                 next_lock_check = Instant::now() + self.config.lock_check;
             }
-            if let Err(e) = self
-                .follow(&mut follower, &mut schedule, MAX_LOG_PAGES_PER_ROUND)
-                .await
-            {
-                tracing::warn!(error = %e, "scheduler cannot read the event log; ticks continue from what it knows");
+            if Instant::now() >= next_log_read {
+                match self
+                    .follow(&mut follower, &mut schedule, MAX_LOG_PAGES_PER_ROUND)
+                    .await
+                {
+                    Ok(()) => log_backoff = LOG_RETRY,
+                    Err(e) => {
+                        tracing::warn!(error = %e, retry_in = ?log_backoff, "scheduler cannot read the event log; ticks continue from what it knows");
+                        next_log_read = Instant::now() + log_backoff;
+                        log_backoff = (log_backoff * 2).min(LOG_RETRY_MAX);
+                    }
+                }
             }
             let now = (self.clock)();
             let due = schedule.take_due(now, MAX_TICKS_PER_ROUND);
