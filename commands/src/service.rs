@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use lru::LruCache;
-use strom_domain::{Agent, Backtest, Decider, EventMetadata, Order, StromEvent};
+use strom_domain::{Agent, Backtest, Decider, EventMetadata, Logged, Order, StromEvent};
 
 use crate::log::{CommitSignal, StoreError};
 use crate::store::{AppendError, EventStore};
@@ -126,7 +126,7 @@ pub struct AggregateService<A: Decider> {
 
 impl<A> AggregateService<A>
 where
-    A: Decider + cqrs_es::Aggregate,
+    A: Logged + cqrs_es::Aggregate,
 {
     pub fn new(store: EventStore) -> Self {
         let capacity = NonZeroUsize::new(AGGREGATE_CACHE_MAX).unwrap_or(NonZeroUsize::MIN);

@@ -16,7 +16,7 @@ use crate::config::{
     AgentConfig, AgentConfigPatch, RiskLimits, Strategy, StrategySpec, SMA_SLOW_MAX,
 };
 use crate::decide;
-use crate::decider::{Decider, StromEvent};
+use crate::decider::Decider;
 use crate::error::{DomainError, ValidationError};
 use crate::id::{validate_correlation_id, validate_text, validate_uuid, MAX_OWNER_CHARS};
 use crate::market::{validate_price, Observation, Side};
@@ -817,17 +817,6 @@ impl Decider for Agent {
                 observation,
                 ..
             } => self.apply_run(*session, *tick_no, observation.price),
-        }
-    }
-
-    fn wrap(event: AgentEvent) -> StromEvent {
-        StromEvent::Agent(event)
-    }
-
-    fn unwrap(event: &StromEvent) -> Option<&AgentEvent> {
-        match event {
-            StromEvent::Agent(event) => Some(event),
-            _ => None,
         }
     }
 }

@@ -10,7 +10,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 use crate::config::AgentConfig;
-use crate::decider::{Decider, StromEvent};
+use crate::decider::Decider;
 use crate::error::{DomainError, ValidationError};
 use crate::fill::FillModel;
 use crate::id::{validate_text, validate_uuid, MAX_OWNER_CHARS};
@@ -494,17 +494,6 @@ impl Decider for Backtest {
                 );
                 self.state = BacktestState::Cancelled;
             }
-        }
-    }
-
-    fn wrap(event: BacktestEvent) -> StromEvent {
-        StromEvent::Backtest(event)
-    }
-
-    fn unwrap(event: &StromEvent) -> Option<&BacktestEvent> {
-        match event {
-            StromEvent::Backtest(event) => Some(event),
-            _ => None,
         }
     }
 }

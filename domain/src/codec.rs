@@ -14,7 +14,7 @@ use serde_json::Value;
 
 use crate::agent::AgentEvent;
 use crate::backtest::BacktestEvent;
-use crate::decider::StromEvent;
+use crate::event::StromEvent;
 use crate::order::OrderEvent;
 use crate::upcast::event_upcasters;
 
@@ -33,7 +33,7 @@ pub enum Payload<'a> {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize)]
 #[serde(tag = "code", rename_all = "snake_case")]
 pub enum DecodeError {
-    /// Not one of [`crate::decider::AGGREGATE_TYPES`].
+    /// Not one of [`crate::event::AGGREGATE_TYPES`].
     #[error("unknown aggregate type {aggregate_type:?}")]
     UnknownAggregateType { aggregate_type: String },
     /// A type/version this code has neither a schema nor an upcaster for (specs/04 §2.1 `unknown_event_version`).
@@ -83,7 +83,7 @@ pub fn decode(
     event_version: &str,
     payload: Payload<'_>,
 ) -> Result<StromEvent, DecodeError> {
-    if !crate::decider::AGGREGATE_TYPES.contains(&aggregate_type) {
+    if !crate::event::AGGREGATE_TYPES.contains(&aggregate_type) {
         return Err(DecodeError::UnknownAggregateType {
             aggregate_type: aggregate_type.to_owned(),
         });

@@ -3,18 +3,15 @@
 //! command service over an event store, the cqrs-es `Aggregate` adapter ([`cqrs_aggregate!`]), a backtest loop over
 //! memory state — calls these two functions and holds no rule of its own.
 //!
-//! [`StromEvent`] is the one typed event of the global log: the union of every aggregate's events, so stores, logs and
-//! folds carry typed events in memory and JSON exists only at the Postgres/NATS edge ([`crate::codec`]).
+//! The log carries every aggregate's events as one typed event ([`crate::event::StromEvent`]); [`crate::event::Logged`]
+//! connects a decider's events to it.
 
 use std::fmt::Debug;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::agent::{Agent, AgentEvent};
-use crate::backtest::{Backtest, BacktestEvent};
 use crate::error::DomainError;
-use crate::order::{Order, OrderEvent};
 
 /// An aggregate as a decide/evolve pair over its state (`Self`).
 ///
@@ -40,12 +37,6 @@ pub trait Decider:
 
     /// This state with `event` applied.
     fn evolve(&mut self, event: &Self::Event);
-
-    /// The event as the global log carries it.
-    fn wrap(event: Self::Event) -> StromEvent;
-
-    /// This aggregate's event inside a log event, or `None` for another aggregate's.
-    fn unwrap(event: &StromEvent) -> Option<&Self::Event>;
 }
 
 /// Implements cqrs-es's `Aggregate` for a [`Decider`]: `handle` decides and writes each event (the sink applies it),
@@ -77,75 +68,4 @@ macro_rules! cqrs_aggregate {
             }
         }
     };
-}
-
-/// An event of any aggregate: what the event log, the stores and the folds carry.
-#[allow(clippy::large_enum_variant)] // events are built once and shared behind an `Arc` in the log
-#[derive(Debug, Clone, PartialEq)]
-pub enum StromEvent {
-    Agent(AgentEvent),
-    Order(OrderEvent),
-    Backtest(BacktestEvent),
-}
-
-/// Every aggregate type, in the order specs/04 §2 lists them.
-pub const AGGREGATE_TYPES: [&str; 3] = [Agent::TYPE, Order::TYPE, Backtest::TYPE];
-
-impl StromEvent {
-    /// `"Agent"`, `"Order"` or `"Backtest"`.
-    pub fn aggregate_type(&self) -> &'static str {
-        match self {
-            StromEvent::Agent(_) => Agent::TYPE,
-            StromEvent::Order(_) => Order::TYPE,
-            StromEvent::Backtest(_) => Backtest::TYPE,
-        }
-    }
-
-    /// The variant name, e.g. `"AgentStarted"`.
-    pub fn event_type(&self) -> &'static str {
-        match self {
-            StromEvent::Agent(e) => e.name(),
-            StromEvent::Order(e) => e.name(),
-            StromEvent::Backtest(e) => e.name(),
-        }
-    }
-
-    /// The version new events of this type are written with (specs/04 §2).
-    pub fn event_version(&self) -> &'static str {
-        match self {
-            StromEvent::Agent(e) => e.version(),
-            StromEvent::Order(e) => e.version(),
-            StromEvent::Backtest(e) => e.version(),
-        }
-    }
-
-    pub fn as_agent(&self) -> Option<&AgentEvent> {
-        Agent::unwrap(self)
-    }
-
-    pub fn as_order(&self) -> Option<&OrderEvent> {
-        Order::unwrap(self)
-    }
-
-    pub fn as_backtest(&self) -> Option<&BacktestEvent> {
-        Backtest::unwrap(self)
-    }
-}
-
-impl From<AgentEvent> for StromEvent {
-    fn from(event: AgentEvent) -> Self {
-        StromEvent::Agent(event)
-    }
-}
-
-impl From<OrderEvent> for StromEvent {
-    fn from(event: OrderEvent) -> Self {
-        StromEvent::Order(event)
-    }
-}
-
-impl From<BacktestEvent> for StromEvent {
-    fn from(event: BacktestEvent) -> Self {
-        StromEvent::Backtest(event)
-    }
 }

@@ -5,7 +5,7 @@
 //! State modules are nouns (`agent`, `order`, `backtest`, `config`, `market`, `symbol`); the pure trading
 //! functions live in modules named for what they do: `decide` (strategy signals), `check` (risk), `fill`
 //! (the fill model) and `settle` (positions and PnL). `decider` is the kernel contract every aggregate implements
-//! (`decide`/`evolve`) and the log's typed event; `schedule` the one tick-schedule formula. `codec` (with
+//! (`decide`/`evolve`), `event` the log's typed event; `schedule` the one tick-schedule formula. `codec` (with
 //! `upcast`) is the JSON edge of the event log and `canonical` its hash chain.
 
 pub mod agent;
@@ -17,6 +17,7 @@ pub mod config;
 pub mod decide;
 pub mod decider;
 pub mod error;
+pub mod event;
 pub mod fill;
 pub mod id;
 pub mod market;
@@ -36,8 +37,9 @@ pub use codec::{DecodeError, EventMetadata};
 pub use config::{
     AgentConfig, AgentConfigPatch, NewAgent, RiskLimits, Strategy, StrategyKind, StrategySpec,
 };
-pub use decider::{Decider, StromEvent};
+pub use decider::Decider;
 pub use error::{DomainError, ErrorKind, ValidationError};
+pub use event::{Logged, StromEvent};
 pub use market::{Observation, ObservedPrice, Side};
 pub use order::{Order, OrderCommand, OrderError, OrderEvent, OrderState, RiskContext};
 pub use schedule::TickSchedule;

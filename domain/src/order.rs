@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::check::{self, RiskCode};
 use crate::config::RiskLimits;
-use crate::decider::{Decider, StromEvent};
+use crate::decider::Decider;
 use crate::error::{DomainError, ValidationError};
 use crate::fill::{self, Fill, FillModel};
 use crate::id::{validate_order_id, validate_text, validate_uuid, MAX_OWNER_CHARS};
@@ -527,17 +527,6 @@ impl Decider for Order {
                 );
                 self.state = OrderState::Cancelled;
             }
-        }
-    }
-
-    fn wrap(event: OrderEvent) -> StromEvent {
-        StromEvent::Order(event)
-    }
-
-    fn unwrap(event: &StromEvent) -> Option<&OrderEvent> {
-        match event {
-            StromEvent::Order(event) => Some(event),
-            _ => None,
         }
     }
 }

@@ -6,15 +6,10 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 /// A graph: node → (node it points to → where that edge is declared).
 pub type Graph<T> = BTreeMap<String, BTreeMap<String, T>>;
 
-/// A strongly connected component of more than one node: every node reaches every other.
-pub struct Tangle {
-    pub nodes: BTreeSet<String>,
-    /// A shortest cycle through its first node, in order (the last node points back to the first).
-    pub cycle: Vec<String>,
-}
-
-/// Every tangle of `graph`; an acyclic graph has none.
-pub fn tangles<T>(graph: &Graph<T>) -> Vec<Tangle> {
+/// One shortest cycle (in order; the last node points back to the first) through each tangle of `graph` — a strongly
+/// connected component where every node reaches every other — so a report names each tangle once. An acyclic graph
+/// has none.
+pub fn tangles<T>(graph: &Graph<T>) -> Vec<Vec<String>> {
     let reach: BTreeMap<&str, BTreeSet<&str>> = graph
         .keys()
         .map(|n| (n.as_str(), reachable(graph, n)))
@@ -25,14 +20,12 @@ pub fn tangles<T>(graph: &Graph<T>) -> Vec<Tangle> {
         if covered.contains(node) || !reached.contains(node) {
             continue;
         }
-        let nodes: BTreeSet<String> = reached
-            .iter()
-            .filter(|&&other| reach.get(other).is_some_and(|r| r.contains(node)))
-            .map(|&other| other.to_owned())
-            .collect();
-        covered.extend(reached.iter().filter(|&&other| nodes.contains(other)));
-        let cycle = shortest_cycle(graph, node);
-        found.push(Tangle { nodes, cycle });
+        covered.extend(
+            reached
+                .iter()
+                .filter(|&&other| reach.get(other).is_some_and(|r| r.contains(node))),
+        );
+        found.push(shortest_cycle(graph, node));
     }
     found
 }

@@ -320,8 +320,7 @@ fn strom_crates_form_an_acyclic_layered_graph() {
             }
         }
     }
-    for tangle in graph::tangles(&graph) {
-        let cycle = &tangle.cycle;
+    for cycle in &graph::tangles(&graph) {
         for (from, to) in graph::edges_of(cycle) {
             let m = ws.manifest(from);
             let what = format!(
@@ -462,42 +461,16 @@ fn every_rust_file_opens_with_a_module_doc() {
     assert_kept("every module opens with `//!`", violations);
 }
 
-/// Import cycles between top-level modules that exist today and take a design change to break: (crate, the modules
-/// of the cycle, why it is there, where the entry stands). The test fails when such a cycle grows, and when it is
-/// gone, so the entry goes with it.
-const KNOWN_CYCLES: &[(&str, &[&str], &str, u32)] = &[(
-    "strom-domain",
-    &["agent", "backtest", "decider", "order"],
-    "the `Decider` trait's `wrap`/`unwrap` name `StromEvent`, the union of the aggregates' events, in one module",
-    line!(),
-)];
-
-fn cycle_violations(package: &str, uses: &graph::Graph<(String, usize)>) -> Vec<Violation> {
+fn cycle_violations(uses: &graph::Graph<(String, usize)>) -> Vec<Violation> {
     let mut violations = Vec::new();
-    let tangles = graph::tangles(uses);
-    for tangle in &tangles {
-        let known = KNOWN_CYCLES
-            .iter()
-            .any(|(krate, nodes, ..)| *krate == package && tangle.nodes.iter().eq(nodes.iter()));
-        if known {
-            continue;
-        }
-        for (from, to) in graph::edges_of(&tangle.cycle) {
+    for cycle in &graph::tangles(uses) {
+        for (from, to) in graph::edges_of(cycle) {
             let (path, line) = &uses[from][to];
             let what = format!(
                 "module {from} uses {to}, in the cycle {}",
-                graph::describe(&tangle.cycle)
+                graph::describe(cycle)
             );
             violations.push(Violation::new(path, *line, what));
-        }
-    }
-    for (_, nodes, why, line) in KNOWN_CYCLES.iter().filter(|(krate, ..)| *krate == package) {
-        if !tangles.iter().any(|t| t.nodes.iter().eq(nodes.iter())) {
-            let what = format!(
-                "the known cycle between {} ({why}) is gone or changed: update KNOWN_CYCLES",
-                nodes.join(", ")
-            );
-            violations.push(Violation::new("tests/tidy/main.rs", *line as usize, what));
         }
     }
     violations
@@ -510,7 +483,7 @@ fn no_crate_has_an_import_cycle_between_its_top_level_modules() {
     for m in &ws.manifests {
         let files: Vec<&RustFile> = ws.files_under(&m.source_root).collect();
         let uses = modules::top_level_uses(&m.source_root, &files);
-        violations.extend(cycle_violations(&m.package, &uses));
+        violations.extend(cycle_violations(&uses));
     }
     assert_kept(
         "the top-level modules of a crate use each other without a cycle",

@@ -278,7 +278,7 @@ impl ChainSource for MemoryEventStore {
         let streams = match after {
             None => state.streams.range::<StreamKey, _>(..),
             Some(key) => {
-                let Some(aggregate_type) = strom_domain::decider::AGGREGATE_TYPES
+                let Some(aggregate_type) = strom_domain::event::AGGREGATE_TYPES
                     .iter()
                     .find(|t| **t == key.aggregate_type)
                 else {

@@ -8,7 +8,7 @@ use cqrs_es::persist::{PersistedEventRepository, PersistenceError, SerializedEve
 use postgres_es::PostgresEventRepository;
 use sqlx::{PgPool, Row};
 use strom_domain::codec::{encode, Payload};
-use strom_domain::{Agent, Backtest, Decider, EventMetadata, Order, StromEvent};
+use strom_domain::{Agent, Backtest, Decider, EventMetadata, Logged, Order, StromEvent};
 
 use super::AppendError;
 use crate::log::{decode_event, CommitSignal, EventRef, PgEventLog, StoreError};
@@ -260,7 +260,7 @@ impl PgEventStore {
     }
 
     /// `A`'s state after its events up to `sequence`, as a snapshot stores it; `None` if it has fewer events.
-    async fn refold<A: Decider + cqrs_es::Aggregate>(
+    async fn refold<A: Logged + cqrs_es::Aggregate>(
         &self,
         aggregate_id: &str,
         sequence: u64,
