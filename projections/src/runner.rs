@@ -10,6 +10,7 @@ use strom_commands::log::{
     CommitSignal, EventLog, FollowError, Follower, FollowerConfig, LogPosition, LoggedEvent,
     PageHandler, StoreError, FOLLOWER_ERROR_BACKOFF_MAX,
 };
+use tokio::sync::watch;
 
 use crate::sink::{ProjectionSink, SinkError};
 
@@ -31,6 +32,8 @@ pub struct Projector {
     log: Arc<dyn EventLog>,
     sink: Arc<dyn ProjectionSink>,
     commits: Option<CommitSignal>,
+    /// The checkpoint after each page, for read-your-writes waits.
+    progress: watch::Sender<LogPosition>,
     /// The checkpoint after the last page (saves a read per page; the sink re-checks it in its transaction).
     last: Mutex<Option<LogPosition>>,
 }
@@ -76,6 +79,7 @@ impl Projector {
             log,
             sink,
             commits: None,
+            progress: watch::Sender::new(LogPosition::START),
             last: Mutex::new(None),
         }
     }
@@ -85,6 +89,12 @@ impl Projector {
     pub fn woken_by(mut self, commits: &CommitSignal) -> Self {
         self.commits = Some(commits.clone());
         self
+    }
+
+    /// The projector's checkpoint, updated after each page: a reader waiting for its own write re-reads when it moves
+    /// instead of polling.
+    pub fn progress(&self) -> watch::Receiver<LogPosition> {
+        self.progress.subscribe()
     }
 
     fn cached(&self) -> std::sync::MutexGuard<'_, Option<LogPosition>> {
@@ -131,6 +141,8 @@ impl Projector {
 
     fn record(&self, position: LogPosition) {
         *self.cached() = Some(position);
+        self.progress
+            .send_if_modified(|p| std::mem::replace(p, position) != position);
         metrics::gauge!(LAST_POSITION_METRIC, "projector" => self.name.clone())
             .set(position.global_position as f64);
     }

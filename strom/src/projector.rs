@@ -25,9 +25,10 @@ pub fn start(store: &EventStore, roles: &mut Roles) -> Reads {
         }
     };
     let projector = Projector::new(AGENTS_PROJECTOR, store.log(), sink).woken_by(store.commits());
+    let progress = projector.progress();
     roles.spawn("projector:agents", move |stop| async move {
         projector.run(stop.cancelled_owned()).await;
         Ok(())
     });
-    Reads::new(queries)
+    Reads::new(queries, progress)
 }

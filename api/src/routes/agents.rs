@@ -64,20 +64,15 @@ async fn check_visible(state: &AppState, caller: &Caller, id: &str) -> Result<()
     }
 }
 
-/// The `Agent` body right after a command: the read model's row with the command's events folded in by the read
-/// model's own fold (and, if the projector is further behind, the events it has not applied yet, read from the
-/// store) — the very view GET returns once the projector catches up, without waiting for it.
+/// The `Agent` body right after a command: the read model's row once it shows the command (read-your-writes, waiting
+/// at most `READ_YOUR_WRITES_WAIT`); if the projector is further behind, its row with the events it lacks folded in by
+/// the read model's own fold (the command's own, or read from the store) — either way the very view GET returns.
 async fn view_after(
     state: &AppState,
     id: &str,
     executed: &Executed<Agent>,
 ) -> Result<AgentView, ApiError> {
-    let row = state
-        .reads
-        .queries()
-        .get_agent_row(id)
-        .await
-        .map_err(query_error)?;
+    let row = state.reads.agent_row_at(id, executed.version).await?;
     let projected = row.as_ref().map_or(0, |r| r.version);
     let before = executed.version - executed.events.len() as u64;
     let missing: Vec<(u64, AgentEvent)> = if projected >= before {

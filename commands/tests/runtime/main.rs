@@ -205,6 +205,15 @@ async fn a_scheduler_does_not_schedule_past_an_undecodable_event() {
     store_support::insert_undecodable_created(&db.pool, "bad").await;
     let after = env.create_agent("BTC-USD", 1).await;
     env.start(&after).await;
+    // Other tests' open transactions can hold the watermark back: start the scheduler only once all five events
+    // (two agents created and started, the bad one between them) are readable, so its first read meets the bad one.
+    wait_for("the five events to be visible", || async {
+        env.log
+            .read_envelopes_after(LogPosition::START, 10)
+            .await
+            .is_ok_and(|page| page.len() == 5)
+    })
+    .await;
     let log = Arc::new(WatchedLog {
         inner: Arc::clone(&env.log),
         failures: Mutex::default(),

@@ -393,7 +393,7 @@ async fn snapshots_round_trip_and_never_move_backwards(backend: &Backend) {
     let (at_three, _) = backend.services.agents.load(&id).await.unwrap();
     let mut at_two = Agent::default();
     for event in script_events("snap", 2) {
-        at_two.evolve(Agent::unwrap(&event).unwrap());
+        at_two.evolve(event.as_agent().unwrap());
     }
     assert_eq!(
         backend.store.load_snapshot::<Agent>(&id).await.unwrap(),

@@ -16,7 +16,7 @@ use strom_commands::log::{
 use strom_commands::service::{CommandContext, CommandServices, Executed};
 use strom_commands::store::{EventStore, MemoryEventStore, PgEventStore};
 use strom_domain::codec::encode;
-use strom_domain::{Agent, AgentCommand, AgentConfig, Decider, StromEvent};
+use strom_domain::{Agent, AgentCommand, AgentConfig, Decider, Logged as _, StromEvent};
 pub use strom_tests::db::TestDb;
 
 /// Connections per test pool: enough for the concurrency test to have real parallel transactions, small enough
