@@ -14,7 +14,7 @@ use strom_domain::config::{AgentConfigPatch, RiskLimits, StrategySpec};
 use strom_domain::{Agent, AgentCommand, AgentConfig, Symbol};
 
 use crate::auth::{Caller, Trader};
-use crate::extract::{ApiJson, OptionalJson};
+use crate::extract::{present, ApiJson, OptionalJson};
 use crate::observability::CorrelationId;
 use crate::problem::ApiError;
 use crate::startup::AppState;
@@ -25,8 +25,6 @@ use crate::extract::ApiQuery;
 use crate::reads::query_error;
 use crate::views::{after_command, countdown};
 
-/// Longest stop reason the API accepts (specs/04 §2: `AgentStopped.reason` 0..=200 chars).
-pub const MAX_STOP_REASON_CHARS: usize = 200;
 /// The reason recorded when a stop request gives none (specs/04 §2).
 pub const DEFAULT_STOP_REASON: &str = "user";
 
@@ -36,13 +34,13 @@ pub const DEFAULT_STOP_REASON: &str = "user";
 pub struct CreateAgentRequest {
     name: String,
     symbol: Symbol,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
     strategy: Option<StrategySpec>,
     frequency_s: u32,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
     risk: Option<RiskLimits>,
     starting_cash: Decimal,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
     seed: Option<u64>,
 }
 
@@ -67,19 +65,19 @@ impl CreateAgentRequest {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PatchAgentRequest {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
     name: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
     symbol: Option<Symbol>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
     strategy: Option<StrategySpec>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
     frequency_s: Option<u32>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
     risk: Option<RiskLimits>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
     starting_cash: Option<Decimal>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
     seed: Option<u64>,
 }
 
@@ -108,7 +106,7 @@ impl PatchAgentRequest {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StopRequest {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
     reason: Option<String>,
 }
 
@@ -149,6 +147,32 @@ async fn load_visible(
         Ok((agent, version))
     } else {
         Err(not_found())
+    }
+}
+
+/// The agent as the read model has it, if the caller may see it. An agent the write side already has but the
+/// projection does not yet (a GET right after its create) is waited for, at most
+/// [`crate::reads::READ_YOUR_WRITES_WAIT`], rather than called missing.
+///
+/// # Errors
+/// 404 `agent_not_found` for an unknown agent or another user's; 503 when the projection does not catch up in time
+/// or a store fails.
+pub async fn projected_visible(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+) -> Result<AgentView, ApiError> {
+    match state.reads.visible_agent(caller, id).await {
+        Err(ApiError::Missing { .. }) => {
+            // Only an agent the caller may see on the write side is worth waiting for.
+            load_visible(state, caller, id).await?;
+            state.reads.agent_at(id, 1).await?.ok_or_else(|| {
+                ApiError::Unavailable(format!(
+                    "agent {id} exists but the read model has not caught up with it yet; retry"
+                ))
+            })
+        }
+        read => read,
     }
 }
 
@@ -251,7 +275,8 @@ pub async fn start_agent(
 /// `POST /api/v1/agents/{id}/stop` with an optional `{reason}` → 200 `Agent`.
 ///
 /// # Errors
-/// 401/403, 404, 409 `agent_not_running`/`agent_archived`, 422 for a reason over 200 characters.
+/// 401/403, 404, 409 `agent_not_running`/`agent_archived`, 422 for a body that is not a `StopRequest` or a reason
+/// the Agent refuses (blank, or over `strom_domain::agent::MAX_STOP_REASON_CHARS`).
 #[tracing::instrument(skip(state, caller, correlation, body))]
 pub async fn stop_agent(
     State(state): State<AppState>,
@@ -263,12 +288,6 @@ pub async fn stop_agent(
     let reason = body
         .and_then(|b| b.reason)
         .unwrap_or_else(|| DEFAULT_STOP_REASON.to_owned());
-    if reason.chars().count() > MAX_STOP_REASON_CHARS {
-        return Err(ApiError::invalid(
-            "/reason",
-            format!("must be at most {MAX_STOP_REASON_CHARS} characters"),
-        ));
-    }
     run(&state, &caller, &correlation, &id, move |at| {
         AgentCommand::StopAgent {
             at,
@@ -394,7 +413,7 @@ pub async fn get_agent(
     Path(id): Path<String>,
 ) -> Result<Json<AgentView>, ApiError> {
     let id = agent_id(&id)?;
-    let mut agent = state.reads.visible_agent(&caller, &id).await?;
+    let mut agent = projected_visible(&state, &caller, &id).await?;
     agent.next_tick_at = countdown(&agent, state.now());
     Ok(Json(agent))
 }
@@ -414,7 +433,7 @@ pub async fn list_runs(
     if query.status.is_some() {
         return Err(ApiError::BadRequest("runs have no status filter".into()));
     }
-    state.reads.visible_agent(&caller, &id).await?;
+    projected_visible(&state, &caller, &id).await?;
     state
         .reads
         .queries()

@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 use crate::auth::Viewer;
 use crate::live::StreamSlot;
 use crate::problem::ApiError;
-use crate::routes::agents::agent_id;
+use crate::routes::agents::{agent_id, projected_visible};
 use crate::startup::AppState;
 use crate::views::{countdown, millis, millis_opt};
 use strom_projections::AgentView;
@@ -139,7 +139,7 @@ pub async fn stream_agent(
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     let id = agent_id(&id)?;
-    let agent = state.reads.visible_agent(&caller, &id).await?;
+    let agent = projected_visible(&state, &caller, &id).await?;
     let slot = state.live.open_stream(&caller.sub)?;
     // Subscribe before answering: every event committed after the client sees the response reaches it.
     let events = state.live.subscribe();
