@@ -52,11 +52,49 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             "the request body must be a JSON object",
         ));
     }
+    if let Some(field) = string_with_nul(&value, &mut String::new()) {
+        return Err(ApiError::invalid(field, "must not contain U+0000"));
+    }
     integral_floats_as_integers(&mut value);
     serde_path_to_error::deserialize(value).map_err(|e| {
         let message = e.inner().to_string();
         ApiError::invalid(pointer(e.path(), &message), message)
     })
+}
+
+/// The JSON pointer of the first string (or key) holding U+0000: Postgres text and jsonb cannot store it, so the
+/// API refuses it everywhere (specs/03 §1) rather than fail the write on one backing and not on the other.
+fn string_with_nul(value: &Value, at: &mut String) -> Option<String> {
+    match value {
+        Value::String(text) => text.contains('\0').then(|| at.clone()),
+        Value::Array(items) => items.iter().enumerate().find_map(|(index, item)| {
+            nested(at, &index.to_string(), |at| string_with_nul(item, at))
+        }),
+        Value::Object(fields) => fields.iter().find_map(|(key, item)| {
+            nested(at, key, |at| {
+                if key.contains('\0') {
+                    Some(at.clone())
+                } else {
+                    string_with_nul(item, at)
+                }
+            })
+        }),
+        Value::Null | Value::Bool(_) | Value::Number(_) => None,
+    }
+}
+
+/// Runs `f` with `at` extended by the token `key`, then restores `at`.
+fn nested(
+    at: &mut String,
+    key: &str,
+    f: impl FnOnce(&mut String) -> Option<String>,
+) -> Option<String> {
+    let len = at.len();
+    at.push('/');
+    at.push_str(&escape(key));
+    let found = f(at);
+    at.truncate(len);
+    found
 }
 
 /// JSON Schema, and so specs/openapi.yaml, counts `60.0` as an integer; serde does not. A float without a fractional
@@ -251,6 +289,18 @@ mod tests {
             parse_json::<Optional>(br#"{"n": null}"#),
             Err(ApiError::Validation { field: Some(f), .. }) if f == "/n"
         ));
+    }
+
+    #[test]
+    fn a_string_holding_nul_is_invalid_where_it_is() {
+        assert_eq!(
+            field("{\"name\": \"a\\u0000b\", \"inner\": {\"n\": 1}}").as_deref(),
+            Some("/name")
+        );
+        assert_eq!(
+            field(r#"{"name": "a", "inner": {"n": 1, "x": ["ok", "\u0000"]}}"#).as_deref(),
+            Some("/inner/x/1")
+        );
     }
 
     #[test]
