@@ -6,8 +6,9 @@
 //!   `<target>/tools/schemathesis` by scripts/ensure-tools.sh (`make test` runs it; so does .ci/run).
 //! - `schemathesis.toml` fixes the seed, the examples per operation and the skipped planned operations, so every
 //!   run sends the same requests; `hooks.py` states the two request rules JSON Schema cannot (one Idempotency-Key
-//!   per request body; an SMA's slow window longer than its fast one) and lets through the one documented refusal
-//!   of a schema-valid request that remains (specs/04 §3: symbol or starting_cash after the first start).
+//!   per request body; an SMA's slow window longer than its fast one) and lets through the two documented answers
+//!   schemathesis cannot tell from a fault (specs/04 §3: 422 for symbol or starting_cash after the first start;
+//!   specs/03 §3: 503 while the projection has not caught up with an agent just created).
 //! - One server on the embedded adapters and one on Postgres + NATS (own schema and prefix) are fuzzed at once;
 //!   everything the run writes lives in a throw-away directory, removed with the servers afterwards.
 

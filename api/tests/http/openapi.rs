@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 
 use reqwest::Method;
 use serde_json::Value;
-use strom_api::routes::{PLANNED, ROUTES};
+use strom_api::routes::{is_planned, ROUTES};
 
 use crate::support::{contract, openapi_doc, Response, TestApp};
 
@@ -31,8 +31,17 @@ fn documented_as_planned() -> BTreeSet<String> {
     documented_where(|op| op["x-strom-planned"] == Value::Bool(true))
 }
 
+/// The routed endpoints without a handler of their own yet.
 fn planned() -> BTreeSet<String> {
-    PLANNED.iter().map(|s| s.to_string()).collect()
+    ROUTES
+        .iter()
+        .flat_map(|(path, methods)| {
+            methods
+                .iter()
+                .filter(|m| is_planned(m, path))
+                .map(move |m| format!("{m} {path}"))
+        })
+        .collect()
 }
 
 fn routed() -> BTreeSet<String> {
@@ -63,12 +72,8 @@ fn the_planned_endpoints_are_the_ones_openapi_yaml_marks_planned() {
     let documented = documented_as_planned();
     assert_eq!(
         planned, documented,
-        "routes::PLANNED and the operations with `x-strom-planned: true` in specs/openapi.yaml differ"
-    );
-    let unrouted: Vec<_> = planned.difference(&routed()).cloned().collect();
-    assert!(
-        unrouted.is_empty(),
-        "PLANNED but not in ROUTES: {unrouted:?}"
+        "the routes without a handler of their own (routes::is_planned) and the operations with \
+         `x-strom-planned: true` in specs/openapi.yaml differ"
     );
     for endpoint in &planned {
         let (method, path) = endpoint.split_once(' ').unwrap();
@@ -87,7 +92,7 @@ async fn a_planned_endpoint_authenticates_then_answers_501_not_implemented() {
     let app = TestApp::embedded().await;
     let token = app.token("alice", &[strom_api::auth::Role::Viewer]);
     let client = reqwest::Client::new();
-    for endpoint in PLANNED {
+    for endpoint in planned() {
         let (method, template) = endpoint.split_once(' ').unwrap();
         let method = Method::from_bytes(method.as_bytes()).unwrap();
         // Any value fits the path parameters: the handler looks at nothing but the token.
