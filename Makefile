@@ -25,7 +25,8 @@ build: ## Build the workspace (debug) including the strom binary
 run: ## Build (release) and start `strom serve` with the simulator and a demo agent (embedded unless STROM_* say otherwise)
 	$(CARGO) run --release -p strom --bin strom -- serve --demo-agent
 
-test: ## Check Postgres/NATS (scripts/ensure-services.sh), then run every test of the workspace
+test: ## Check/install the tools the tests run (scripts/ensure-tools.sh) and Postgres/NATS (scripts/ensure-services.sh), then run every test of the workspace
+	scripts/ensure-tools.sh
 	scripts/ensure-services.sh
 	$(CARGO) test --workspace --all-targets
 

@@ -1,12 +1,13 @@
 //! Request bodies and query strings read the way specs/03 wants their failures reported: a body over
-//! [`MAX_BODY_BYTES`] is 413, text that is not JSON is 400, JSON of the wrong shape (unknown or missing field, wrong
-//! type, a symbol that does not parse) is 422 `validation_failed` naming the field as a JSON pointer.
+//! [`MAX_BODY_BYTES`] is 413, text that is not JSON is 400, JSON of the wrong shape (not an object, unknown or missing
+//! field, wrong type, a symbol that does not parse) is 422 `validation_failed` naming the field as a JSON pointer.
 
 use axum::body::{Body, Bytes};
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde::de::DeserializeOwned;
+use serde_json::Value;
 use serde_path_to_error::Segment;
 
 use crate::problem::ApiError;
@@ -40,12 +41,82 @@ fn too_large() -> ApiError {
 /// # Errors
 /// `BadRequest` when the bytes are not JSON; `Validation` (naming the field) when the JSON has the wrong shape.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    let value: serde_json::Value = serde_json::from_slice(bytes)
+    let mut value: Value = serde_json::from_slice(bytes)
         .map_err(|e| ApiError::BadRequest(format!("request body is not valid JSON: {e}")))?;
+    // Every request body of the API is an object. Checked here because serde would also build a struct from an
+    // array of its fields in order (`[null]` as a `StopRequest`), which no schema in specs/openapi.yaml allows.
+    if !value.is_object() {
+        return Err(ApiError::invalid(
+            "/",
+            "the request body must be a JSON object",
+        ));
+    }
+    if let Some(field) = string_with_nul(&value, &mut String::new()) {
+        return Err(ApiError::invalid(field, "must not contain U+0000"));
+    }
+    integral_floats_as_integers(&mut value);
     serde_path_to_error::deserialize(value).map_err(|e| {
         let message = e.inner().to_string();
         ApiError::invalid(pointer(e.path(), &message), message)
     })
+}
+
+/// The JSON pointer of the first string (or key) holding U+0000: Postgres text and jsonb cannot store it, so the
+/// API refuses it everywhere (specs/03 §1) rather than fail the write on one backing and not on the other.
+fn string_with_nul(value: &Value, at: &mut String) -> Option<String> {
+    match value {
+        Value::String(text) => text.contains('\0').then(|| at.clone()),
+        Value::Array(items) => items.iter().enumerate().find_map(|(index, item)| {
+            nested(at, &index.to_string(), |at| string_with_nul(item, at))
+        }),
+        Value::Object(fields) => fields.iter().find_map(|(key, item)| {
+            nested(at, key, |at| {
+                if key.contains('\0') {
+                    Some(at.clone())
+                } else {
+                    string_with_nul(item, at)
+                }
+            })
+        }),
+        Value::Null | Value::Bool(_) | Value::Number(_) => None,
+    }
+}
+
+/// Runs `f` with `at` extended by the token `key`, then restores `at`.
+fn nested(
+    at: &mut String,
+    key: &str,
+    f: impl FnOnce(&mut String) -> Option<String>,
+) -> Option<String> {
+    let len = at.len();
+    at.push('/');
+    at.push_str(&escape(key));
+    let found = f(at);
+    at.truncate(len);
+    found
+}
+
+/// JSON Schema, and so specs/openapi.yaml, counts `60.0` as an integer; serde does not. A float without a fractional
+/// part that fits an `i64`/`u64` becomes that integer, so `"frequency_s": 60.0` means 60 (and `60.5` stays a float,
+/// refused where an integer is expected).
+fn integral_floats_as_integers(value: &mut Value) {
+    /// 2^64 and -2^63: the integral floats in [MIN_I64, TWO_POW_64) convert exactly.
+    const TWO_POW_64: f64 = 18_446_744_073_709_551_616.0;
+    const MIN_I64: f64 = -9_223_372_036_854_775_808.0;
+    match value {
+        Value::Number(n) => {
+            if let Some(f) = n.as_f64().filter(|f| n.is_f64() && f.fract() == 0.0) {
+                if (0.0..TWO_POW_64).contains(&f) {
+                    *n = (f as u64).into();
+                } else if (MIN_I64..0.0).contains(&f) {
+                    *n = (f as i64).into();
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(integral_floats_as_integers),
+        Value::Object(fields) => fields.values_mut().for_each(integral_floats_as_integers),
+        Value::Null | Value::Bool(_) | Value::String(_) => {}
+    }
 }
 
 /// The JSON pointer of a deserialization error. serde reports a missing or unknown field at the object that
@@ -172,6 +243,65 @@ mod tests {
             Some("/inner/x")
         );
         assert_eq!(field(r#"{"inner": {"n": 1}}"#).as_deref(), Some("/name"));
+    }
+
+    #[test]
+    fn a_body_that_is_not_an_object_is_invalid_at_the_root() {
+        for body in ["[]", r#"["a", {"n": 1}]"#, "null", "1", r#""a""#] {
+            assert_eq!(field(body).as_deref(), Some("/"), "{body}");
+        }
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Optional {
+        #[serde(default, deserialize_with = "strom_domain::config::present")]
+        n: Option<u32>,
+    }
+
+    #[test]
+    fn an_optional_field_may_be_absent_but_not_null() {
+        assert!(matches!(
+            parse_json::<Optional>(b"{}"),
+            Ok(Optional { n: None })
+        ));
+        assert!(matches!(
+            parse_json::<Optional>(br#"{"n": 3}"#),
+            Ok(Optional { n: Some(3) })
+        ));
+        assert!(matches!(
+            parse_json::<Optional>(br#"{"n": null}"#),
+            Err(ApiError::Validation { field: Some(f), .. }) if f == "/n"
+        ));
+    }
+
+    #[test]
+    fn a_string_holding_nul_is_invalid_where_it_is() {
+        assert_eq!(
+            field("{\"name\": \"a\\u0000b\", \"inner\": {\"n\": 1}}").as_deref(),
+            Some("/name")
+        );
+        assert_eq!(
+            field(r#"{"name": "a", "inner": {"n": 1, "x": ["ok", "\u0000"]}}"#).as_deref(),
+            Some("/inner/x/1")
+        );
+    }
+
+    #[test]
+    fn integral_floats_are_integers_as_in_json_schema() {
+        assert!(matches!(
+            parse_json::<Optional>(br#"{"n": 60.0}"#),
+            Ok(Optional { n: Some(60) })
+        ));
+        assert_eq!(
+            field(r#"{"name": "a", "inner": {"n": 1.5}}"#).as_deref(),
+            Some("/inner/n")
+        );
+        assert_eq!(
+            field(r#"{"name": "a", "inner": {"n": -2.0}}"#).as_deref(),
+            Some("/inner/n")
+        );
     }
 
     #[test]

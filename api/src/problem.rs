@@ -51,6 +51,9 @@ pub enum ApiError {
     /// The body is larger than the API accepts.
     #[error("{0}")]
     PayloadTooLarge(String),
+    /// A documented endpoint whose milestone is not built yet (`x-strom-planned` in specs/openapi.yaml).
+    #[error("{0}")]
+    NotImplemented(String),
     /// Too many requests (or open streams) for this caller; try again after `retry_after_s`.
     #[error("{detail}")]
     TooManyRequests { detail: String, retry_after_s: u64 },
@@ -84,6 +87,7 @@ impl ApiError {
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
             ApiError::Unavailable(_) | ApiError::NotReady(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -101,6 +105,7 @@ impl ApiError {
             | ApiError::Validation { code, .. }
             | ApiError::Missing { code, .. } => code,
             ApiError::BadRequest(_) => "bad_request",
+            ApiError::NotImplemented(_) => "not_implemented",
             ApiError::Unavailable(_) => "unavailable",
             ApiError::NotReady(_) => "not_ready",
             ApiError::Internal(_) => "internal",

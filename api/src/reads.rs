@@ -6,11 +6,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use strom_commands::log::LogPosition;
-use strom_projections::{AgentQueries, AgentRow, AgentView, QueryError};
+use strom_projections::{AgentQueries, AgentRow, QueryError};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use crate::auth::Caller;
 use crate::problem::ApiError;
 
 /// How long a command's answer waits for the read model to show the command (read-your-writes: a GET right after a
@@ -57,17 +56,6 @@ impl Reads {
 
     pub fn queries(&self) -> &dyn AgentQueries {
         self.queries.as_ref()
-    }
-
-    /// The agent if the caller may see it; 404 `agent_not_found` otherwise (also for another user's).
-    ///
-    /// # Errors
-    /// 404, or 503 when the read model fails.
-    pub async fn visible_agent(&self, caller: &Caller, id: &str) -> Result<AgentView, ApiError> {
-        let agent = self.queries.get_agent(id).await.map_err(query_error)?;
-        agent
-            .filter(|a| a.owner == caller.sub || caller.is_admin())
-            .ok_or_else(agent_not_found)
     }
 }
 

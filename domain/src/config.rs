@@ -517,6 +517,20 @@ fn validate_name(name: &str) -> Result<(), ValidationError> {
     Ok(())
 }
 
+/// `#[serde(default, deserialize_with = "present")]` on an optional request field that has no `null` in the contract
+/// (specs/openapi.yaml): absent is `None`, a value is `Some`, and `null` is refused like any value of the wrong type
+/// (serde alone would read it as absent).
+///
+/// # Errors
+/// The inner type's error, also for `null`.
+pub fn present<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(deserializer).map(Some)
+}
+
 /// An agent as a user asks for it (`CreateAgentRequest`): everything but name, symbol, frequency and cash may be left
 /// out and gets its documented default ([`NewAgent::into_config`]).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -524,13 +538,13 @@ fn validate_name(name: &str) -> Result<(), ValidationError> {
 pub struct NewAgent {
     pub name: String,
     pub symbol: Symbol,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
     pub strategy: Option<StrategySpec>,
     pub frequency_s: u32,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
     pub risk: Option<RiskLimits>,
     pub starting_cash: Decimal,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
     pub seed: Option<u64>,
 }
 
@@ -562,12 +576,19 @@ impl NewAgent {
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AgentConfigPatch {
+    #[serde(deserialize_with = "present")]
     pub name: Option<String>,
+    #[serde(deserialize_with = "present")]
     pub symbol: Option<Symbol>,
+    #[serde(deserialize_with = "present")]
     pub strategy: Option<StrategySpec>,
+    #[serde(deserialize_with = "present")]
     pub frequency_s: Option<u32>,
+    #[serde(deserialize_with = "present")]
     pub risk: Option<RiskLimits>,
+    #[serde(deserialize_with = "present")]
     pub starting_cash: Option<Decimal>,
+    #[serde(deserialize_with = "present")]
     pub seed: Option<u64>,
 }
 

@@ -18,7 +18,7 @@ use crate::extract::{ApiJson, OptionalJson};
 use crate::observability::CorrelationId;
 use crate::problem::ApiError;
 use crate::state::AppState;
-use strom_projections::{AgentFilter, AgentView, Page, RunView};
+use strom_projections::{AgentFilter, AgentRow, AgentView, Page, RunView};
 
 use crate::auth::Viewer;
 use crate::extract::ApiQuery;
@@ -31,7 +31,7 @@ pub const DEFAULT_STOP_REASON: &str = "user";
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StopRequest {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "strom_domain::config::present")]
     reason: Option<String>,
 }
 
@@ -96,6 +96,40 @@ async fn view_after(
     let mut view = AgentView::from(folded);
     view.next_tick_at = view.next_tick_after(state.now());
     Ok(view)
+}
+
+/// The agent's read-model row, if the caller may see it. An agent the write side already has but the projection does
+/// not show yet (a GET right after its create on a lagging projector) is waited for, at most
+/// [`crate::reads::READ_YOUR_WRITES_WAIT`], rather than called missing.
+///
+/// # Errors
+/// 404 `agent_not_found` for an unknown agent or another user's; 503 when the projection does not catch up in time
+/// or a store fails.
+pub async fn projected_visible(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+) -> Result<AgentRow, ApiError> {
+    let visible = |row: &AgentRow| row.owner == caller.sub || caller.is_admin();
+    match state
+        .reads
+        .queries()
+        .get_agent_row(id)
+        .await
+        .map_err(query_error)?
+    {
+        Some(row) if visible(&row) => Ok(row),
+        Some(_) => Err(agent_not_found()),
+        None => {
+            // Only an agent the caller may see on the write side is worth waiting for.
+            check_visible(state, caller, id).await?;
+            state.reads.agent_row_at(id, 1).await?.ok_or_else(|| {
+                ApiError::Unavailable(format!(
+                    "agent {id} exists but the read model has not caught up with it yet; retry"
+                ))
+            })
+        }
+    }
 }
 
 /// `POST /api/v1/agents` → 201 `Agent` with `Location`.
@@ -181,7 +215,8 @@ pub async fn start_agent(
 /// `POST /api/v1/agents/{id}/stop` with an optional `{reason}` → 200 `Agent`.
 ///
 /// # Errors
-/// 401/403, 404, 409 `agent_not_running`/`agent_archived`, 422 for a blank reason or one over 500 characters.
+/// 401/403, 404, 409 `agent_not_running`/`agent_archived`, 422 for a body that is not a `StopRequest` or a reason
+/// the Agent refuses (blank, or over `strom_domain::agent::MAX_STOP_REASON_CHARS`).
 #[tracing::instrument(skip(state, caller, correlation, body))]
 pub async fn stop_agent(
     State(state): State<AppState>,
@@ -289,7 +324,7 @@ pub async fn get_agent(
     Path(id): Path<String>,
 ) -> Result<Json<AgentView>, ApiError> {
     let id = agent_id(&id)?;
-    let mut agent = state.reads.visible_agent(&caller, &id).await?;
+    let mut agent = AgentView::from(projected_visible(&state, &caller, &id).await?);
     agent.next_tick_at = agent.next_tick_after(state.now());
     Ok(Json(agent))
 }
@@ -309,7 +344,7 @@ pub async fn list_runs(
     if query.status.is_some() {
         return Err(ApiError::BadRequest("runs have no status filter".into()));
     }
-    state.reads.visible_agent(&caller, &id).await?;
+    projected_visible(&state, &caller, &id).await?;
     state
         .reads
         .queries()

@@ -23,8 +23,7 @@ use tokio_util::sync::CancellationToken;
 use crate::auth::Viewer;
 use crate::live::StreamSlot;
 use crate::problem::ApiError;
-use crate::reads::{agent_not_found, query_error};
-use crate::routes::agents::agent_id;
+use crate::routes::agents::{agent_id, projected_visible};
 use crate::state::AppState;
 
 /// Comment sent on an idle stream so proxies keep it open and clients notice a dead one (specs/03 §4).
@@ -79,14 +78,7 @@ pub async fn stream_agent(
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     let id = agent_id(&id)?;
-    let row = state
-        .reads
-        .queries()
-        .get_agent_row(&id)
-        .await
-        .map_err(query_error)?
-        .filter(|row| row.owner == caller.sub || caller.is_admin())
-        .ok_or_else(agent_not_found)?;
+    let row = projected_visible(&state, &caller, &id).await?;
     let slot = state.live.open_stream(&caller.sub)?;
     // Subscribe before answering: every event committed after the client sees the response reaches it.
     let events = state.live.subscribe();

@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# Makes sure every program the test suite runs is installed, before anything is built (`make test` runs it first;
+# .ci/run too). The one list of those programs:
+#   cargo             builds and runs the tests                                    not installable here: rustup
+#   docker-compose    tests/compose validates docker-compose.yml (no engine)       Debian package docker-compose
+#   kill              the tests stop the servers they spawn with SIGTERM           Debian package procps
+#   pg_isready, psql  scripts/ensure-services.sh checks Postgres                   Debian package postgresql-client
+#   python3 + venv    runs schemathesis                                            Debian packages python3, python3-venv
+#   schemathesis      tests/contract fuzzes the served OpenAPI with it             pinned in tests/contract/requirements.txt
+# Programs named as arguments (.ci/run passes `make curl`) are checked and installed the same way.
+#
+# A missing Debian tool is installed with apt-get when we are root or have passwordless sudo; otherwise the script
+# stops at once, naming each missing tool and the command that installs it. schemathesis needs no privileges: it is
+# installed with pip into a virtualenv under the build directory, <target>/tools/schemathesis (target = CARGO_TARGET_DIR
+# or ./target), exactly as tests/contract/requirements.txt pins it, and reinstalled whenever that file changes.
+# Exit status: 0 when everything is there, 1 otherwise.
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+readonly requirements="$root/tests/contract/requirements.txt"
+readonly venv="${CARGO_TARGET_DIR:-$root/target}/tools/schemathesis"
+
+say() { printf 'ensure-tools: %s\n' "$*"; }
+die() { printf 'ensure-tools: %s\n' "$*" >&2; exit 1; }
+
+# tool -> the Debian package that provides it.
+declare -A package_of=(
+  [docker-compose]=docker-compose
+  [kill]=procps
+  [pg_isready]=postgresql-client
+  [psql]=postgresql-client
+  [python3]=python3
+  [make]=make
+  [curl]=curl
+)
+tools=(docker-compose kill pg_isready psql python3 "$@")
+
+command -v cargo >/dev/null 2>&1 ||
+  die "cargo not found: install the Rust toolchain with rustup (https://rustup.rs), then run this again"
+
+# as_root CMD...: runs CMD as root (directly, or with passwordless sudo); fails when neither is possible.
+can_be_root() {
+  [[ "$(id -u)" == 0 ]] || { command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; }
+}
+as_root() {
+  if [[ "$(id -u)" == 0 ]]; then "$@"; else sudo -n "$@"; fi
+}
+
+missing_tools=()
+packages=()
+for tool in "${tools[@]}"; do
+  [[ -n "${package_of[$tool]:-}" ]] || die "no Debian package known for \`$tool\`: add it to package_of in $0"
+  if ! command -v "$tool" >/dev/null 2>&1; then
+    missing_tools+=("$tool (Debian: ${package_of[$tool]})")
+    packages+=("${package_of[$tool]}")
+  fi
+done
+# A Debian python3 cannot make a virtualenv without python3-venv (ensurepip); other Pythons ship it.
+if ! command -v python3 >/dev/null 2>&1 || ! python3 -c 'import ensurepip, venv' 2>/dev/null; then
+  missing_tools+=("python3's venv module (Debian: python3-venv)")
+  packages+=(python3-venv)
+fi
+
+if ((${#packages[@]} > 0)); then
+  mapfile -t packages < <(printf '%s\n' "${packages[@]}" | sort -u)
+  if ! can_be_root; then
+    die "missing, and not root (nor passwordless sudo) to install them: $(IFS=,; echo "${missing_tools[*]}"). Install them with: sudo apt-get install ${packages[*]}"
+  fi
+  say "installing ${packages[*]} for: $(IFS=,; echo "${missing_tools[*]}")"
+  as_root apt-get update -qq
+  # --no-install-recommends: docker-compose only recommends docker.io, an engine the tests do not need.
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null ||
+    die "apt-get install ${packages[*]} failed (see above)"
+fi
+
+# schemathesis: the pinned set, in its own virtualenv. The copy of the requirements kept inside the venv says which
+# set it holds.
+if [[ -x "$venv/bin/schemathesis" ]] && cmp -s "$requirements" "$venv/requirements.txt"; then
+  :
+else
+  say "installing schemathesis into $venv (pinned by ${requirements#"$root"/})"
+  rm -rf "$venv"
+  python3 -m venv "$venv" || die "python3 -m venv $venv failed (see above)"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check --no-input -r "$requirements" ||
+    { rm -rf "$venv"; die "pip could not install ${requirements#"$root"/} (see above): is PyPI reachable?"; }
+  cp "$requirements" "$venv/requirements.txt"
+fi
+
+say "ok: cargo ${tools[*]} schemathesis ($("$venv/bin/schemathesis" --version 2>/dev/null | awk '{print $NF}'))"
