@@ -176,23 +176,48 @@ impl<'a> AgentDriver<'a> {
         price: Decimal,
         late_ms: i64,
     ) -> Result<(), CommandError<AgentError>> {
-        let slot_ms = session_start_ms
-            + i64::try_from(tick_no - 1).unwrap_or(0) * i64::from(frequency_s) * 1_000;
-        let command = AgentCommand::RecordRun {
+        let command = run_command(
+            &self.agent_id,
             session,
+            session_start_ms,
+            frequency_s,
             tick_no,
-            scheduled_at: at(slot_ms),
-            started_at: at(slot_ms + late_ms),
-            completed_at: at(slot_ms + late_ms + 5),
-            observation: Observation {
-                symbol: Symbol::parse(symbol)
-                    .unwrap_or_else(|e| panic!("scenario symbol {symbol}: {e}")),
-                price,
-                observed_at: at(slot_ms - 250),
-            },
-            correlation_id: format!("tick-{}-{session}-{tick_no}", &self.agent_id[..8]),
-        };
+            symbol,
+            price,
+            late_ms,
+        );
         self.send("system:runtime", command).await
+    }
+}
+
+/// The `RecordRun` that [`AgentDriver::run`] sends with the same arguments: for callers that decide runs on an
+/// `Agent` state themselves (the bench builds long histories with `decide`/`evolve` and the store's append port).
+#[allow(clippy::too_many_arguments)] // one run's inputs, as `AgentDriver::run` takes them
+pub fn run_command(
+    agent_id: &str,
+    session: u64,
+    session_start_ms: i64,
+    frequency_s: u32,
+    tick_no: u64,
+    symbol: &str,
+    price: Decimal,
+    late_ms: i64,
+) -> AgentCommand {
+    let slot_ms =
+        session_start_ms + i64::try_from(tick_no - 1).unwrap_or(0) * i64::from(frequency_s) * 1_000;
+    AgentCommand::RecordRun {
+        session,
+        tick_no,
+        scheduled_at: at(slot_ms),
+        started_at: at(slot_ms + late_ms),
+        completed_at: at(slot_ms + late_ms + 5),
+        observation: Observation {
+            symbol: Symbol::parse(symbol)
+                .unwrap_or_else(|e| panic!("scenario symbol {symbol}: {e}")),
+            price,
+            observed_at: at(slot_ms - 250),
+        },
+        correlation_id: format!("tick-{}-{session}-{tick_no}", &agent_id[..8]),
     }
 }
 
