@@ -153,19 +153,20 @@ impl AgentQueries for MemoryReadModel {
         cursor: Option<&str>,
     ) -> Result<Page<RunView>, QueryError> {
         let limit = page_size(limit)?;
-        let lower = Bound::Included((agent_id.to_owned(), 0, 0));
+        let lower = Bound::Included((0, 0));
         let upper = match cursor {
-            None => Bound::Included((agent_id.to_owned(), u64::MAX, u64::MAX)),
+            None => Bound::Included((u64::MAX, u64::MAX)),
             Some(c) => {
                 let c = RunCursor::decode(c)?;
-                Bound::Excluded((agent_id.to_owned(), c.session, c.tick_no))
+                Bound::Excluded((c.session, c.tick_no))
             }
         };
         let model = self.read();
         let mut items: Vec<RunView> = model
             .runs
-            .range((lower, upper))
-            .rev()
+            .get(agent_id)
+            .into_iter()
+            .flat_map(|runs| runs.range((lower, upper)).rev())
             .take(limit + 1)
             .map(|(_, run)| RunView::from(run))
             .collect();

@@ -225,7 +225,7 @@ async fn an_unfinished_rebuild_leaves_the_live_tables_as_they_were() {
         let mut sink = model.rebuild_sink();
         sink.begin().await.unwrap();
         let (memory, _) = fold_events(&events[..5]);
-        let runs: Vec<_> = memory.runs.into_values().collect();
+        let runs: Vec<_> = memory.all_runs().cloned().collect();
         sink.write_runs(runs).await.unwrap();
         // Dropped here without finish(): the transaction rolls back (as on Ctrl-C).
     }

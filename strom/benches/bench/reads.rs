@@ -173,10 +173,10 @@ async fn memory_rebuild(plan: &Plan, report: &mut Report) -> BenchResult<()> {
     let (done, rate) = timed_rebuild(&memory_log, &mut model, plan, "from memory").await?;
     let rebuilt = model.snapshot();
     let runs_count: u64 = rebuilt.agents.values().map(|a| a.runs_count).sum();
-    if rebuilt.runs.len() as u64 != done.runs || runs_count != done.runs {
+    if rebuilt.run_count() as u64 != done.runs || runs_count != done.runs {
         return Err(format!(
             "the memory read model holds {} runs (agents count {runs_count}); the fold made {}",
-            rebuilt.runs.len(),
+            rebuilt.run_count(),
             done.runs
         )
         .into());
