@@ -40,13 +40,13 @@ pub async fn append(url: &str, plan: &Plan, report: &mut Report) -> BenchResult<
     for writers in WRITER_LEVELS {
         let commands = append_level(url, writers, plan.level).await?;
         report.record(
-            &format!("append RecordRun, {writers} writers"),
+            &format!("append RecordRun (writers: {writers})"),
             commands,
             "commands/s",
             "postgres",
         );
-        let pgbench_name = format!("pgbench one-row INSERT, {writers} clients");
-        let ratio_name = format!("append / pgbench, {writers} writers");
+        let pgbench_name = format!("pgbench one-row INSERT (clients: {writers})");
+        let ratio_name = format!("append / pgbench (writers: {writers})");
         let (tps, ratio) = match pgbench_level(url, writers, plan.level).await {
             Ok(tps) => {
                 report.record(&pgbench_name, tps, "tps", "postgres");

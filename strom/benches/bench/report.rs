@@ -208,6 +208,23 @@ pub fn load_average() -> String {
         .unwrap_or_else(|| "unknown".to_owned())
 }
 
+/// Clock ticks per second of `/proc/<pid>/stat`'s CPU times: Linux's `USER_HZ`, 100 on every architecture it
+/// supports for this (it is part of the userspace ABI, unlike the kernel's own `HZ`).
+const USER_HZ: f64 = 100.0;
+
+/// CPU time (user + system, all threads) this process has used so far, in seconds, at 10 ms resolution.
+pub fn process_cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name (which may hold spaces, so split after its closing parenthesis): state is the
+    // first, utime the 12th, stime the 13th.
+    let fields: Vec<&str> = stat
+        .get(stat.rfind(')')? + 1..)?
+        .split_whitespace()
+        .collect();
+    let ticks = |i: usize| fields.get(i)?.parse::<f64>().ok();
+    Some((ticks(11)? + ticks(12)?) / USER_HZ)
+}
+
 /// Progress of one long step on stderr: one line rewritten in place on a terminal, a line per update otherwise.
 pub struct Progress {
     what: &'static str,
