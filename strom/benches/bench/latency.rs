@@ -3,9 +3,10 @@
 //! service decides on its cached state, and a fresh one reads the latest snapshot and the (fewer than
 //! `SNAPSHOT_EVERY`) events after it, never the whole history.
 //!
-//! Per case: the history is made in bulk ([`crate::history::agent_history`]); a first load on a throwaway service
-//! reads it all and snapshots it, as the first load after any long gap does; then fresh services run one timed
-//! command each (cold), and one service runs one untimed command and the timed ones (warm).
+//! Per backing: both histories are made in bulk ([`crate::history::agent_history`]); a first load on a throwaway
+//! service reads each and snapshots it, as the first load after any long gap does; then fresh services run one timed
+//! command each (cold), and one service runs one untimed command and the timed ones (warm), the two agents taking
+//! turns throughout.
 
 use std::io::Write;
 use std::time::{Duration, Instant};
@@ -24,8 +25,11 @@ use crate::{scratch, BenchResult, Plan};
 /// Connections of the latency schema: one command at a time, plus a spare for the snapshot write.
 const LATENCY_CONNECTIONS: u32 = 2;
 
-/// Latencies of one case.
-struct Samples {
+/// One agent under test: its number, its history and the next tick to run, with the latencies measured on it.
+struct Case {
+    n: u64,
+    events: u64,
+    tick: u64,
     warm: Vec<Duration>,
     cold: Vec<Duration>,
 }
@@ -34,9 +38,10 @@ struct Samples {
 pub async fn latency(url: &str, plan: &Plan, report: &mut Report) -> BenchResult<()> {
     let [short, long] = plan.latency_histories;
     println!(
-        "command latency: RecordRun through AggregateService<Agent>::execute, µs; warm = {} commands on one service \
-         (after one untimed), cold = the first command of {} fresh services (snapshot + the events after it)",
-        plan.latency_commands, plan.cold_samples
+        "command latency: RecordRun through AggregateService<Agent>::execute, µs, the two agents taking turns; \
+         cold = the first command of each of {} fresh services (snapshot + the events after it), warm = {} commands \
+         on one service after one untimed",
+        plan.cold_samples, plan.latency_commands
     );
     println!(
         "  {:<9} {:<5} {:>14} {:>14} {:>14} {:>14}",
@@ -57,75 +62,91 @@ pub async fn latency(url: &str, plan: &Plan, report: &mut Report) -> BenchResult
     for (backing, store) in stores {
         let mut cases = Vec::new();
         for (i, &events) in plan.latency_histories.iter().enumerate() {
-            let n = LATENCY_AGENTS_FROM + i as u64;
-            cases.push((events, measure(&store, n, events, plan).await?));
+            cases.push(prepare(&store, LATENCY_AGENTS_FROM + i as u64, events).await?);
         }
+        measure(&store, &mut cases, plan).await?;
         print_rows(backing, &cases, report);
     }
     Ok(())
 }
 
-/// Makes agent `n`'s history of `events` events in `store`, then times commands on it: cold first (so the short
-/// history is still short while fresh services load it), then warm.
-async fn measure(store: &EventStore, n: u64, events: u64, plan: &Plan) -> BenchResult<Samples> {
-    let id = agent_id(n);
+/// Makes agent `n`'s history of `events` events in `store`. The first load of a long history then reads it all and
+/// snapshots it (as the first load after any long gap does); every later load starts from a snapshot.
+async fn prepare(store: &EventStore, n: u64, events: u64) -> BenchResult<Case> {
     let setup = AggregateService::<Agent>::new(store.clone());
     agent_history(store, &setup, n, events).await?;
-    // The first load of a long history reads it all and snapshots it; every later load starts from a snapshot.
     AggregateService::<Agent>::new(store.clone())
-        .load(&id)
+        .load(&agent_id(n))
         .await?;
-    let mut tick = events - EVENTS_BEFORE_RUNS + 1;
-    let mut cold = Vec::with_capacity(plan.cold_samples);
+    Ok(Case {
+        n,
+        events,
+        tick: events - EVENTS_BEFORE_RUNS + 1,
+        warm: Vec::new(),
+        cold: Vec::new(),
+    })
+}
+
+/// Times commands on every case, the cases taking turns so that whatever else the machine does falls on all of
+/// them alike: cold first (so the short history is still short while fresh services load it), then warm.
+async fn measure(store: &EventStore, cases: &mut [Case], plan: &Plan) -> BenchResult<()> {
     for _ in 0..plan.cold_samples {
-        let fresh = AggregateService::new(store.clone());
-        cold.push(timed_run(&fresh, n, &mut tick).await?);
-        // The promise under test: a load never replays more than the events since the last snapshot.
-        if fresh.events_replayed() >= SNAPSHOT_EVERY {
-            return Err(format!(
-                "a fresh service replayed {} events of agent {id} ({events} prior): snapshots are not used",
-                fresh.events_replayed()
-            )
-            .into());
+        for case in cases.iter_mut() {
+            let fresh = AggregateService::new(store.clone());
+            let took = timed_run(&fresh, case).await?;
+            case.cold.push(took);
+            // The promise under test: a load never replays more than the events since the last snapshot.
+            if fresh.events_replayed() >= SNAPSHOT_EVERY {
+                return Err(format!(
+                    "a fresh service replayed {} events of agent {} ({} prior): snapshots are not used",
+                    fresh.events_replayed(),
+                    agent_id(case.n),
+                    case.events
+                )
+                .into());
+            }
         }
     }
     let service = AggregateService::new(store.clone());
-    timed_run(&service, n, &mut tick).await?; // untimed: fills the cache
-    let mut warm = Vec::with_capacity(plan.latency_commands);
-    for _ in 0..plan.latency_commands {
-        warm.push(timed_run(&service, n, &mut tick).await?);
+    for case in cases.iter_mut() {
+        timed_run(&service, case).await?; // untimed: fills the cache
     }
-    Ok(Samples { warm, cold })
+    for _ in 0..plan.latency_commands {
+        for case in cases.iter_mut() {
+            let took = timed_run(&service, case).await?;
+            case.warm.push(took);
+        }
+    }
+    Ok(())
 }
 
-/// Records run `tick` of agent `n` through `agents` and moves `tick` on. Returns how long the command took.
-async fn timed_run(
-    agents: &AggregateService<Agent>,
-    n: u64,
-    tick: &mut u64,
-) -> BenchResult<Duration> {
-    let id = agent_id(n);
+/// Records the next run of `case`'s agent through `agents`. Returns how long the command took.
+async fn timed_run(agents: &AggregateService<Agent>, case: &mut Case) -> BenchResult<Duration> {
+    let id = agent_id(case.n);
     let mut agent = AgentDriver::new(agents, &id);
     let started = Instant::now();
-    runs(&mut agent, n, *tick..=*tick).await?;
+    runs(&mut agent, case.n, case.tick..=case.tick).await?;
     let took = started.elapsed();
-    *tick += 1;
+    case.tick += 1;
     Ok(took)
 }
 
-/// Prints `backing`'s warm and cold rows and keeps their figures.
-fn print_rows(backing: &'static str, cases: &[(u64, Samples)], report: &mut Report) {
-    for cache in ["warm", "cold"] {
+/// Prints `backing`'s cold and warm rows and keeps their figures.
+fn print_rows(backing: &'static str, cases: &[Case], report: &mut Report) {
+    for cache in ["cold", "warm"] {
         let mut cells = String::new();
-        for (events, samples) in cases {
+        for case in cases {
             let samples = if cache == "warm" {
-                &samples.warm
+                &case.warm
             } else {
-                &samples.cold
+                &case.cold
             };
             for p in [50, 99] {
                 let micros = percentile(samples, p).as_secs_f64() * 1e6;
-                let name = format!("RecordRun latency p{p}, {cache} cache, {events} prior events");
+                let name = format!(
+                    "RecordRun latency p{p}, {cache} cache, {} prior events",
+                    case.events
+                );
                 report.record(&name, micros, "µs", backing);
                 cells.push_str(&format!(" {micros:>14.1}"));
             }
