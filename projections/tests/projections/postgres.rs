@@ -160,10 +160,8 @@ async fn more_commands(db: &TestDb, round: u64) {
     agent.start(1_001_000).await.unwrap();
     for tick in 1..=4u64 {
         let price = rust_decimal::Decimal::new(2000 + (tick as i64 % 2) * 150, 2);
-        agent
-            .run(1, 1_001_000, 10, tick, "SOL-USD", price, 3)
-            .await
-            .unwrap();
+        let run = scenario::run_command(&id, 1, 1_001_000, 10, tick, "SOL-USD", price, 3);
+        agent.run(run).await.unwrap();
     }
 }
 
