@@ -175,13 +175,14 @@ where
         let cached = self.cache().get(aggregate_id).cloned();
         let base = match cached {
             Some(cached) => cached,
-            None => self.latest_snapshot(aggregate_id).await?,
+            None => self.snapshot_or_empty(aggregate_id).await?,
         };
         let fresh = self.catch_up(aggregate_id, base).await?;
         Ok((fresh.state, fresh.version))
     }
 
-    async fn latest_snapshot(&self, aggregate_id: &str) -> Result<Versioned<A>, StoreError> {
+    /// The latest snapshot, or the empty state at version 0 when there is none.
+    async fn snapshot_or_empty(&self, aggregate_id: &str) -> Result<Versioned<A>, StoreError> {
         Ok(match self.store.load_snapshot::<A>(aggregate_id).await? {
             Some((state, version)) => Versioned { state, version },
             None => Versioned {
@@ -274,7 +275,7 @@ where
             let base = match cached.take() {
                 Some(base) => base,
                 None => {
-                    let snapshot = self.latest_snapshot(aggregate_id).await?;
+                    let snapshot = self.snapshot_or_empty(aggregate_id).await?;
                     self.catch_up(aggregate_id, snapshot).await?
                 }
             };

@@ -20,8 +20,8 @@ use crate::view::{AgentView, RunView};
 pub struct MemoryReadModel {
     model: Arc<RwLock<AgentsModel>>,
     fold: Arc<AgentFold>,
-    /// A rebuild in progress (invisible to readers until `finish`).
-    staging: Option<AgentsModel>,
+    /// A rebuild in progress (invisible to readers until `finish`): each agent's runs in arrival order.
+    staging: Option<BTreeMap<String, Vec<RunRow>>>,
 }
 
 impl MemoryReadModel {
@@ -80,14 +80,22 @@ impl ProjectionSink for MemoryReadModel {
 #[async_trait]
 impl RebuildSink for MemoryReadModel {
     async fn begin(&mut self) -> Result<(), SinkError> {
-        self.staging = Some(AgentsModel::new());
+        self.staging = Some(BTreeMap::new());
         Ok(())
     }
 
+    /// Appends each run to its agent's list; `finish` builds each agent's map from its list in one pass. Inserting
+    /// here instead, into a map per agent, touches a different agent's tree at every run of a page (the log
+    /// interleaves agents) and cost twice as much over a million runs.
     async fn write_runs(&mut self, runs: Vec<RunRow>) -> Result<(), SinkError> {
         let staging = self.staging.as_mut().ok_or(SinkError::NotBegun)?;
         for run in runs {
-            staging.put_run(run);
+            match staging.get_mut(&run.agent_id) {
+                Some(agent_runs) => agent_runs.push(run),
+                None => {
+                    staging.insert(run.agent_id.clone(), vec![run]);
+                }
+            }
         }
         Ok(())
     }
@@ -97,12 +105,19 @@ impl RebuildSink for MemoryReadModel {
         agents: &BTreeMap<String, AgentRow>,
         last: LogPosition,
     ) -> Result<(), SinkError> {
-        let mut staging = self.staging.take().ok_or(SinkError::NotBegun)?;
+        let staging = self.staging.take().ok_or(SinkError::NotBegun)?;
+        let mut model = AgentsModel::new();
+        // `collect` sorts each list by key (a check only: the log gives an agent's runs in order) and builds the
+        // map bottom-up.
+        model.runs = staging
+            .into_iter()
+            .map(|(agent_id, runs)| (agent_id, runs.into_iter().map(|r| (r.key(), r)).collect()))
+            .collect();
         for row in agents.values() {
-            staging.put_agent(row.clone());
+            model.put_agent(row.clone());
         }
-        staging.checkpoint = last;
-        *self.write() = staging;
+        model.checkpoint = last;
+        *self.write() = model;
         Ok(())
     }
 }
@@ -153,19 +168,20 @@ impl AgentQueries for MemoryReadModel {
         cursor: Option<&str>,
     ) -> Result<Page<RunView>, QueryError> {
         let limit = page_size(limit)?;
-        let lower = Bound::Included((agent_id.to_owned(), 0, 0));
+        let lower = Bound::Included((0, 0));
         let upper = match cursor {
-            None => Bound::Included((agent_id.to_owned(), u64::MAX, u64::MAX)),
+            None => Bound::Included((u64::MAX, u64::MAX)),
             Some(c) => {
                 let c = RunCursor::decode(c)?;
-                Bound::Excluded((agent_id.to_owned(), c.session, c.tick_no))
+                Bound::Excluded((c.session, c.tick_no))
             }
         };
         let model = self.read();
         let mut items: Vec<RunView> = model
             .runs
-            .range((lower, upper))
-            .rev()
+            .get(agent_id)
+            .into_iter()
+            .flat_map(|runs| runs.range((lower, upper)).rev())
             .take(limit + 1)
             .map(|(_, run)| RunView::from(run))
             .collect();

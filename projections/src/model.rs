@@ -111,13 +111,14 @@ pub struct RunRow {
     pub global_position: i64,
 }
 
-/// Primary key of `agent_runs`: (agent_id, session, tick_no).
-pub type RunKey = (String, u64, u64);
+/// A run's place among its agent's runs: (session, tick_no). With `agent_id` before it, the primary key of
+/// `agent_runs`.
+pub type RunKey = (u64, u64);
 
 impl RunRow {
-    /// Its primary key.
+    /// Its place among its agent's runs.
     pub fn key(&self) -> RunKey {
-        (self.agent_id.clone(), self.session, self.tick_no)
+        (self.session, self.tick_no)
     }
 }
 
@@ -150,8 +151,10 @@ impl RunRow {
 pub struct AgentsModel {
     /// By agent_id.
     pub agents: BTreeMap<String, AgentRow>,
-    /// By (agent_id, session, tick_no).
-    pub runs: BTreeMap<RunKey, RunRow>,
+    /// By agent_id, then by (session, tick_no): primary-key order. Per agent rather than one map keyed by the whole
+    /// key, so adding a run compares two integers within its agent's runs instead of agent-id strings across every
+    /// run so far (those comparisons and the node shifts were most of a million-run rebuild's time).
+    pub runs: BTreeMap<String, BTreeMap<RunKey, RunRow>>,
     /// (created_at, agent_id) of every agent.
     pub(crate) by_created: BTreeSet<(DateTime<Utc>, String)>,
     /// The last log position folded in.
@@ -177,14 +180,33 @@ impl AgentsModel {
 
     /// Inserts a run row (replacing one with the same key).
     pub fn put_run(&mut self, row: RunRow) {
-        self.runs.insert(row.key(), row);
+        let key = row.key();
+        match self.runs.get_mut(&row.agent_id) {
+            Some(agent_runs) => {
+                agent_runs.insert(key, row);
+            }
+            None => {
+                self.runs
+                    .insert(row.agent_id.clone(), BTreeMap::from([(key, row)]));
+            }
+        }
+    }
+
+    /// Every run, in primary-key order.
+    pub fn all_runs(&self) -> impl Iterator<Item = &RunRow> {
+        self.runs.values().flat_map(BTreeMap::values)
+    }
+
+    /// How many runs there are.
+    pub fn run_count(&self) -> usize {
+        self.runs.values().map(BTreeMap::len).sum()
     }
 
     /// The canonical dump of both tables.
     pub fn dump(&self) -> TableDump {
         TableDump {
             agents: self.agents.values().map(AgentRow::dump_line).collect(),
-            agent_runs: self.runs.values().map(RunRow::dump_line).collect(),
+            agent_runs: self.all_runs().map(RunRow::dump_line).collect(),
         }
     }
 }

@@ -57,7 +57,8 @@ pub async fn rebuild_from(
     let mut page = log.read_after(LogPosition::START, REBUILD_PAGE).await?;
     while let Some(last) = page.last() {
         let position = last.position;
-        let mut runs = Vec::new();
+        // Most events of a long log are runs: size for all of them rather than regrow a multi-megabyte vector.
+        let mut runs = Vec::with_capacity(page.len());
         for event in &page {
             if let Folded::Run(run) = fold.apply(&mut agents, event)? {
                 runs.push(*run);
@@ -158,7 +159,7 @@ pub async fn fold_log(
             done.position = event.position;
         }
         done.agents = folder.agents.len() as u64;
-        done.runs = folder.model.runs.len() as u64;
+        done.runs = folder.model.run_count() as u64;
         progress(&done);
     }
     progress(&done);

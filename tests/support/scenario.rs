@@ -160,39 +160,44 @@ impl<'a> AgentDriver<'a> {
             .await
     }
 
-    /// `RecordRun` of tick `tick_no` of `session`, which started at `t0 + session_start_ms` (whole seconds) with
-    /// `frequency_s`; the run starts `late_ms` after its slot and takes 5 ms.
+    /// Sends a `RecordRun` (made by [`run_command`]) as the runtime worker would.
     ///
     /// # Errors
     /// The aggregate refused or the store failed.
-    #[allow(clippy::too_many_arguments)] // one run's inputs
-    pub async fn run(
-        &mut self,
-        session: u64,
-        session_start_ms: i64,
-        frequency_s: u32,
-        tick_no: u64,
-        symbol: &str,
-        price: Decimal,
-        late_ms: i64,
-    ) -> Result<(), CommandError<AgentError>> {
-        let slot_ms = session_start_ms
-            + i64::try_from(tick_no - 1).unwrap_or(0) * i64::from(frequency_s) * 1_000;
-        let command = AgentCommand::RecordRun {
-            session,
-            tick_no,
-            scheduled_at: at(slot_ms),
-            started_at: at(slot_ms + late_ms),
-            completed_at: at(slot_ms + late_ms + 5),
-            observation: Observation {
-                symbol: Symbol::parse(symbol)
-                    .unwrap_or_else(|e| panic!("scenario symbol {symbol}: {e}")),
-                price,
-                observed_at: at(slot_ms - 250),
-            },
-            correlation_id: format!("tick-{}-{session}-{tick_no}", &self.agent_id[..8]),
-        };
-        self.send("system:runtime", command).await
+    pub async fn run(&mut self, record_run: AgentCommand) -> Result<(), CommandError<AgentError>> {
+        self.send("system:runtime", record_run).await
+    }
+}
+
+/// `RecordRun` of tick `tick_no` of `session` of agent `agent_id`, which started at `t0 + session_start_ms` (whole
+/// seconds) with `frequency_s`; the run starts `late_ms` after its slot and takes 5 ms. Sent by [`AgentDriver::run`],
+/// or decided on an `Agent` state directly (the bench builds long histories with `decide`/`evolve`).
+#[allow(clippy::too_many_arguments)] // one run's inputs
+pub fn run_command(
+    agent_id: &str,
+    session: u64,
+    session_start_ms: i64,
+    frequency_s: u32,
+    tick_no: u64,
+    symbol: &str,
+    price: Decimal,
+    late_ms: i64,
+) -> AgentCommand {
+    let slot_ms =
+        session_start_ms + i64::try_from(tick_no - 1).unwrap_or(0) * i64::from(frequency_s) * 1_000;
+    AgentCommand::RecordRun {
+        session,
+        tick_no,
+        scheduled_at: at(slot_ms),
+        started_at: at(slot_ms + late_ms),
+        completed_at: at(slot_ms + late_ms + 5),
+        observation: Observation {
+            symbol: Symbol::parse(symbol)
+                .unwrap_or_else(|e| panic!("scenario symbol {symbol}: {e}")),
+            price,
+            observed_at: at(slot_ms - 250),
+        },
+        correlation_id: format!("tick-{}-{session}-{tick_no}", &agent_id[..8]),
     }
 }
 
@@ -246,12 +251,24 @@ pub async fn two_agents(agents: &AggregateService<Agent>) -> Result<(), CommandE
     let prices_a = ["100.00", "101.50", "103.25", "104.00", "99.75", "97.10"];
     for (i, price) in prices_a.iter().enumerate() {
         let price: Decimal = price.parse().unwrap_or_default();
-        a.run(1, 10_000, 60, i as u64 + 1, "BTC-USD", price, 40 + i as i64)
-            .await?;
+        let tick = i as u64 + 1;
+        a.run(run_command(
+            a_id,
+            1,
+            10_000,
+            60,
+            tick,
+            "BTC-USD",
+            price,
+            40 + i as i64,
+        ))
+        .await?;
         if i < 3 {
             let price_b = Decimal::new(250_000 + 125 * i as i64, 2);
-            b.run(1, 12_000, 30, i as u64 + 1, "ETH-USD", price_b, 15)
-                .await?;
+            b.run(run_command(
+                b_id, 1, 12_000, 30, tick, "ETH-USD", price_b, 15,
+            ))
+            .await?;
         }
     }
     a.stop(400_000, "manual stop").await?;
@@ -263,25 +280,28 @@ pub async fn two_agents(agents: &AggregateService<Agent>) -> Result<(), CommandE
     a.update(patch, 401_000).await?;
     a.start(402_000).await?;
     // A tick skipped after a restart (tick 2 never ran): tick numbers keep their schedule.
-    a.run(
+    let price = |text: &str| text.parse().unwrap_or_default();
+    a.run(run_command(
+        a_id,
         2,
         402_000,
         120,
         1,
         "BTC-USD",
-        "96.00".parse().unwrap_or_default(),
+        price("96.00"),
         12,
-    )
+    ))
     .await?;
-    a.run(
+    a.run(run_command(
+        a_id,
         2,
         402_000,
         120,
         3,
         "BTC-USD",
-        "98.40".parse().unwrap_or_default(),
+        price("98.40"),
         900,
-    )
+    ))
     .await?;
     b.stop(700_000, "rebalancing").await?;
     b.archive(701_000).await?;

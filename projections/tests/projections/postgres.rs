@@ -160,10 +160,8 @@ async fn more_commands(db: &TestDb, round: u64) {
     agent.start(1_001_000).await.unwrap();
     for tick in 1..=4u64 {
         let price = rust_decimal::Decimal::new(2000 + (tick as i64 % 2) * 150, 2);
-        agent
-            .run(1, 1_001_000, 10, tick, "SOL-USD", price, 3)
-            .await
-            .unwrap();
+        let run = scenario::run_command(&id, 1, 1_001_000, 10, tick, "SOL-USD", price, 3);
+        agent.run(run).await.unwrap();
     }
 }
 
@@ -225,7 +223,7 @@ async fn an_unfinished_rebuild_leaves_the_live_tables_as_they_were() {
         let mut sink = model.rebuild_sink();
         sink.begin().await.unwrap();
         let (memory, _) = fold_events(&events[..5]);
-        let runs: Vec<_> = memory.runs.into_values().collect();
+        let runs: Vec<_> = memory.all_runs().cloned().collect();
         sink.write_runs(runs).await.unwrap();
         // Dropped here without finish(): the transaction rolls back (as on Ctrl-C).
     }
