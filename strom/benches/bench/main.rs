@@ -18,9 +18,9 @@
 //! and on Ctrl-C.
 //!
 //! Not a libtest bench (`harness = false`): `cargo test --all-targets` runs this binary without `--bench`, and it
-//! then returns at once. `--quick` (`cargo bench ... -- --quick`) or `STROM_BENCH_QUICK=1` shortens every phase
-//! and builds a log of 100,000 events instead (a smoke run; its figures are not the published ones, and
-//! results.json says `"quick": true`).
+//! then returns at once. `--quick` (`cargo bench ... -- --quick`) or `STROM_BENCH_QUICK=1` shortens every phase,
+//! builds a log of 100,000 events and a latency history of 10,000 instead (a smoke run; its figures are not the
+//! published ones, and results.json says `"quick": true`).
 
 mod append;
 mod history;
