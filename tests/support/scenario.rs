@@ -197,6 +197,7 @@ pub fn run_command(
             price,
             observed_at: at(slot_ms - 250),
         },
+        fill_model: strom_domain::FillModel::default(),
         correlation_id: format!("tick-{}-{session}-{tick_no}", &agent_id[..8]),
     }
 }
