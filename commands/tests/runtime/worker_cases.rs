@@ -25,8 +25,16 @@ fn total(workers: &[RuntimeCounts]) -> RuntimeCounts {
         })
 }
 
-fn counts(roles: &[&Role<RuntimeStats>]) -> Vec<RuntimeCounts> {
-    roles.iter().map(|r| r.stats.snapshot()).collect()
+/// Stops the workers and reads their counts: a run shows in the log before its worker counts it, so counts read
+/// while a worker still runs can miss its last run.
+async fn stop_and_count(workers: Vec<Role<RuntimeStats>>) -> Vec<RuntimeCounts> {
+    let mut counts = Vec::new();
+    for worker in workers {
+        let stats = worker.stats.clone();
+        worker.stop().await;
+        counts.push(stats.snapshot());
+    }
+    counts
 }
 
 /// Checks the log holds exactly one run per tick 1..=`last` of session 1 for each agent.
@@ -61,9 +69,7 @@ pub async fn two_workers_and_crashes_record_every_tick_exactly_once(env: &Env) {
             env.wait_for_runs(agent, &[second as u64 + 1]).await;
         }
     }
-    let mut finished = counts(&[&w1, &w2]);
-    w1.stop().await;
-    w2.stop().await;
+    let mut finished = stop_and_count(vec![w1, w2]).await;
     let phase_one = total(&finished);
     assert_eq!(phase_one.recorded, 9);
 
@@ -109,9 +115,7 @@ pub async fn two_workers_and_crashes_record_every_tick_exactly_once(env: &Env) {
         env.ticks_stored().await == 0
     })
     .await;
-    finished.extend(counts(&[&w3, &w4]));
-    w3.stop().await;
-    w4.stop().await;
+    finished.extend(stop_and_count(vec![w3, w4]).await);
     scheduler.stop().await;
 
     assert_each_tick_recorded_once(env, &agents, 6).await;
