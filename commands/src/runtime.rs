@@ -1,6 +1,7 @@
 //! The runtime role's tick worker: takes `AgentTick`s from the durable work-queue consumer `runtime` on `<P>_TICKS`
 //! (several workers share it; each tick goes to one of them), observes the market at the tick's scheduled time and
-//! records the run with `RecordRun` (specs/01 §3.2).
+//! records the run with `RecordRun` (specs/01 §3.2). A run whose strategy signals records its order (placed or
+//! rejected by risk) in the same commit; the execution role fills it.
 //!
 //! Exactly-once effects on top of at-least-once delivery: a tick is acked only after its run committed, and a
 //! redelivered tick is rejected by the Agent aggregate (`tick_already_run`) and then acked. Anything that may succeed
@@ -15,7 +16,9 @@ use std::time::Duration;
 
 use futures::stream::FuturesUnordered;
 use futures::StreamExt;
-use strom_domain::{Agent, AgentCommand, AgentError, AgentState, DomainError, Symbol};
+use strom_domain::{
+    Agent, AgentCommand, AgentError, AgentEvent, AgentState, DomainError, FillModel, Symbol,
+};
 use tokio::time::Instant;
 use tracing::Instrument;
 
@@ -46,11 +49,15 @@ pub const CONSUMER_RETRY: Duration = Duration::from_secs(1);
 /// are a few MB and cover ten times the 10,000-agent target.
 pub const SYMBOL_CACHE_MAX: usize = 100_000;
 
-/// Worker settings; [`Default`] is the contract's consumer (`runtime`, ack wait 30 s, max deliver 5).
+/// Worker settings; [`Default`] is the contract's consumer (`runtime`, ack wait 30 s, max deliver 5) and the zero
+/// fill model.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RuntimeConfig {
     /// The durable consumer to share. Tests shorten its ack wait.
     pub consumer: ConsumerSpec,
+    /// Slippage and fee every order a run places will fill with (`STROM_FILL_SLIPPAGE_BPS`, `STROM_FILL_FEE_BPS`);
+    /// recorded on the order, so the fill never depends on the filling process's settings.
+    pub fill_model: FillModel,
     /// See [`NAK_DELAY`].
     pub nak_delay: Duration,
     /// See [`MAX_CONCURRENT_TICKS`].
@@ -61,6 +68,7 @@ impl Default for RuntimeConfig {
     fn default() -> Self {
         Self {
             consumer: ConsumerSpec::new(StreamKind::Ticks, RUNTIME_CONSUMER),
+            fill_model: FillModel::default(),
             nak_delay: NAK_DELAY,
             max_concurrent_ticks: MAX_CONCURRENT_TICKS,
         }
@@ -377,15 +385,17 @@ impl RuntimeWorker {
                     started_at,
                     completed_at,
                     observation: observation.clone(),
+                    fill_model: self.config.fill_model.clone(),
                     correlation_id: tick.correlation_id.clone(),
                 },
                 &ctx,
             )
             .await;
+        if let Ok(executed) = &result {
+            count_orders(&executed.events);
+        }
         let outcome = outcome_of(result);
         if outcome == TickOutcome::Recorded {
-            // M2 hook: a run whose outcome is `signalled` is followed here by `PlaceOrder` (specs/01 §3.2 e). In M1
-            // every strategy run is only recorded; the order is not placed yet.
             let to_run = ((self.clock)() - tick.emitted_at).as_seconds_f64();
             metrics::histogram!("strom_tick_to_run_seconds").record(to_run.max(0.0));
             tracing::debug!(price = %observation.price, "run recorded");
@@ -466,6 +476,22 @@ impl Lanes {
                 self.busy.remove(agent);
                 None
             }
+        }
+    }
+}
+
+/// Counts the orders a run recorded: `strom_orders_placed_total`, `strom_orders_rejected_total{reason}`.
+fn count_orders(events: &[AgentEvent]) {
+    for event in events {
+        match event {
+            AgentEvent::OrderPlaced { .. } => {
+                metrics::counter!("strom_orders_placed_total").increment(1);
+            }
+            AgentEvent::OrderRejected { reason_code, .. } => {
+                metrics::counter!("strom_orders_rejected_total", "reason" => reason_code.as_str())
+                    .increment(1);
+            }
+            _ => {}
         }
     }
 }

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use lru::LruCache;
-use strom_domain::{Agent, Backtest, Decider, EventMetadata, Logged, Order, StromEvent};
+use strom_domain::{Agent, Backtest, Decider, EventMetadata, Logged, StromEvent};
 
 use crate::log::{CommitSignal, StoreError};
 use crate::store::{AppendError, EventStore};
@@ -354,10 +354,9 @@ where
     }
 }
 
-/// The three aggregates' services over one store.
+/// The aggregates' services over one store.
 pub struct CommandServices {
     pub agents: Arc<AggregateService<Agent>>,
-    pub orders: Arc<AggregateService<Order>>,
     pub backtests: Arc<AggregateService<Backtest>>,
     store: EventStore,
 }
@@ -366,7 +365,6 @@ impl CommandServices {
     pub fn new(store: &EventStore) -> Self {
         Self {
             agents: Arc::new(AggregateService::new(store.clone())),
-            orders: Arc::new(AggregateService::new(store.clone())),
             backtests: Arc::new(AggregateService::new(store.clone())),
             store: store.clone(),
         }

@@ -1,8 +1,12 @@
-//! The Agent aggregate: an automated trader's lifecycle (stopped → running → stopped … → archived) and its
-//! runs. Besides its config, the state keeps exactly what the next run needs to be decided the same way
-//! live and in a replay: the session, the last tick run in it, and a bounded window of observed prices
-//! (kept across sessions, as a backtest over the same observations keeps it; cleared when the strategy
-//! changes).
+//! The Agent aggregate: an automated trader's lifecycle (stopped → running → stopped … → archived), its runs and
+//! its orders. Besides its config, the state keeps exactly what the next run needs to be decided the same way
+//! live and in a replay: the session, the last tick run in it, a bounded window of observed prices (kept across
+//! sessions, as a backtest over the same observations keeps it; cleared when the strategy changes) and the trading
+//! [`Book`] (position, cash, the order waiting for its fill, the day's opening equity).
+//!
+//! A run whose strategy signals records the order in the same commit (`AgentRunRecorded` then `OrderPlaced` or
+//! `OrderRejected`), so no crash can separate a signal from its order. While an order waits for its fill the agent
+//! places no other: a tick that comes due then is recorded as `skipped` (the settle barrier, specs/06 §3).
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -12,15 +16,18 @@ use cqrs_es::DomainEvent;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
+use crate::book::Book;
+use crate::check::{self, RiskCode};
 use crate::config::{
     AgentConfig, AgentConfigPatch, RiskLimits, Strategy, StrategySpec, SMA_SLOW_MAX,
 };
 use crate::decide;
 use crate::decider::Decider;
 use crate::error::{DomainError, ValidationError};
+use crate::fill::{Fill, FillModel};
 use crate::id::{validate_correlation_id, validate_text, validate_uuid, MAX_OWNER_CHARS};
-use crate::market::{validate_price, Observation, Side};
-use crate::order::paper_order_id;
+use crate::market::{validate_price, Observation, ObservedPrice, Side};
+use crate::order::{paper_order_id, OpenOrder};
 use crate::schedule::TickSchedule;
 use crate::symbol::Symbol;
 use crate::time::{to_millis, to_seconds};
@@ -84,7 +91,8 @@ pub enum AgentCommand {
         at: DateTime<Utc>,
     },
     /// Records tick `tick_no` of `session`. `scheduled_at` must be the tick's slot:
-    /// `started_at + (tick_no − 1) × frequency_s` of the session.
+    /// `started_at + (tick_no − 1) × frequency_s` of the session. A signal places its order at `completed_at`, to
+    /// fill under `fill_model`.
     RecordRun {
         session: u64,
         tick_no: u64,
@@ -92,24 +100,44 @@ pub enum AgentCommand {
         started_at: DateTime<Utc>,
         completed_at: DateTime<Utc>,
         observation: Observation,
+        fill_model: FillModel,
         correlation_id: String,
+    },
+    /// Fills the open order `order_id` at `at` (the execution role), priced from the order's own event.
+    FillOrder {
+        order_id: String,
+        at: DateTime<Utc>,
     },
 }
 
-/// What a run concluded. M1 runs are `"observed"`; a strategy that signals a trade gives
-/// `{"signalled": {"side", "qty", "order_id"}}`, and the runtime places that order under that id (so a
-/// redelivered tick cannot place it twice).
+/// What a run concluded: `"observed"` (the strategy holds), `{"signalled": {"side", "qty", "order_id"}}` (the
+/// order recorded in the same commit, placed or rejected), or `{"skipped": {"order_id"}}` (an earlier order had not
+/// filled yet, so the strategy was not asked).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum RunOutcome {
     /// The observation was recorded; the strategy holds (or has not seen enough prices yet).
     Observed,
-    /// The strategy asks to trade `qty` on `side`.
+    /// The strategy asks to trade `qty` on `side`; order `order_id` follows this event in the same commit.
     Signalled {
         side: Side,
         qty: Decimal,
         order_id: String,
     },
+    /// Order `order_id` was still waiting for its fill: the price is observed (the window and the mark move on)
+    /// but the strategy is not asked, so the agent never has two orders in flight.
+    Skipped { order_id: String },
+}
+
+impl RunOutcome {
+    /// `"observed"`, `"signalled"` or `"skipped"`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            RunOutcome::Observed => "observed",
+            RunOutcome::Signalled { .. } => "signalled",
+            RunOutcome::Skipped { .. } => "skipped",
+        }
+    }
 }
 
 /// Unknown fields in a stored payload are an error, never silently dropped (upcasters only add fields,
@@ -171,6 +199,42 @@ pub enum AgentEvent {
         outcome: RunOutcome,
         correlation_id: String,
     },
+    /// The order a run signalled passed every risk rule and waits for its fill, which is priced from this event
+    /// alone: `observation` and `fill_model`.
+    OrderPlaced {
+        order_id: String,
+        symbol: Symbol,
+        side: Side,
+        qty: Decimal,
+        observation: ObservedPrice,
+        fill_model: FillModel,
+        #[serde(with = "crate::time::rfc3339_millis")]
+        placed_at: DateTime<Utc>,
+    },
+    /// A risk rule refused the order a run signalled: the first failing rule's code and a sentence with its numbers
+    /// (at most 200 characters). It carries what `OrderPlaced` would, so the refusal can be audited.
+    OrderRejected {
+        order_id: String,
+        symbol: Symbol,
+        side: Side,
+        qty: Decimal,
+        observation: ObservedPrice,
+        fill_model: FillModel,
+        reason_code: RiskCode,
+        reason: String,
+        #[serde(with = "crate::time::rfc3339_millis")]
+        rejected_at: DateTime<Utc>,
+    },
+    /// The open order filled, whole: `price` and `fee` from its `OrderPlaced` by the fill model (specs/06 §3).
+    OrderFilled {
+        order_id: String,
+        side: Side,
+        qty: Decimal,
+        price: Decimal,
+        fee: Decimal,
+        #[serde(with = "crate::time::rfc3339_millis")]
+        filled_at: DateTime<Utc>,
+    },
 }
 
 impl AgentEvent {
@@ -182,6 +246,9 @@ impl AgentEvent {
         ("AgentStopped", "1"),
         ("AgentArchived", "1"),
         ("AgentRunRecorded", "1"),
+        ("OrderPlaced", "1"),
+        ("OrderRejected", "1"),
+        ("OrderFilled", "1"),
     ];
 
     /// The variant name (`event_type`).
@@ -193,6 +260,9 @@ impl AgentEvent {
             AgentEvent::AgentStopped { .. } => "AgentStopped",
             AgentEvent::AgentArchived { .. } => "AgentArchived",
             AgentEvent::AgentRunRecorded { .. } => "AgentRunRecorded",
+            AgentEvent::OrderPlaced { .. } => "OrderPlaced",
+            AgentEvent::OrderRejected { .. } => "OrderRejected",
+            AgentEvent::OrderFilled { .. } => "OrderFilled",
         }
     }
 
@@ -281,6 +351,8 @@ pub enum AgentError {
         tick_no: u64,
         last_tick_no: u64,
     },
+    #[error("order {order_id} is not open (already filled, rejected, or not this agent's)")]
+    OrderNotOpen { order_id: String },
     #[error("invalid {0}")]
     ValidationFailed(ValidationError),
 }
@@ -301,6 +373,7 @@ impl DomainError for AgentError {
             "agent_archived",
             "agent_not_running",
             "tick_already_run",
+            "order_not_open",
             "validation_failed",
         ]
     }
@@ -314,6 +387,7 @@ impl DomainError for AgentError {
             AgentError::AgentArchived { .. } => "agent_archived",
             AgentError::AgentNotRunning { .. } => "agent_not_running",
             AgentError::TickAlreadyRun { .. } => "tick_already_run",
+            AgentError::OrderNotOpen { .. } => "order_not_open",
             AgentError::ValidationFailed(_) => "validation_failed",
         }
     }
@@ -349,6 +423,8 @@ struct Profile {
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Agent {
+    /// Position, cash and the open order; opened with the starting cash at creation.
+    book: Book,
     profile: Option<Profile>,
     state: AgentState,
     /// Current (running) or last session; 0 before the first start.
@@ -394,6 +470,9 @@ impl Agent {
     }
     pub fn window(&self) -> &VecDeque<Decimal> {
         &self.window
+    }
+    pub fn book(&self) -> &Book {
+        &self.book
     }
 
     /// The schedule of the current (or, once stopped, the last) session; `None` before the first start.
@@ -540,8 +619,9 @@ impl Agent {
         started_at: DateTime<Utc>,
         completed_at: DateTime<Utc>,
         observation: Observation,
+        fill_model: FillModel,
         correlation_id: String,
-    ) -> Result<AgentEvent, AgentError> {
+    ) -> Result<Vec<AgentEvent>, AgentError> {
         let profile = self.profile()?;
         if self.state != AgentState::Running || session != self.session {
             return Err(AgentError::AgentNotRunning {
@@ -568,19 +648,128 @@ impl Agent {
             &observation,
         )?;
         validate_correlation_id(&correlation_id)?;
-        let outcome = self.decide_outcome(profile, session, tick_no, observation.price);
-        Ok(AgentEvent::AgentRunRecorded {
+        fill_model.validate()?;
+        let observation = Observation {
+            observed_at: to_millis(observation.observed_at),
+            ..observation
+        };
+        let completed_at = to_millis(completed_at);
+        let (outcome, order) = match self.book.open_order() {
+            Some(open) => (
+                RunOutcome::Skipped {
+                    order_id: open.order_id.clone(),
+                },
+                None,
+            ),
+            None => match self.signal(profile, observation.price) {
+                None => (RunOutcome::Observed, None),
+                Some((side, qty)) => {
+                    let order = Ticket {
+                        order_id: paper_order_id(&profile.agent_id, session, tick_no),
+                        side,
+                        qty,
+                        observation: observation.observed_price(),
+                        fill_model,
+                    };
+                    let outcome = RunOutcome::Signalled {
+                        side,
+                        qty,
+                        order_id: order.order_id.clone(),
+                    };
+                    let decided = self.decide_order(profile, order, scheduled_at, completed_at)?;
+                    (outcome, Some(decided))
+                }
+            },
+        };
+        let run = AgentEvent::AgentRunRecorded {
             session,
             tick_no,
             scheduled_at: to_millis(scheduled_at),
             started_at: to_millis(started_at),
-            completed_at: to_millis(completed_at),
-            observation: Observation {
-                observed_at: to_millis(observation.observed_at),
-                ..observation
-            },
+            completed_at,
+            observation,
             outcome,
             correlation_id,
+        };
+        Ok(std::iter::once(run).chain(order).collect())
+    }
+
+    /// `OrderPlaced`, or `OrderRejected` with the first failing risk rule, for `order` signalled on the run at
+    /// `scheduled_at`: priced as it would fill, checked against the book as that run leaves it.
+    fn decide_order(
+        &self,
+        profile: &Profile,
+        order: Ticket,
+        scheduled_at: DateTime<Utc>,
+        at: DateTime<Utc>,
+    ) -> Result<AgentEvent, AgentError> {
+        let quote = crate::fill::market_order(
+            &order.fill_model,
+            order.side,
+            order.qty,
+            order.observation.price,
+        )
+        .map_err(|_| {
+            ValidationError::new("observation.price", "order value is beyond decimal range")
+        })?;
+        let context = self
+            .book
+            .risk_context(scheduled_at, order.observation.price);
+        let Ticket {
+            order_id,
+            side,
+            qty,
+            observation,
+            fill_model,
+        } = order;
+        let symbol = profile.config.symbol.clone();
+        Ok(match check::risk(&profile.config.risk, &context, &quote) {
+            Ok(()) => AgentEvent::OrderPlaced {
+                order_id,
+                symbol,
+                side,
+                qty,
+                observation,
+                fill_model,
+                placed_at: at,
+            },
+            Err(violation) => AgentEvent::OrderRejected {
+                order_id,
+                symbol,
+                side,
+                qty,
+                observation,
+                fill_model,
+                reason_code: violation.code,
+                reason: violation.reason,
+                rejected_at: at,
+            },
+        })
+    }
+
+    /// Fills the open order `order_id`: its own fill model over its own observation, settled into the book.
+    fn fill_order(&self, order_id: String, at: DateTime<Utc>) -> Result<AgentEvent, AgentError> {
+        self.profile()?;
+        let open = self
+            .book
+            .open_order()
+            .filter(|open| open.order_id == order_id)
+            .ok_or(AgentError::OrderNotOpen { order_id })?;
+        let fill = open
+            .quote()
+            .map_err(|_| ValidationError::new("order_id", "fill value is beyond decimal range"))?;
+        // Placing checked this fill against the same book, so only a hand-made store gets here.
+        self.book
+            .settled(&fill)
+            .map_err(|e| ValidationError::new("order_id", format!("fill does not settle: {e}")))?;
+        Ok(AgentEvent::OrderFilled {
+            order_id: open.order_id.clone(),
+            side: fill.side,
+            qty: fill.qty,
+            price: fill.price,
+            fee: fill.fee,
+            // A fill is never before its order, whatever the filling process's clock says.
+            filled_at: to_millis(at).max(open.placed_at),
         })
     }
 
@@ -625,30 +814,19 @@ impl Agent {
         validate_price(observation.price).map_err(|e| e.within("observation"))
     }
 
-    /// Runs the strategy over the window plus the new price.
-    fn decide_outcome(
-        &self,
-        profile: &Profile,
-        session: u64,
-        tick_no: u64,
-        price: Decimal,
-    ) -> RunOutcome {
+    /// Runs the strategy over the window plus the new price: the side and qty it asks to trade, if any.
+    fn signal(&self, profile: &Profile, price: Decimal) -> Option<(Side, Decimal)> {
         let needed = profile.strategy.required_window();
         let (Some(qty), true) = (profile.strategy.qty(), needed > 0) else {
-            return RunOutcome::Observed;
+            return None;
         };
         let keep = self.window.len().min(needed - 1);
         let mut prices: Vec<Decimal> = Vec::with_capacity(keep + 1);
         prices.extend(self.window.iter().skip(self.window.len() - keep));
         prices.push(price);
-        match decide::signal(&profile.strategy, &prices).side() {
-            None => RunOutcome::Observed,
-            Some(side) => RunOutcome::Signalled {
-                side,
-                qty,
-                order_id: paper_order_id(&profile.agent_id, session, tick_no),
-            },
-        }
+        decide::signal(&profile.strategy, &prices)
+            .side()
+            .map(|side| (side, qty))
     }
 
     fn apply_config(&mut self, config: AgentConfig) {
@@ -665,7 +843,13 @@ impl Agent {
         profile.config = config;
     }
 
-    fn apply_run(&mut self, session: u64, tick_no: u64, price: Decimal) {
+    fn apply_run(
+        &mut self,
+        session: u64,
+        tick_no: u64,
+        scheduled_at: DateTime<Utc>,
+        price: Decimal,
+    ) {
         debug_assert_eq!(
             self.state,
             AgentState::Running,
@@ -680,6 +864,7 @@ impl Agent {
             "tick numbers increase within a session"
         );
         self.last_tick_no = tick_no;
+        self.book.record_run(scheduled_at, price);
         let keep = self
             .strategy()
             .map_or(0, Strategy::required_window)
@@ -707,14 +892,47 @@ fn resolve_recorded(spec: &StrategySpec) -> Strategy {
     strategy.unwrap_or_default()
 }
 
+/// An order as a run decides it, before risk.
+struct Ticket {
+    order_id: String,
+    side: Side,
+    qty: Decimal,
+    observation: ObservedPrice,
+    fill_model: FillModel,
+}
+
 impl Decider for Agent {
     const TYPE: &'static str = "Agent";
+    /// 2: the book (position, cash, open order, day) joined the state.
+    const STATE_VERSION: u32 = 2;
     type Command = AgentCommand;
     type Event = AgentEvent;
     type Error = AgentError;
 
     fn decide(&self, command: AgentCommand) -> Result<Vec<AgentEvent>, AgentError> {
         let event = match command {
+            AgentCommand::RecordRun {
+                session,
+                tick_no,
+                scheduled_at,
+                started_at,
+                completed_at,
+                observation,
+                fill_model,
+                correlation_id,
+            } => {
+                return self.record_run(
+                    session,
+                    tick_no,
+                    scheduled_at,
+                    started_at,
+                    completed_at,
+                    observation,
+                    fill_model,
+                    correlation_id,
+                )
+            }
+            AgentCommand::FillOrder { order_id, at } => self.fill_order(order_id, at)?,
             AgentCommand::CreateAgent {
                 agent_id,
                 owner,
@@ -725,23 +943,6 @@ impl Decider for Agent {
             AgentCommand::StartAgent { at } => self.start(at)?,
             AgentCommand::StopAgent { at, reason } => self.stop(at, reason)?,
             AgentCommand::ArchiveAgent { at } => self.archive(at)?,
-            AgentCommand::RecordRun {
-                session,
-                tick_no,
-                scheduled_at,
-                started_at,
-                completed_at,
-                observation,
-                correlation_id,
-            } => self.record_run(
-                session,
-                tick_no,
-                scheduled_at,
-                started_at,
-                completed_at,
-                observation,
-                correlation_id,
-            )?,
         };
         Ok(vec![event])
     }
@@ -755,6 +956,7 @@ impl Decider for Agent {
                 let Some(config) = event.config() else {
                     return;
                 };
+                self.book = Book::opening(config.starting_cash);
                 self.profile = Some(Profile {
                     agent_id: agent_id.clone(),
                     owner: owner.clone(),
@@ -770,6 +972,10 @@ impl Decider for Agent {
                     "config changes only while stopped"
                 );
                 if let Some(config) = event.config() {
+                    if self.session == 0 {
+                        // Never started, so never traded: the book opens with the (maybe new) starting cash.
+                        self.book = Book::opening(config.starting_cash);
+                    }
                     self.apply_config(config);
                 }
             }
@@ -814,9 +1020,39 @@ impl Decider for Agent {
             AgentEvent::AgentRunRecorded {
                 session,
                 tick_no,
+                scheduled_at,
                 observation,
                 ..
-            } => self.apply_run(*session, *tick_no, observation.price),
+            } => self.apply_run(*session, *tick_no, *scheduled_at, observation.price),
+            AgentEvent::OrderPlaced {
+                order_id,
+                side,
+                qty,
+                observation,
+                fill_model,
+                placed_at,
+                ..
+            } => self.book.place(OpenOrder {
+                order_id: order_id.clone(),
+                side: *side,
+                qty: *qty,
+                observation: observation.clone(),
+                fill_model: fill_model.clone(),
+                placed_at: *placed_at,
+            }),
+            AgentEvent::OrderRejected { .. } => {}
+            AgentEvent::OrderFilled {
+                side,
+                qty,
+                price,
+                fee,
+                ..
+            } => self.book.fill(&Fill {
+                side: *side,
+                qty: *qty,
+                price: *price,
+                fee: *fee,
+            }),
         }
     }
 }

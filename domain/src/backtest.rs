@@ -1,5 +1,5 @@
 //! The Backtest aggregate: a request to run an agent config over historical or simulated prices, and its
-//! outcome. The run itself happens outside (it drives the same Agent and Order aggregates over a memory
+//! outcome. The run itself happens outside (it drives the same Agent aggregate, orders included, over a memory
 //! store); this aggregate records what was asked, that it ran, and the summary it produced.
 
 use std::fmt;
@@ -109,7 +109,7 @@ pub struct BacktestSummary {
 }
 
 // Built once and consumed at once (commands) or stored as JSON (events); boxing the request would only add
-// an allocation, as for `OrderCommand::PlaceOrder`.
+// an allocation.
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum BacktestCommand {

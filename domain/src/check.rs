@@ -1,5 +1,5 @@
 //! Check a proposed order against an agent's risk limits before it exists. Rules run in a fixed order and
-//! the first failure wins, so the same inputs always give the same recorded reason.
+//! the first failure wins, so the same inputs always give the same recorded reason (specs/06 §3).
 
 use std::fmt;
 
@@ -10,16 +10,19 @@ use crate::config::RiskLimits;
 use crate::fill::Fill;
 use crate::market::Side;
 
+/// Longest `OrderRejected.reason`, in characters (specs/04): a sentence with its numbers, never a dump.
+pub const MAX_REJECT_REASON_CHARS: usize = 200;
+
 /// Why a risk rule refused an order; recorded as `reason_code` on `OrderRejected`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RiskCode {
-    /// The order is for zero or fewer units.
-    OrderQtyNotPositive,
     /// The order is larger than `max_order_qty`.
     MaxOrderQtyExceeded,
     /// A sell for more than is held (STROM is long-only).
     InsufficientPosition,
+    /// A buy after the agent lost more than `max_daily_loss` since the UTC day's first run.
+    MaxDailyLossExceeded,
     /// After the buy the position would exceed `max_position_qty`.
     MaxPositionQtyExceeded,
     /// After the buy the position's value at the order price would exceed `max_notional`.
@@ -29,11 +32,21 @@ pub enum RiskCode {
 }
 
 impl RiskCode {
+    /// Every code, in the order the rules run.
+    pub const ALL: [RiskCode; 6] = [
+        RiskCode::MaxOrderQtyExceeded,
+        RiskCode::InsufficientPosition,
+        RiskCode::MaxDailyLossExceeded,
+        RiskCode::MaxPositionQtyExceeded,
+        RiskCode::MaxNotionalExceeded,
+        RiskCode::InsufficientCash,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
-            RiskCode::OrderQtyNotPositive => "order_qty_not_positive",
             RiskCode::MaxOrderQtyExceeded => "max_order_qty_exceeded",
             RiskCode::InsufficientPosition => "insufficient_position",
+            RiskCode::MaxDailyLossExceeded => "max_daily_loss_exceeded",
             RiskCode::MaxPositionQtyExceeded => "max_position_qty_exceeded",
             RiskCode::MaxNotionalExceeded => "max_notional_exceeded",
             RiskCode::InsufficientCash => "insufficient_cash",
@@ -47,7 +60,8 @@ impl fmt::Display for RiskCode {
     }
 }
 
-/// A refused order: a stable code and a sentence with the numbers that broke the rule.
+/// A refused order: a stable code and a sentence with the numbers that broke the rule (at most
+/// [`MAX_REJECT_REASON_CHARS`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RiskViolation {
     pub code: RiskCode,
@@ -56,31 +70,43 @@ pub struct RiskViolation {
 
 impl RiskViolation {
     fn new(code: RiskCode, reason: String) -> Self {
-        Self { code, reason }
+        Self {
+            code,
+            reason: bounded(reason),
+        }
     }
 }
 
-/// Checks `order` (as it would fill: price and fee from the fill model) against `limits`, given the
-/// position held and the cash available. Rules, first failure wins: qty > 0; qty ≤ max_order_qty;
-/// a sell ≤ the position; for buys, position + qty ≤ max_position_qty, (position + qty) × price ≤
-/// max_notional, and qty × price + fee ≤ cash. Each limit is inclusive: exactly at the limit passes.
-/// Amounts too large for a Decimal count as over the limit.
+/// `reason` cut to [`MAX_REJECT_REASON_CHARS`] characters, ending in `…` when cut (only numbers near the
+/// `Decimal` range make a sentence that long).
+fn bounded(reason: String) -> String {
+    if reason.chars().count() <= MAX_REJECT_REASON_CHARS {
+        return reason;
+    }
+    let mut cut: String = reason.chars().take(MAX_REJECT_REASON_CHARS - 1).collect();
+    cut.push('…');
+    cut
+}
+
+/// What the agent holds when an order is decided, from its own (write-side) book.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RiskContext {
+    pub position_qty: Decimal,
+    pub cash: Decimal,
+    /// Equity at the UTC day's first run minus equity now (both marked at the run's price); negative for a gain.
+    pub daily_loss: Decimal,
+}
+
+/// Checks `order` (as it would fill: price and fee from the fill model, qty > 0) against `limits`, given the
+/// agent's `context`. Rules, first failure wins: qty ≤ max_order_qty; a sell ≤ the position; for buys,
+/// daily loss ≤ max_daily_loss (when set), position + qty ≤ max_position_qty, (position + qty) × price ≤
+/// max_notional, and qty × price + fee ≤ cash. Each limit is inclusive: exactly at the limit passes. Amounts too
+/// large for a Decimal count as over the limit.
 ///
 /// # Errors
 /// The first [`RiskViolation`].
-pub fn risk(
-    limits: &RiskLimits,
-    position_qty: Decimal,
-    cash: Decimal,
-    order: &Fill,
-) -> Result<(), RiskViolation> {
+pub fn risk(limits: &RiskLimits, context: &RiskContext, order: &Fill) -> Result<(), RiskViolation> {
     let qty = order.qty;
-    if qty <= Decimal::ZERO {
-        return Err(RiskViolation::new(
-            RiskCode::OrderQtyNotPositive,
-            format!("order qty {qty} is not > 0"),
-        ));
-    }
     if qty > limits.max_order_qty {
         return Err(RiskViolation::new(
             RiskCode::MaxOrderQtyExceeded,
@@ -91,8 +117,8 @@ pub fn risk(
         ));
     }
     match order.side {
-        Side::Sell => check_sell(position_qty, qty),
-        Side::Buy => check_buy(limits, position_qty, cash, order),
+        Side::Sell => check_sell(context.position_qty, qty),
+        Side::Buy => check_buy(limits, context, order),
     }
 }
 
@@ -108,10 +134,25 @@ fn check_sell(position_qty: Decimal, qty: Decimal) -> Result<(), RiskViolation> 
 
 fn check_buy(
     limits: &RiskLimits,
-    position_qty: Decimal,
-    cash: Decimal,
+    context: &RiskContext,
     order: &Fill,
 ) -> Result<(), RiskViolation> {
+    let RiskContext {
+        position_qty,
+        cash,
+        daily_loss,
+    } = *context;
+    if let Some(max_daily_loss) = limits.max_daily_loss {
+        if daily_loss > max_daily_loss {
+            return Err(RiskViolation::new(
+                RiskCode::MaxDailyLossExceeded,
+                format!(
+                    "loss {} since the UTC day's first run exceeds max_daily_loss {max_daily_loss}",
+                    daily_loss.normalize()
+                ),
+            ));
+        }
+    }
     let after = position_qty.checked_add(order.qty);
     if after.is_none_or(|after| after > limits.max_position_qty) {
         return Err(RiskViolation::new(
@@ -139,9 +180,10 @@ fn check_buy(
         return Err(RiskViolation::new(
             RiskCode::InsufficientCash,
             format!(
-                "cost {} (incl. fee {}) exceeds cash {cash}",
+                "cost {} (incl. fee {}) exceeds cash {}",
                 show(cost),
-                order.fee
+                order.fee,
+                cash.normalize()
             ),
         ));
     }
@@ -178,6 +220,21 @@ mod tests {
         }
     }
 
+    /// The risk check with no loss on the day.
+    fn check(
+        limits: &RiskLimits,
+        position_qty: Decimal,
+        cash: Decimal,
+        order: &Fill,
+    ) -> Result<(), RiskViolation> {
+        let context = RiskContext {
+            position_qty,
+            cash,
+            daily_loss: Decimal::ZERO,
+        };
+        risk(limits, &context, order)
+    }
+
     fn code(result: Result<(), RiskViolation>) -> RiskCode {
         result.unwrap_err().code
     }
@@ -185,7 +242,7 @@ mod tests {
     #[test]
     fn an_order_within_every_limit_passes() {
         assert_eq!(
-            risk(
+            check(
                 &limits(),
                 dec!(0),
                 dec!(1000),
@@ -196,36 +253,18 @@ mod tests {
     }
 
     #[test]
-    fn a_zero_qty_order_is_refused() {
-        let result = risk(
-            &limits(),
-            dec!(5),
-            dec!(1000),
-            &order(Side::Sell, dec!(0), dec!(100), dec!(0)),
-        );
-        assert_eq!(code(result), RiskCode::OrderQtyNotPositive);
-        let negative = risk(
-            &limits(),
-            dec!(5),
-            dec!(1000),
-            &order(Side::Buy, dec!(-1), dec!(100), dec!(0)),
-        );
-        assert_eq!(code(negative), RiskCode::OrderQtyNotPositive);
-    }
-
-    #[test]
     fn an_order_exactly_at_max_order_qty_passes_and_above_it_is_refused() {
         let at = order(Side::Buy, dec!(4), dec!(1), dec!(0));
-        assert_eq!(risk(&limits(), dec!(0), dec!(1000), &at), Ok(()));
+        assert_eq!(check(&limits(), dec!(0), dec!(1000), &at), Ok(()));
         let above = order(Side::Buy, dec!(4.0001), dec!(1), dec!(0));
-        let violation = risk(&limits(), dec!(0), dec!(1000), &above).unwrap_err();
+        let violation = check(&limits(), dec!(0), dec!(1000), &above).unwrap_err();
         assert_eq!(violation.code, RiskCode::MaxOrderQtyExceeded);
         assert_eq!(violation.reason, "order qty 4.0001 exceeds max_order_qty 4");
     }
 
     #[test]
     fn max_order_qty_applies_to_sells_too() {
-        let result = risk(
+        let result = check(
             &limits(),
             dec!(10),
             dec!(0),
@@ -236,14 +275,14 @@ mod tests {
 
     #[test]
     fn selling_more_than_held_is_refused() {
-        let result = risk(
+        let result = check(
             &limits(),
             dec!(2),
             dec!(0),
             &order(Side::Sell, dec!(3), dec!(100), dec!(0)),
         );
         assert_eq!(code(result), RiskCode::InsufficientPosition);
-        let flat = risk(
+        let flat = check(
             &limits(),
             dec!(0),
             dec!(0),
@@ -254,7 +293,7 @@ mod tests {
 
     #[test]
     fn selling_exactly_the_position_passes_without_cash() {
-        let result = risk(
+        let result = check(
             &limits(),
             dec!(3),
             dec!(0),
@@ -265,14 +304,14 @@ mod tests {
 
     #[test]
     fn buying_up_to_max_position_qty_passes_and_beyond_is_refused() {
-        let at = risk(
+        let at = check(
             &limits(),
             dec!(7),
             dec!(1000),
             &order(Side::Buy, dec!(3), dec!(10), dec!(0)),
         );
         assert_eq!(at, Ok(()));
-        let beyond = risk(
+        let beyond = check(
             &limits(),
             dec!(8),
             dec!(1000),
@@ -284,14 +323,14 @@ mod tests {
     #[test]
     fn max_notional_caps_the_position_value_after_the_buy() {
         // (6 + 4) × 100 = 1000: exactly at the cap.
-        let at = risk(
+        let at = check(
             &limits(),
             dec!(6),
             dec!(5000),
             &order(Side::Buy, dec!(4), dec!(100), dec!(0)),
         );
         assert_eq!(at, Ok(()));
-        let over = risk(
+        let over = check(
             &limits(),
             dec!(6),
             dec!(5000),
@@ -307,14 +346,14 @@ mod tests {
 
     #[test]
     fn the_fee_counts_against_cash() {
-        let exact = risk(
+        let exact = check(
             &limits(),
             dec!(0),
             dec!(101),
             &order(Side::Buy, dec!(1), dec!(100), dec!(1)),
         );
         assert_eq!(exact, Ok(()));
-        let short = risk(
+        let short = check(
             &limits(),
             dec!(0),
             dec!(100.99),
@@ -325,7 +364,7 @@ mod tests {
 
     #[test]
     fn a_buy_with_no_cash_is_refused() {
-        let result = risk(
+        let result = check(
             &limits(),
             dec!(0),
             dec!(0),
@@ -337,7 +376,7 @@ mod tests {
     #[test]
     fn the_first_failing_rule_wins() {
         // Over max_order_qty, max_position_qty, max_notional and cash at once: order size is checked first.
-        let result = risk(
+        let result = check(
             &limits(),
             dec!(9),
             dec!(0),
@@ -354,14 +393,14 @@ mod tests {
             max_notional: Decimal::MAX,
             max_daily_loss: None,
         };
-        let result = risk(
+        let result = check(
             &huge,
             dec!(1),
             Decimal::MAX,
             &order(Side::Buy, Decimal::MAX, dec!(2), dec!(0)),
         );
         assert_eq!(code(result), RiskCode::MaxPositionQtyExceeded);
-        let result = risk(
+        let result = check(
             &huge,
             dec!(0),
             Decimal::MAX,
@@ -372,18 +411,88 @@ mod tests {
 
     #[test]
     fn risk_codes_serialize_as_their_names() {
-        for code in [
-            RiskCode::OrderQtyNotPositive,
-            RiskCode::MaxOrderQtyExceeded,
-            RiskCode::InsufficientPosition,
-            RiskCode::MaxPositionQtyExceeded,
-            RiskCode::MaxNotionalExceeded,
-            RiskCode::InsufficientCash,
-        ] {
+        for code in RiskCode::ALL {
             assert_eq!(
                 serde_json::to_value(code).unwrap(),
                 serde_json::json!(code.as_str())
             );
         }
+    }
+
+    #[test]
+    fn a_buy_after_losing_more_than_max_daily_loss_is_refused_and_at_the_limit_passes() {
+        let capped = RiskLimits {
+            max_daily_loss: Some(dec!(50)),
+            ..limits()
+        };
+        let buy = order(Side::Buy, dec!(1), dec!(100), dec!(0));
+        let at_limit = RiskContext {
+            position_qty: dec!(0),
+            cash: dec!(1000),
+            daily_loss: dec!(50),
+        };
+        assert_eq!(risk(&capped, &at_limit, &buy), Ok(()));
+        let beyond = RiskContext {
+            daily_loss: dec!(50.01),
+            ..at_limit
+        };
+        let violation = risk(&capped, &beyond, &buy).unwrap_err();
+        assert_eq!(violation.code, RiskCode::MaxDailyLossExceeded);
+        assert_eq!(
+            violation.reason,
+            "loss 50.01 since the UTC day's first run exceeds max_daily_loss 50"
+        );
+        // Without a limit any loss passes, and a sell is never held back by the day's loss.
+        assert_eq!(risk(&limits(), &beyond, &buy), Ok(()));
+        let sell = order(Side::Sell, dec!(1), dec!(100), dec!(0));
+        let holding = RiskContext {
+            position_qty: dec!(1),
+            ..beyond
+        };
+        assert_eq!(risk(&capped, &holding, &sell), Ok(()));
+    }
+
+    #[test]
+    fn a_reason_is_never_longer_than_its_bound() {
+        let huge = RiskLimits {
+            max_position_qty: Decimal::MAX,
+            max_order_qty: Decimal::MAX,
+            max_notional: Decimal::MAX,
+            max_daily_loss: Some(Decimal::new(1, 28)),
+        };
+        let context = RiskContext {
+            position_qty: Decimal::MAX,
+            cash: Decimal::MAX,
+            daily_loss: Decimal::MAX,
+        };
+        for reason in [
+            check(
+                &huge,
+                Decimal::MAX,
+                Decimal::new(1, 28),
+                &order(Side::Buy, Decimal::MAX, Decimal::MAX, Decimal::MAX),
+            ),
+            risk(
+                &huge,
+                &context,
+                &order(Side::Buy, Decimal::MAX, Decimal::MAX, Decimal::MAX),
+            ),
+            check(
+                &huge,
+                Decimal::new(1, 28),
+                Decimal::new(1, 28),
+                &order(Side::Sell, Decimal::MAX, Decimal::MAX, Decimal::MAX),
+            ),
+        ] {
+            let reason = reason.unwrap_err().reason;
+            assert!(
+                reason.chars().count() <= MAX_REJECT_REASON_CHARS,
+                "{reason}"
+            );
+        }
+        let long = bounded("x".repeat(300));
+        assert_eq!(long.chars().count(), MAX_REJECT_REASON_CHARS);
+        assert!(long.ends_with('…'));
+        assert_eq!(bounded("short".to_owned()), "short");
     }
 }

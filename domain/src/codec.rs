@@ -15,7 +15,6 @@ use serde_json::Value;
 use crate::agent::AgentEvent;
 use crate::backtest::BacktestEvent;
 use crate::event::StromEvent;
-use crate::order::OrderEvent;
 use crate::upcast::event_upcasters;
 
 /// Built once: upcasters hold no state.
@@ -51,7 +50,6 @@ pub enum DecodeError {
 pub fn current_version(aggregate_type: &str, event_type: &str) -> Option<&'static str> {
     let versions = match aggregate_type {
         "Agent" => AgentEvent::VERSIONS,
-        "Order" => OrderEvent::VERSIONS,
         "Backtest" => BacktestEvent::VERSIONS,
         _ => return None,
     };
@@ -66,7 +64,6 @@ pub fn encode(event: &StromEvent) -> Value {
     // Events are plain data (strings, integers, decimals as strings, times as strings): serializing cannot fail.
     match event {
         StromEvent::Agent(e) => serde_json::to_value(e),
-        StromEvent::Order(e) => serde_json::to_value(e),
         StromEvent::Backtest(e) => serde_json::to_value(e),
     }
     .unwrap_or(Value::Null)
@@ -97,7 +94,6 @@ pub fn decode(
     };
     let event = match aggregate_type {
         "Agent" => parse::<AgentEvent>(event_type, payload).map(StromEvent::Agent),
-        "Order" => parse::<OrderEvent>(event_type, payload).map(StromEvent::Order),
         _ => parse::<BacktestEvent>(event_type, payload).map(StromEvent::Backtest),
     }?;
     if event.event_type() != event_type {

@@ -5,19 +5,17 @@
 use crate::agent::{Agent, AgentEvent};
 use crate::backtest::{Backtest, BacktestEvent};
 use crate::decider::Decider;
-use crate::order::{Order, OrderEvent};
 
 /// An event of any aggregate: what the event log, the stores and the folds carry.
 #[allow(clippy::large_enum_variant)] // events are built once and shared behind an `Arc` in the log
 #[derive(Debug, Clone, PartialEq)]
 pub enum StromEvent {
     Agent(AgentEvent),
-    Order(OrderEvent),
     Backtest(BacktestEvent),
 }
 
 /// Every aggregate type, in the order specs/04 §2 lists them.
-pub const AGGREGATE_TYPES: [&str; 3] = [Agent::TYPE, Order::TYPE, Backtest::TYPE];
+pub const AGGREGATE_TYPES: [&str; 2] = [Agent::TYPE, Backtest::TYPE];
 
 /// An aggregate whose events the global log carries (every aggregate): its events in and out of [`StromEvent`].
 pub trait Logged: Decider {
@@ -29,11 +27,10 @@ pub trait Logged: Decider {
 }
 
 impl StromEvent {
-    /// `"Agent"`, `"Order"` or `"Backtest"`.
+    /// `"Agent"` or `"Backtest"`.
     pub fn aggregate_type(&self) -> &'static str {
         match self {
             StromEvent::Agent(_) => Agent::TYPE,
-            StromEvent::Order(_) => Order::TYPE,
             StromEvent::Backtest(_) => Backtest::TYPE,
         }
     }
@@ -42,7 +39,6 @@ impl StromEvent {
     pub fn event_type(&self) -> &'static str {
         match self {
             StromEvent::Agent(e) => e.name(),
-            StromEvent::Order(e) => e.name(),
             StromEvent::Backtest(e) => e.name(),
         }
     }
@@ -51,17 +47,12 @@ impl StromEvent {
     pub fn event_version(&self) -> &'static str {
         match self {
             StromEvent::Agent(e) => e.version(),
-            StromEvent::Order(e) => e.version(),
             StromEvent::Backtest(e) => e.version(),
         }
     }
 
     pub fn as_agent(&self) -> Option<&AgentEvent> {
         Agent::unwrap(self)
-    }
-
-    pub fn as_order(&self) -> Option<&OrderEvent> {
-        Order::unwrap(self)
     }
 
     pub fn as_backtest(&self) -> Option<&BacktestEvent> {
@@ -72,12 +63,6 @@ impl StromEvent {
 impl From<AgentEvent> for StromEvent {
     fn from(event: AgentEvent) -> Self {
         StromEvent::Agent(event)
-    }
-}
-
-impl From<OrderEvent> for StromEvent {
-    fn from(event: OrderEvent) -> Self {
-        StromEvent::Order(event)
     }
 }
 
@@ -95,19 +80,6 @@ impl Logged for Agent {
     fn unwrap(event: &StromEvent) -> Option<&AgentEvent> {
         match event {
             StromEvent::Agent(event) => Some(event),
-            _ => None,
-        }
-    }
-}
-
-impl Logged for Order {
-    fn wrap(event: OrderEvent) -> StromEvent {
-        StromEvent::Order(event)
-    }
-
-    fn unwrap(event: &StromEvent) -> Option<&OrderEvent> {
-        match event {
-            StromEvent::Order(event) => Some(event),
             _ => None,
         }
     }

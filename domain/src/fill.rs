@@ -1,6 +1,7 @@
 //! Fill a market order the way the paper simulator and backtests both do: at the price observed when the
 //! order was decided, moved against the trader by `slippage_bps`, paying `fee_bps` of the notional.
-//! Both are zero by default; the model used is recorded on the order so every fill can be recomputed.
+//! Both are zero by default; the model used is recorded on the order, every field explicit, so every fill can be
+//! recomputed from the order alone.
 
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
@@ -11,9 +12,10 @@ use crate::market::Side;
 /// Basis points per whole (1 bp = 0.01 %).
 pub const BPS_PER_UNIT: Decimal = Decimal::from_parts(10_000, 0, 0, false, 0);
 
-/// Slippage and fee, in basis points (fractions allowed: 7.5 bps is a common exchange fee).
+/// Slippage and fee, in basis points (fractions allowed: 7.5 bps is a common exchange fee). Both fields are
+/// required when read: a stored order without `fee_bps` is an error, never a silent 0.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(deny_unknown_fields)]
 pub struct FillModel {
     /// How far the fill moves against the order: buys pay more, sells receive less. In [0, 10000).
     pub slippage_bps: Decimal,
@@ -187,8 +189,11 @@ mod tests {
     }
 
     #[test]
-    fn a_missing_fill_model_field_reads_as_zero() {
-        let m: FillModel = serde_json::from_str(r#"{"fee_bps": "7.5"}"#).unwrap();
+    fn a_missing_fill_model_field_is_an_error_not_zero() {
+        let missing = serde_json::from_str::<FillModel>(r#"{"fee_bps": "7.5"}"#).unwrap_err();
+        assert!(missing.to_string().contains("slippage_bps"), "{missing}");
+        let m: FillModel =
+            serde_json::from_str(r#"{"slippage_bps": "0", "fee_bps": "7.5"}"#).unwrap();
         assert_eq!(m, model(dec!(0), dec!(7.5)));
     }
 }

@@ -36,32 +36,6 @@ fn is_uuid(id: &str) -> bool {
 }
 
 /// # Errors
-/// A [`ValidationError`] on `order_id` unless it is derived from the placing agent's id as the ids of
-/// `order::paper_order_id` (`<agent_id>-<session>-<tick_no>`) and `order::backtest_order_id`
-/// (`<backtest_id>-<bar_no>`, where the backtest's agent runs under the backtest id) are: a redelivered tick
-/// or bar then finds its order instead of placing a second one.
-pub fn validate_order_id(order_id: &str, agent_id: &str) -> Result<(), ValidationError> {
-    let numbers = order_id
-        .strip_prefix(agent_id)
-        .and_then(|rest| rest.strip_prefix('-'));
-    let well_formed = numbers.is_some_and(|numbers| {
-        let parts: Vec<&str> = numbers.split('-').collect();
-        (1..=2).contains(&parts.len())
-            && parts
-                .iter()
-                .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
-    });
-    if is_uuid(agent_id) && well_formed {
-        Ok(())
-    } else {
-        Err(ValidationError::new(
-            "order_id",
-            format!("must be <agent_id>-<session>-<tick_no> or <backtest_id>-<bar_no> for agent {agent_id:?} (got {order_id:?})"),
-        ))
-    }
-}
-
-/// # Errors
 /// A [`ValidationError`] on `correlation_id` unless it is 1..=[`MAX_CORRELATION_ID_CHARS`] of
 /// `A-Z a-z 0-9 . _ : -`: the form the API accepts from `x-request-id` (specs/01 §7), safe in NATS headers
 /// and log lines.
@@ -119,28 +93,6 @@ mod tests {
                 "{id:?}"
             );
         }
-    }
-
-    #[test]
-    fn order_ids_derive_from_their_agent() {
-        assert!(validate_order_id(&format!("{AGENT}-1-17"), AGENT).is_ok());
-        assert!(validate_order_id(&format!("{AGENT}-99"), AGENT).is_ok());
-        let other = "7d0c2a4e-1f1e-4b5a-8a43-3c0a9e6f5d21";
-        for id in [
-            format!("{other}-1-17"),
-            format!("{AGENT}-1-17-3"),
-            format!("{AGENT}-"),
-            format!("{AGENT}-1-"),
-            format!("{AGENT}-x"),
-            AGENT.to_owned(),
-        ] {
-            assert_eq!(
-                validate_order_id(&id, AGENT).unwrap_err().field,
-                "order_id",
-                "{id:?}"
-            );
-        }
-        assert!(validate_order_id("a1-1-1", "a1").is_err());
     }
 
     #[test]

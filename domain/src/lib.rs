@@ -1,8 +1,8 @@
-//! STROM's pure core: aggregates (Agent, Order, Backtest), their commands and events, value types and the
+//! STROM's pure core: aggregates (Agent, Backtest), their commands and events, value types and the
 //! deterministic trading functions. Nothing here does I/O, reads a clock or draws unseeded randomness:
 //! time, ids and observations arrive as inputs, so a backtest and a live run differ only in what feeds it.
 //!
-//! State modules are nouns (`agent`, `order`, `backtest`, `config`, `market`, `symbol`); the pure trading
+//! State modules are nouns (`agent` with its `order`s and `book`, `backtest`, `config`, `market`, `symbol`); the pure trading
 //! functions live in modules named for what they do: `decide` (strategy signals), `check` (risk), `fill`
 //! (the fill model) and `settle` (positions and PnL). `decider` is the kernel contract every aggregate implements
 //! (`decide`/`evolve`), `event` the log's typed event; `schedule` the one tick-schedule formula. `codec` (with
@@ -10,6 +10,7 @@
 
 pub mod agent;
 pub mod backtest;
+pub mod book;
 pub mod canonical;
 pub mod check;
 pub mod codec;
@@ -33,6 +34,8 @@ pub use backtest::{
     Backtest, BacktestCommand, BacktestError, BacktestEvent, BacktestSource, BacktestState,
     BacktestSummary,
 };
+pub use book::Book;
+pub use check::{RiskCode, RiskContext};
 pub use codec::{DecodeError, EventMetadata};
 pub use config::{
     AgentConfig, AgentConfigPatch, NewAgent, RiskLimits, Strategy, StrategyKind, StrategySpec,
@@ -40,7 +43,8 @@ pub use config::{
 pub use decider::Decider;
 pub use error::{DomainError, ErrorKind, ValidationError};
 pub use event::{Logged, StromEvent};
+pub use fill::FillModel;
 pub use market::{Observation, ObservedPrice, Side};
-pub use order::{Order, OrderCommand, OrderError, OrderEvent, OrderState, RiskContext};
+pub use order::{OpenOrder, OrderStatus};
 pub use schedule::TickSchedule;
 pub use symbol::Symbol;

@@ -1,7 +1,14 @@
 //! Settle fills into a long-only position and value it at a mark price. Fees are paid out of cash and kept
-//! apart from the trading result (users compare gross PnL with what it cost to get), and the average price
-//! excludes them. So at any mark (specs/06 §4):
+//! apart from the trading result (users compare gross PnL with what it cost to get). The position keeps its cost
+//! basis exactly (the sum of what the units held cost, fees excluded) and derives the average price only for display,
+//! so at any mark the identity holds to the last digit (specs/06 §4):
 //! `equity = cash + qty × mark = starting_cash + realized_pnl + unrealized_pnl − fees`.
+//!
+//! Why exact: `cash + cost_basis + fees − realized_pnl = starting_cash` is kept by every fill (a buy moves `q × f` from
+//! cash into the cost basis and the fee into fees; a sell takes the sold units' share of the cost basis out and
+//! realizes `q × f − share`), so `equity − starting_cash = realized + (qty × mark − cost_basis) − fees` whatever the
+//! share was rounded to. The one division, a partial sell's share `cost_basis × q / qty`, is the only rounding; selling
+//! everything takes the whole cost basis.
 
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
@@ -9,13 +16,13 @@ use serde::{Deserialize, Serialize};
 use crate::fill::Fill;
 use crate::market::Side;
 
-/// One agent's holding of one symbol plus its cash. A flat position has `qty` 0 and `avg_price` 0.
+/// One agent's holding of one symbol plus its cash. A flat position has `qty` 0 and `cost_basis` 0.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Position {
     pub qty: Decimal,
-    /// Volume-weighted entry price of the units held, fees excluded.
-    pub avg_price: Decimal,
-    /// `Σ qty × (sell price − avg_price)` over sells, fees excluded.
+    /// What the units held cost, fees excluded: `Σ q × f` over buys, less the share each sell took out.
+    pub cost_basis: Decimal,
+    /// `Σ (q × f − the sold units' share of the cost basis)` over sells, fees excluded.
     pub realized_pnl: Decimal,
     pub cash: Decimal,
     /// Every fee paid, buys and sells.
@@ -27,11 +34,22 @@ impl Position {
     pub fn opening(cash: Decimal) -> Self {
         Self {
             qty: Decimal::ZERO,
-            avg_price: Decimal::ZERO,
+            cost_basis: Decimal::ZERO,
             realized_pnl: Decimal::ZERO,
             cash,
             fees: Decimal::ZERO,
         }
+    }
+
+    /// The volume-weighted entry price of the units held (`cost_basis / qty`, 28 significant digits, normalized), for
+    /// display; 0 when flat. No amount is computed from it.
+    pub fn avg_price(&self) -> Decimal {
+        if self.qty.is_zero() {
+            return Decimal::ZERO;
+        }
+        self.cost_basis
+            .checked_div(self.qty)
+            .map_or(Decimal::ZERO, |avg| avg.normalize())
     }
 }
 
@@ -40,7 +58,7 @@ impl Position {
 pub struct Valuation {
     /// `qty × mark`.
     pub market_value: Decimal,
-    /// `qty × (mark − avg_price)`.
+    /// `qty × mark − cost_basis`.
     pub unrealized_pnl: Decimal,
     /// `cash + market_value`.
     pub equity: Decimal,
@@ -57,9 +75,9 @@ pub enum SettleError {
     Overflow,
 }
 
-/// The position after `fill`. A buy raises qty and re-averages the entry price; a sell realizes
-/// `qty × (price − avg_price)`; both pay the fee out of cash and add it to `fees`. Cash may go negative: the
-/// risk check, not this arithmetic, is what refuses unaffordable orders.
+/// The position after `fill`. A buy adds `qty` and its notional to the cost basis; a sell takes its units' share of
+/// the cost basis out and realizes the difference to its proceeds; both pay the fee out of cash and add it to `fees`.
+/// Cash may go negative: the risk check, not this arithmetic, is what refuses unaffordable orders.
 ///
 /// # Errors
 /// [`SettleError::QtyNotPositive`] for an empty fill, [`SettleError::SellExceedsPosition`] for selling
@@ -80,11 +98,9 @@ pub fn apply_fill(position: &Position, fill: &Fill) -> Result<Position, SettleEr
 
 fn buy(p: &Position, fill: &Fill) -> Option<Position> {
     let notional = fill.notional()?;
-    let qty = p.qty.checked_add(fill.qty)?;
-    let cost_basis = p.qty.checked_mul(p.avg_price)?.checked_add(notional)?;
     Some(Position {
-        qty,
-        avg_price: cost_basis.checked_div(qty)?.normalize(),
+        qty: p.qty.checked_add(fill.qty)?,
+        cost_basis: p.cost_basis.checked_add(notional)?,
         realized_pnl: p.realized_pnl,
         cash: p.cash.checked_sub(notional)?.checked_sub(fill.fee)?,
         fees: p.fees.checked_add(fill.fee)?,
@@ -93,16 +109,16 @@ fn buy(p: &Position, fill: &Fill) -> Option<Position> {
 
 fn sell(p: &Position, fill: &Fill) -> Option<Position> {
     let proceeds = fill.notional()?;
-    let gain = fill.price.checked_sub(p.avg_price)?.checked_mul(fill.qty)?;
     let qty = p.qty.checked_sub(fill.qty)?;
+    let share = if qty.is_zero() {
+        p.cost_basis
+    } else {
+        p.cost_basis.checked_mul(fill.qty)?.checked_div(p.qty)?
+    };
     Some(Position {
         qty,
-        avg_price: if qty.is_zero() {
-            Decimal::ZERO
-        } else {
-            p.avg_price
-        },
-        realized_pnl: p.realized_pnl.checked_add(gain)?,
+        cost_basis: p.cost_basis.checked_sub(share)?,
+        realized_pnl: p.realized_pnl.checked_add(proceeds.checked_sub(share)?)?,
         cash: p.cash.checked_add(proceeds)?.checked_sub(fill.fee)?,
         fees: p.fees.checked_add(fill.fee)?,
     })
@@ -117,9 +133,7 @@ pub fn mark_to_market(position: &Position, mark_price: Decimal) -> Result<Valuat
         let market_value = position.qty.checked_mul(mark_price)?;
         Some(Valuation {
             market_value,
-            unrealized_pnl: mark_price
-                .checked_sub(position.avg_price)?
-                .checked_mul(position.qty)?,
+            unrealized_pnl: market_value.checked_sub(position.cost_basis)?,
             equity: position.cash.checked_add(market_value)?,
         })
     };
@@ -151,7 +165,7 @@ mod tests {
             p,
             Position {
                 qty: dec!(2),
-                avg_price: dec!(100),
+                cost_basis: dec!(200),
                 realized_pnl: dec!(0),
                 cash: dec!(799),
                 fees: dec!(1)
@@ -168,7 +182,7 @@ mod tests {
         .unwrap();
         let p = apply_fill(&p, &fill(Side::Buy, dec!(3), dec!(120), dec!(0))).unwrap();
         assert_eq!(p.qty, dec!(4));
-        assert_eq!(p.avg_price, dec!(115));
+        assert_eq!(p.avg_price(), dec!(115));
         assert_eq!(p.cash, dec!(540));
     }
 
@@ -176,14 +190,14 @@ mod tests {
     fn a_partial_sell_realizes_pnl_and_keeps_the_entry_price() {
         let p = Position {
             qty: dec!(4),
-            avg_price: dec!(115),
+            cost_basis: dec!(460),
             realized_pnl: dec!(0),
             cash: dec!(540),
             fees: dec!(0),
         };
         let p = apply_fill(&p, &fill(Side::Sell, dec!(1), dec!(130), dec!(0.5))).unwrap();
         assert_eq!(p.qty, dec!(3));
-        assert_eq!(p.avg_price, dec!(115));
+        assert_eq!(p.avg_price(), dec!(115));
         assert_eq!(p.realized_pnl, dec!(15));
         assert_eq!(p.fees, dec!(0.5));
         assert_eq!(p.cash, dec!(669.5));
@@ -201,7 +215,7 @@ mod tests {
             p,
             Position {
                 qty: dec!(0),
-                avg_price: dec!(0),
+                cost_basis: dec!(0),
                 realized_pnl: dec!(-10),
                 cash: dec!(90),
                 fees: dec!(0)
@@ -213,7 +227,7 @@ mod tests {
     fn selling_more_than_held_is_an_error() {
         let p = Position {
             qty: dec!(1),
-            avg_price: dec!(10),
+            cost_basis: dec!(10),
             realized_pnl: dec!(0),
             cash: dec!(0),
             fees: dec!(0),
@@ -256,7 +270,7 @@ mod tests {
     fn marking_to_market_values_the_position() {
         let p = Position {
             qty: dec!(3),
-            avg_price: dec!(115),
+            cost_basis: dec!(345),
             realized_pnl: dec!(15),
             cash: dec!(669.5),
             fees: dec!(0.5),
@@ -282,6 +296,31 @@ mod tests {
                 equity: dec!(42)
             }
         );
+    }
+
+    #[test]
+    fn the_identity_is_exact_even_when_the_average_price_does_not_divide() {
+        let start = dec!(1000);
+        let mut p = Position::opening(start);
+        for f in [
+            fill(Side::Buy, dec!(1), dec!(100), dec!(0.07)),
+            fill(Side::Buy, dec!(2), dec!(101), dec!(0.13)),
+            fill(Side::Sell, dec!(1), dec!(99.99), dec!(0.11)),
+            fill(Side::Sell, dec!(1), dec!(102.5), dec!(0.03)),
+        ] {
+            p = apply_fill(&p, &f).unwrap();
+            let v = mark_to_market(&p, dec!(100.01)).unwrap();
+            assert_eq!(
+                v.equity - start,
+                p.realized_pnl + v.unrealized_pnl - p.fees,
+                "{p:?}"
+            );
+        }
+        // avg 302 / 3 = 100.666…: the display value rounds, the cost basis does not.
+        assert_eq!(p.qty, dec!(1));
+        assert!(p.avg_price().to_string().starts_with("100.666666"));
+        let flat = apply_fill(&p, &fill(Side::Sell, dec!(1), dec!(100), dec!(0))).unwrap();
+        assert_eq!((flat.cost_basis, flat.avg_price()), (dec!(0), dec!(0)));
     }
 
     #[test]

@@ -8,12 +8,9 @@ use cqrs_es::Aggregate;
 use rust_decimal::Decimal;
 use rust_decimal_macros::dec;
 use serde_json::{json, Value};
-use strom_domain::fill::FillModel;
+use strom_domain::fill::{Fill, FillModel};
 use strom_domain::settle::{self, Position};
-use strom_domain::{
-    Agent, AgentCommand, AgentConfig, AgentEvent, Observation, ObservedPrice, Order, OrderCommand,
-    OrderEvent, RiskContext, RiskLimits, RunOutcome, Symbol,
-};
+use strom_domain::{Agent, AgentCommand, AgentConfig, AgentEvent, Observation, RiskLimits, Symbol};
 
 const AGENT_ID: &str = "0b5e4a52-6a6f-4e0b-9d7e-0f2f8a3c9b10";
 
@@ -55,8 +52,8 @@ fn config() -> AgentConfig {
     }
 }
 
-/// Runs the agent over `prices` one tick each, placing and filling every signalled order.
-/// Returns every event as JSON (in order) and the final position.
+/// Runs the agent over `prices` one tick each, filling every placed order before the next tick (as the execution
+/// role does when it keeps up). Returns every event as JSON (in order) and the agent's final position.
 async fn run(prices: &[Decimal]) -> (Vec<Value>, Position) {
     let mut log = Vec::new();
     let mut agent = Agent::default();
@@ -80,74 +77,53 @@ async fn run(prices: &[Decimal]) -> (Vec<Value>, Position) {
             .iter()
             .map(to_json),
     );
-    let mut position = Position::opening(config().starting_cash);
 
     for (i, price) in prices.iter().enumerate() {
         let tick_no = i as u64 + 1;
         let scheduled_at = agent.tick_scheduled_at(tick_no).unwrap();
-        let observation = Observation {
-            symbol: Symbol::parse("BTC-USD").unwrap(),
-            price: *price,
-            observed_at: scheduled_at,
-        };
         let record = AgentCommand::RecordRun {
             session: 1,
             tick_no,
             scheduled_at,
             started_at: scheduled_at,
             completed_at: scheduled_at,
-            observation: observation.clone(),
-            correlation_id: format!("tick-{tick_no}"),
-        };
-        let events = handle(&mut agent, record).await.unwrap();
-        log.extend(events.iter().map(to_json));
-        let Some(AgentEvent::AgentRunRecorded {
-            outcome:
-                RunOutcome::Signalled {
-                    side,
-                    qty,
-                    order_id,
-                },
-            ..
-        }) = events.into_iter().next()
-        else {
-            continue;
-        };
-        let mut order = Order::default();
-        let place = OrderCommand::PlaceOrder {
-            order_id,
-            agent_id: AGENT_ID.into(),
-            owner: "alice".into(),
-            symbol: observation.symbol.clone(),
-            side,
-            qty,
-            observation: ObservedPrice {
-                price: observation.price,
-                observed_at: observation.observed_at,
-            },
-            risk_context: RiskContext {
-                position_qty: position.qty,
-                cash: position.cash,
-                limits: config().risk,
+            observation: Observation {
+                symbol: Symbol::parse("BTC-USD").unwrap(),
+                price: *price,
+                observed_at: scheduled_at,
             },
             fill_model: FillModel {
                 slippage_bps: dec!(5),
                 fee_bps: dec!(10),
             },
+            correlation_id: format!("tick-{tick_no}"),
+        };
+        let events = handle(&mut agent, record).await.unwrap();
+        log.extend(events.iter().map(to_json));
+        let Some(AgentEvent::OrderPlaced { order_id, .. }) = events.get(1) else {
+            continue;
+        };
+        let fill = AgentCommand::FillOrder {
+            order_id: order_id.clone(),
             at: scheduled_at,
         };
-        let placed = handle(&mut order, place).await.unwrap();
-        log.extend(placed.iter().map(to_json));
-        if !matches!(placed[0], OrderEvent::OrderPlaced { .. }) {
-            continue;
-        }
-        let filled = handle(&mut order, OrderCommand::FillOrder { at: scheduled_at })
-            .await
-            .unwrap();
+        let filled = handle(&mut agent, fill).await.unwrap();
         log.extend(filled.iter().map(to_json));
-        position = settle::apply_fill(&position, order.fill().unwrap()).unwrap();
     }
-    (log, position)
+    (log, agent.book().position().clone())
+}
+
+/// The position settled from the `OrderFilled` events alone, as a read model folds it.
+fn settle_fills(log: &[Value]) -> Position {
+    let mut position = Position::opening(config().starting_cash);
+    for event in log {
+        let Some(filled) = event.get("OrderFilled") else {
+            continue;
+        };
+        let fill: Fill = serde_json::from_value(filled.clone()).unwrap();
+        position = settle::apply_fill(&position, &fill).unwrap();
+    }
+    position
 }
 
 fn to_json<E: serde::Serialize>(event: &E) -> Value {
@@ -183,9 +159,17 @@ async fn the_same_prices_give_the_same_events_and_pnl() {
         rejections >= 1,
         "the first cross is down, with nothing to sell: {first_log:#?}"
     );
+    let signals = first_log
+        .iter()
+        .filter(|e| e.pointer("/AgentRunRecorded/outcome/signalled").is_some())
+        .count();
+    assert_eq!(signals, fills + rejections, "every signal has its order");
+    assert_eq!(first_position, settle_fills(&first_log));
+    assert!(first_position.fees > Decimal::ZERO);
 
     let mark = *prices().last().unwrap();
     let valuation = settle::mark_to_market(&first_position, mark).unwrap();
+    // Exact, to the last digit: the cost basis is kept, not an average.
     assert_eq!(
         valuation.equity,
         config().starting_cash + first_position.realized_pnl + valuation.unrealized_pnl

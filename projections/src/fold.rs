@@ -309,6 +309,10 @@ fn apply_to(
             row.next_tick_at = None;
             row.updated_at = *archived_at;
         }
+        // Orders and fills are the trading projector's (`crate::trading`); the agent's row only moves its version.
+        AgentEvent::OrderPlaced { .. }
+        | AgentEvent::OrderRejected { .. }
+        | AgentEvent::OrderFilled { .. } => {}
         AgentEvent::AgentRunRecorded {
             session,
             tick_no,
@@ -342,6 +346,9 @@ fn apply_to(
                     Some(*qty),
                     Some(order_id.clone()),
                 ),
+                RunOutcome::Skipped { order_id } => {
+                    (RunOutcomeKind::Skipped, None, None, Some(order_id.clone()))
+                }
             };
             return Ok(Some(RunRow {
                 agent_id: row.agent_id.clone(),

@@ -63,8 +63,10 @@ pub struct AgentRow {
 pub enum RunOutcomeKind {
     /// The run recorded its observation; the strategy held.
     Observed,
-    /// The strategy signalled an order.
+    /// The strategy signalled an order (`order_id`), placed or rejected in the same commit.
     Signalled,
+    /// An earlier order (`order_id`) was still waiting for its fill, so the strategy was not asked.
+    Skipped,
 }
 
 impl RunOutcomeKind {
@@ -73,6 +75,7 @@ impl RunOutcomeKind {
         match self {
             Self::Observed => "observed",
             Self::Signalled => "signalled",
+            Self::Skipped => "skipped",
         }
     }
 
@@ -81,6 +84,7 @@ impl RunOutcomeKind {
         match text {
             "observed" => Some(Self::Observed),
             "signalled" => Some(Self::Signalled),
+            "skipped" => Some(Self::Skipped),
             _ => None,
         }
     }

@@ -1,6 +1,6 @@
 //! The simulated price path: multi-scale value noise around a per-symbol base price.
 //!
-//! For each scale (1 min … 10 days) a hashed value in ±amplitude is drawn at every multiple of the scale's period
+//! For each scale (2 s … 10 days) a hashed value in ±amplitude is drawn at every multiple of the scale's period
 //! ("knot") and linearly interpolated between knots; the scales are summed into a basis-point offset around the
 //! symbol's base price. Everything is integer or `Decimal` arithmetic, so the result is identical on every machine.
 //! The noise is hand-written because no crate offers seeded O(1) random access to a price path in `Decimal`.
@@ -10,37 +10,50 @@ use thiserror::Error;
 
 use crate::noise::{mix, signed_unit, symbol_key};
 
-/// One noise scale: knots every `period_s` seconds, values within ±`amplitude_bps` of the base price.
+/// One noise scale: knots every `period_s` seconds, values within ±`amplitude_bps` of the base price, drawn from the
+/// hash stream `salt` (fixed per scale, so adding a scale leaves the others' draws as they were).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Scale {
     pub period_s: i64,
     pub amplitude_bps: i64,
+    pub salt: u64,
 }
 
-/// The scales summed into the path. Fine scales give strategies crossings to trade on; coarse ones give trends
-/// lasting hours to days. The amplitudes add up to 1,355 bps, so a price never leaves ±13.55 % of its base and is
-/// always positive. Every period is a multiple of the first (60 s): between two whole minutes the path is linear,
-/// which lets `bars` find exact highs and lows from the minute knots alone.
-pub const SCALES: [Scale; 5] = [
+/// The scales summed into the path. Fine scales give strategies crossings to trade on (the 2-second one makes an agent
+/// ticking every second see the price turn every few seconds, as a real quote does); coarse ones give trends lasting
+/// hours to days. The amplitudes add up to 1,358 bps, so a price never leaves ±13.58 % of its base and is always
+/// positive. Every period is a multiple of the first (2 s): between two knots of the finest scale the path is linear,
+/// which lets `bars` find exact highs and lows from those knots alone.
+pub const SCALES: [Scale; 6] = [
+    Scale {
+        period_s: 2,
+        amplitude_bps: 3,
+        salt: 5,
+    },
     Scale {
         period_s: 60,
         amplitude_bps: 5,
+        salt: 0,
     },
     Scale {
         period_s: 900,
         amplitude_bps: 20,
+        salt: 1,
     },
     Scale {
         period_s: 14_400,
         amplitude_bps: 80,
+        salt: 2,
     },
     Scale {
         period_s: 86_400,
         amplitude_bps: 250,
+        salt: 3,
     },
     Scale {
         period_s: 864_000,
         amplitude_bps: 1_000,
+        salt: 4,
     },
 ];
 
@@ -164,11 +177,11 @@ fn price_for_key(key: u64, t_unix_s: i64) -> Decimal {
 }
 
 /// Sum over scales of the interpolated knot values, in micro-bps, divided once (floor) so it is monotone between
-/// minute knots.
+/// knots of the finest scale.
 fn offset_micro_bps(key: u64, t: i64) -> i128 {
     let mut numerator: i128 = 0;
-    for (index, scale) in SCALES.iter().enumerate() {
-        let scale_key = mix(key, TAG_NOISE ^ index as u64);
+    for scale in &SCALES {
+        let scale_key = mix(key, TAG_NOISE ^ scale.salt);
         let amplitude = i128::from(scale.amplitude_bps) * MICRO;
         let bucket = t.div_euclid(scale.period_s);
         let into = i128::from(t.rem_euclid(scale.period_s));
@@ -211,7 +224,7 @@ impl Iterator for Bars {
     }
 }
 
-/// The path is monotone between minute knots, so the extremes over `[ts, end]` are at its ends or at a knot.
+/// The path is monotone between knots of the finest scale, so the extremes over `[ts, end]` are at its ends or at a knot.
 fn bar(key: u64, ts: i64, end: i64) -> Bar {
     let open = price_for_key(key, ts);
     let close = price_for_key(key, end);

@@ -1,5 +1,5 @@
 //! The background roles of `strom serve` beside the API and the projector (specs/01 §2): the scheduler, the runtime
-//! worker and the market simulator (and the relay, when events go to NATS). Which ones run is chosen with
+//! worker, the execution role and the market simulator (and the relay, when events go to NATS). Which ones run is chosen with
 //! `STROM_ROLES`; a deployment can run the API in one process and the workers in others.
 
 use std::collections::BTreeSet;
@@ -9,13 +9,15 @@ use std::sync::Arc;
 use anyhow::Context;
 use strom_commands::bus::sim_publisher::SimPublisher;
 use strom_commands::bus::Bus;
+use strom_commands::execution::{execution_config, Execution};
 use strom_commands::lease::Singleton;
 use strom_commands::market::SimMarket;
-use strom_commands::relay::{Relay, RelayConfig};
+use strom_commands::relay::{relay_config, Relay};
 use strom_commands::runtime::{RuntimeConfig, RuntimeWorker};
 use strom_commands::scheduler::{system_clock, Scheduler, SchedulerConfig};
 use strom_commands::service::CommandServices;
 use strom_commands::store::EventStore;
+use strom_domain::FillModel;
 use strom_sim::SimFeed;
 
 use crate::roles::Roles;
@@ -25,8 +27,10 @@ use crate::roles::Roles;
 pub enum Role {
     /// Emits AgentTick for running agents (one active per database, advisory lock).
     Scheduler,
-    /// Consumes ticks and records runs.
+    /// Consumes ticks and records runs (and the orders their signals place).
     Runtime,
+    /// Fills placed orders on paper (one active per database, advisory lock).
+    Execution,
     /// Publishes committed events to JetStream (one active per database).
     Relay,
     /// Publishes simulated prices (market data and the latest-price board).
@@ -34,12 +38,19 @@ pub enum Role {
 }
 
 impl Role {
-    pub const ALL: [Role; 4] = [Role::Scheduler, Role::Runtime, Role::Relay, Role::Sim];
+    pub const ALL: [Role; 5] = [
+        Role::Scheduler,
+        Role::Runtime,
+        Role::Execution,
+        Role::Relay,
+        Role::Sim,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             Role::Scheduler => "scheduler",
             Role::Runtime => "runtime",
+            Role::Execution => "execution",
             Role::Relay => "relay",
             Role::Sim => "sim",
         }
@@ -53,13 +64,13 @@ impl FromStr for Role {
         match s.trim() {
             "scheduler" => Ok(Role::Scheduler),
             "runtime" => Ok(Role::Runtime),
+            "execution" => Ok(Role::Execution),
             "relay" => Ok(Role::Relay),
             "sim" => Ok(Role::Sim),
             // Always on in `serve`; accepted so the spec's full list (specs/01 §2) is valid input.
             "api" | "projector" => Err(String::new()),
-            "execution" => Err("role `execution` (paper fills) arrives with M2 and is not built yet".into()),
             other => Err(format!(
-                "unknown role `{other}`; use scheduler, runtime, relay, sim (api and projector always run)"
+                "unknown role `{other}`; use scheduler, runtime, execution, relay, sim (api and projector always run)"
             )),
         }
     }
@@ -68,7 +79,7 @@ impl FromStr for Role {
 /// Parses a `STROM_ROLES` list: comma-separated role names; `api` and `projector` are accepted and ignored.
 ///
 /// # Errors
-/// An unknown or not-yet-built role, named in the message.
+/// An unknown role, named in the message.
 pub fn parse_roles(list: &str) -> Result<BTreeSet<Role>, String> {
     let mut roles = BTreeSet::new();
     for name in list.split(',').filter(|s| !s.trim().is_empty()) {
@@ -91,6 +102,9 @@ pub struct BackgroundConfig {
     pub sim_seed: u64,
     pub sim_symbols: Vec<String>,
     pub sim_interval_s: u32,
+    /// Slippage and fee of paper fills (`STROM_FILL_SLIPPAGE_BPS`, `STROM_FILL_FEE_BPS`): the runtime records it on
+    /// every order it places, and the execution role fills each order with the model recorded on it.
+    pub fill_model: FillModel,
     /// Postgres connection settings for the leader locks (None = memory backend: one process, no lock).
     pub pg_options: Option<sqlx::postgres::PgConnectOptions>,
     pub prefix: String,
@@ -145,13 +159,29 @@ pub async fn spawn(
             Arc::clone(&commands.agents),
             Arc::new(SimMarket::new(config.sim_seed)),
             system_clock(),
-            RuntimeConfig::default(),
+            RuntimeConfig {
+                fill_model: config.fill_model.clone(),
+                ..RuntimeConfig::default()
+            },
         );
         roles.spawn("runtime", move |stop| async move {
             worker
                 .run(stop.cancelled_owned())
                 .await
                 .context("runtime worker")
+        });
+    }
+    if config.roles.contains(&Role::Execution) {
+        let execution = Execution::over(
+            store,
+            Arc::clone(&commands.agents),
+            system_clock(),
+            singleton(strom_commands::execution::EXECUTION_ROLE),
+            execution_config(),
+        );
+        roles.spawn("execution", move |stop| async move {
+            execution.run(stop.cancelled_owned()).await;
+            Ok(())
         });
     }
     if config.roles.contains(&Role::Relay) {
@@ -163,7 +193,7 @@ pub async fn spawn(
 fn spawn_relay(store: &EventStore, bus: &Arc<dyn Bus>, roles: &mut Roles) {
     match store {
         EventStore::Postgres(pg) => {
-            let relay = Relay::postgres(pg.pool().clone(), Arc::clone(bus), RelayConfig::default())
+            let relay = Relay::postgres(pg.pool().clone(), Arc::clone(bus), relay_config())
                 .woken_by(store.commits());
             roles.spawn("relay", move |stop| async move {
                 relay.run(stop.cancelled_owned()).await;
@@ -186,13 +216,12 @@ mod tests {
 
     #[test]
     fn roles_parse_from_the_spec_list_and_unknown_ones_are_named() {
-        let all = parse_roles("api,scheduler,runtime,projector,relay,sim").unwrap();
+        let all = parse_roles("api,scheduler,runtime,execution,projector,relay,sim").unwrap();
         assert_eq!(all, Role::ALL.into_iter().collect());
         assert_eq!(
             parse_roles("runtime").unwrap(),
             [Role::Runtime].into_iter().collect()
         );
-        assert!(parse_roles("execution").unwrap_err().contains("M2"));
         assert!(parse_roles("schedular")
             .unwrap_err()
             .contains("unknown role `schedular`"));

@@ -1,5 +1,6 @@
-//! The demo agent `make run` offers: created at startup (if it does not exist yet) for the dev user `demo`, stopped,
-//! ready to start from the API or the dashboard.
+//! The demo agent `make run` offers: created at startup (if it does not exist yet) for the dev user `demo` and started,
+//! so a newcomer sees it trade on the simulated market within a minute. An existing demo agent is left as it is (a
+//! user who stopped it keeps it stopped).
 
 use anyhow::Context;
 use chrono::Utc;
@@ -11,7 +12,7 @@ pub const DEMO_AGENT_ID: &str = "d3e00000-0000-4000-8000-000000000001";
 /// The dev user that owns it (`strom token --sub demo --role trader`).
 pub const DEMO_OWNER: &str = "demo";
 
-/// Creates the demo agent unless it exists.
+/// Creates and starts the demo agent unless it exists.
 ///
 /// # Errors
 /// The store failed, or the demo config is refused (a bug: it is validated in tests).
@@ -33,29 +34,41 @@ pub async fn ensure_demo_agent(commands: &CommandServices, seed: u64) -> anyhow:
         )
         .await;
     match result {
-        Ok(_) | Err(CommandError::Rejected(AgentError::AgentAlreadyExists { .. })) => {}
+        Ok(_) => {
+            commands
+                .agents
+                .execute(
+                    DEMO_AGENT_ID,
+                    || AgentCommand::StartAgent { at: Utc::now() },
+                    &ctx,
+                )
+                .await
+                .context("Failed to start the demo agent")?;
+            tracing::info!(
+                agent_id = DEMO_AGENT_ID,
+                owner = DEMO_OWNER,
+                "demo agent created and started: watch it with a token from `strom token --sub {DEMO_OWNER} --role trader`"
+            );
+        }
+        Err(CommandError::Rejected(AgentError::AgentAlreadyExists { state })) => {
+            tracing::info!(agent_id = DEMO_AGENT_ID, owner = DEMO_OWNER, %state, "demo agent exists; left as it is");
+        }
         Err(e) => return Err(anyhow::Error::new(e).context("Failed to create the demo agent")),
     }
-    tracing::info!(
-        agent_id = DEMO_AGENT_ID,
-        owner = DEMO_OWNER,
-        "demo agent ready: start it with POST /api/v1/agents/{DEMO_AGENT_ID}/start using a token from \
-         `strom token --sub {DEMO_OWNER} --role trader`"
-    );
     Ok(())
 }
 
 fn demo_config(seed: u64) -> anyhow::Result<AgentConfig> {
     let strategy: StrategySpec = serde_json::from_value(serde_json::json!({
-        "kind": "sma_crossover", "params": {"fast": 5, "slow": 20, "qty": "1"}
+        "kind": "sma_crossover", "params": {"fast": 3, "slow": 8, "qty": "1"}
     }))
     .context("demo strategy")?;
     let starting_cash = rust_decimal::Decimal::from(10_000);
     Ok(AgentConfig {
-        name: "demo-sma-5-20".to_owned(),
+        name: "demo-sma-3-8".to_owned(),
         symbol: strom_domain::Symbol::parse("BTC-USD").context("demo symbol")?,
         strategy,
-        frequency_s: 5,
+        frequency_s: 2,
         risk: RiskLimits::for_starting_cash(starting_cash),
         starting_cash,
         seed,
@@ -66,13 +79,29 @@ fn demo_config(seed: u64) -> anyhow::Result<AgentConfig> {
 mod tests {
     use super::*;
     use strom_commands::store::EventStore;
+    use strom_domain::AgentState;
 
     #[tokio::test]
-    async fn the_demo_agent_is_created_once_and_valid() {
+    async fn the_demo_agent_is_created_and_started_once_and_a_stopped_one_stays_stopped() {
         let commands = CommandServices::new(&EventStore::memory());
         ensure_demo_agent(&commands, 42).await.unwrap();
+        let (agent, sequence) = commands.agents.load(DEMO_AGENT_ID).await.unwrap();
+        assert_eq!((agent.state(), sequence), (AgentState::Running, 2));
+        let ctx = CommandContext::new("test", DEMO_OWNER);
+        commands
+            .agents
+            .execute(
+                DEMO_AGENT_ID,
+                || AgentCommand::StopAgent {
+                    at: Utc::now(),
+                    reason: "user".into(),
+                },
+                &ctx,
+            )
+            .await
+            .unwrap();
         ensure_demo_agent(&commands, 42).await.unwrap();
-        let (_, sequence) = commands.agents.load(DEMO_AGENT_ID).await.unwrap();
-        assert_eq!(sequence, 1, "created once");
+        let (agent, sequence) = commands.agents.load(DEMO_AGENT_ID).await.unwrap();
+        assert_eq!((agent.state(), sequence), (AgentState::Stopped, 3));
     }
 }

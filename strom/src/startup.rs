@@ -19,6 +19,7 @@ use strom_commands::bus::nats::NatsBus;
 use strom_commands::bus::{Bus, Subjects};
 use strom_commands::service::CommandServices;
 use strom_commands::store::EventStore;
+use strom_domain::FillModel;
 use tokio::net::TcpListener;
 
 use crate::background::{BackgroundConfig, Role};
@@ -81,6 +82,7 @@ impl ServeConfig {
                     .map(|s| (*s).to_owned())
                     .collect(),
                 sim_interval_s: 1,
+                fill_model: FillModel::default(),
                 pg_options: None,
                 prefix: DEFAULT_PREFIX.to_owned(),
             },

@@ -16,14 +16,13 @@ use rust_decimal::Decimal;
 use rust_decimal_macros::dec;
 use serde_json::{json, Value};
 use strom_domain::fill::FillModel;
-use strom_domain::order::{backtest_order_id, paper_order_id};
+use strom_domain::order::paper_order_id;
 use strom_domain::upcast::event_upcasters;
 use strom_domain::DomainError;
 use strom_domain::{
     Agent, AgentCommand, AgentConfig, AgentConfigPatch, AgentError, AgentEvent, Backtest,
     BacktestCommand, BacktestError, BacktestEvent, BacktestSource, BacktestSummary, ErrorKind,
-    Observation, ObservedPrice, Order, OrderCommand, OrderError, OrderEvent, RiskContext,
-    RiskLimits, RunOutcome, Side, StrategySpec, Symbol,
+    Observation, RiskLimits, StrategySpec, Symbol,
 };
 
 use crate::markdown::{catalogue, CatalogueEntry};
@@ -40,19 +39,16 @@ const CANCELLED_BACKTEST_ID: &str = "7f3e9a2c-0d4b-4a5c-81e6-3b8a4f5d9ea2";
 // named here; `the_domain_and_the_04_catalogue_name_the_same_aggregate_events` then demands a scenario, a schema and
 // a catalogue row for it.
 
-const AGENT_EVENTS: [&str; 6] = [
+const AGENT_EVENTS: [&str; 9] = [
     "AgentCreated",
     "AgentConfigUpdated",
     "AgentStarted",
     "AgentStopped",
     "AgentArchived",
     "AgentRunRecorded",
-];
-const ORDER_EVENTS: [&str; 4] = [
     "OrderPlaced",
     "OrderRejected",
     "OrderFilled",
-    "OrderCancelled",
 ];
 const BACKTEST_EVENTS: [&str; 5] = [
     "BacktestRequested",
@@ -70,15 +66,9 @@ fn agent_variant(event: &AgentEvent) -> &'static str {
         AgentEvent::AgentStopped { .. } => AGENT_EVENTS[3],
         AgentEvent::AgentArchived { .. } => AGENT_EVENTS[4],
         AgentEvent::AgentRunRecorded { .. } => AGENT_EVENTS[5],
-    }
-}
-
-fn order_variant(event: &OrderEvent) -> &'static str {
-    match event {
-        OrderEvent::OrderPlaced { .. } => ORDER_EVENTS[0],
-        OrderEvent::OrderRejected { .. } => ORDER_EVENTS[1],
-        OrderEvent::OrderFilled { .. } => ORDER_EVENTS[2],
-        OrderEvent::OrderCancelled { .. } => ORDER_EVENTS[3],
+        AgentEvent::OrderPlaced { .. } => AGENT_EVENTS[6],
+        AgentEvent::OrderRejected { .. } => AGENT_EVENTS[7],
+        AgentEvent::OrderFilled { .. } => AGENT_EVENTS[8],
     }
 }
 
@@ -95,13 +85,12 @@ fn backtest_variant(event: &BacktestEvent) -> &'static str {
 fn listed_variants(aggregate_type: &str) -> &'static [&'static str] {
     match aggregate_type {
         "Agent" => &AGENT_EVENTS,
-        "Order" => &ORDER_EVENTS,
         "Backtest" => &BACKTEST_EVENTS,
         other => panic!("no aggregate type {other:?}"),
     }
 }
 
-const AGGREGATE_TYPES: [&str; 3] = [Agent::TYPE, Order::TYPE, Backtest::TYPE];
+const AGGREGATE_TYPES: [&str; 2] = [Agent::TYPE, Backtest::TYPE];
 
 // ---------------------------------------------------------------------------------------------------------------
 // Driving the aggregates
@@ -219,7 +208,19 @@ fn run(tick_no: u64, price: Decimal) -> AgentCommand {
             price,
             observed_at: slot,
         },
+        fill_model: FillModel {
+            slippage_bps: dec!(2.5),
+            fee_bps: dec!(10),
+        },
         correlation_id: format!("req-{tick_no}"),
+    }
+}
+
+/// The execution role filling the order tick `tick_no` placed, 12 ms after its run.
+fn fill(tick_no: u64) -> AgentCommand {
+    AgentCommand::FillOrder {
+        order_id: paper_order_id(AGENT_ID, 1, tick_no),
+        at: t(60_000 * tick_no as i64 + 12),
     }
 }
 
@@ -252,11 +253,16 @@ fn agent_scenario() -> AgentScenario {
     trader.accept(AgentCommand::StartAgent { at: t(60_000) });
     trader.accept(run(1, dec!(100)));
     let running_after_one_run = trader.clone();
-    // fast 1 / slow 2 over 100, 100, 105, 95: observed, observed, buy (cross up), sell (cross down).
+    // fast 1 / slow 2 over 100, 100, 105, 95, 100, 90: observed, observed, buy (cross up, placed), skipped (the buy
+    // has not filled yet), buy (cross up again: one unit held already, refused by max_position_qty), sell (filled).
     trader
         .accept(run(2, dec!(100)))
         .accept(run(3, dec!(105)))
-        .accept(run(4, dec!(95)));
+        .accept(run(4, dec!(95)))
+        .accept(fill(3))
+        .accept(run(5, dec!(100)))
+        .accept(run(6, dec!(90)))
+        .accept(fill(6));
     trader.accept(AgentCommand::StopAgent {
         at: t(300_000),
         reason: "user".into(),
@@ -280,98 +286,6 @@ fn agent_scenario() -> AgentScenario {
         created,
         running_after_one_run,
         others: vec![mean_reversion],
-    }
-}
-
-/// The orders the trader's runs signalled, as the runtime places them: under the signalled id.
-fn signals(trader: &Stream<Agent>) -> Vec<(Side, Decimal, String, Decimal)> {
-    trader
-        .events
-        .iter()
-        .filter_map(|event| match event {
-            AgentEvent::AgentRunRecorded {
-                outcome:
-                    RunOutcome::Signalled {
-                        side,
-                        qty,
-                        order_id,
-                    },
-                observation,
-                ..
-            } => Some((*side, *qty, order_id.clone(), observation.price)),
-            _ => None,
-        })
-        .collect()
-}
-
-fn place(
-    (side, qty, order_id, price): (Side, Decimal, String, Decimal),
-    agent_id: &str,
-    position_qty: Decimal,
-) -> OrderCommand {
-    OrderCommand::PlaceOrder {
-        order_id,
-        agent_id: agent_id.into(),
-        owner: "alice".into(),
-        symbol: btc(),
-        side,
-        qty,
-        observation: ObservedPrice {
-            price,
-            observed_at: t(180_000),
-        },
-        risk_context: RiskContext {
-            position_qty,
-            cash: dec!(10000),
-            limits: RiskLimits::for_starting_cash(dec!(10000)),
-        },
-        fill_model: FillModel {
-            slippage_bps: dec!(2.5),
-            fee_bps: dec!(10),
-        },
-        at: t(180_007),
-    }
-}
-
-/// Everything the Order aggregate records, and its history where the error checks need it.
-struct OrderScenario {
-    filled: Stream<Order>,
-    rejected: Stream<Order>,
-    others: Vec<Stream<Order>>,
-    a_placement: OrderCommand,
-}
-
-fn order_scenario(trader: &Stream<Agent>) -> OrderScenario {
-    let signals = signals(trader);
-    assert!(
-        matches!(&signals[..], [(Side::Buy, ..), (Side::Sell, ..)]),
-        "the trader's runs signal a buy, then a sell: {signals:?}"
-    );
-    let buy = place(signals[0].clone(), AGENT_ID, dec!(0));
-    let mut filled = Stream::<Order>::new(&signals[0].2);
-    filled
-        .accept(buy.clone())
-        .accept(OrderCommand::FillOrder { at: t(180_012) });
-    // The sell, placed as if the buy had not filled: nothing held, so risk refuses it and records why.
-    let mut rejected = Stream::<Order>::new(&signals[1].2);
-    rejected.accept(place(signals[1].clone(), AGENT_ID, dec!(0)));
-    let bar_order = backtest_order_id(BACKTEST_ID, 7);
-    let mut cancelled = Stream::<Order>::new(&bar_order);
-    cancelled
-        .accept(place(
-            (Side::Buy, dec!(0.5), bar_order, dec!(101.25)),
-            BACKTEST_ID,
-            dec!(0),
-        ))
-        .accept(OrderCommand::CancelOrder {
-            at: t(240_007),
-            reason: "fill_deadline_exceeded".into(),
-        });
-    OrderScenario {
-        filled,
-        rejected,
-        others: vec![cancelled],
-        a_placement: buy,
     }
 }
 
@@ -479,7 +393,6 @@ where
 /// Every event the scenarios record, built once.
 static RECORDED: LazyLock<Vec<Recorded>> = LazyLock::new(|| {
     let agents = agent_scenario();
-    let orders = order_scenario(&agents.trader);
     let backtests = backtest_scenario();
     let mut out = recorded(
         &[&agents.trader]
@@ -488,13 +401,6 @@ static RECORDED: LazyLock<Vec<Recorded>> = LazyLock::new(|| {
             .collect::<Vec<_>>(),
         agent_variant,
     );
-    out.extend(recorded(
-        &[&orders.filled, &orders.rejected]
-            .into_iter()
-            .chain(&orders.others)
-            .collect::<Vec<_>>(),
-        order_variant,
-    ));
     out.extend(recorded(
         &[&backtests.completed]
             .into_iter()
@@ -676,7 +582,6 @@ fn read_back<A: Aggregate>(stored: SerializedEvent) -> Result<SerializedEvent, S
 fn read_back_as(aggregate: &str, stored: SerializedEvent) -> Result<SerializedEvent, String> {
     match aggregate {
         "Agent" => read_back::<Agent>(stored),
-        "Order" => read_back::<Order>(stored),
         "Backtest" => read_back::<Backtest>(stored),
         other => Err(format!("no aggregate {other:?}")),
     }
@@ -861,31 +766,10 @@ fn refusals() -> Vec<(&'static str, &'static str, ErrorKind)> {
         })),
         agent(running.refuse(run(1, dec!(100)))),
         agent(Stream::<Agent>::new("agent-1").refuse(create("agent-1"))),
+        agent(running.refuse(fill(9))),
     ]);
-    out.extend(order_refusals(&agents.trader));
     out.extend(backtest_refusals());
     out
-}
-
-fn order_refusals(trader: &Stream<Agent>) -> Vec<(&'static str, &'static str, ErrorKind)> {
-    let orders = order_scenario(trader);
-    let order = |e: OrderError| (Order::TYPE, e.code(), e.kind());
-    let fill = || OrderCommand::FillOrder { at: t(200_000) };
-    let mut zero_qty = orders.a_placement.clone();
-    if let OrderCommand::PlaceOrder { qty, .. } = &mut zero_qty {
-        *qty = Decimal::ZERO;
-    }
-    let nowhere = Stream::<Order>::new(&paper_order_id(AGENT_ID, 9, 9));
-    vec![
-        order(orders.filled.refuse(orders.a_placement.clone())),
-        order(nowhere.refuse(fill())),
-        order(orders.filled.refuse(fill())),
-        order(orders.rejected.refuse(OrderCommand::CancelOrder {
-            at: t(200_000),
-            reason: "user".into(),
-        })),
-        order(nowhere.refuse(zero_qty)),
-    ]
 }
 
 fn backtest_refusals() -> Vec<(&'static str, &'static str, ErrorKind)> {
@@ -916,7 +800,6 @@ fn backtest_refusals() -> Vec<(&'static str, &'static str, ErrorKind)> {
 fn all_codes(aggregate: &str) -> BTreeSet<&'static str> {
     let codes = match aggregate {
         "Agent" => AgentError::all_codes(),
-        "Order" => OrderError::all_codes(),
         "Backtest" => BacktestError::all_codes(),
         other => panic!("no aggregate {other:?}"),
     };

@@ -12,7 +12,7 @@ use serde_json::json;
 use strom_commands::service::{AggregateService, CommandContext, CommandError};
 use strom_commands::store::{EventStore, MemoryEventStore};
 use strom_domain::config::{AgentConfig, AgentConfigPatch, RiskLimits, StrategySpec};
-use strom_domain::{Agent, AgentCommand, AgentError, Observation, Symbol};
+use strom_domain::{Agent, AgentCommand, AgentError, AgentEvent, Observation, Symbol};
 
 /// The first instant of every scenario.
 pub fn scenario_start() -> DateTime<Utc> {
@@ -79,7 +79,7 @@ impl<'a> AgentDriver<'a> {
         &mut self,
         actor: &str,
         command: AgentCommand,
-    ) -> Result<(), CommandError<AgentError>> {
+    ) -> Result<Vec<AgentEvent>, CommandError<AgentError>> {
         self.step += 1;
         let ctx = CommandContext::new(
             format!(
@@ -92,7 +92,7 @@ impl<'a> AgentDriver<'a> {
         self.agents
             .execute(&self.agent_id, || command.clone(), &ctx)
             .await
-            .map(|_| ())
+            .map(|executed| executed.events)
     }
 
     /// `CreateAgent` at `t0 + at_ms`.
@@ -111,7 +111,7 @@ impl<'a> AgentDriver<'a> {
             config,
             at: at(at_ms),
         };
-        self.send(owner, command).await
+        self.send(owner, command).await.map(drop)
     }
 
     /// `UpdateAgentConfig`.
@@ -127,7 +127,7 @@ impl<'a> AgentDriver<'a> {
             patch,
             at: at(at_ms),
         };
-        self.send("owner", command).await
+        self.send("owner", command).await.map(drop)
     }
 
     /// `StartAgent`.
@@ -137,6 +137,7 @@ impl<'a> AgentDriver<'a> {
     pub async fn start(&mut self, at_ms: i64) -> Result<(), CommandError<AgentError>> {
         self.send("owner", AgentCommand::StartAgent { at: at(at_ms) })
             .await
+            .map(drop)
     }
 
     /// `StopAgent`.
@@ -148,7 +149,7 @@ impl<'a> AgentDriver<'a> {
             at: at(at_ms),
             reason: reason.to_owned(),
         };
-        self.send("owner", command).await
+        self.send("owner", command).await.map(drop)
     }
 
     /// `ArchiveAgent`.
@@ -158,14 +159,39 @@ impl<'a> AgentDriver<'a> {
     pub async fn archive(&mut self, at_ms: i64) -> Result<(), CommandError<AgentError>> {
         self.send("owner", AgentCommand::ArchiveAgent { at: at(at_ms) })
             .await
+            .map(drop)
     }
 
-    /// Sends a `RecordRun` (made by [`run_command`]) as the runtime worker would.
+    /// Sends a `RecordRun` (made by [`run_command`]) as the runtime worker would; returns the id of the order the
+    /// run placed, if it placed one (a rejected order is not open, so it is not returned).
     ///
     /// # Errors
     /// The aggregate refused or the store failed.
-    pub async fn run(&mut self, record_run: AgentCommand) -> Result<(), CommandError<AgentError>> {
-        self.send("system:runtime", record_run).await
+    pub async fn run(
+        &mut self,
+        record_run: AgentCommand,
+    ) -> Result<Option<String>, CommandError<AgentError>> {
+        let events = self.send("system:runtime", record_run).await?;
+        Ok(events.into_iter().find_map(|event| match event {
+            AgentEvent::OrderPlaced { order_id, .. } => Some(order_id),
+            _ => None,
+        }))
+    }
+
+    /// Sends `FillOrder` for `order_id` at `t0 + at_ms`, as the execution role would.
+    ///
+    /// # Errors
+    /// The aggregate refused or the store failed.
+    pub async fn fill(
+        &mut self,
+        order_id: &str,
+        at_ms: i64,
+    ) -> Result<(), CommandError<AgentError>> {
+        let command = AgentCommand::FillOrder {
+            order_id: order_id.to_owned(),
+            at: at(at_ms),
+        };
+        self.send("system:execution", command).await.map(drop)
     }
 }
 
@@ -197,6 +223,7 @@ pub fn run_command(
             price,
             observed_at: at(slot_ms - 250),
         },
+        fill_model: strom_domain::FillModel::default(),
         correlation_id: format!("tick-{}-{session}-{tick_no}", &agent_id[..8]),
     }
 }
@@ -208,8 +235,8 @@ pub const TWO_AGENTS_IDS: [&str; 2] = [
 ];
 
 /// The recorded scenario of `replay-fixtures/two-agents`: alice's SMA agent and bob's hold agent are created and
-/// started; alice's runs cross (signals), she stops, renames and re-times it, runs a second session and stops;
-/// bob's agent runs, stops and is archived.
+/// started; alice's runs cross (signals, whose orders fill), she stops, renames and re-times it, runs a second
+/// session and stops; bob's agent runs, stops and is archived.
 ///
 /// # Errors
 /// A command was refused (a bug in the scenario) or the store failed.
@@ -252,17 +279,17 @@ pub async fn two_agents(agents: &AggregateService<Agent>) -> Result<(), CommandE
     for (i, price) in prices_a.iter().enumerate() {
         let price: Decimal = price.parse().unwrap_or_default();
         let tick = i as u64 + 1;
-        a.run(run_command(
-            a_id,
-            1,
-            10_000,
-            60,
-            tick,
-            "BTC-USD",
-            price,
-            40 + i as i64,
-        ))
-        .await?;
+        let late_ms = 40 + i as i64;
+        let placed = a
+            .run(run_command(
+                a_id, 1, 10_000, 60, tick, "BTC-USD", price, late_ms,
+            ))
+            .await?;
+        if let Some(order_id) = placed {
+            // Filled by the execution role 20 ms after the run completed.
+            let slot_ms = 10_000 + i as i64 * 60_000;
+            a.fill(&order_id, slot_ms + late_ms + 25).await?;
+        }
         if i < 3 {
             let price_b = Decimal::new(250_000 + 125 * i as i64, 2);
             b.run(run_command(
@@ -281,28 +308,24 @@ pub async fn two_agents(agents: &AggregateService<Agent>) -> Result<(), CommandE
     a.start(402_000).await?;
     // A tick skipped after a restart (tick 2 never ran): tick numbers keep their schedule.
     let price = |text: &str| text.parse().unwrap_or_default();
-    a.run(run_command(
-        a_id,
-        2,
-        402_000,
-        120,
-        1,
-        "BTC-USD",
-        price("96.00"),
-        12,
-    ))
-    .await?;
-    a.run(run_command(
-        a_id,
-        2,
-        402_000,
-        120,
-        3,
-        "BTC-USD",
-        price("98.40"),
-        900,
-    ))
-    .await?;
+    for (tick, text, late_ms) in [(1, "96.00", 12), (3, "98.40", 900)] {
+        let placed = a
+            .run(run_command(
+                a_id,
+                2,
+                402_000,
+                120,
+                tick,
+                "BTC-USD",
+                price(text),
+                late_ms,
+            ))
+            .await?;
+        if let Some(order_id) = placed {
+            let slot_ms = 402_000 + (tick as i64 - 1) * 120_000;
+            a.fill(&order_id, slot_ms + late_ms + 25).await?;
+        }
+    }
     b.stop(700_000, "rebalancing").await?;
     b.archive(701_000).await?;
     a.stop(800_000, "end of test").await?;

@@ -41,17 +41,9 @@ struct AgentStreamMessage {
     next_tick_at: Option<DateTime<Utc>>,
 }
 
-/// Whether `event` belongs on the stream of `agent_id`: its own events, and its orders' (order ids start with
-/// the agent id, specs/04 §3.2).
+/// Whether `event` belongs on the stream of `agent_id`: the agent's own events, its orders and fills included.
 fn concerns(agent_id: &str, event: &LoggedEvent) -> bool {
-    match event.aggregate_type() {
-        "Agent" => event.aggregate_id == agent_id,
-        "Order" => event
-            .aggregate_id
-            .strip_prefix(agent_id)
-            .is_some_and(|rest| rest.starts_with('-')),
-        _ => false,
-    }
+    event.aggregate_type() == "Agent" && event.aggregate_id == agent_id
 }
 
 /// The message for `event`, with the agent as `row` holds it after the event (the read model's own fold keeps `row`

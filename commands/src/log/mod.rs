@@ -85,7 +85,7 @@ pub struct LoggedEvent {
 }
 
 impl LoggedEvent {
-    /// `"Agent"`, `"Order"` or `"Backtest"`.
+    /// `"Agent"` or `"Backtest"`.
     pub fn aggregate_type(&self) -> &'static str {
         self.event.aggregate_type()
     }

@@ -389,13 +389,9 @@ mod tests {
     #[test]
     fn other_aggregates_and_events_change_nothing() {
         let mut s = Schedule::default();
-        let mut order = logged(A, started(1, 0, 1));
-        order.event = strom_domain::OrderEvent::OrderCancelled {
-            reason: "test".into(),
-            cancelled_at: t(0),
-        }
-        .into();
-        assert_eq!(s.apply(&order), Change::Nothing);
+        let mut backtest = logged(A, started(1, 0, 1));
+        backtest.event = strom_domain::BacktestEvent::BacktestStarted { started_at: t(0) }.into();
+        assert_eq!(s.apply(&backtest), Change::Nothing);
         assert_eq!(s.apply(&logged(A, ran(1, 1))), Change::Nothing);
         assert_eq!(s.running_agents(), 0);
     }

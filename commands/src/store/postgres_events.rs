@@ -8,7 +8,7 @@ use cqrs_es::persist::{PersistedEventRepository, PersistenceError, SerializedEve
 use postgres_es::PostgresEventRepository;
 use sqlx::{PgPool, Row};
 use strom_domain::codec::{encode, Payload};
-use strom_domain::{Agent, Backtest, Decider, EventMetadata, Logged, Order, StromEvent};
+use strom_domain::{Agent, Backtest, Decider, EventMetadata, Logged, StromEvent};
 
 use super::AppendError;
 use crate::log::{decode_event, CommitSignal, EventRef, PgEventLog, StoreError};
@@ -236,13 +236,10 @@ impl PgEventStore {
             "Agent" if current::<Agent>(state_version) => {
                 self.refold::<Agent>(&aggregate_id, sequence).await?
             }
-            "Order" if current::<Order>(state_version) => {
-                self.refold::<Order>(&aggregate_id, sequence).await?
-            }
             "Backtest" if current::<Backtest>(state_version) => {
                 self.refold::<Backtest>(&aggregate_id, sequence).await?
             }
-            "Agent" | "Order" | "Backtest" => {
+            "Agent" | "Backtest" => {
                 report.other_versions += 1;
                 return Ok(());
             }

@@ -107,7 +107,7 @@ impl Stack {
     pub async fn checkpoint(&self) -> Option<LogPosition> {
         let checkpoints: Arc<dyn CheckpointStore> = self.backend.checkpoints();
         checkpoints
-            .load(strom_commands::relay::CHECKPOINT_NAME)
+            .load(strom_commands::relay::RELAY_ROLE)
             .await
             .unwrap()
     }

@@ -181,7 +181,7 @@ async fn a_relay_that_lost_its_lock_cannot_move_the_checkpoint() {
         "a second relay cannot activate while the first holds the lock"
     );
 
-    let page = active.publish_page().await.unwrap().expect("a page");
+    let page = active.handle_next_page().await.unwrap().expect("a page");
     terminate_lock_connection(&stack).await;
     let error = active.commit_checkpoint(page).await.unwrap_err();
     assert!(error.lost_lease(), "{error}");

@@ -3,6 +3,7 @@
 //! schema per test) + NATS JetStream (`STROM_TEST_NATS_URL`, a prefix per test). Time is a manual clock the test
 //! moves; conditions are awaited with bounded polling. Leadership is Postgres-only and tested here directly.
 
+mod execution_cases;
 mod scheduler_cases;
 mod support;
 mod worker_cases;
@@ -52,15 +53,21 @@ both!(
     worker_cases::a_malformed_tick_is_terminated_not_retried,
     worker_cases::the_run_observes_the_simulated_price_at_the_scheduled_time,
     worker_cases::after_downtime_only_the_latest_due_tick_runs,
+    execution_cases::placed_orders_fill_once_from_their_own_event_and_the_agent_trades_on,
+    execution_cases::a_crash_after_a_run_and_its_order_commit_leaves_exactly_one_order_that_fills,
+    execution_cases::an_execution_outage_skips_ticks_and_fills_every_order_when_it_returns,
+    execution_cases::a_fill_committed_but_not_checkpointed_is_not_filled_again,
 );
 
 /// The backend pid holding the scheduler's advisory lock for this test's prefix, if any.
 async fn lock_holder(env: &Env) -> Option<i32> {
+    lock_holder_of(env, strom_commands::scheduler::SCHEDULER_ROLE).await
+}
+
+/// The backend pid holding `role`'s advisory lock for this test's prefix, if any.
+async fn lock_holder_of(env: &Env, role: &str) -> Option<i32> {
     let db = env.db.as_ref().expect("a Postgres env");
-    let name = strom_commands::lease::lock_name(
-        strom_commands::scheduler::SCHEDULER_ROLE,
-        env.bus.subjects().prefix(),
-    );
+    let name = strom_commands::lease::lock_name(role, env.bus.subjects().prefix());
     sqlx::query_scalar(
         "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted \
            AND classid = hashtext($1)::oid AND objid = hashtext($2)::oid AND objsubid = 2",
@@ -70,6 +77,74 @@ async fn lock_holder(env: &Env) -> Option<i32> {
     .fetch_optional(&db.pool)
     .await
     .expect("query pg_locks")
+}
+
+#[tokio::test]
+async fn only_one_execution_fills_and_a_standby_takes_over_when_its_lock_session_dies() {
+    use strom_commands::role::RoleState;
+    let env = Env::real().await;
+    let agent = env.create_trading_agent("SOL-USD").await;
+    env.start(&agent).await;
+    let scheduler = env.spawn_scheduler();
+    wait_until_scheduling(&scheduler, 1).await;
+    let worker = env.spawn_worker();
+    let first = env.spawn_execution();
+    first.wait_for_state(RoleState::Active).await;
+    let second = env.spawn_execution();
+    // Tick until two orders have filled; only the active instance fills.
+    let mut second_tick = 0;
+    while env.events_of(&agent, "OrderFilled").await.len() < 2 {
+        assert!(second_tick < 120, "two fills within 120 ticks");
+        advance_to(&env, &scheduler, t(second_tick)).await;
+        env.wait_for_runs(&agent, &[second_tick as u64 + 1]).await;
+        let placed = env.events_of(&agent, "OrderPlaced").await.len();
+        wait_for("every placed order filled", || async {
+            env.events_of(&agent, "OrderFilled").await.len() == placed
+        })
+        .await;
+        second_tick += 1;
+    }
+    assert_eq!(*second.execution.state().borrow(), RoleState::Standby);
+    assert_eq!(second.execution.stats().filled, 0);
+
+    // Kill the active instance's lock session: it steps down, the standby takes over and fills what comes next.
+    let pid = lock_holder_of(&env, strom_commands::execution::EXECUTION_ROLE)
+        .await
+        .expect("the active execution holds its lock");
+    sqlx::query("SELECT pg_terminate_backend($1)")
+        .bind(pid)
+        .execute(&env.db.as_ref().unwrap().pool)
+        .await
+        .unwrap();
+    second.wait_for_state(RoleState::Active).await;
+    let filled_before = env.events_of(&agent, "OrderFilled").await.len();
+    while env.events_of(&agent, "OrderFilled").await.len() == filled_before {
+        assert!(second_tick < 240, "another fill within 120 more ticks");
+        advance_to(&env, &scheduler, t(second_tick)).await;
+        env.wait_for_runs(&agent, &[second_tick as u64 + 1]).await;
+        second_tick += 1;
+    }
+    wait_for("every placed order filled", || async {
+        env.events_of(&agent, "OrderFilled").await.len()
+            == env.events_of(&agent, "OrderPlaced").await.len()
+    })
+    .await;
+    assert!(second.execution.stats().filled >= 1);
+    worker.stop().await;
+    scheduler.stop().await;
+    first.stop().await;
+    second.stop().await;
+    let mut fills: Vec<String> = env
+        .events_of(&agent, "OrderFilled")
+        .await
+        .iter()
+        .map(|e| execution_cases::order_id_of(e))
+        .collect();
+    let all = fills.len();
+    fills.sort();
+    fills.dedup();
+    assert_eq!(fills.len(), all, "no order filled twice");
+    env.finish().await;
 }
 
 #[tokio::test]

@@ -8,16 +8,18 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use strom_commands::bus::memory::MemoryBus;
 use strom_commands::bus::{Bus, Consumer, ConsumerSpec, Headers, StreamKind, Subjects};
+use strom_commands::execution::{Execution, EXECUTION_ROLE};
 use strom_commands::lease::Singleton;
 use strom_commands::log::{EventLog, LogPosition, LoggedEvent, MAX_LOG_PAGE};
 use strom_commands::market::SimMarket;
+use strom_commands::role::{RoleConfig, RoleState};
 use strom_commands::runtime::{RuntimeConfig, RuntimeStats, RuntimeWorker, RUNTIME_CONSUMER};
 use strom_commands::scheduler::{
     AgentTick, Scheduler, SchedulerConfig, SchedulerCounts, SchedulerStats, SCHEDULER_ROLE,
 };
 use strom_commands::service::{AggregateService, CommandContext};
 use strom_commands::store::{Clock, EventStore};
-use strom_domain::{Agent, AgentCommand, AgentConfig, AgentEvent};
+use strom_domain::{Agent, AgentCommand, AgentConfig, AgentEvent, FillModel};
 use strom_tests::nats::TestNats;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -53,11 +55,28 @@ pub fn scheduler_config() -> SchedulerConfig {
     }
 }
 
+/// The paper fill model the tests' runtime records on its orders: fills differ from the observed price, and cost.
+pub fn fill_model() -> FillModel {
+    serde_json::from_value(serde_json::json!({"slippage_bps": "2.5", "fee_bps": "10"}))
+        .expect("a valid fill model")
+}
+
 pub fn runtime_config() -> RuntimeConfig {
     RuntimeConfig {
         consumer: ConsumerSpec::new(StreamKind::Ticks, RUNTIME_CONSUMER)
             .with_ack_wait(TEST_ACK_WAIT),
+        fill_model: fill_model(),
         ..RuntimeConfig::default()
+    }
+}
+
+/// Execution timings for tests: quick polls, quick failover.
+pub fn execution_config() -> RoleConfig {
+    RoleConfig {
+        page_size: 100,
+        poll_interval: Duration::from_millis(5),
+        leader_retry: Duration::from_millis(100),
+        error_backoff_max: Duration::from_millis(200),
     }
 }
 
@@ -119,6 +138,7 @@ impl Role<SchedulerStats> {
 }
 
 pub struct Env {
+    pub store: EventStore,
     pub log: Arc<dyn EventLog>,
     pub bus: Arc<dyn Bus>,
     pub agents: Arc<AggregateService<Agent>>,
@@ -155,7 +175,8 @@ impl Env {
         Self {
             log: store.log(),
             bus,
-            agents: Arc::new(AggregateService::new(store)),
+            agents: Arc::new(AggregateService::new(store.clone())),
+            store,
             clock: ManualClock::new(t(0)),
             db,
             nats,
@@ -164,13 +185,47 @@ impl Env {
 
     /// The scheduler's lease: the advisory lock of this test's prefix on Postgres, none on memory.
     pub fn singleton(&self) -> Singleton {
+        self.singleton_of(SCHEDULER_ROLE)
+    }
+
+    /// The lease of `role`: the advisory lock of this test's prefix on Postgres, none on memory.
+    pub fn singleton_of(&self, role: &str) -> Singleton {
         match &self.db {
             None => Singleton::Single,
             Some(db) => Singleton::postgres(
                 (*db.pool.connect_options()).clone(),
-                SCHEDULER_ROLE,
+                role,
                 self.bus.subjects().prefix(),
             ),
+        }
+    }
+
+    /// An execution instance (not running).
+    pub fn execution(&self) -> Execution {
+        Execution::over(
+            &self.store,
+            Arc::clone(&self.agents),
+            self.clock.clock(),
+            self.singleton_of(EXECUTION_ROLE),
+            execution_config(),
+        )
+    }
+
+    pub fn spawn_execution(&self) -> RunningExecution {
+        let execution = Arc::new(self.execution());
+        let (stop, stopped) = oneshot::channel::<()>();
+        let running = Arc::clone(&execution);
+        let join = tokio::spawn(async move {
+            running
+                .run(async move {
+                    let _ = stopped.await;
+                })
+                .await;
+        });
+        RunningExecution {
+            execution,
+            stop,
+            join,
         }
     }
 
@@ -234,10 +289,31 @@ impl Env {
 
     /// Creates a stopped `hold` agent trading `symbol` every `frequency_s`; returns its id.
     pub async fn create_agent(&self, symbol: &str, frequency_s: u32) -> String {
+        self.create_agent_with(
+            symbol,
+            frequency_s,
+            serde_json::json!({"kind": "hold", "params": {}}),
+        )
+        .await
+    }
+
+    /// Creates a stopped agent trading `symbol` every second on an sma 1/2 crossover (a signal at every turn of the
+    /// price) with 0.01 units per order; returns its id.
+    pub async fn create_trading_agent(&self, symbol: &str) -> String {
+        let strategy = serde_json::json!({"kind": "sma_crossover", "params": {"fast": 1, "slow": 2, "qty": "0.01"}});
+        self.create_agent_with(symbol, 1, strategy).await
+    }
+
+    async fn create_agent_with(
+        &self,
+        symbol: &str,
+        frequency_s: u32,
+        strategy: serde_json::Value,
+    ) -> String {
         let agent_id = uuid::Uuid::new_v4().to_string();
         let config: AgentConfig = serde_json::from_value(serde_json::json!({
             "name": "test agent", "symbol": symbol,
-            "strategy": {"kind": "hold", "params": {}},
+            "strategy": strategy,
             "frequency_s": frequency_s,
             "risk": {"max_position_qty": "1", "max_order_qty": "1", "max_notional": "100000", "max_daily_loss": null},
             "starting_cash": "10000", "seed": 7
@@ -300,6 +376,15 @@ impl Env {
             .collect()
     }
 
+    /// The events of `agent_id` named `event_type`, in log order.
+    pub async fn events_of(&self, agent_id: &str, event_type: &str) -> Vec<Arc<LoggedEvent>> {
+        self.logged()
+            .await
+            .into_iter()
+            .filter(|e| e.aggregate_id == agent_id && e.event_type() == event_type)
+            .collect()
+    }
+
     /// (session, tick_no) of each recorded run of `agent_id`, in log order.
     pub async fn run_ticks(&self, agent_id: &str) -> Vec<(u64, u64)> {
         self.runs(agent_id)
@@ -352,6 +437,29 @@ impl Env {
         if let Some(nats) = self.nats.take() {
             nats.delete().await;
         }
+    }
+}
+
+/// An execution instance running in the background until stopped.
+pub struct RunningExecution {
+    pub execution: Arc<Execution>,
+    stop: oneshot::Sender<()>,
+    join: JoinHandle<()>,
+}
+
+impl RunningExecution {
+    /// Asks the instance to shut down and waits until it has.
+    pub async fn stop(self) {
+        let _ = self.stop.send(());
+        self.join.await.expect("execution task ended cleanly");
+    }
+
+    pub async fn wait_for_state(&self, state: RoleState) {
+        let mut states = self.execution.state();
+        tokio::time::timeout(DEADLINE, states.wait_for(|s| *s == state))
+            .await
+            .unwrap_or_else(|_| panic!("execution never reached {state:?}"))
+            .expect("execution state channel open");
     }
 }
 

@@ -94,6 +94,7 @@ pub fn run(tick_no: u64) -> AgentCommand {
             "symbol": "BTC-USD", "price": "100.25", "observed_at": strom_domain::time::format_millis(&slot)
         }))
         .expect("valid observation"),
+        fill_model: strom_domain::FillModel::default(),
         correlation_id: format!("tick-{tick_no}"),
     }
 }

@@ -109,6 +109,7 @@ fn record_run(session: u64, tick_no: u64, price: Decimal) -> AgentCommand {
         started_at: t(slot),
         completed_at: t(slot + 1),
         observation: observation(price, slot),
+        fill_model: FillModel::default(),
         correlation_id: format!("tick-{tick_no}"),
     }
 }
@@ -693,6 +694,31 @@ fn run_times_are_recorded_to_the_millisecond() {
 
 // ---- Strategy decisions in runs ----------------------------------------------------------------------
 
+/// The order tick `tick_no` of session `session` (of the session started at t(100), every 60 s) places.
+fn placed(session: u64, tick_no: u64, side: Side, qty: Decimal, price: Decimal) -> AgentEvent {
+    let slot = 100 + (tick_no as i64 - 1) * 60;
+    AgentEvent::OrderPlaced {
+        order_id: format!("{AGENT_ID}-{session}-{tick_no}"),
+        symbol: btc(),
+        side,
+        qty,
+        observation: ObservedPrice {
+            price,
+            observed_at: t(slot),
+        },
+        fill_model: FillModel::default(),
+        placed_at: t(slot + 1),
+    }
+}
+
+fn signalled(session: u64, tick_no: u64, side: Side, qty: Decimal) -> RunOutcome {
+    RunOutcome::Signalled {
+        side,
+        qty,
+        order_id: format!("{AGENT_ID}-{session}-{tick_no}"),
+    }
+}
+
 fn sma_agent() -> Vec<AgentEvent> {
     let mut config = config();
     config.strategy =
@@ -708,16 +734,19 @@ fn a_run_whose_strategy_signals_requests_an_order_with_a_derived_id() {
     agent()
         .given(given)
         .when(record_run(1, 3, dec!(12)))
-        .then_expect_events(vec![run_recorded(
-            1,
-            3,
-            dec!(12),
-            RunOutcome::Signalled {
-                side: Side::Buy,
-                qty: dec!(0.5),
-                order_id: format!("{AGENT_ID}-1-3"),
-            },
-        )]);
+        .then_expect_events(vec![
+            run_recorded(
+                1,
+                3,
+                dec!(12),
+                RunOutcome::Signalled {
+                    side: Side::Buy,
+                    qty: dec!(0.5),
+                    order_id: format!("{AGENT_ID}-1-3"),
+                },
+            ),
+            placed(1, 3, Side::Buy, dec!(0.5), dec!(12)),
+        ]);
 }
 
 #[test]
@@ -809,22 +838,37 @@ fn the_first_run_of_a_new_session_decides_on_the_prices_of_the_last_one() {
             started_at: t(300),
             completed_at: t(301),
             observation: observation(dec!(12), 300),
+            fill_model: FillModel::default(),
             correlation_id: "tick-1".into(),
         })
-        .then_expect_events(vec![AgentEvent::AgentRunRecorded {
-            session: 2,
-            tick_no: 1,
-            scheduled_at: t(300),
-            started_at: t(300),
-            completed_at: t(301),
-            observation: observation(dec!(12), 300),
-            outcome: RunOutcome::Signalled {
+        .then_expect_events(vec![
+            AgentEvent::AgentRunRecorded {
+                session: 2,
+                tick_no: 1,
+                scheduled_at: t(300),
+                started_at: t(300),
+                completed_at: t(301),
+                observation: observation(dec!(12), 300),
+                outcome: RunOutcome::Signalled {
+                    side: Side::Buy,
+                    qty: dec!(0.5),
+                    order_id: format!("{AGENT_ID}-2-1"),
+                },
+                correlation_id: "tick-1".into(),
+            },
+            AgentEvent::OrderPlaced {
+                order_id: format!("{AGENT_ID}-2-1"),
+                symbol: btc(),
                 side: Side::Buy,
                 qty: dec!(0.5),
-                order_id: format!("{AGENT_ID}-2-1"),
+                observation: ObservedPrice {
+                    price: dec!(12),
+                    observed_at: t(300),
+                },
+                fill_model: FillModel::default(),
+                placed_at: t(301),
             },
-            correlation_id: "tick-1".into(),
-        }]);
+        ]);
 }
 
 #[test]
@@ -975,6 +1019,9 @@ fn errors_serialize_with_their_code_and_state() {
             tick_no: 2,
             last_tick_no: 3,
         },
+        AgentError::OrderNotOpen {
+            order_id: format!("{AGENT_ID}-1-3"),
+        },
         AgentError::ValidationFailed(ValidationError::new("name", "must not be blank")),
     ];
     let codes: Vec<&str> = errors.iter().map(AgentError::code).collect();
@@ -1028,3 +1075,5 @@ fn the_aggregate_state_snapshots_and_restores() {
     let snapshot = serde_json::to_value(&agent).unwrap();
     assert_eq!(serde_json::from_value::<Agent>(snapshot).unwrap(), agent);
 }
+
+mod trading;

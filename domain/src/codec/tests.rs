@@ -17,7 +17,6 @@ use crate::config::{
 };
 use crate::fill::FillModel;
 use crate::market::{Observation, ObservedPrice, Side};
-use crate::order::RiskContext;
 use crate::symbol::Symbol;
 
 fn decimal() -> impl Strategy<Value = Decimal> {
@@ -155,6 +154,7 @@ fn run_recorded() -> impl Strategy<Value = AgentEvent> {
             qty,
             order_id
         }),
+        text().prop_map(|order_id| RunOutcome::Skipped { order_id }),
     ];
     let observation =
         (symbol(), decimal(), time()).prop_map(|(symbol, price, observed_at)| Observation {
@@ -192,28 +192,22 @@ fn run_recorded() -> impl Strategy<Value = AgentEvent> {
 /// The fields `OrderPlaced` and `OrderRejected` share.
 #[derive(Debug, Clone)]
 struct Ticket {
-    ids: (String, String, String),
+    order_id: String,
     symbol: Symbol,
     side: Side,
     qty: Decimal,
     observation: ObservedPrice,
-    risk_context: RiskContext,
     fill_model: FillModel,
     at: DateTime<Utc>,
 }
 
 fn ticket() -> impl Strategy<Value = Ticket> {
     (
-        (text(), text(), text()),
+        text(),
         symbol(),
         side(),
         decimal(),
         (decimal(), time()).prop_map(|(price, observed_at)| ObservedPrice { price, observed_at }),
-        (decimal(), decimal(), risk()).prop_map(|(position_qty, cash, limits)| RiskContext {
-            position_qty,
-            cash,
-            limits,
-        }),
         (decimal(), decimal()).prop_map(|(slippage_bps, fee_bps)| FillModel {
             slippage_bps,
             fee_bps,
@@ -221,13 +215,12 @@ fn ticket() -> impl Strategy<Value = Ticket> {
         time(),
     )
         .prop_map(
-            |(ids, symbol, side, qty, observation, risk_context, fill_model, at)| Ticket {
-                ids,
+            |(order_id, symbol, side, qty, observation, fill_model, at)| Ticket {
+                order_id,
                 symbol,
                 side,
                 qty,
                 observation,
-                risk_context,
                 fill_model,
                 at,
             },
@@ -235,59 +228,43 @@ fn ticket() -> impl Strategy<Value = Ticket> {
 }
 
 fn risk_code() -> impl Strategy<Value = RiskCode> {
-    prop_oneof![
-        Just(RiskCode::OrderQtyNotPositive),
-        Just(RiskCode::MaxOrderQtyExceeded),
-        Just(RiskCode::InsufficientPosition),
-        Just(RiskCode::MaxPositionQtyExceeded),
-        Just(RiskCode::MaxNotionalExceeded),
-        Just(RiskCode::InsufficientCash),
-    ]
+    proptest::sample::select(RiskCode::ALL.to_vec())
 }
 
-fn order_event() -> impl Strategy<Value = OrderEvent> {
-    let placed = ticket().prop_map(|t| OrderEvent::OrderPlaced {
-        order_id: t.ids.0,
-        agent_id: t.ids.1,
-        owner: t.ids.2,
+fn order_event() -> impl Strategy<Value = AgentEvent> {
+    let placed = ticket().prop_map(|t| AgentEvent::OrderPlaced {
+        order_id: t.order_id,
         symbol: t.symbol,
         side: t.side,
         qty: t.qty,
         observation: t.observation,
-        risk_context: t.risk_context,
         fill_model: t.fill_model,
         placed_at: t.at,
     });
     let rejected = (ticket(), risk_code(), text()).prop_map(|(t, reason_code, reason)| {
-        OrderEvent::OrderRejected {
-            order_id: t.ids.0,
-            agent_id: t.ids.1,
-            owner: t.ids.2,
+        AgentEvent::OrderRejected {
+            order_id: t.order_id,
             symbol: t.symbol,
             side: t.side,
             qty: t.qty,
             observation: t.observation,
-            risk_context: t.risk_context,
             fill_model: t.fill_model,
             reason_code,
             reason,
             rejected_at: t.at,
         }
     });
-    let filled = (decimal(), decimal(), decimal(), time()).prop_map(|(price, qty, fee, at)| {
-        OrderEvent::OrderFilled {
-            price,
+    let filled = (text(), side(), (decimal(), decimal(), decimal()), time()).prop_map(
+        |(order_id, side, (price, qty, fee), at)| AgentEvent::OrderFilled {
+            order_id,
+            side,
             qty,
+            price,
             fee,
             filled_at: at,
-        }
-    });
-    let cancelled =
-        (text(), time()).prop_map(|(reason, cancelled_at)| OrderEvent::OrderCancelled {
-            reason,
-            cancelled_at,
-        });
-    prop_oneof![placed, rejected, filled, cancelled]
+        },
+    );
+    prop_oneof![placed, rejected, filled]
 }
 
 fn backtest_event() -> impl Strategy<Value = BacktestEvent> {

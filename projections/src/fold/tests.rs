@@ -211,14 +211,16 @@ fn unknown_versions_malformed_payloads_and_orphan_events_are_errors_not_panics()
 
 #[test]
 fn events_of_other_aggregates_are_ignored() {
-    let mut order = logged(
+    let mut backtest = logged(
         1,
-        "OrderCancelled",
+        "BacktestStarted",
         "1",
-        json!({"OrderCancelled": {"reason": "r", "cancelled_at": "2026-11-22T10:00:00.000Z"}}),
+        json!({"BacktestStarted": {"started_at": "2026-11-22T10:00:00.000Z"}}),
     );
-    order.aggregate_type = "Order".into();
-    order.aggregate_id = format!("{ID}-1-1");
+    backtest.aggregate_type = "Backtest".into();
     let mut agents = BTreeMap::new();
-    assert_eq!(fold_stored(&mut agents, &order).unwrap(), Folded::Nothing);
+    assert_eq!(
+        fold_stored(&mut agents, &backtest).unwrap(),
+        Folded::Nothing
+    );
 }

@@ -237,10 +237,10 @@ async fn a_running_projector_catches_up_and_applies_new_commits() {
         stopped.await.ok();
     }));
     let [a, _] = TWO_AGENTS_IDS;
-    wait_for_version(&model, a, 14).await;
+    wait_for_version(&model, a, 17).await;
     let agents = AggregateService::<Agent>::new(store);
     AgentDriver::new(&agents, a).start(900_000).await.unwrap();
-    wait_for_version(&model, a, 15).await;
+    wait_for_version(&model, a, 18).await;
     assert_eq!(
         model.get_agent(a).await.unwrap().unwrap().status,
         AgentState::Running

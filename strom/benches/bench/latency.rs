@@ -157,7 +157,7 @@ fn print_rows(backing: &'static str, cases: &[Case], report: &mut Report) {
 }
 
 /// The nearest-rank `p`th percentile of `samples` (zero when there are none).
-fn percentile(samples: &[Duration], p: usize) -> Duration {
+pub fn percentile(samples: &[Duration], p: usize) -> Duration {
     let mut sorted = samples.to_vec();
     sorted.sort_unstable();
     let rank = (sorted.len() * p).div_ceil(100).max(1);

@@ -11,7 +11,8 @@
 //! a plain sequential scan, the typed global log reader, the projection rebuild from Postgres (into the Postgres
 //! read model and into the memory one), the rebuild from memory (the same agents' events in a `MemoryEventStore`,
 //! typed, into a `MemoryReadModel`) and the relay to JetStream ([`reads`]). Every rebuild is checked: as many
-//! agents, runs and events as were written.
+//! agents, runs and events as were written. Last, paper trading on Postgres + NATS: tick-to-fill latency with 1,000
+//! agents ticking every second and the fills/s the execution role sustains ([`trading`]).
 //!
 //! Figures go to stdout and, at the end, to `target/bench/results.json` ([`report`]); progress of the long steps to
 //! stderr. Everything happens in scratch schemas (and a scratch NATS prefix) that guards drop at the end, on an error
@@ -27,6 +28,7 @@ mod history;
 mod latency;
 mod reads;
 mod report;
+mod trading;
 
 use std::time::{Duration, Instant};
 
@@ -149,6 +151,8 @@ async fn run(plan: Plan) -> BenchResult<()> {
     latency::latency(&url, &plan, &mut report).await?;
     println!();
     reads::reads(&url, &plan, &mut report).await?;
+    println!();
+    trading::trading(&url, &plan, &mut report).await?;
     println!();
     let total_s = started.elapsed().as_secs_f64();
     report.record("total bench time", total_s, "s", "all");

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use strom_commands::bus::Bus;
 use strom_commands::log::{EventLog, LogPosition, PgEventLog, MAX_LOG_PAGE};
-use strom_commands::relay::{Relay, RelayConfig, RELAY_PAGE};
+use strom_commands::relay::{relay_config, Relay, RELAY_PAGE};
 use strom_projections::{rebuild_from, MemoryReadModel, PgReadModel, RebuildProgress, RebuildSink};
 use strom_tests::nats::TestNats;
 
@@ -204,11 +204,7 @@ async fn relay_rate(scratch: &Scratch, events: usize) -> Result<f64, String> {
     let prefix = TestNats::at(&nats_url(), "bench");
     let bus = prefix.try_connect().await.map_err(|e| format!("{e:#}"))?;
     bus.ensure_topology().await.map_err(|e| e.to_string())?;
-    let relay = Relay::postgres(
-        scratch.pool.clone(),
-        Arc::new(bus.clone()),
-        RelayConfig::default(),
-    );
+    let relay = Relay::postgres(scratch.pool.clone(), Arc::new(bus.clone()), relay_config());
     let mut active = relay
         .try_activate()
         .await
@@ -218,7 +214,7 @@ async fn relay_rate(scratch: &Scratch, events: usize) -> Result<f64, String> {
     let started = Instant::now();
     let mut published = 0;
     while published < events {
-        let Some(page) = active.publish_page().await.map_err(|e| e.to_string())? else {
+        let Some(page) = active.handle_next_page().await.map_err(|e| e.to_string())? else {
             break;
         };
         published += page.events;

@@ -4,7 +4,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use clap::Args;
-use strom_commands::relay::{Relay, RelayConfig};
+use strom_commands::relay::{relay_config, Relay};
 
 use super::database::DatabaseArgs;
 
@@ -37,7 +37,7 @@ pub async fn relay(args: RelayArgs, shutdown: impl Future<Output = ()>) -> anyho
         .connect("relay", RELAY_POOL_CONNECTIONS)
         .await?;
     let bus = super::nats::connect(&url, args.nats_prefix).await?;
-    let relay = Relay::postgres(pool, Arc::new(bus), RelayConfig::default());
+    let relay = Relay::postgres(pool, Arc::new(bus), relay_config());
     tracing::info!("relay running until Ctrl-C or SIGTERM");
     relay.run(shutdown).await;
     Ok(())

@@ -5,6 +5,8 @@ use std::collections::BTreeSet;
 use std::future::Future;
 
 use clap::Args;
+use rust_decimal::Decimal;
+use strom_domain::FillModel;
 
 use super::auth::AuthArgs;
 use crate::background::{self, BackgroundConfig, Role};
@@ -37,11 +39,18 @@ pub struct ServeArgs {
     /// Seed of the simulated market, also recorded in agents created without one.
     #[arg(long, env = "STROM_SIM_SEED", default_value_t = DEFAULT_AGENT_SEED)]
     sim_seed: u64,
-    /// Background roles to run beside the API and the projector: scheduler, runtime, relay, sim (comma-separated;
-    /// `api` and `projector` are accepted and always run).
-    #[arg(long, env = "STROM_ROLES", default_value = "api,scheduler,runtime,projector,relay,sim",
+    /// Background roles to run beside the API and the projector: scheduler, runtime, execution, relay, sim
+    /// (comma-separated; `api` and `projector` are accepted and always run).
+    #[arg(long, env = "STROM_ROLES", default_value = "api,scheduler,runtime,execution,projector,relay,sim",
           value_parser = background::parse_roles)]
     roles: BTreeSet<Role>,
+    /// Paper fills move against the order by this many basis points (decimal, 0 ≤ bps < 10000); recorded on every
+    /// order the runtime places.
+    #[arg(long, env = "STROM_FILL_SLIPPAGE_BPS", default_value = "0", value_parser = bps)]
+    fill_slippage_bps: Decimal,
+    /// Paper fills pay this fee, in basis points of the filled notional (decimal, 0 ≤ bps < 10000).
+    #[arg(long, env = "STROM_FILL_FEE_BPS", default_value = "0", value_parser = bps)]
+    fill_fee_bps: Decimal,
     /// Symbols the simulator publishes prices for (comma-separated).
     #[arg(
         long,
@@ -78,12 +87,31 @@ impl ServeArgs {
                 sim_seed: self.sim_seed,
                 sim_symbols: self.sim_symbols,
                 sim_interval_s: self.sim_interval_s,
+                fill_model: FillModel {
+                    slippage_bps: self.fill_slippage_bps,
+                    fee_bps: self.fill_fee_bps,
+                },
                 pg_options: None,
                 prefix: self.nats_prefix,
             },
             demo_agent: self.demo_agent,
         }
     }
+}
+
+/// A basis-point setting: a decimal in [0, 10000).
+fn bps(text: &str) -> Result<Decimal, String> {
+    let value: Decimal = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{text}` is not a decimal number of basis points"))?;
+    FillModel {
+        slippage_bps: value,
+        fee_bps: Decimal::ZERO,
+    }
+    .validate()
+    .map_err(|e| e.reason)?;
+    Ok(value)
 }
 
 /// Builds the application and serves until `shutdown` resolves.

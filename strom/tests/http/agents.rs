@@ -405,6 +405,7 @@ async fn runs(backend: Backend) {
                         price: Decimal::from(100 + tick_no),
                         observed_at: scheduled_at,
                     },
+                    fill_model: strom_domain::FillModel::default(),
                     correlation_id: format!("tick-{tick_no}"),
                 },
                 &ctx,
