@@ -204,7 +204,7 @@ newest="$(json "$work/runs.body" 'j.items[0].tick_no')"
 get trades "/api/v1/agents/$id/trades?limit=200"
 [[ "$(json "$work/trades.body" 'j.items.length')" == "$trades_before" ]] || fail "a trade after the stop"
 echo "no new runs, orders or trades: yes"
-echo "runs: $runs; orders: $((buys + sells)) filled ($buys buys, $sells sells), $rejected rejected"
+echo "runs: $runs; orders: $((buys + sells)) filled (buy: $buys, sell: $sells), $rejected rejected"
 
 step "one order (GET /api/v1/orders/{id}): the first rejection"
 order_id="$(json "$work/orders.body" 'j.items.filter((o) => o.status === "rejected").pop().order_id')"
