@@ -52,9 +52,8 @@ demo-m0: ## M0 demo: health, readiness, metrics, auth (token, 401), correlation 
 demo-m1: ## M1 demo: create an agent, start it, watch its runs on the simulated market (seed 42), stop it
 	scripts/demo-m1.sh
 
-demo-m2: ## M2 demo: paper trading, PnL, backtest parity (not built yet)
-	@echo "demo-m2: milestone M2 (paper trading) is not built yet" >&2
-	@exit 1
+demo-m2: ## M2 demo: an agent paper-trades on the simulated market (seed 42): orders with a risk rejection, trades, position, PnL identity, replay --verify with a database
+	scripts/demo-m2.sh
 
 up: ## Start the full stack with Docker (docker compose up -d --build); needs a Docker engine
 	scripts/compose.sh up -d --build
