@@ -32,6 +32,16 @@ pub enum Traded {
     Pnl(Box<PnlRow>),
 }
 
+/// `d`, or a plain 0 when it is zero: Postgres keeps `0.00` but reads it back as `0`, so a zero with a scale would
+/// make a live row differ from its rebuild.
+fn z(d: Decimal) -> Decimal {
+    if d.is_zero() {
+        Decimal::ZERO
+    } else {
+        d
+    }
+}
+
 fn signed(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
@@ -89,18 +99,18 @@ impl PositionRow {
     /// Takes `position` and values it at the mark (the fill price when there was no run yet).
     fn set(&mut self, position: &Position, mark: Decimal) -> Option<()> {
         let valuation = mark_to_market(position, mark).ok()?;
-        self.qty = position.qty;
-        self.cost_basis = position.cost_basis;
-        self.avg_price = position.avg_price();
-        self.cash = position.cash;
-        self.realized_pnl = position.realized_pnl;
-        self.fees = position.fees;
-        self.unrealized_pnl = valuation.unrealized_pnl;
-        self.equity = valuation.equity;
-        self.pnl = self
+        self.qty = z(position.qty);
+        self.cost_basis = z(position.cost_basis);
+        self.avg_price = z(position.avg_price());
+        self.cash = z(position.cash);
+        self.realized_pnl = z(position.realized_pnl);
+        self.fees = z(position.fees);
+        self.unrealized_pnl = z(valuation.unrealized_pnl);
+        self.equity = z(valuation.equity);
+        self.pnl = z(self
             .realized_pnl
             .checked_add(self.unrealized_pnl)?
-            .checked_sub(self.fees)?;
+            .checked_sub(self.fees)?);
         Some(())
     }
 }
@@ -208,11 +218,11 @@ fn apply_to(
             if position.equity > position.peak_equity {
                 position.peak_equity = position.equity;
             }
-            let fall = position.peak_equity - position.equity;
+            let fall = z(position.peak_equity - position.equity);
             if fall > position.max_drawdown {
                 position.max_drawdown = fall;
             }
-            let fall_pct = percent(fall, position.peak_equity, 4);
+            let fall_pct = z(percent(fall, position.peak_equity, 4));
             if fall_pct > position.max_drawdown_pct {
                 position.max_drawdown_pct = fall_pct;
             }
@@ -259,8 +269,8 @@ fn apply_to(
                 status: "accepted".to_owned(),
                 observed_price: observation.price,
                 observed_at: observation.observed_at,
-                slippage_bps: fill_model.slippage_bps,
-                fee_bps: fill_model.fee_bps,
+                slippage_bps: z(fill_model.slippage_bps),
+                fee_bps: z(fill_model.fee_bps),
                 reason_code: None,
                 reason: None,
                 fill_price: None,
@@ -297,8 +307,8 @@ fn apply_to(
                 status: "rejected".to_owned(),
                 observed_price: observation.price,
                 observed_at: observation.observed_at,
-                slippage_bps: fill_model.slippage_bps,
-                fee_bps: fill_model.fee_bps,
+                slippage_bps: z(fill_model.slippage_bps),
+                fee_bps: z(fill_model.fee_bps),
                 reason_code: Some(reason_code.as_str().to_owned()),
                 reason: Some(reason.clone()),
                 fill_price: None,
@@ -334,7 +344,7 @@ fn apply_to(
             let after = apply_fill(&before, &fill).map_err(|e| inconsistent(at, e.to_string()))?;
             let mark = position.mark_price.unwrap_or(*price);
             position.set(&after, mark).ok_or_else(|| overflow(at))?;
-            let realized = after.realized_pnl - before.realized_pnl;
+            let realized = z(after.realized_pnl - before.realized_pnl);
             position.trades += 1;
             if *side == Side::Sell {
                 position.closing_trades += 1;
@@ -346,7 +356,7 @@ fn apply_to(
             order.status = "filled".to_owned();
             order.fill_price = Some(*price);
             order.fill_qty = Some(*qty);
-            order.fee = Some(*fee);
+            order.fee = Some(z(*fee));
             order.filled_at = Some(*filled_at);
             order.updated_at = *filled_at;
             order.version = signed(at.sequence);
@@ -359,8 +369,8 @@ fn apply_to(
                 side: side.as_str().to_owned(),
                 qty: *qty,
                 price: *price,
-                fee: *fee,
-                notional: fill.notional().ok_or_else(|| overflow(at))?,
+                fee: z(*fee),
+                notional: z(fill.notional().ok_or_else(|| overflow(at))?),
                 realized_pnl: realized,
                 filled_at: *filled_at,
                 global_position,

@@ -378,14 +378,23 @@ pub const PAPER_TRADING_ID: &str = "3c9e2f10-5b7a-4d21-9f3e-8a6b4c2d1e07";
 ///
 /// # Errors
 /// A command was refused (a bug in the scenario) or the store failed.
-pub async fn paper_trading(agents: &AggregateService<Agent>) -> Result<(), CommandError<AgentError>> {
+pub async fn paper_trading(
+    agents: &AggregateService<Agent>,
+) -> Result<(), CommandError<AgentError>> {
     let id = PAPER_TRADING_ID;
     let mut agent = AgentDriver::new(agents, id);
     let sma = json!({"kind": "sma_crossover", "params": {"fast": 1, "slow": 2, "qty": "0.5"}});
     agent
         .create(
             "carol",
-            config("btc scalper", "BTC-USD", sma, 10, Decimal::new(100_000, 2), 3),
+            config(
+                "btc scalper",
+                "BTC-USD",
+                sma,
+                10,
+                Decimal::new(100_000, 2),
+                3,
+            ),
             0,
         )
         .await?;

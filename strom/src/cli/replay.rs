@@ -278,7 +278,12 @@ fn dump_json(dump: &TableDump) -> serde_json::Value {
     };
     AGENTS_TABLES
         .iter()
-        .map(|table| ((*table).to_owned(), serde_json::Value::Array(rows(dump.table(table)))))
+        .map(|table| {
+            (
+                (*table).to_owned(),
+                serde_json::Value::Array(rows(dump.table(table))),
+            )
+        })
         .collect::<serde_json::Map<_, _>>()
         .into()
 }
