@@ -7,6 +7,8 @@
 //! state is its [`Book`]: the `positions` row (the whole fold state of the agent's trading) and its open order (at most
 //! one, the settle barrier of specs/01 §3.2), which its fill turns into a trade.
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use strom_domain::fill::Fill;
@@ -97,8 +99,13 @@ impl PositionRow {
     }
 
     /// Takes `position` and values it at the mark (the fill price when there was no run yet).
+    /// All or nothing: `None` (an amount overflows a Decimal) leaves the row as it was.
     fn set(&mut self, position: &Position, mark: Decimal) -> Option<()> {
         let valuation = mark_to_market(position, mark).ok()?;
+        let pnl = position
+            .realized_pnl
+            .checked_add(valuation.unrealized_pnl)?
+            .checked_sub(position.fees)?;
         self.qty = z(position.qty);
         self.cost_basis = z(position.cost_basis);
         self.avg_price = z(position.avg_price());
@@ -107,27 +114,24 @@ impl PositionRow {
         self.fees = z(position.fees);
         self.unrealized_pnl = z(valuation.unrealized_pnl);
         self.equity = z(valuation.equity);
-        self.pnl = z(self
-            .realized_pnl
-            .checked_add(self.unrealized_pnl)?
-            .checked_sub(self.fees)?);
+        self.pnl = z(pnl);
         Some(())
     }
 }
 
-/// Folds one Agent event into the agent's `book` (`None` until its `AgentCreated`). An event the book already
-/// reflects (`sequence <= version`) changes nothing.
+/// Folds one Agent event into the agent's book in `books` (by agent id; none until its `AgentCreated`). An event
+/// the book already reflects (`sequence <= version`) changes nothing.
 ///
 /// # Errors
 /// The event cannot follow the book (a fill of an order that is not open, a trading event before `AgentCreated`,
 /// a sell of more than is held); the book is unchanged then.
 pub fn apply_trading(
-    book: &mut Option<Book>,
+    books: &mut BTreeMap<String, Book>,
     at: EventAt<'_>,
     global_position: i64,
     event: &AgentEvent,
 ) -> Result<Traded, ProjectionError> {
-    let Some(current) = book.as_mut() else {
+    let Some(current) = books.get_mut(at.aggregate_id) else {
         if let (
             AgentEvent::AgentCreated {
                 agent_id,
@@ -146,10 +150,13 @@ pub fn apply_trading(
                 *created_at,
             );
             position.version = signed(at.sequence);
-            *book = Some(Book {
-                position,
-                open_order: None,
-            });
+            books.insert(
+                at.aggregate_id.to_owned(),
+                Book {
+                    position,
+                    open_order: None,
+                },
+            );
             return Ok(Traded::Book);
         }
         return Err(inconsistent(
@@ -160,10 +167,10 @@ pub fn apply_trading(
     if signed(at.sequence) <= current.position.version {
         return Ok(Traded::Nothing);
     }
-    let mut next = current.clone();
-    let traded = apply_to(&mut next, at, global_position, event)?;
-    next.position.version = signed(at.sequence);
-    *current = next;
+    // `apply_to` checks everything that can fail before it changes the book, so an error leaves it as it was
+    // without a copy per event.
+    let traded = apply_to(current, at, global_position, event)?;
+    current.position.version = signed(at.sequence);
     Ok(traded)
 }
 
@@ -211,10 +218,10 @@ fn apply_to(
             ..
         } => {
             let mark = observation.price;
-            position.mark_price = Some(mark);
             position
                 .set(&position.position(), mark)
                 .ok_or_else(|| overflow(at))?;
+            position.mark_price = Some(mark);
             if position.equity > position.peak_equity {
                 position.peak_equity = position.equity;
             }
@@ -328,22 +335,30 @@ fn apply_to(
             fee,
             filled_at,
         } => {
-            let Some(mut order) = book.open_order.take().filter(|o| &o.order_id == order_id) else {
+            if book
+                .open_order
+                .as_ref()
+                .is_none_or(|o| &o.order_id != order_id)
+            {
                 return Err(inconsistent(
                     at,
                     format!("OrderFilled {order_id}, which is not open"),
                 ));
-            };
+            }
             let fill = Fill {
                 side: *side,
                 qty: *qty,
                 price: *price,
                 fee: *fee,
             };
+            let notional = fill.notional().ok_or_else(|| overflow(at))?;
             let before = position.position();
             let after = apply_fill(&before, &fill).map_err(|e| inconsistent(at, e.to_string()))?;
             let mark = position.mark_price.unwrap_or(*price);
             position.set(&after, mark).ok_or_else(|| overflow(at))?;
+            let Some(mut order) = book.open_order.take() else {
+                return Err(inconsistent(at, "the open order vanished"));
+            };
             let realized = z(after.realized_pnl - before.realized_pnl);
             position.trades += 1;
             if *side == Side::Sell {
@@ -370,7 +385,7 @@ fn apply_to(
                 qty: *qty,
                 price: *price,
                 fee: z(*fee),
-                notional: z(fill.notional().ok_or_else(|| overflow(at))?),
+                notional: z(notional),
                 realized_pnl: realized,
                 filled_at: *filled_at,
                 global_position,
@@ -387,7 +402,7 @@ pub mod view;
 /// # Errors
 /// As [`apply_trading`]; `books` is unchanged then.
 pub fn fold_trading(
-    books: &mut std::collections::BTreeMap<String, Book>,
+    books: &mut BTreeMap<String, Book>,
     event: &strom_commands::log::LoggedEvent,
 ) -> Result<Traded, ProjectionError> {
     let Some(agent_event) = event.event.as_agent() else {
@@ -398,10 +413,5 @@ pub fn fold_trading(
         sequence: event.sequence,
         global_position: event.position.global_position,
     };
-    let mut book = books.remove(&event.aggregate_id);
-    let result = apply_trading(&mut book, at, event.position.global_position, agent_event);
-    if let Some(book) = book {
-        books.insert(event.aggregate_id.clone(), book);
-    }
-    result
+    apply_trading(books, at, event.position.global_position, agent_event)
 }

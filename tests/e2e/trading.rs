@@ -186,6 +186,43 @@ async fn trade_refuse_fill_stop(backing: Backing) {
         "one PnL point per run"
     );
 
+    // The trading metrics of this process: orders placed and refused by reason, fills, tick-to-fill, the backlog.
+    let metrics = server
+        .client
+        .get(format!("{}/metrics", server.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let value = |prefix: &str| -> f64 {
+        metrics
+            .lines()
+            .filter(|l| l.starts_with(prefix))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    };
+    let placed = orders.iter().filter(|o| o["status"] != "rejected").count() as f64;
+    assert_eq!(value("strom_orders_placed_total"), placed, "{metrics}");
+    let reason = rejected[0]["reason_code"].as_str().unwrap();
+    assert!(
+        value(&format!(
+            "strom_orders_rejected_total{{reason=\"{reason}\"}}"
+        )) >= 1.0,
+        "{metrics}"
+    );
+    assert_eq!(value("strom_fills_total"), trades.len() as f64, "{metrics}");
+    assert_eq!(
+        value("strom_tick_to_fill_seconds_count"),
+        trades.len() as f64,
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("strom_execution_backlog_events"),
+        "{metrics}"
+    );
+
     // Same inputs, same trades: replay the listed runs through a fresh aggregate.
     let replayed = replay(&agent, &started, &runs, &trades);
     let listed: Vec<(String, String, Decimal, String, Option<String>)> = orders
