@@ -37,7 +37,7 @@ pub struct MemoryReadModel {
 struct Staging {
     runs: BTreeMap<String, Vec<RunRow>>,
     trades: Vec<TradeRow>,
-    pnl_points: Vec<PnlRow>,
+    pnl_points: BTreeMap<String, Vec<PnlRow>>,
 }
 
 impl MemoryReadModel {
@@ -127,21 +127,17 @@ impl RebuildSink for MemoryReadModel {
         Ok(())
     }
 
-    /// Appends each run to its agent's list; `finish` builds each agent's map from its list in one pass. Inserting
-    /// here instead, into a map per agent, touches a different agent's tree at every run of a page (the log
-    /// interleaves agents) and cost twice as much over a million runs.
+    /// Appends each run (and PnL point) to its agent's list; `finish` builds each agent's map from its list in one
+    /// pass. Inserting here instead, into a map per agent, touches a different agent's tree at every run of a page
+    /// (the log interleaves agents) and cost twice as much over a million runs.
     async fn write_rows(&mut self, rows: AppendedRows) -> Result<(), SinkError> {
         let staging = self.staging.as_mut().ok_or(SinkError::NotBegun)?;
         staging.trades.extend(rows.trades);
-        staging.pnl_points.extend(rows.pnl_points);
-        let staging = &mut staging.runs;
         for run in rows.runs {
-            match staging.get_mut(&run.agent_id) {
-                Some(agent_runs) => agent_runs.push(run),
-                None => {
-                    staging.insert(run.agent_id.clone(), vec![run]);
-                }
-            }
+            push_to(&mut staging.runs, run, |r| &r.agent_id);
+        }
+        for point in rows.pnl_points {
+            push_to(&mut staging.pnl_points, point, |p| &p.agent_id);
         }
         Ok(())
     }
@@ -159,9 +155,17 @@ impl RebuildSink for MemoryReadModel {
         for trade in staging.trades {
             model.put_trade(trade);
         }
-        for point in staging.pnl_points {
-            model.put_pnl(point);
-        }
+        model.pnl_points = staging
+            .pnl_points
+            .into_iter()
+            .map(|(agent_id, points)| {
+                let points = points
+                    .into_iter()
+                    .map(|p| ((p.session.unsigned_abs(), p.tick_no.unsigned_abs()), p))
+                    .collect();
+                (agent_id, points)
+            })
+            .collect();
         for row in state.agents.values() {
             model.put_agent(row.clone());
         }
@@ -380,6 +384,16 @@ impl AgentQueries for MemoryReadModel {
                     next_cursor: None,
                 })
             }
+        }
+    }
+}
+
+/// Appends `row` to its agent's list in `lists` (allocating the key only for an agent's first row).
+fn push_to<T>(lists: &mut BTreeMap<String, Vec<T>>, row: T, agent_id: impl Fn(&T) -> &String) {
+    match lists.get_mut(agent_id(&row)) {
+        Some(list) => list.push(row),
+        None => {
+            lists.insert(agent_id(&row).clone(), vec![row]);
         }
     }
 }

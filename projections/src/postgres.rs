@@ -159,7 +159,7 @@ impl RebuildSink for PgRebuildSink {
         let tx = self.tx.as_mut().ok_or(SinkError::NotBegun)?;
         copy::copy_runs(tx, &rows.runs).await?;
         trading_rows::insert_trades(tx, &rows.trades).await?;
-        trading_rows::insert_pnl(tx, &rows.pnl_points).await
+        copy::copy_pnl(tx, &rows.pnl_points).await
     }
 
     async fn finish(&mut self, state: &FoldState, last: LogPosition) -> Result<(), SinkError> {
