@@ -229,9 +229,12 @@ fn apply_to(
             if fall > position.max_drawdown {
                 position.max_drawdown = fall;
             }
-            let fall_pct = z(percent(fall, position.peak_equity, 4));
-            if fall_pct > position.max_drawdown_pct {
-                position.max_drawdown_pct = fall_pct;
+            // Only a fall below the peak needs the division (a rebuild runs this for every run of the log).
+            if fall > Decimal::ZERO {
+                let fall_pct = z(percent(fall, position.peak_equity, 4));
+                if fall_pct > position.max_drawdown_pct {
+                    position.max_drawdown_pct = fall_pct;
+                }
             }
             position.updated_at = *completed_at;
             Ok(Traded::Pnl(Box::new(PnlRow {
