@@ -31,7 +31,7 @@ async fn run(app: &TestApp, id: &str, tick_no: u64, price: &str) -> Option<Strin
     let services = &app.handles.commands;
     let (state, _) = services.agents.load(id).await.unwrap();
     let scheduled_at = state.tick_scheduled_at(tick_no).unwrap();
-    let ctx = CommandContext::system("runtime", &format!("tick-{tick_no}"));
+    let ctx = CommandContext::system("runtime", format!("tick-{tick_no}"));
     let executed = services
         .agents
         .execute(
