@@ -37,7 +37,7 @@ lint: ## cargo fmt --check and clippy with warnings as errors
 format: ## Format all Rust code (cargo fmt)
 	$(CARGO) fmt --all
 
-bench: ## Print benchmark figures, also to target/bench/results.json: append vs pgbench at 1/8/32 writers; RecordRun latency p50/p99 at 10 vs 100,000 prior events (Postgres, memory); over 1M Agent events: scan, log read, projection rebuild (Postgres, memory), relay (~3.5 min; STROM_BENCH_QUICK=1: ~40 s smoke run)
+bench: ## Print benchmark figures, also to target/bench/results.json: append vs pgbench at 1/8/32 writers; RecordRun latency p50/p99 at 10 vs 100,000 prior events (Postgres, memory); over 1M Agent events: scan, log read, projection rebuild (Postgres, memory), relay; paper trading: tick-to-fill p50/p99 with 1,000 agents at 1 s, fills/s sustained (~6 min; STROM_BENCH_QUICK=1: ~1 min smoke run)
 	scripts/ensure-services.sh
 	$(CARGO) bench -p strom --bench bench
 
@@ -52,9 +52,8 @@ demo-m0: ## M0 demo: health, readiness, metrics, auth (token, 401), correlation 
 demo-m1: ## M1 demo: create an agent, start it, watch its runs on the simulated market (seed 42), stop it
 	scripts/demo-m1.sh
 
-demo-m2: ## M2 demo: paper trading, PnL, backtest parity (not built yet)
-	@echo "demo-m2: milestone M2 (paper trading) is not built yet" >&2
-	@exit 1
+demo-m2: ## M2 demo: an agent paper-trades on the simulated market (seed 42): orders with a risk rejection, trades, position, PnL identity, replay --verify with a database
+	scripts/demo-m2.sh
 
 up: ## Start the full stack with Docker (docker compose up -d --build); needs a Docker engine
 	scripts/compose.sh up -d --build

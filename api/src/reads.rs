@@ -70,7 +70,10 @@ pub fn agent_not_found() -> ApiError {
 /// specs/03 §2: a bad limit or cursor is 400 `bad_request`; a failing store 503.
 pub fn query_error(e: QueryError) -> ApiError {
     match e {
-        QueryError::InvalidLimit(_) | QueryError::BadCursor => ApiError::BadRequest(e.to_string()),
+        QueryError::InvalidLimit(_)
+        | QueryError::InvalidPnlLimit(_)
+        | QueryError::BadParameter(_)
+        | QueryError::BadCursor => ApiError::BadRequest(e.to_string()),
         QueryError::Unavailable(detail) => ApiError::Unavailable(detail),
     }
 }

@@ -14,7 +14,7 @@ use crate::market::Side;
 pub const MAX_REJECT_REASON_CHARS: usize = 200;
 
 /// Why a risk rule refused an order; recorded as `reason_code` on `OrderRejected`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RiskCode {
     /// The order is larger than `max_order_qty`.

@@ -9,19 +9,35 @@ use async_trait::async_trait;
 use strom_commands::log::{LogPosition, LoggedEvent};
 
 use crate::fold::AgentFold;
+use crate::ledger::{Book, OrderRow, PositionRow};
+use crate::ledger::{PnlRow, TradeRow};
 use crate::model::{AgentRow, AgentsModel, RunRow};
-use crate::page::{page_size, AgentCursor, Page, QueryError, RunCursor};
-use crate::queries::{AgentFilter, AgentQueries};
-use crate::sink::{agent_ids, fold_page, ProjectionSink, RebuildSink, SinkError};
+use crate::page::{
+    page_size, AgentCursor, OrderCursor, Page, PnlCursor, QueryError, RunCursor, TradeCursor,
+};
+use crate::queries::{thinned, AgentFilter, AgentQueries, PnlQuery, PnlRead};
+use crate::sink::{
+    agent_ids, fold_page, AppendedRows, FoldState, ProjectionSink, RebuildSink, SinkError,
+};
+use crate::trading::view::{OrderView, PnlPointView, TradeView};
 use crate::view::{AgentView, RunView};
+use strom_domain::order::OrderStatus;
 
 /// Projector `agents`' read model in memory. Clones share the same tables.
 #[derive(Debug, Clone, Default)]
 pub struct MemoryReadModel {
     model: Arc<RwLock<AgentsModel>>,
     fold: Arc<AgentFold>,
-    /// A rebuild in progress (invisible to readers until `finish`): each agent's runs in arrival order.
-    staging: Option<BTreeMap<String, Vec<RunRow>>>,
+    /// A rebuild in progress (invisible to readers until `finish`): each agent's runs in arrival order, and the
+    /// trades and PnL points.
+    staging: Option<Staging>,
+}
+
+#[derive(Debug, Default, Clone)]
+struct Staging {
+    runs: BTreeMap<String, Vec<RunRow>>,
+    trades: Vec<TradeRow>,
+    pnl_points: BTreeMap<String, Vec<PnlRow>>,
 }
 
 impl MemoryReadModel {
@@ -59,16 +75,43 @@ impl ProjectionSink for MemoryReadModel {
     async fn apply_page(&self, page: &[Arc<LoggedEvent>]) -> Result<LogPosition, SinkError> {
         let mut model = self.write();
         let checkpoint = model.checkpoint;
-        let loaded: BTreeMap<String, AgentRow> = agent_ids(page, checkpoint)
-            .into_iter()
-            .filter_map(|id| model.agents.get(&id).map(|row| (id, row.clone())))
-            .collect();
+        let mut loaded = FoldState::default();
+        for id in agent_ids(page, checkpoint) {
+            if let Some(row) = model.agents.get(&id) {
+                loaded.agents.insert(id.clone(), row.clone());
+            }
+            if let Some(book) = model.book(&id) {
+                loaded.books.insert(id, book);
+            }
+        }
         let effects = fold_page(&self.fold, loaded, page, checkpoint)?;
-        for row in effects.agents.into_values() {
+        let FoldState {
+            agents,
+            books,
+            orders,
+        } = effects.state;
+        for row in agents.into_values() {
             model.put_agent(row);
         }
-        for run in effects.runs {
+        for (id, book) in books {
+            model.positions.insert(id, book.position);
+        }
+        for order in orders.into_values() {
+            model.put_order(order);
+        }
+        let AppendedRows {
+            runs,
+            trades,
+            pnl_points,
+        } = effects.rows;
+        for run in runs {
             model.put_run(run);
+        }
+        for trade in trades {
+            model.put_trade(trade);
+        }
+        for point in pnl_points {
+            model.put_pnl(point);
         }
         if let Some(last) = effects.last {
             model.checkpoint = last;
@@ -80,41 +123,57 @@ impl ProjectionSink for MemoryReadModel {
 #[async_trait]
 impl RebuildSink for MemoryReadModel {
     async fn begin(&mut self) -> Result<(), SinkError> {
-        self.staging = Some(BTreeMap::new());
+        self.staging = Some(Staging::default());
         Ok(())
     }
 
-    /// Appends each run to its agent's list; `finish` builds each agent's map from its list in one pass. Inserting
-    /// here instead, into a map per agent, touches a different agent's tree at every run of a page (the log
-    /// interleaves agents) and cost twice as much over a million runs.
-    async fn write_runs(&mut self, runs: Vec<RunRow>) -> Result<(), SinkError> {
+    /// Appends each run (and PnL point) to its agent's list; `finish` builds each agent's map from its list in one
+    /// pass. Inserting here instead, into a map per agent, touches a different agent's tree at every run of a page
+    /// (the log interleaves agents) and cost twice as much over a million runs.
+    async fn write_rows(&mut self, rows: AppendedRows) -> Result<(), SinkError> {
         let staging = self.staging.as_mut().ok_or(SinkError::NotBegun)?;
-        for run in runs {
-            match staging.get_mut(&run.agent_id) {
-                Some(agent_runs) => agent_runs.push(run),
-                None => {
-                    staging.insert(run.agent_id.clone(), vec![run]);
-                }
-            }
+        staging.trades.extend(rows.trades);
+        for run in rows.runs {
+            push_to(&mut staging.runs, run, |r| &r.agent_id);
+        }
+        for point in rows.pnl_points {
+            push_to(&mut staging.pnl_points, point, |p| &p.agent_id);
         }
         Ok(())
     }
 
-    async fn finish(
-        &mut self,
-        agents: &BTreeMap<String, AgentRow>,
-        last: LogPosition,
-    ) -> Result<(), SinkError> {
+    async fn finish(&mut self, state: &FoldState, last: LogPosition) -> Result<(), SinkError> {
         let staging = self.staging.take().ok_or(SinkError::NotBegun)?;
         let mut model = AgentsModel::new();
         // `collect` sorts each list by key (a check only: the log gives an agent's runs in order) and builds the
         // map bottom-up.
         model.runs = staging
+            .runs
             .into_iter()
             .map(|(agent_id, runs)| (agent_id, runs.into_iter().map(|r| (r.key(), r)).collect()))
             .collect();
-        for row in agents.values() {
+        for trade in staging.trades {
+            model.put_trade(trade);
+        }
+        model.pnl_points = staging
+            .pnl_points
+            .into_iter()
+            .map(|(agent_id, points)| {
+                let points = points
+                    .into_iter()
+                    .map(|p| ((p.session.unsigned_abs(), p.tick_no.unsigned_abs()), p))
+                    .collect();
+                (agent_id, points)
+            })
+            .collect();
+        for row in state.agents.values() {
             model.put_agent(row.clone());
+        }
+        for (id, book) in &state.books {
+            model.positions.insert(id.clone(), book.position.clone());
+        }
+        for order in state.orders.values() {
+            model.put_order(order.clone());
         }
         model.checkpoint = last;
         *self.write() = model;
@@ -192,6 +251,150 @@ impl AgentQueries for MemoryReadModel {
             }
             .encode()
         }))
+    }
+    async fn get_order(&self, order_id: &str) -> Result<Option<OrderRow>, QueryError> {
+        let model = self.read();
+        Ok(model
+            .orders
+            .values()
+            .find_map(|orders| orders.get(order_id))
+            .cloned())
+    }
+
+    async fn list_orders(
+        &self,
+        agent_id: &str,
+        status: Option<OrderStatus>,
+        limit: Option<usize>,
+        cursor: Option<&str>,
+    ) -> Result<Page<OrderView>, QueryError> {
+        let limit = page_size(limit)?;
+        let after = cursor
+            .map(OrderCursor::decode)
+            .transpose()?
+            .map(|c| (c.created_at, c.order_id));
+        let model = self.read();
+        // An agent's orders are keyed by id; the listing's order (newest first) is made per request.
+        let mut orders: Vec<&OrderRow> = model
+            .orders
+            .get(agent_id)
+            .into_iter()
+            .flat_map(BTreeMap::values)
+            .filter(|o| status.is_none_or(|s| o.status == s.as_str()))
+            .filter(|o| {
+                after
+                    .as_ref()
+                    .is_none_or(|(at, id)| (o.created_at, &o.order_id) < (*at, id))
+            })
+            .collect();
+        orders.sort_by(|a, b| (b.created_at, &b.order_id).cmp(&(a.created_at, &a.order_id)));
+        let mut items: Vec<OrderView> = orders
+            .into_iter()
+            .take(limit + 1)
+            .map(OrderView::from)
+            .collect();
+        Ok(paged(&mut items, limit, |last| {
+            OrderCursor {
+                created_at: last.created_at,
+                order_id: last.order_id.clone(),
+            }
+            .encode()
+        }))
+    }
+
+    async fn list_trades(
+        &self,
+        agent_id: &str,
+        limit: Option<usize>,
+        cursor: Option<&str>,
+    ) -> Result<Page<TradeView>, QueryError> {
+        let limit = page_size(limit)?;
+        let upper = match cursor {
+            None => Bound::Unbounded,
+            Some(c) => {
+                let c = TradeCursor::decode(c)?;
+                Bound::Excluded((c.filled_at, c.trade_id))
+            }
+        };
+        let model = self.read();
+        let mut items: Vec<TradeView> = model
+            .trades
+            .get(agent_id)
+            .into_iter()
+            .flat_map(|trades| trades.range((Bound::Unbounded, upper.clone())).rev())
+            .take(limit + 1)
+            .map(|(_, t)| TradeView::from(t))
+            .collect();
+        Ok(paged(&mut items, limit, |last| {
+            TradeCursor {
+                filled_at: last.filled_at,
+                trade_id: last.trade_id.clone(),
+            }
+            .encode()
+        }))
+    }
+
+    async fn get_position(&self, agent_id: &str) -> Result<Option<PositionRow>, QueryError> {
+        Ok(self.read().positions.get(agent_id).cloned())
+    }
+
+    async fn get_book(&self, agent_id: &str) -> Result<Option<Book>, QueryError> {
+        Ok(self.read().book(agent_id))
+    }
+
+    async fn list_pnl(
+        &self,
+        agent_id: &str,
+        query: &PnlQuery,
+    ) -> Result<Page<PnlPointView>, QueryError> {
+        let read = query.read()?;
+        let after = query.cursor.as_deref().map(PnlCursor::decode).transpose()?;
+        let model = self.read();
+        let in_range = model
+            .pnl_points
+            .get(agent_id)
+            .into_iter()
+            .flat_map(BTreeMap::values)
+            .filter(|p| query.from.is_none_or(|from| p.at >= from))
+            .filter(|p| query.to.is_none_or(|to| p.at <= to));
+        match read {
+            PnlRead::Page(limit) => {
+                let mut items: Vec<PnlPointView> = in_range
+                    .filter(|p| {
+                        after.is_none_or(|c| (p.session, p.tick_no) > (c.session, c.tick_no))
+                    })
+                    .take(limit + 1)
+                    .map(PnlPointView::from)
+                    .collect();
+                Ok(paged(&mut items, limit, |last| {
+                    PnlCursor {
+                        session: last.session,
+                        tick_no: last.tick_no,
+                    }
+                    .encode()
+                }))
+            }
+            PnlRead::Thinned(max) => {
+                let points: Vec<_> = in_range.collect();
+                let items = thinned(points.len(), max)
+                    .map(|i| PnlPointView::from(points[i]))
+                    .collect();
+                Ok(Page {
+                    items,
+                    next_cursor: None,
+                })
+            }
+        }
+    }
+}
+
+/// Appends `row` to its agent's list in `lists` (allocating the key only for an agent's first row).
+fn push_to<T>(lists: &mut BTreeMap<String, Vec<T>>, row: T, agent_id: impl Fn(&T) -> &String) {
+    match lists.get_mut(agent_id(&row)) {
+        Some(list) => list.push(row),
+        None => {
+            lists.insert(agent_id(&row).clone(), vec![row]);
+        }
     }
 }
 

@@ -14,6 +14,8 @@ use serde_json::Value;
 use strom_commands::log::{jsonb_text, LogPosition};
 use strom_domain::{AgentState, Side};
 
+use crate::ledger::{Book, OrderRow, PnlRow, PositionRow, TradeRow};
+
 /// One agent, as table `agents` holds it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -127,7 +129,7 @@ impl RunRow {
 }
 
 /// Serializes `row` in the canonical dump form: Postgres's jsonb text (keys by length then bytes), lossless.
-fn dump_line<T: Serialize>(row: &T) -> String {
+pub(crate) fn dump_line<T: Serialize>(row: &T) -> String {
     // A row holds only strings, numbers, bools, nulls and JSON values, so serializing it cannot fail.
     let value = serde_json::to_value(row).unwrap_or(Value::Null);
     jsonb_text(&value)
@@ -161,6 +163,14 @@ pub struct AgentsModel {
     pub runs: BTreeMap<String, BTreeMap<RunKey, RunRow>>,
     /// (created_at, agent_id) of every agent.
     pub(crate) by_created: BTreeSet<(DateTime<Utc>, String)>,
+    /// Table `positions`, by agent_id.
+    pub positions: BTreeMap<String, PositionRow>,
+    /// Table `orders`, by agent_id then order_id.
+    pub orders: BTreeMap<String, BTreeMap<String, OrderRow>>,
+    /// Table `trades`, by agent_id then (filled_at, trade_id): the listing's order.
+    pub trades: BTreeMap<String, BTreeMap<(DateTime<Utc>, String), TradeRow>>,
+    /// Table `pnl_points`, by agent_id then (session, tick_no).
+    pub pnl_points: BTreeMap<String, BTreeMap<RunKey, PnlRow>>,
     /// The last log position folded in.
     pub checkpoint: LogPosition,
 }
@@ -196,6 +206,50 @@ impl AgentsModel {
         }
     }
 
+    /// Inserts or replaces an order row.
+    pub fn put_order(&mut self, row: OrderRow) {
+        self.orders
+            .entry(row.agent_id.clone())
+            .or_default()
+            .insert(row.order_id.clone(), row);
+    }
+
+    /// Inserts a trade row.
+    pub fn put_trade(&mut self, row: TradeRow) {
+        self.trades
+            .entry(row.agent_id.clone())
+            .or_default()
+            .insert((row.filled_at, row.trade_id.clone()), row);
+    }
+
+    /// Inserts a PnL point.
+    pub fn put_pnl(&mut self, row: PnlRow) {
+        self.pnl_points
+            .entry(row.agent_id.clone())
+            .or_default()
+            .insert(
+                (
+                    u64::try_from(row.session).unwrap_or(0),
+                    u64::try_from(row.tick_no).unwrap_or(0),
+                ),
+                row,
+            );
+    }
+
+    /// The agent's book (its position and open order), as the fold continues from it.
+    pub fn book(&self, agent_id: &str) -> Option<Book> {
+        let position = self.positions.get(agent_id)?.clone();
+        let open_order = self
+            .orders
+            .get(agent_id)
+            .and_then(|orders| orders.values().find(|o| o.status == "accepted"))
+            .cloned();
+        Some(Book {
+            position,
+            open_order,
+        })
+    }
+
     /// Every run, in primary-key order.
     pub fn all_runs(&self) -> impl Iterator<Item = &RunRow> {
         self.runs.values().flat_map(BTreeMap::values)
@@ -206,11 +260,24 @@ impl AgentsModel {
         self.runs.values().map(BTreeMap::len).sum()
     }
 
-    /// The canonical dump of both tables.
+    /// The canonical dump of the projector's tables.
     pub fn dump(&self) -> TableDump {
+        let mut orders: Vec<&OrderRow> = self.orders.values().flat_map(BTreeMap::values).collect();
+        orders.sort_by(|a, b| a.order_id.cmp(&b.order_id));
+        let mut trades: Vec<&TradeRow> = self.trades.values().flat_map(BTreeMap::values).collect();
+        trades.sort_by(|a, b| a.trade_id.cmp(&b.trade_id));
         TableDump {
             agents: self.agents.values().map(AgentRow::dump_line).collect(),
             agent_runs: self.all_runs().map(RunRow::dump_line).collect(),
+            orders: orders.into_iter().map(dump_line).collect(),
+            trades: trades.into_iter().map(dump_line).collect(),
+            positions: self.positions.values().map(dump_line).collect(),
+            pnl_points: self
+                .pnl_points
+                .values()
+                .flat_map(BTreeMap::values)
+                .map(dump_line)
+                .collect(),
         }
     }
 }
@@ -223,17 +290,50 @@ pub struct TableDump {
     pub agents: Vec<String>,
     /// `agent_runs`, ordered by (agent_id, session, tick_no).
     pub agent_runs: Vec<String>,
+    /// `orders`, ordered by order_id.
+    pub orders: Vec<String>,
+    /// `trades`, ordered by trade_id.
+    pub trades: Vec<String>,
+    /// `positions`, ordered by agent_id.
+    pub positions: Vec<String>,
+    /// `pnl_points`, ordered by (agent_id, session, tick_no).
+    pub pnl_points: Vec<String>,
 }
 
 /// The tables of projector `agents`, in dump order.
-pub const AGENTS_TABLES: [&str; 2] = ["agents", "agent_runs"];
+pub const AGENTS_TABLES: [&str; 6] = [
+    "agents",
+    "agent_runs",
+    "orders",
+    "trades",
+    "positions",
+    "pnl_points",
+];
 
 impl TableDump {
-    /// The lines of `table` (one of [`AGENTS_TABLES`]).
+    /// The lines of `table` (one of [`AGENTS_TABLES`]; empty for any other name).
     pub fn table(&self, table: &str) -> &[String] {
         match table {
             "agents" => &self.agents,
-            _ => &self.agent_runs,
+            "agent_runs" => &self.agent_runs,
+            "orders" => &self.orders,
+            "trades" => &self.trades,
+            "positions" => &self.positions,
+            "pnl_points" => &self.pnl_points,
+            _ => &[],
         }
+    }
+
+    /// The lines of `table`, to fill (one of [`AGENTS_TABLES`]).
+    pub fn table_mut(&mut self, table: &str) -> Option<&mut Vec<String>> {
+        Some(match table {
+            "agents" => &mut self.agents,
+            "agent_runs" => &mut self.agent_runs,
+            "orders" => &mut self.orders,
+            "trades" => &mut self.trades,
+            "positions" => &mut self.positions,
+            "pnl_points" => &mut self.pnl_points,
+            _ => return None,
+        })
     }
 }

@@ -21,6 +21,12 @@ pub enum QueryError {
     /// `limit` outside 1..=[`MAX_PAGE_SIZE`].
     #[error("limit must be between 1 and {MAX_PAGE_SIZE} (got {0})")]
     InvalidLimit(usize),
+    /// A PnL `limit` or `max_points` outside its range.
+    #[error("limit must be between 1 and {MAX_PNL_PAGE_SIZE} (got {0})")]
+    InvalidPnlLimit(usize),
+    /// Any other query parameter that cannot be answered (e.g. `from` after `to`); the text says which.
+    #[error("{0}")]
+    BadParameter(String),
     /// The cursor is not one this listing issued.
     #[error("cursor is not valid for this listing")]
     BadCursor,
@@ -71,6 +77,120 @@ pub struct RunCursor {
 
 const AGENT_KIND: &str = "a1";
 const RUN_KIND: &str = "r1";
+const ORDER_KIND: &str = "o1";
+const TRADE_KIND: &str = "t1";
+const PNL_KIND: &str = "p1";
+
+/// PnL points per page when the client does not say (specs/03 §1: a chart's worth).
+pub const DEFAULT_PNL_PAGE_SIZE: usize = 1_000;
+/// Most PnL points one page (or one thinned series) returns.
+pub const MAX_PNL_PAGE_SIZE: usize = 5_000;
+
+/// A validated PnL page size.
+///
+/// # Errors
+/// [`QueryError::InvalidLimit`] when `limit` is 0 or above [`MAX_PNL_PAGE_SIZE`].
+pub fn pnl_page_size(limit: Option<usize>) -> Result<usize, QueryError> {
+    match limit {
+        None => Ok(DEFAULT_PNL_PAGE_SIZE),
+        Some(n) if (1..=MAX_PNL_PAGE_SIZE).contains(&n) => Ok(n),
+        Some(n) => Err(QueryError::InvalidPnlLimit(n)),
+    }
+}
+
+/// Where an orders listing (newest first by created_at, then order_id) continues.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderCursor {
+    pub created_at: DateTime<Utc>,
+    pub order_id: String,
+}
+
+/// Where a trades listing (newest first by filled_at, then trade_id) continues.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TradeCursor {
+    pub filled_at: DateTime<Utc>,
+    pub trade_id: String,
+}
+
+/// Where a PnL listing (oldest first by session, then tick_no) continues.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PnlCursor {
+    pub session: i64,
+    pub tick_no: i64,
+}
+
+/// `<kind>|<micros>|<id>` cursors (orders, trades).
+fn encode_timed(kind: &str, at: DateTime<Utc>, id: &str) -> String {
+    hex::encode(format!("{kind}|{}|{id}", at.timestamp_micros()))
+}
+
+fn decode_timed(cursor: &str, kind: &str) -> Result<(DateTime<Utc>, String), QueryError> {
+    let [micros, id]: [String; 2] = fields(cursor, kind)?
+        .try_into()
+        .map_err(|_| QueryError::BadCursor)?;
+    let micros: i64 = micros.parse().map_err(|_| QueryError::BadCursor)?;
+    let at = DateTime::from_timestamp_micros(micros).ok_or(QueryError::BadCursor)?;
+    Ok((at, id))
+}
+
+impl OrderCursor {
+    /// The opaque form.
+    pub fn encode(&self) -> String {
+        encode_timed(ORDER_KIND, self.created_at, &self.order_id)
+    }
+
+    /// # Errors
+    /// [`QueryError::BadCursor`] for anything [`OrderCursor::encode`] did not produce.
+    pub fn decode(cursor: &str) -> Result<Self, QueryError> {
+        let (created_at, order_id) = decode_timed(cursor, ORDER_KIND)?;
+        Ok(Self {
+            created_at,
+            order_id,
+        })
+    }
+}
+
+impl TradeCursor {
+    /// The opaque form.
+    pub fn encode(&self) -> String {
+        encode_timed(TRADE_KIND, self.filled_at, &self.trade_id)
+    }
+
+    /// # Errors
+    /// [`QueryError::BadCursor`] for anything [`TradeCursor::encode`] did not produce.
+    pub fn decode(cursor: &str) -> Result<Self, QueryError> {
+        let (filled_at, trade_id) = decode_timed(cursor, TRADE_KIND)?;
+        Ok(Self {
+            filled_at,
+            trade_id,
+        })
+    }
+}
+
+impl PnlCursor {
+    /// The opaque form.
+    pub fn encode(&self) -> String {
+        hex::encode(format!("{PNL_KIND}|{}|{}", self.session, self.tick_no))
+    }
+
+    /// # Errors
+    /// [`QueryError::BadCursor`] for anything [`PnlCursor::encode`] did not produce.
+    pub fn decode(cursor: &str) -> Result<Self, QueryError> {
+        let [session, tick_no]: [String; 2] = fields(cursor, PNL_KIND)?
+            .try_into()
+            .map_err(|_| QueryError::BadCursor)?;
+        let parse = |v: String| {
+            v.parse::<i64>()
+                .ok()
+                .filter(|n| *n >= 0)
+                .ok_or(QueryError::BadCursor)
+        };
+        Ok(Self {
+            session: parse(session)?,
+            tick_no: parse(tick_no)?,
+        })
+    }
+}
 
 fn fields(cursor: &str, kind: &str) -> Result<Vec<String>, QueryError> {
     if cursor.len() > MAX_CURSOR_CHARS {

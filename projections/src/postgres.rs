@@ -6,6 +6,7 @@
 
 mod copy;
 mod rows;
+mod trading_rows;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -15,12 +16,19 @@ use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 use strom_commands::log::{LogPosition, LoggedEvent, PgCheckpointStore};
 
 use crate::fold::{AgentFold, AGENTS_PROJECTOR};
+use crate::ledger::{Book, OrderRow, PositionRow};
 use crate::memory::paged;
-use crate::model::{AgentRow, RunRow, TableDump};
-use crate::page::{page_size, AgentCursor, Page, QueryError, RunCursor};
-use crate::queries::{AgentFilter, AgentQueries};
-use crate::sink::{agent_ids, fold_page, ProjectionSink, RebuildSink, SinkError};
+use crate::model::{AgentRow, TableDump};
+use crate::page::{
+    page_size, AgentCursor, OrderCursor, Page, PnlCursor, QueryError, RunCursor, TradeCursor,
+};
+use crate::queries::{AgentFilter, AgentQueries, PnlQuery, PnlRead};
+use crate::sink::{
+    agent_ids, fold_page, AppendedRows, FoldState, ProjectionSink, RebuildSink, SinkError,
+};
+use crate::trading::view::{OrderView, PnlPointView, TradeView};
 use crate::view::{AgentView, RunView};
+use strom_domain::order::OrderStatus;
 
 pub use rows::{dump_tables, dump_tables_at_checkpoint};
 
@@ -88,13 +96,23 @@ impl ProjectionSink for PgReadModel {
             .await?
             .unwrap_or(LogPosition::START);
         let ids: Vec<String> = agent_ids(page, checkpoint).into_iter().collect();
-        let loaded = rows::load_agents(&mut tx, &ids).await?;
+        let loaded = FoldState {
+            agents: rows::load_agents(&mut tx, &ids).await?,
+            books: trading_rows::load_books(&mut tx, &ids).await?,
+            orders: BTreeMap::new(),
+        };
         let effects = fold_page(&self.fold, loaded, page, checkpoint)?;
         let Some(last) = effects.last else {
             return Ok(checkpoint);
         };
-        rows::upsert_agents(&mut tx, effects.agents.values()).await?;
-        rows::insert_runs(&mut tx, &effects.runs).await?;
+        rows::upsert_agents(&mut tx, effects.state.agents.values()).await?;
+        rows::insert_runs(&mut tx, &effects.rows.runs).await?;
+        let orders: Vec<_> = effects.state.orders.values().collect();
+        trading_rows::upsert_orders(&mut tx, &orders).await?;
+        trading_rows::insert_trades(&mut tx, &effects.rows.trades).await?;
+        trading_rows::insert_pnl(&mut tx, &effects.rows.pnl_points).await?;
+        let positions: Vec<_> = effects.state.books.values().map(|b| &b.position).collect();
+        trading_rows::upsert_positions(&mut tx, &positions).await?;
         PgCheckpointStore::save_in(&mut *tx, AGENTS_PROJECTOR, last).await?;
         tx.commit().await?;
         Ok(last)
@@ -130,25 +148,27 @@ impl RebuildSink for PgRebuildSink {
     async fn begin(&mut self) -> Result<(), SinkError> {
         let mut tx = self.pool.begin().await?;
         lock_projector(&mut tx, AGENTS_PROJECTOR).await?;
-        sqlx::query("TRUNCATE agents, agent_runs")
+        sqlx::query("TRUNCATE agents, agent_runs, orders, trades, positions, pnl_points")
             .execute(&mut *tx)
             .await?;
         self.tx = Some(tx);
         Ok(())
     }
 
-    async fn write_runs(&mut self, runs: Vec<RunRow>) -> Result<(), SinkError> {
+    async fn write_rows(&mut self, rows: AppendedRows) -> Result<(), SinkError> {
         let tx = self.tx.as_mut().ok_or(SinkError::NotBegun)?;
-        copy::copy_runs(tx, &runs).await
+        copy::copy_runs(tx, &rows.runs).await?;
+        trading_rows::insert_trades(tx, &rows.trades).await?;
+        copy::copy_pnl(tx, &rows.pnl_points).await
     }
 
-    async fn finish(
-        &mut self,
-        agents: &BTreeMap<String, AgentRow>,
-        last: LogPosition,
-    ) -> Result<(), SinkError> {
+    async fn finish(&mut self, state: &FoldState, last: LogPosition) -> Result<(), SinkError> {
         let mut tx = self.tx.take().ok_or(SinkError::NotBegun)?;
-        copy::copy_agents(&mut tx, agents.values()).await?;
+        copy::copy_agents(&mut tx, state.agents.values()).await?;
+        let positions: Vec<_> = state.books.values().map(|b| &b.position).collect();
+        trading_rows::upsert_positions(&mut tx, &positions).await?;
+        let orders: Vec<_> = state.orders.values().collect();
+        trading_rows::upsert_orders(&mut tx, &orders).await?;
         PgCheckpointStore::save_in(&mut *tx, AGENTS_PROJECTOR, last).await?;
         tx.commit().await?;
         Ok(())
@@ -209,5 +229,108 @@ impl AgentQueries for PgReadModel {
             }
             .encode()
         }))
+    }
+
+    async fn get_order(&self, order_id: &str) -> Result<Option<OrderRow>, QueryError> {
+        Ok(trading_rows::get_order(&self.pool, order_id).await?)
+    }
+
+    async fn list_orders(
+        &self,
+        agent_id: &str,
+        status: Option<OrderStatus>,
+        limit: Option<usize>,
+        cursor: Option<&str>,
+    ) -> Result<Page<OrderView>, QueryError> {
+        let limit = page_size(limit)?;
+        let cursor = cursor.map(OrderCursor::decode).transpose()?;
+        let status = status.map(OrderStatus::as_str);
+        let mut items: Vec<OrderView> =
+            trading_rows::list_orders(&self.pool, agent_id, status, cursor, limit + 1)
+                .await?
+                .iter()
+                .map(OrderView::from)
+                .collect();
+        Ok(paged(&mut items, limit, |last| {
+            OrderCursor {
+                created_at: last.created_at,
+                order_id: last.order_id.clone(),
+            }
+            .encode()
+        }))
+    }
+
+    async fn list_trades(
+        &self,
+        agent_id: &str,
+        limit: Option<usize>,
+        cursor: Option<&str>,
+    ) -> Result<Page<TradeView>, QueryError> {
+        let limit = page_size(limit)?;
+        let cursor = cursor.map(TradeCursor::decode).transpose()?;
+        let mut items: Vec<TradeView> =
+            trading_rows::list_trades(&self.pool, agent_id, cursor, limit + 1)
+                .await?
+                .iter()
+                .map(TradeView::from)
+                .collect();
+        Ok(paged(&mut items, limit, |last| {
+            TradeCursor {
+                filled_at: last.filled_at,
+                trade_id: last.trade_id.clone(),
+            }
+            .encode()
+        }))
+    }
+
+    async fn get_position(&self, agent_id: &str) -> Result<Option<PositionRow>, QueryError> {
+        Ok(trading_rows::get_position(&self.pool, agent_id).await?)
+    }
+
+    async fn get_book(&self, agent_id: &str) -> Result<Option<Book>, QueryError> {
+        let mut conn = self.pool.acquire().await?;
+        let mut books = trading_rows::load_books(&mut conn, &[agent_id.to_owned()])
+            .await
+            .map_err(|e| QueryError::Unavailable(e.to_string()))?;
+        Ok(books.remove(agent_id))
+    }
+
+    async fn list_pnl(
+        &self,
+        agent_id: &str,
+        query: &PnlQuery,
+    ) -> Result<Page<PnlPointView>, QueryError> {
+        match query.read()? {
+            PnlRead::Page(limit) => {
+                let cursor = query.cursor.as_deref().map(PnlCursor::decode).transpose()?;
+                let mut items: Vec<PnlPointView> = trading_rows::list_pnl(
+                    &self.pool,
+                    agent_id,
+                    query.from,
+                    query.to,
+                    cursor,
+                    limit + 1,
+                )
+                .await?
+                .iter()
+                .map(PnlPointView::from)
+                .collect();
+                Ok(paged(&mut items, limit, |last| {
+                    PnlCursor {
+                        session: last.session,
+                        tick_no: last.tick_no,
+                    }
+                    .encode()
+                }))
+            }
+            PnlRead::Thinned(max) => Ok(Page {
+                items: trading_rows::thin_pnl(&self.pool, agent_id, query.from, query.to, max)
+                    .await?
+                    .iter()
+                    .map(PnlPointView::from)
+                    .collect(),
+                next_cursor: None,
+            }),
+        }
     }
 }

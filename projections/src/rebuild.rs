@@ -4,7 +4,6 @@
 //! differ.
 
 use std::cmp::Ordering;
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -13,9 +12,9 @@ use strom_commands::log::{
     EventEnvelope, EventLog, LogPosition, LoggedEvent, StoreError, MAX_LOG_PAGE,
 };
 
-use crate::fold::{AgentFold, Folded, ProjectionError};
+use crate::fold::{AgentFold, ProjectionError};
 use crate::model::{AgentsModel, TableDump, AGENTS_TABLES};
-use crate::sink::{RebuildSink, SinkError};
+use crate::sink::{AppendedRows, FoldState, RebuildSink, SinkError};
 
 /// Events read per page during a rebuild: the log's own cap. A rebuild wants the biggest pages (fewest round
 /// trips); one page of a few megabytes is in memory at a time plus the one being read ahead.
@@ -51,33 +50,31 @@ pub async fn rebuild_from(
     mut progress: impl FnMut(&RebuildProgress) + Send,
 ) -> Result<RebuildProgress, SinkError> {
     let fold = AgentFold::new();
-    let mut agents = BTreeMap::new();
+    let mut state = FoldState::default();
     let mut done = RebuildProgress::default();
     sink.begin().await?;
     let mut page = log.read_after(LogPosition::START, REBUILD_PAGE).await?;
     while let Some(last) = page.last() {
         let position = last.position;
         // Most events of a long log are runs: size for all of them rather than regrow a multi-megabyte vector.
-        let mut runs = Vec::with_capacity(page.len());
+        let mut rows = AppendedRows::with_capacity(page.len());
         for event in &page {
-            if let Folded::Run(run) = fold.apply(&mut agents, event)? {
-                runs.push(*run);
-            }
+            state.apply(&fold, event, &mut rows)?;
         }
         done.events += page.len() as u64;
-        done.runs += runs.len() as u64;
-        done.agents = agents.len() as u64;
+        done.runs += rows.runs.len() as u64;
+        done.agents = state.agents.len() as u64;
         done.position = position;
-        // Read the next page while the sink writes this one's runs.
+        // Read the next page while the sink writes this one's rows.
         let (next, written) = futures::join!(
             log.read_after(position, REBUILD_PAGE),
-            sink.write_runs(runs)
+            sink.write_rows(rows)
         );
         written?;
         page = next?;
         progress(&done);
     }
-    sink.finish(&agents, done.position).await?;
+    sink.finish(&state, done.position).await?;
     Ok(done)
 }
 
@@ -97,7 +94,7 @@ pub fn fold_events<'a>(
 #[derive(Debug, Default)]
 pub struct LenientFold {
     fold: AgentFold,
-    agents: BTreeMap<String, crate::model::AgentRow>,
+    state: FoldState,
     model: AgentsModel,
     errors: Vec<ProjectionError>,
 }
@@ -106,10 +103,18 @@ impl LenientFold {
     /// Folds one event (recording, not returning, an error).
     pub fn push(&mut self, event: &LoggedEvent) {
         self.model.checkpoint = event.position;
-        match self.fold.apply(&mut self.agents, event) {
-            Ok(Folded::Run(run)) => self.model.put_run(*run),
-            Ok(_) => {}
-            Err(e) => self.errors.push(e),
+        let mut rows = AppendedRows::default();
+        if let Err(e) = self.state.apply(&self.fold, event, &mut rows) {
+            self.errors.push(e);
+        }
+        for run in rows.runs {
+            self.model.put_run(run);
+        }
+        for trade in rows.trades {
+            self.model.put_trade(trade);
+        }
+        for point in rows.pnl_points {
+            self.model.put_pnl(point);
         }
     }
 
@@ -126,8 +131,19 @@ impl LenientFold {
 
     /// The model and the events that could not be folded.
     pub fn finish(mut self) -> (AgentsModel, Vec<ProjectionError>) {
-        for row in std::mem::take(&mut self.agents).into_values() {
+        let FoldState {
+            agents,
+            books,
+            orders,
+        } = std::mem::take(&mut self.state);
+        for row in agents.into_values() {
             self.model.put_agent(row);
+        }
+        for (id, book) in books {
+            self.model.positions.insert(id, book.position);
+        }
+        for order in orders.into_values() {
+            self.model.put_order(order);
         }
         (self.model, self.errors)
     }
@@ -158,7 +174,7 @@ pub async fn fold_log(
             done.events += 1;
             done.position = event.position;
         }
-        done.agents = folder.agents.len() as u64;
+        done.agents = folder.state.agents.len() as u64;
         done.runs = folder.model.run_count() as u64;
         progress(&done);
     }
@@ -218,21 +234,29 @@ impl DumpComparison {
     }
 }
 
-/// Sort key of a dump line: (agent_id, session, tick_no); agents have only the id.
-fn line_key(line: &str) -> (String, u64, u64) {
+/// Sort key of a dump line of `table`: (agent_id, session, tick_no) for runs and PnL points, the id for the rest.
+fn line_key(table: &str, line: &str) -> (String, u64, u64) {
     let value: Value = serde_json::from_str(line).unwrap_or(Value::Null);
+    let id = match table {
+        "orders" => "order_id",
+        "trades" => "trade_id",
+        _ => "agent_id",
+    };
     (
-        value["agent_id"].as_str().unwrap_or_default().to_owned(),
+        value[id].as_str().unwrap_or_default().to_owned(),
         value["session"].as_u64().unwrap_or(0),
         value["tick_no"].as_u64().unwrap_or(0),
     )
 }
 
 fn key_text(table: &str, key: &(String, u64, u64)) -> String {
-    if table == "agents" {
-        format!("agent_id={}", key.0)
-    } else {
-        format!("agent_id={}, session={}, tick_no={}", key.0, key.1, key.2)
+    match table {
+        "agent_runs" | "pnl_points" => {
+            format!("agent_id={}, session={}, tick_no={}", key.0, key.1, key.2)
+        }
+        "orders" => format!("order_id={}", key.0),
+        "trades" => format!("trade_id={}", key.0),
+        _ => format!("agent_id={}", key.0),
     }
 }
 
@@ -249,7 +273,7 @@ pub fn diff_dumps(live: &TableDump, rebuilt: &TableDump) -> DumpComparison {
                 (None, None) => break,
                 (Some(_), None) => Ordering::Less,
                 (None, Some(_)) => Ordering::Greater,
-                (Some(x), Some(y)) => line_key(x).cmp(&line_key(y)),
+                (Some(x), Some(y)) => line_key(table, x).cmp(&line_key(table, y)),
             };
             let (l, r) = match order {
                 Ordering::Less => (a.next(), None),
@@ -263,7 +287,7 @@ pub fn diff_dumps(live: &TableDump, rebuilt: &TableDump) -> DumpComparison {
                 out.truncated = true;
                 break;
             }
-            let key = line_key(l.or(r).map_or("", String::as_str));
+            let key = line_key(table, l.or(r).map_or("", String::as_str));
             out.differences.push(RowDifference {
                 table,
                 key: key_text(table, &key),

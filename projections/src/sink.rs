@@ -10,6 +10,7 @@ use strom_commands::log::{LogPosition, LoggedEvent, StoreError};
 
 use crate::fold::{AgentFold, Folded, ProjectionError};
 use crate::model::{AgentRow, RunRow};
+use crate::trading::{fold_trading, Book, OrderRow, PnlRow, TradeRow, Traded};
 
 /// What went wrong writing or reading a read model.
 #[derive(Debug, thiserror::Error)]
@@ -53,7 +54,65 @@ pub trait ProjectionSink: Send + Sync {
     async fn apply_page(&self, page: &[Arc<LoggedEvent>]) -> Result<LogPosition, SinkError>;
 }
 
-/// A read-model store being rebuilt from zero. `begin`, any number of `write_runs`, then `finish`; dropping the
+/// Rows a page adds that never change afterwards: a rebuild streams them to its sink page by page.
+#[derive(Debug, Default)]
+pub struct AppendedRows {
+    pub runs: Vec<RunRow>,
+    pub trades: Vec<TradeRow>,
+    pub pnl_points: Vec<PnlRow>,
+}
+
+impl AppendedRows {
+    /// Room for a page of `events` (most events of a long log are runs, each with its PnL point).
+    pub fn with_capacity(events: usize) -> Self {
+        Self {
+            runs: Vec::with_capacity(events),
+            trades: Vec::new(),
+            pnl_points: Vec::with_capacity(events),
+        }
+    }
+}
+
+/// The state the fold ends with: per agent its row and its book, and every order by order_id. A rebuild writes it
+/// at the end.
+#[derive(Debug, Default)]
+pub struct FoldState {
+    pub agents: BTreeMap<String, AgentRow>,
+    pub books: BTreeMap<String, Book>,
+    pub orders: BTreeMap<String, OrderRow>,
+}
+
+impl FoldState {
+    /// Folds one event into the state, adding the rows it appends to `rows`.
+    ///
+    /// # Errors
+    /// The event cannot follow the state; the agent's row or book may then be half-applied, so a caller that goes
+    /// on must not write this state (the projector stops; a lenient fold reports it).
+    pub fn apply(
+        &mut self,
+        fold: &AgentFold,
+        event: &LoggedEvent,
+        rows: &mut AppendedRows,
+    ) -> Result<(), ProjectionError> {
+        if let Folded::Run(run) = fold.apply(&mut self.agents, event)? {
+            rows.runs.push(*run);
+        }
+        match fold_trading(&mut self.books, event)? {
+            Traded::Nothing | Traded::Book => {}
+            Traded::Order(order) => {
+                self.orders.insert(order.order_id.clone(), *order);
+            }
+            Traded::Fill(order, trade) => {
+                self.orders.insert(order.order_id.clone(), *order);
+                rows.trades.push(*trade);
+            }
+            Traded::Pnl(point) => rows.pnl_points.push(*point),
+        }
+        Ok(())
+    }
+}
+
+/// A read-model store being rebuilt from zero. `begin`, any number of `write_rows`, then `finish`; dropping the
 /// sink (or an error) before `finish` leaves the previous read model as it was.
 #[async_trait]
 pub trait RebuildSink: Send {
@@ -63,29 +122,28 @@ pub trait RebuildSink: Send {
     /// The store failed.
     async fn begin(&mut self) -> Result<(), SinkError>;
 
-    /// Adds run rows (each key once; the fold guarantees it). Owned, so a memory sink keeps them without copying.
+    /// Adds rows that never change (runs, trades, PnL points; each key once, the fold guarantees it). Owned, so a
+    /// memory sink keeps them without copying.
     ///
     /// # Errors
     /// The store failed, or `begin` was not called.
-    async fn write_runs(&mut self, runs: Vec<RunRow>) -> Result<(), SinkError>;
+    async fn write_rows(&mut self, rows: AppendedRows) -> Result<(), SinkError>;
 
-    /// Writes the agent rows and the checkpoint `last`, and makes the new read model visible.
+    /// Writes the rows of `state` (agents, positions, orders) and the checkpoint `last`, and makes the new read
+    /// model visible.
     ///
     /// # Errors
     /// The store failed, or `begin` was not called; the previous read model stays.
-    async fn finish(
-        &mut self,
-        agents: &BTreeMap<String, AgentRow>,
-        last: LogPosition,
-    ) -> Result<(), SinkError>;
+    async fn finish(&mut self, state: &FoldState, last: LogPosition) -> Result<(), SinkError>;
 }
 
-/// The effect of one page: the touched agent rows after the page, and the new runs.
+/// The effect of one page: the touched agents' rows and books after the page, the orders placed or changed, and
+/// the appended rows.
 #[derive(Debug, Default)]
 pub(crate) struct PageEffects {
-    /// Rows of the agents that changed (only those).
-    pub agents: BTreeMap<String, AgentRow>,
-    pub runs: Vec<RunRow>,
+    /// Rows and books of the agents the page concerns, orders it placed or changed.
+    pub state: FoldState,
+    pub rows: AppendedRows,
     /// Position of the last event folded (None when every event was at or before the checkpoint).
     pub last: Option<LogPosition>,
 }
@@ -98,29 +156,21 @@ pub(crate) fn agent_ids(page: &[Arc<LoggedEvent>], checkpoint: LogPosition) -> B
         .collect()
 }
 
-/// Folds `page` (events after `checkpoint`) over `loaded` (the current rows of [`agent_ids`]).
+/// Folds `page` (events after `checkpoint`) over `loaded` (the current rows and books of [`agent_ids`]; its
+/// `orders` empty).
 pub(crate) fn fold_page(
     fold: &AgentFold,
-    mut loaded: BTreeMap<String, AgentRow>,
+    loaded: FoldState,
     page: &[Arc<LoggedEvent>],
     checkpoint: LogPosition,
 ) -> Result<PageEffects, ProjectionError> {
-    let mut effects = PageEffects::default();
-    let mut changed = BTreeSet::new();
+    let mut effects = PageEffects {
+        state: loaded,
+        ..PageEffects::default()
+    };
     for event in page.iter().filter(|e| e.position > checkpoint) {
         effects.last = Some(event.position);
-        match fold.apply(&mut loaded, event)? {
-            Folded::Nothing => {}
-            Folded::Agent => {
-                changed.insert(event.aggregate_id.clone());
-            }
-            Folded::Run(run) => {
-                changed.insert(event.aggregate_id.clone());
-                effects.runs.push(*run);
-            }
-        }
+        effects.state.apply(fold, event, &mut effects.rows)?;
     }
-    loaded.retain(|id, _| changed.contains(id));
-    effects.agents = loaded;
     Ok(effects)
 }

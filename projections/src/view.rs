@@ -125,6 +125,8 @@ pub struct RunView {
     pub observation: ObservationView,
     pub outcome: RunOutcomeKind,
     pub signal: Option<SignalView>,
+    /// The open order a `skipped` run waited for; `None` otherwise.
+    pub waiting_for_order: Option<String>,
     pub correlation_id: String,
     /// started_at − scheduled_at.
     pub lateness_ms: i64,
@@ -154,6 +156,9 @@ impl From<&RunRow> for RunView {
             },
             outcome: row.outcome,
             signal,
+            waiting_for_order: (row.outcome == RunOutcomeKind::Skipped)
+                .then(|| row.order_id.clone())
+                .flatten(),
             correlation_id: row.correlation_id.clone(),
             lateness_ms: (row.started_at - row.scheduled_at).num_milliseconds(),
         }

@@ -2,8 +2,8 @@
 //! the shared stop token is cancelled; a role that ends on its own (error or not) stops the whole process, since a
 //! silently dead projector or relay would leave the API serving stale or incomplete data.
 //!
-//! Today: the live-event feed (SSE) and the projectors. The scheduler, runtime, execution, relay and sim roles are
-//! added here, with `Roles::spawn`, as they are built.
+//! Every task of a `serve` process runs here (`Roles::spawn`): the live-event feed (SSE), projector `agents` (`projector`)
+//! and the configured background roles — sim, scheduler, runtime, execution, relay (`background`).
 
 use std::future::Future;
 use std::time::Duration;

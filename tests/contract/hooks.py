@@ -8,6 +8,7 @@ from a fault (see `filter_failure`). Nothing else about responses or checks is t
 import hashlib
 import json
 import re
+from datetime import datetime
 
 import schemathesis
 
@@ -53,13 +54,35 @@ def _int_param(params, spec):
     return value if low <= value <= high else None
 
 
+def _instant(text):
+    """An RFC 3339 date-time as an aware datetime, or None when it is not one."""
+    if not isinstance(text, str):
+        return None
+    try:
+        return datetime.fromisoformat(text.replace("z", "Z").replace("t", "T").replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def _pnl_range_reversed(case):
+    """specs/03 §5: `from` later than `to` on GET …/pnl is 400; the schema states each bound, not their order."""
+    if not case.formatted_path.endswith("/pnl"):
+        return False
+    query = case.query or {}
+    start, end = _instant(query.get("from")), _instant(query.get("to"))
+    return start is not None and end is not None and start > end
+
+
 @schemathesis.hook
 def filter_case(context, case):
-    """Drops schema-valid requests that break the SMA window rule: the server rightly refuses them with 422
-    naming /strategy/params/slow, and schemathesis would count that as a valid request rejected. Negative cases
-    are kept: they are refused for their own violation whatever the windows."""
+    """Drops schema-valid requests that break a rule across fields: the SMA window rule (the server rightly refuses
+    them with 422 naming /strategy/params/slow) and a PnL range whose `from` is after its `to` (400); schemathesis
+    would count either as a valid request rejected. Negative cases are kept: they are refused for their own
+    violation whatever the windows."""
     if case.meta is not None and not case.meta.generation.mode.is_positive:
         return True
+    if _pnl_range_reversed(case):
+        return False
     body = case.body if isinstance(case.body, dict) else {}
     strategy = body.get("strategy")
     if not isinstance(strategy, dict) or strategy.get("kind") != "sma_crossover":

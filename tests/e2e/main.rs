@@ -1,5 +1,8 @@
 //! End-to-end: the `strom` binary, driven over HTTP only. M1 scenario: create an agent → start it → run records
-//! appear at the agent's frequency → stop it → no more runs. Once on real Postgres + NATS, once embedded.
+//! appear at the agent's frequency → stop it → no more runs. M2 scenario ([`trading`]): an agent paper-trades. Each
+//! once on real Postgres + NATS, once embedded.
+
+mod trading;
 
 use std::time::Duration;
 

@@ -913,6 +913,9 @@ fn aggregate_error_codes_agree_with_03_and_04() {
                     .any(|p| c.starts_with(p))
             })
             .filter(|c| !domain.contains(c.as_str()))
+            // The read side's 404 for `GET /orders/{id}`: orders are entities of the Agent aggregate, and no command
+            // addresses one by id, so no aggregate refuses with it.
+            .filter(|c| c.as_str() != "order_not_found")
             .map(|c| format!("03 §2 lists `{c}`, which no aggregate has")),
     );
     fail_if_any(&problems, "error codes of the domain and of 03/04 disagree");

@@ -209,6 +209,32 @@ pub fn run_command(
     price: Decimal,
     late_ms: i64,
 ) -> AgentCommand {
+    run_command_with_fills(
+        agent_id,
+        session,
+        session_start_ms,
+        frequency_s,
+        tick_no,
+        symbol,
+        price,
+        late_ms,
+        strom_domain::FillModel::default(),
+    )
+}
+
+/// [`run_command`] with the fill model the runtime records on the run's order.
+#[allow(clippy::too_many_arguments)] // one run's inputs
+pub fn run_command_with_fills(
+    agent_id: &str,
+    session: u64,
+    session_start_ms: i64,
+    frequency_s: u32,
+    tick_no: u64,
+    symbol: &str,
+    price: Decimal,
+    late_ms: i64,
+    fill_model: strom_domain::FillModel,
+) -> AgentCommand {
     let slot_ms =
         session_start_ms + i64::try_from(tick_no - 1).unwrap_or(0) * i64::from(frequency_s) * 1_000;
     AgentCommand::RecordRun {
@@ -223,7 +249,7 @@ pub fn run_command(
             price,
             observed_at: at(slot_ms - 250),
         },
-        fill_model: strom_domain::FillModel::default(),
+        fill_model,
         correlation_id: format!("tick-{}-{session}-{tick_no}", &agent_id[..8]),
     }
 }
@@ -339,5 +365,76 @@ pub async fn two_agents(agents: &AggregateService<Agent>) -> Result<(), CommandE
 pub async fn two_agents_in_memory() -> Result<MemoryEventStore, CommandError<AgentError>> {
     let store = deterministic_memory_store();
     two_agents(&AggregateService::new(EventStore::Memory(store.clone()))).await?;
+    Ok(store)
+}
+
+/// Agent id of [`paper_trading`].
+pub const PAPER_TRADING_ID: &str = "3c9e2f10-5b7a-4d21-9f3e-8a6b4c2d1e07";
+
+/// The recorded scenario of `replay-fixtures/paper-trading`: carol's SMA(1/2) agent trades BTC-USD with a 5 bps
+/// slippage and 10 bps fee fill model: a sell signalled with nothing held is rejected (`insufficient_position`), a buy
+/// fills, a sell fills at a loss, a second buy and sell make a round trip, and she stops. Each order fills before the
+/// next tick, so no run is skipped.
+///
+/// # Errors
+/// A command was refused (a bug in the scenario) or the store failed.
+pub async fn paper_trading(
+    agents: &AggregateService<Agent>,
+) -> Result<(), CommandError<AgentError>> {
+    let id = PAPER_TRADING_ID;
+    let mut agent = AgentDriver::new(agents, id);
+    let sma = json!({"kind": "sma_crossover", "params": {"fast": 1, "slow": 2, "qty": "0.5"}});
+    agent
+        .create(
+            "carol",
+            config(
+                "btc scalper",
+                "BTC-USD",
+                sma,
+                10,
+                Decimal::new(100_000, 2),
+                3,
+            ),
+            0,
+        )
+        .await?;
+    agent.start(5_000).await?;
+    let fills = strom_domain::FillModel {
+        slippage_bps: Decimal::from(5),
+        fee_bps: Decimal::from(10),
+    };
+    let prices = [
+        "100.00", "101.00", "99.00", "100.50", "102.00", "99.00", "100.50", "101.50", "100.80",
+    ];
+    for (i, price) in prices.iter().enumerate() {
+        let tick = i as u64 + 1;
+        let late_ms = 30 + i as i64;
+        let run = run_command_with_fills(
+            id,
+            1,
+            5_000,
+            10,
+            tick,
+            "BTC-USD",
+            price.parse().unwrap_or_default(),
+            late_ms,
+            fills.clone(),
+        );
+        if let Some(order_id) = agent.run(run).await? {
+            let slot_ms = 5_000 + i as i64 * 10_000;
+            agent.fill(&order_id, slot_ms + late_ms + 12).await?;
+        }
+    }
+    agent.stop(120_000, "end of session").await?;
+    Ok(())
+}
+
+/// Runs [`paper_trading`] on a fresh [`deterministic_memory_store`] and returns the store.
+///
+/// # Errors
+/// As [`paper_trading`].
+pub async fn paper_trading_in_memory() -> Result<MemoryEventStore, CommandError<AgentError>> {
+    let store = deterministic_memory_store();
+    paper_trading(&AggregateService::new(EventStore::Memory(store.clone()))).await?;
     Ok(store)
 }

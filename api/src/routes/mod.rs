@@ -20,6 +20,7 @@ pub mod me;
 pub mod planned;
 pub mod strategies;
 pub mod stream;
+pub mod trading;
 
 /// Every routed path (axum syntax = OpenAPI syntax) with its methods: every endpoint of specs/openapi.yaml.
 pub const ROUTES: &[(&str, &[&str])] = &[
@@ -38,12 +39,13 @@ pub const ROUTES: &[(&str, &[&str])] = &[
     ("/api/v1/agents/{id}/runs", &["GET"]),
     ("/api/v1/agents/{id}/stream", &["GET"]),
     ("/api/v1/market/{symbol}", &["GET"]),
-    // Planned (M2, `x-strom-planned` in openapi.yaml): no handler in `built` yet.
     ("/api/v1/agents/{id}/orders", &["GET"]),
     ("/api/v1/agents/{id}/trades", &["GET"]),
     ("/api/v1/agents/{id}/positions", &["GET"]),
     ("/api/v1/agents/{id}/pnl", &["GET"]),
+    ("/api/v1/agents/{id}/summary", &["GET"]),
     ("/api/v1/orders/{id}", &["GET"]),
+    // Planned (M2, `x-strom-planned` in openapi.yaml): no handler in `built` yet.
     ("/api/v1/backtests", &["GET", "POST"]),
     ("/api/v1/backtests/{id}", &["GET"]),
     ("/api/v1/backtests/{id}/cancel", &["POST"]),
@@ -106,6 +108,12 @@ fn built(method: &str, path: &str) -> Option<MethodRouter<AppState>> {
         ("GET", "/api/v1/agents/{id}/runs") => get(agents::list_runs),
         ("GET", "/api/v1/agents/{id}/stream") => get(stream::stream_agent),
         ("GET", "/api/v1/market/{symbol}") => get(market::get_price),
+        ("GET", "/api/v1/agents/{id}/orders") => get(trading::list_orders),
+        ("GET", "/api/v1/agents/{id}/trades") => get(trading::list_trades),
+        ("GET", "/api/v1/agents/{id}/positions") => get(trading::list_positions),
+        ("GET", "/api/v1/agents/{id}/pnl") => get(trading::list_pnl),
+        ("GET", "/api/v1/agents/{id}/summary") => get(trading::get_summary),
+        ("GET", "/api/v1/orders/{id}") => get(trading::get_order),
         _ => return None,
     })
 }

@@ -16,13 +16,15 @@ use strom_commands::log::{EventEnvelope, LoggedEvent};
 use strom_domain::time::rfc3339_millis;
 use strom_domain::AgentState;
 use strom_projections::fold::{apply_event, EventAt};
-use strom_projections::{AgentRow, AgentView};
+use strom_projections::trading::{fold_trading, Traded};
+use strom_projections::{AgentRow, AgentView, Book, PnlPointView, PositionView};
 use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::Viewer;
 use crate::live::StreamSlot;
 use crate::problem::ApiError;
+use crate::reads::query_error;
 use crate::routes::agents::{agent_id, projected_visible};
 use crate::state::AppState;
 
@@ -32,13 +34,16 @@ pub const SSE_KEEP_ALIVE: Duration = Duration::from_secs(15);
 /// disconnected (it reconnects and refetches) instead of making the server hold its backlog.
 pub const SSE_STREAM_BUFFER: usize = 256;
 
-/// `data` of every stream message: the event's envelope, and the agent's status and countdown after it.
+/// `data` of every stream message: the event's envelope, the agent's status and countdown after it, its position
+/// after it, and the PnL point a run added.
 #[derive(Debug, Serialize)]
 struct AgentStreamMessage {
     envelope: EventEnvelope,
     status: AgentState,
     #[serde(with = "rfc3339_millis::option")]
     next_tick_at: Option<DateTime<Utc>>,
+    position: PositionView,
+    pnl_point: Option<PnlPointView>,
 }
 
 /// Whether `event` belongs on the stream of `agent_id`: the agent's own events, its orders and fills included.
@@ -46,13 +51,21 @@ fn concerns(agent_id: &str, event: &LoggedEvent) -> bool {
     event.aggregate_type() == "Agent" && event.aggregate_id == agent_id
 }
 
-/// The message for `event`, with the agent as `row` holds it after the event (the read model's own fold keeps `row`
-/// current, so the stream shows what GET will).
-fn message(event: &LoggedEvent, row: &AgentRow, now: DateTime<Utc>) -> Option<Event> {
+/// The message for `event`, with the agent as `row` and `book` hold it after the event (the read model's own folds
+/// keep them current, so the stream shows what GET will).
+fn message(
+    event: &LoggedEvent,
+    row: &AgentRow,
+    book: &Book,
+    pnl_point: Option<PnlPointView>,
+    now: DateTime<Utc>,
+) -> Option<Event> {
     let data = AgentStreamMessage {
         envelope: event.envelope(),
         status: row.status,
         next_tick_at: AgentView::from(row).next_tick_after(now),
+        position: PositionView::from(&book.position),
+        pnl_point,
     };
     Event::default()
         .event(event.event_type())
@@ -71,6 +84,17 @@ pub async fn stream_agent(
 ) -> Result<impl IntoResponse, ApiError> {
     let id = agent_id(&id)?;
     let row = projected_visible(&state, &caller, &id).await?;
+    let book = state
+        .reads
+        .queries()
+        .get_book(&id)
+        .await
+        .map_err(query_error)?
+        .ok_or_else(|| {
+            ApiError::Unavailable(format!(
+                "agent {id} exists but the read model has not caught up with it yet; retry"
+            ))
+        })?;
     let slot = state.live.open_stream(&caller.sub)?;
     // Subscribe before answering: every event committed after the client sees the response reaches it.
     let events = state.live.subscribe();
@@ -78,7 +102,7 @@ pub async fn stream_agent(
     let clock = state.clock.clone();
     tokio::spawn(forward(
         id,
-        row,
+        (row, book),
         events,
         tx,
         slot,
@@ -97,13 +121,14 @@ pub async fn stream_agent(
 /// or the server stops. Holding `slot` keeps the stream counted against the user's limit.
 async fn forward(
     agent_id: String,
-    mut row: AgentRow,
+    (mut row, book): (AgentRow, Book),
     mut events: broadcast::Receiver<Arc<LoggedEvent>>,
     tx: mpsc::Sender<Event>,
     _slot: StreamSlot,
     stop: CancellationToken,
     now: impl Fn() -> DateTime<Utc>,
 ) {
+    let mut books = std::collections::BTreeMap::from([(agent_id.clone(), book)]);
     loop {
         let event = tokio::select! {
             () = stop.cancelled() => return,
@@ -120,18 +145,28 @@ async fn forward(
         if !concerns(&agent_id, &event) {
             continue;
         }
+        let mut pnl_point = None;
         if let Some(agent_event) = event.event.as_agent() {
             let at = EventAt {
                 aggregate_id: &event.aggregate_id,
                 sequence: event.sequence,
                 global_position: event.position.global_position,
             };
-            if let Err(e) = apply_event(&mut row, at, agent_event) {
-                tracing::warn!(agent_id, error = %e, "SSE stream cannot follow the agent; disconnecting it");
-                return;
+            let traded = apply_event(&mut row, at, agent_event)
+                .and_then(|_| fold_trading(&mut books, &event));
+            match traded {
+                Ok(Traded::Pnl(point)) => pnl_point = Some(PnlPointView::from(point.as_ref())),
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(agent_id, error = %e, "SSE stream cannot follow the agent; disconnecting it");
+                    return;
+                }
             }
         }
-        let Some(message) = message(&event, &row, now()) else {
+        let Some(book) = books.get(&agent_id) else {
+            return;
+        };
+        let Some(message) = message(&event, &row, book, pnl_point, now()) else {
             continue;
         };
         if tx.try_send(message).is_err() {

@@ -4,6 +4,7 @@
 //! moves; conditions are awaited with bounded polling. Leadership is Postgres-only and tested here directly.
 
 mod execution_cases;
+mod risk_cases;
 mod scheduler_cases;
 mod support;
 mod worker_cases;
@@ -57,6 +58,7 @@ both!(
     execution_cases::a_crash_after_a_run_and_its_order_commit_leaves_exactly_one_order_that_fills,
     execution_cases::an_execution_outage_skips_ticks_and_fills_every_order_when_it_returns,
     execution_cases::a_fill_committed_but_not_checkpointed_is_not_filled_again,
+    risk_cases::every_risk_rule_refuses_an_order_through_the_running_system,
 );
 
 /// The backend pid holding the scheduler's advisory lock for this test's prefix, if any.

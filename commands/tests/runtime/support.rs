@@ -310,13 +310,28 @@ impl Env {
         frequency_s: u32,
         strategy: serde_json::Value,
     ) -> String {
+        let risk = serde_json::json!({"max_position_qty": "1", "max_order_qty": "1", "max_notional": "100000",
+                                      "max_daily_loss": null});
+        self.create_agent_configured(symbol, frequency_s, strategy, risk, "10000")
+            .await
+    }
+
+    /// Creates a stopped agent with the given strategy, risk limits and starting cash; returns its id.
+    pub async fn create_agent_configured(
+        &self,
+        symbol: &str,
+        frequency_s: u32,
+        strategy: serde_json::Value,
+        risk: serde_json::Value,
+        starting_cash: &str,
+    ) -> String {
         let agent_id = uuid::Uuid::new_v4().to_string();
         let config: AgentConfig = serde_json::from_value(serde_json::json!({
             "name": "test agent", "symbol": symbol,
             "strategy": strategy,
             "frequency_s": frequency_s,
-            "risk": {"max_position_qty": "1", "max_order_qty": "1", "max_notional": "100000", "max_daily_loss": null},
-            "starting_cash": "10000", "seed": 7
+            "risk": risk,
+            "starting_cash": starting_cash, "seed": 7
         }))
         .expect("valid agent config");
         let command = AgentCommand::CreateAgent {

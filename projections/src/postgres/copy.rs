@@ -6,6 +6,7 @@ use sqlx::PgConnection;
 use strom_commands::log::jsonb_text;
 use strom_domain::time::format_millis;
 
+use crate::ledger::PnlRow;
 use crate::model::{AgentRow, RunRow};
 use crate::sink::SinkError;
 
@@ -104,6 +105,38 @@ pub(super) async fn copy_runs(conn: &mut PgConnection, runs: &[RunRow]) -> Resul
         );
     }
     copy(conn, COPY_RUNS_SQL, data).await
+}
+
+const COPY_PNL_SQL: &str =
+    "COPY pnl_points (agent_id, session, tick_no, at, mark_price, position_qty, cash, equity, \
+     realized_pnl, unrealized_pnl, fees, pnl) FROM STDIN";
+
+/// `COPY`s `points` into `pnl_points` (one per run, so as many as the runs of a rebuild).
+pub(super) async fn copy_pnl(conn: &mut PgConnection, points: &[PnlRow]) -> Result<(), SinkError> {
+    if points.is_empty() {
+        return Ok(());
+    }
+    let mut data = String::with_capacity(points.len() * 160);
+    for p in points {
+        line(
+            &mut data,
+            &[
+                Field::Text(&p.agent_id),
+                Field::Owned(p.session.to_string()),
+                Field::Owned(p.tick_no.to_string()),
+                ts(&p.at),
+                Field::Owned(p.mark_price.to_string()),
+                Field::Owned(p.position_qty.to_string()),
+                Field::Owned(p.cash.to_string()),
+                Field::Owned(p.equity.to_string()),
+                Field::Owned(p.realized_pnl.to_string()),
+                Field::Owned(p.unrealized_pnl.to_string()),
+                Field::Owned(p.fees.to_string()),
+                Field::Owned(p.pnl.to_string()),
+            ],
+        );
+    }
+    copy(conn, COPY_PNL_SQL, data).await
 }
 
 const COPY_AGENTS_SQL: &str = "COPY agents (agent_id, owner, name, symbol, strategy, frequency_s, risk, \

@@ -341,7 +341,7 @@ pub(super) async fn list_runs<'e>(
     rows.iter().map(run_row).collect()
 }
 
-/// The canonical dump of `agents` and `agent_runs` as `conn` sees them.
+/// The canonical dump of projector `agents`' tables as `conn` sees them.
 ///
 /// # Errors
 /// The tables could not be read, or hold a value no fold produces.
@@ -356,6 +356,7 @@ pub async fn dump_tables(conn: &mut PgConnection) -> Result<TableDump, SinkError
     ))
     .fetch_all(&mut *conn)
     .await?;
+    let [orders, trades, positions, pnl_points] = super::trading_rows::dump(conn).await?;
     Ok(TableDump {
         agents: agents
             .iter()
@@ -365,6 +366,10 @@ pub async fn dump_tables(conn: &mut PgConnection) -> Result<TableDump, SinkError
             .iter()
             .map(|r| run_row(r).map(|a| a.dump_line()))
             .collect::<Result<_, _>>()?,
+        orders,
+        trades,
+        positions,
+        pnl_points,
     })
 }
 

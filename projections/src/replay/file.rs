@@ -189,10 +189,13 @@ pub fn read_expected(dir: &Path) -> Result<TableDump, ReplayError> {
             .map(str::to_owned)
             .collect())
     };
-    Ok(TableDump {
-        agents: read("agents")?,
-        agent_runs: read("agent_runs")?,
-    })
+    let mut dump = TableDump::default();
+    for table in AGENTS_TABLES {
+        if let Some(lines) = dump.table_mut(table) {
+            *lines = read(table)?;
+        }
+    }
+    Ok(dump)
 }
 
 /// Compares `model` with the golden files in `dir`, row by row (`live` = expected, `rebuilt` = from the events).

@@ -64,8 +64,11 @@ fn every_replay_fixture_replays_to_its_expected_read_models() {
     assert!(checked >= 1, "no fixture found in {}", fixtures().display());
 }
 
-async fn recorded_two_agents() -> Vec<EventEnvelope> {
-    let repo = scenario::two_agents_in_memory().await.unwrap();
+async fn recorded(fixture: &str) -> Vec<EventEnvelope> {
+    let repo = match fixture {
+        "two-agents" => scenario::two_agents_in_memory().await.unwrap(),
+        _ => scenario::paper_trading_in_memory().await.unwrap(),
+    };
     let mut events = Vec::new();
     let mut position = LogPosition::START;
     loop {
@@ -92,11 +95,10 @@ fn comparable(events: &[EventEnvelope]) -> Vec<Value> {
         .collect()
 }
 
-#[tokio::test]
-async fn the_two_agents_fixture_is_what_the_aggregates_record() {
-    let dir = fixtures().join("two-agents");
+async fn the_fixture_is_what_the_aggregates_record(fixture: &str) {
+    let dir = fixtures().join(fixture);
     let path = dir.join("events.jsonl");
-    let recorded = recorded_two_agents().await;
+    let recorded = recorded(fixture).await;
     let stored = read_events(&path).ok();
     let same = stored
         .as_ref()
@@ -109,9 +111,47 @@ async fn the_two_agents_fixture_is_what_the_aggregates_record() {
     }
     assert!(
         same,
-        "{} is not what scenario::two_agents records now (UPDATE_EXPECT=1 re-records it)",
+        "{} is not what its scenario records now (UPDATE_EXPECT=1 re-records it)",
         path.display()
     );
+}
+
+#[tokio::test]
+async fn the_two_agents_fixture_is_what_the_aggregates_record() {
+    the_fixture_is_what_the_aggregates_record("two-agents").await;
+}
+
+#[tokio::test]
+async fn the_paper_trading_fixture_is_what_the_aggregates_record() {
+    the_fixture_is_what_the_aggregates_record("paper-trading").await;
+}
+
+/// The paper-trading fixture trades as its scenario says, and its read models keep the PnL identity exactly.
+#[test]
+fn the_paper_trading_fixture_buys_is_refused_a_sell_and_sells_at_a_loss_with_fees() {
+    let model = check_file(&fixtures().join("paper-trading/events.jsonl"))
+        .unwrap()
+        .model;
+    let orders: Vec<_> = model.orders.values().flat_map(|o| o.values()).collect();
+    assert!(orders
+        .iter()
+        .any(|o| o.side == "sell" && o.reason_code.as_deref() == Some("insufficient_position")));
+    let trades: Vec<_> = model.trades.values().flat_map(|t| t.values()).collect();
+    assert!(trades.iter().any(|t| t.side == "buy"));
+    assert!(trades
+        .iter()
+        .any(|t| t.side == "sell" && t.realized_pnl < rust_decimal::Decimal::ZERO));
+    assert!(trades.iter().all(|t| t.fee > rust_decimal::Decimal::ZERO));
+    let position = model.positions.values().next().unwrap();
+    assert_eq!(
+        position.pnl,
+        position.realized_pnl + position.unrealized_pnl - position.fees
+    );
+    assert_eq!(position.pnl, position.equity - position.starting_cash);
+    let fees: rust_decimal::Decimal = trades.iter().map(|t| t.fee).sum();
+    assert_eq!(position.fees, fees);
+    let realized: rust_decimal::Decimal = trades.iter().map(|t| t.realized_pnl).sum();
+    assert_eq!(position.realized_pnl, realized);
 }
 
 #[test]

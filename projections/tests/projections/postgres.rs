@@ -228,7 +228,12 @@ async fn an_unfinished_rebuild_leaves_the_live_tables_as_they_were() {
         sink.begin().await.unwrap();
         let (memory, _) = fold_events(&events[..5]);
         let runs: Vec<_> = memory.all_runs().cloned().collect();
-        sink.write_runs(runs).await.unwrap();
+        sink.write_rows(strom_projections::AppendedRows {
+            runs,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
         // Dropped here without finish(): the transaction rolls back (as on Ctrl-C).
     }
     assert_eq!(model.dump().await.unwrap(), before);

@@ -17,7 +17,7 @@ use sqlx::PgPool;
 use strom_commands::log::{LogPosition, PgEventLog};
 use strom_commands::store::{pg_connect_options, PgEventStore};
 use strom_projections::replay::{self, file, ModelCheck};
-use strom_projections::{RebuildProgress, TableDump, AGENTS_PROJECTOR};
+use strom_projections::{RebuildProgress, TableDump, AGENTS_PROJECTOR, AGENTS_TABLES};
 
 /// Connections `strom replay` opens: the log reader, the rebuild transaction, and one spare.
 const REPLAY_POOL_CONNECTIONS: u32 = 3;
@@ -181,7 +181,7 @@ async fn verify(pool: &PgPool) -> anyhow::Result<()> {
     }
     println!(
         "verify: {} events in {} streams, {}; {} snapshots checked against their events; \
-         {AGENTS_PROJECTOR} at {}: {} agents, {} runs live, {}",
+         {AGENTS_PROJECTOR} at {}: {} agents, {} runs, {} orders, {} trades live, {}",
         chains.events,
         chains.streams,
         if chains.is_intact() {
@@ -193,6 +193,8 @@ async fn verify(pool: &PgPool) -> anyhow::Result<()> {
         position_text(models.checkpoint),
         models.live.agents.len(),
         models.live.agent_runs.len(),
+        models.live.orders.len(),
+        models.live.trades.len(),
         models_verdict(&models)
     );
     anyhow::ensure!(
@@ -237,7 +239,7 @@ fn from_file(path: &Path, expect: Option<&Path>, out: Option<&Path>) -> anyhow::
     }
     let check = &replayed.check;
     eprintln!(
-        "replayed {}: {} events in {} streams, {}; {} agents, {} runs{}",
+        "replayed {}: {} events in {} streams, {}; {} agents, {} runs, {} orders, {} trades{}",
         path.display(),
         check.events,
         check.chains.streams,
@@ -248,6 +250,8 @@ fn from_file(path: &Path, expect: Option<&Path>, out: Option<&Path>) -> anyhow::
         },
         dump.agents.len(),
         dump.agent_runs.len(),
+        dump.orders.len(),
+        dump.trades.len(),
         match &replayed.comparison {
             Some(c) if c.is_equal() => ", equal to the expected read models",
             Some(_) => ", DIFFERENT from the expected read models",
@@ -263,7 +267,8 @@ fn from_file(path: &Path, expect: Option<&Path>, out: Option<&Path>) -> anyhow::
     Ok(())
 }
 
-/// The read models as one JSON document: `{"agents": [...], "agent_runs": [...]}`, rows as parsed JSON.
+/// The read models as one JSON document: `{"agents": [...], "agent_runs": [...], "orders": [...], …}` (every table
+/// of the projector), rows as parsed JSON.
 fn dump_json(dump: &TableDump) -> serde_json::Value {
     let rows = |lines: &[String]| -> Vec<serde_json::Value> {
         lines
@@ -271,8 +276,14 @@ fn dump_json(dump: &TableDump) -> serde_json::Value {
             .filter_map(|l| serde_json::from_str(l).ok())
             .collect()
     };
-    serde_json::json!({
-        "agents": rows(&dump.agents),
-        "agent_runs": rows(&dump.agent_runs),
-    })
+    AGENTS_TABLES
+        .iter()
+        .map(|table| {
+            (
+                (*table).to_owned(),
+                serde_json::Value::Array(rows(dump.table(table))),
+            )
+        })
+        .collect::<serde_json::Map<_, _>>()
+        .into()
 }

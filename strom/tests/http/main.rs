@@ -16,6 +16,7 @@ mod replay_cli;
 mod sim_cli;
 mod stream;
 mod support;
+mod trading;
 
 use support::{now_s, TestApp, TestSchema};
 

@@ -1,0 +1,420 @@
+//! The agents' paper trading as read models (tables `orders`, `trades`, `positions`, `pnl_points`, specs/02 §3),
+//! folded from the same Agent stream as the agent rows: `OrderPlaced`, `OrderRejected`, `OrderFilled` and
+//! `AgentRunRecorded` (each run values the position at its observed price and adds a PnL point).
+//!
+//! Pure like [`crate::fold`]: every value comes from the typed events, money through the domain's own settlement
+//! ([`strom_domain::settle`]), so the read side's position is the write side's to the last digit. An agent's trading
+//! state is its [`Book`]: the `positions` row (the whole fold state of the agent's trading) and its open order (at most
+//! one, the settle barrier of specs/01 §3.2), which its fill turns into a trade.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+use strom_domain::fill::Fill;
+use strom_domain::settle::{apply_fill, mark_to_market, Position};
+use strom_domain::{AgentEvent, Side};
+
+use crate::fold::{EventAt, ProjectionError};
+use crate::ledger::percent;
+pub use crate::ledger::{Book, OrderRow, PnlRow, PositionRow, TradeRow};
+
+/// What one event did to the trading tables (besides the book, which the caller keeps).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Traded {
+    /// Nothing (not a trading event, or already applied).
+    Nothing,
+    /// The book changed (its position row is to be written).
+    Book,
+    /// An order was placed or rejected (a new `orders` row).
+    Order(Box<OrderRow>),
+    /// The open order filled: its final row and the trade.
+    Fill(Box<OrderRow>, Box<TradeRow>),
+    /// A run valued the position.
+    Pnl(Box<PnlRow>),
+}
+
+/// `d`, or a plain 0 when it is zero: Postgres keeps `0.00` but reads it back as `0`, so a zero with a scale would
+/// make a live row differ from its rebuild.
+fn z(d: Decimal) -> Decimal {
+    if d.is_zero() {
+        Decimal::ZERO
+    } else {
+        d
+    }
+}
+
+fn signed(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+fn inconsistent(at: EventAt<'_>, reason: impl Into<String>) -> ProjectionError {
+    ProjectionError::Inconsistent {
+        aggregate_type: "Agent".to_owned(),
+        aggregate_id: at.aggregate_id.to_owned(),
+        sequence: at.sequence,
+        reason: reason.into(),
+    }
+}
+
+fn overflow(at: EventAt<'_>) -> ProjectionError {
+    inconsistent(at, "position arithmetic overflows a decimal")
+}
+
+impl PositionRow {
+    /// Flat, holding `starting_cash`.
+    fn opening(
+        agent_id: &str,
+        owner: &str,
+        symbol: &str,
+        starting_cash: Decimal,
+        at: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            agent_id: agent_id.to_owned(),
+            owner: owner.to_owned(),
+            symbol: symbol.to_owned(),
+            qty: Decimal::ZERO,
+            cost_basis: Decimal::ZERO,
+            avg_price: Decimal::ZERO,
+            cash: starting_cash,
+            starting_cash,
+            realized_pnl: Decimal::ZERO,
+            fees: Decimal::ZERO,
+            mark_price: None,
+            unrealized_pnl: Decimal::ZERO,
+            equity: starting_cash,
+            pnl: Decimal::ZERO,
+            orders_placed: 0,
+            orders_rejected: 0,
+            trades: 0,
+            closing_trades: 0,
+            winning_trades: 0,
+            peak_equity: starting_cash,
+            max_drawdown: Decimal::ZERO,
+            max_drawdown_pct: Decimal::ZERO,
+            updated_at: at,
+            version: 0,
+        }
+    }
+
+    /// Takes `position` and values it at the mark (the fill price when there was no run yet).
+    /// All or nothing: `None` (an amount overflows a Decimal) leaves the row as it was.
+    fn set(&mut self, position: &Position, mark: Decimal) -> Option<()> {
+        let valuation = mark_to_market(position, mark).ok()?;
+        let pnl = position
+            .realized_pnl
+            .checked_add(valuation.unrealized_pnl)?
+            .checked_sub(position.fees)?;
+        self.qty = z(position.qty);
+        self.cost_basis = z(position.cost_basis);
+        self.avg_price = z(position.avg_price());
+        self.cash = z(position.cash);
+        self.realized_pnl = z(position.realized_pnl);
+        self.fees = z(position.fees);
+        self.unrealized_pnl = z(valuation.unrealized_pnl);
+        self.equity = z(valuation.equity);
+        self.pnl = z(pnl);
+        Some(())
+    }
+}
+
+/// Folds one Agent event into the agent's book in `books` (by agent id; none until its `AgentCreated`). An event
+/// the book already reflects (`sequence <= version`) changes nothing.
+///
+/// # Errors
+/// The event cannot follow the book (a fill of an order that is not open, a trading event before `AgentCreated`,
+/// a sell of more than is held); the book is unchanged then.
+pub fn apply_trading(
+    books: &mut BTreeMap<String, Book>,
+    at: EventAt<'_>,
+    global_position: i64,
+    event: &AgentEvent,
+) -> Result<Traded, ProjectionError> {
+    let Some(current) = books.get_mut(at.aggregate_id) else {
+        if let (
+            AgentEvent::AgentCreated {
+                agent_id,
+                owner,
+                created_at,
+                ..
+            },
+            Some(config),
+        ) = (event, event.config())
+        {
+            let mut position = PositionRow::opening(
+                agent_id,
+                owner,
+                config.symbol.as_str(),
+                config.starting_cash,
+                *created_at,
+            );
+            position.version = signed(at.sequence);
+            books.insert(
+                at.aggregate_id.to_owned(),
+                Book {
+                    position,
+                    open_order: None,
+                },
+            );
+            return Ok(Traded::Book);
+        }
+        return Err(inconsistent(
+            at,
+            format!("{} for an agent that was never created", event.name()),
+        ));
+    };
+    if signed(at.sequence) <= current.position.version {
+        return Ok(Traded::Nothing);
+    }
+    // `apply_to` checks everything that can fail before it changes the book, so an error leaves it as it was
+    // without a copy per event.
+    let traded = apply_to(current, at, global_position, event)?;
+    current.position.version = signed(at.sequence);
+    Ok(traded)
+}
+
+fn apply_to(
+    book: &mut Book,
+    at: EventAt<'_>,
+    global_position: i64,
+    event: &AgentEvent,
+) -> Result<Traded, ProjectionError> {
+    let position = &mut book.position;
+    match event {
+        AgentEvent::AgentCreated { .. } => {
+            Err(inconsistent(at, "AgentCreated for an existing agent"))
+        }
+        AgentEvent::AgentConfigUpdated { updated_at, .. } => {
+            if let Some(config) = event.config() {
+                position.symbol = config.symbol.to_string();
+                // As the write side's book: an agent that never ran opens again with the (maybe new) cash.
+                if position.mark_price.is_none() && position.trades == 0 {
+                    *position = PositionRow {
+                        version: position.version,
+                        orders_placed: position.orders_placed,
+                        orders_rejected: position.orders_rejected,
+                        ..PositionRow::opening(
+                            &position.agent_id,
+                            &position.owner,
+                            config.symbol.as_str(),
+                            config.starting_cash,
+                            *updated_at,
+                        )
+                    };
+                }
+                position.updated_at = *updated_at;
+            }
+            Ok(Traded::Book)
+        }
+        AgentEvent::AgentStarted { .. }
+        | AgentEvent::AgentStopped { .. }
+        | AgentEvent::AgentArchived { .. } => Ok(Traded::Book),
+        AgentEvent::AgentRunRecorded {
+            session,
+            tick_no,
+            completed_at,
+            observation,
+            ..
+        } => {
+            let mark = observation.price;
+            position
+                .set(&position.position(), mark)
+                .ok_or_else(|| overflow(at))?;
+            position.mark_price = Some(mark);
+            if position.equity > position.peak_equity {
+                position.peak_equity = position.equity;
+            }
+            let fall = z(position.peak_equity - position.equity);
+            if fall > position.max_drawdown {
+                position.max_drawdown = fall;
+            }
+            // Only a fall below the peak needs the division (a rebuild runs this for every run of the log).
+            if fall > Decimal::ZERO {
+                let fall_pct = z(percent(fall, position.peak_equity, 4));
+                if fall_pct > position.max_drawdown_pct {
+                    position.max_drawdown_pct = fall_pct;
+                }
+            }
+            position.updated_at = *completed_at;
+            Ok(Traded::Pnl(Box::new(PnlRow {
+                agent_id: position.agent_id.clone(),
+                session: signed(*session),
+                tick_no: signed(*tick_no),
+                at: *completed_at,
+                mark_price: mark,
+                position_qty: position.qty,
+                cash: position.cash,
+                equity: position.equity,
+                realized_pnl: position.realized_pnl,
+                unrealized_pnl: position.unrealized_pnl,
+                fees: position.fees,
+                pnl: position.pnl,
+            })))
+        }
+        AgentEvent::OrderPlaced {
+            order_id,
+            symbol,
+            side,
+            qty,
+            observation,
+            fill_model,
+            placed_at,
+        } => {
+            if let Some(open) = &book.open_order {
+                return Err(inconsistent(
+                    at,
+                    format!("OrderPlaced {order_id} while {} is open", open.order_id),
+                ));
+            }
+            position.orders_placed += 1;
+            position.updated_at = *placed_at;
+            let row = OrderRow {
+                order_id: order_id.clone(),
+                agent_id: position.agent_id.clone(),
+                owner: position.owner.clone(),
+                symbol: symbol.to_string(),
+                side: side.as_str().to_owned(),
+                qty: *qty,
+                status: "accepted".to_owned(),
+                observed_price: observation.price,
+                observed_at: observation.observed_at,
+                slippage_bps: z(fill_model.slippage_bps),
+                fee_bps: z(fill_model.fee_bps),
+                reason_code: None,
+                reason: None,
+                fill_price: None,
+                fill_qty: None,
+                fee: None,
+                created_at: *placed_at,
+                filled_at: None,
+                updated_at: *placed_at,
+                version: signed(at.sequence),
+            };
+            book.open_order = Some(row.clone());
+            Ok(Traded::Order(Box::new(row)))
+        }
+        AgentEvent::OrderRejected {
+            order_id,
+            symbol,
+            side,
+            qty,
+            observation,
+            fill_model,
+            reason_code,
+            reason,
+            rejected_at,
+        } => {
+            position.orders_rejected += 1;
+            position.updated_at = *rejected_at;
+            Ok(Traded::Order(Box::new(OrderRow {
+                order_id: order_id.clone(),
+                agent_id: position.agent_id.clone(),
+                owner: position.owner.clone(),
+                symbol: symbol.to_string(),
+                side: side.as_str().to_owned(),
+                qty: *qty,
+                status: "rejected".to_owned(),
+                observed_price: observation.price,
+                observed_at: observation.observed_at,
+                slippage_bps: z(fill_model.slippage_bps),
+                fee_bps: z(fill_model.fee_bps),
+                reason_code: Some(reason_code.as_str().to_owned()),
+                reason: Some(reason.clone()),
+                fill_price: None,
+                fill_qty: None,
+                fee: None,
+                created_at: *rejected_at,
+                filled_at: None,
+                updated_at: *rejected_at,
+                version: signed(at.sequence),
+            })))
+        }
+        AgentEvent::OrderFilled {
+            order_id,
+            side,
+            qty,
+            price,
+            fee,
+            filled_at,
+        } => {
+            if book
+                .open_order
+                .as_ref()
+                .is_none_or(|o| &o.order_id != order_id)
+            {
+                return Err(inconsistent(
+                    at,
+                    format!("OrderFilled {order_id}, which is not open"),
+                ));
+            }
+            let fill = Fill {
+                side: *side,
+                qty: *qty,
+                price: *price,
+                fee: *fee,
+            };
+            let notional = fill.notional().ok_or_else(|| overflow(at))?;
+            let before = position.position();
+            let after = apply_fill(&before, &fill).map_err(|e| inconsistent(at, e.to_string()))?;
+            let mark = position.mark_price.unwrap_or(*price);
+            position.set(&after, mark).ok_or_else(|| overflow(at))?;
+            let Some(mut order) = book.open_order.take() else {
+                return Err(inconsistent(at, "the open order vanished"));
+            };
+            let realized = z(after.realized_pnl - before.realized_pnl);
+            position.trades += 1;
+            if *side == Side::Sell {
+                position.closing_trades += 1;
+                if realized - *fee > Decimal::ZERO {
+                    position.winning_trades += 1;
+                }
+            }
+            position.updated_at = *filled_at;
+            order.status = "filled".to_owned();
+            order.fill_price = Some(*price);
+            order.fill_qty = Some(*qty);
+            order.fee = Some(z(*fee));
+            order.filled_at = Some(*filled_at);
+            order.updated_at = *filled_at;
+            order.version = signed(at.sequence);
+            let trade = TradeRow {
+                trade_id: order_id.clone(),
+                order_id: order_id.clone(),
+                agent_id: position.agent_id.clone(),
+                owner: position.owner.clone(),
+                symbol: order.symbol.clone(),
+                side: side.as_str().to_owned(),
+                qty: *qty,
+                price: *price,
+                fee: z(*fee),
+                notional: z(notional),
+                realized_pnl: realized,
+                filled_at: *filled_at,
+                global_position,
+            };
+            Ok(Traded::Fill(Box::new(order), Box::new(trade)))
+        }
+    }
+}
+
+pub mod view;
+
+/// Folds `event` (an Agent event; others are `Nothing`) into its agent's book in `books`.
+///
+/// # Errors
+/// As [`apply_trading`]; `books` is unchanged then.
+pub fn fold_trading(
+    books: &mut BTreeMap<String, Book>,
+    event: &strom_commands::log::LoggedEvent,
+) -> Result<Traded, ProjectionError> {
+    let Some(agent_event) = event.event.as_agent() else {
+        return Ok(Traded::Nothing);
+    };
+    let at = EventAt {
+        aggregate_id: &event.aggregate_id,
+        sequence: event.sequence,
+        global_position: event.position.global_position,
+    };
+    apply_trading(books, at, event.position.global_position, agent_event)
+}
