@@ -1,4 +1,5 @@
-//! The rows of projector `agents` (tables `agents` and `agent_runs`, specs/02 §3) and the in-memory read model
+//! The rows of projector `agents` (tables `agents` and `agent_runs`, specs/02 §3; the trading rows are in
+//! [`crate::ledger`]) and the in-memory read model
 //! that holds them. A row is the whole fold state of its key: the Postgres projector loads a row, applies events
 //! and writes it back, so nothing may live outside the row.
 //!

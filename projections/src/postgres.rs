@@ -1,4 +1,5 @@
-//! The Postgres read model: projector `agents`' rows in tables `agents` and `agent_runs` (migrations 0002, 0003).
+//! The Postgres read model: projector `agents`' rows in tables `agents`, `agent_runs` (migrations 0002, 0003) and
+//! `orders`, `trades`, `positions`, `pnl_points` (migration 0005).
 //!
 //! Every write of the projector (a page, or a whole rebuild) is one transaction that first takes the projector's
 //! transaction-scoped advisory lock, then reads its checkpoint, writes rows, and saves the checkpoint: a page

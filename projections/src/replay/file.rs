@@ -1,6 +1,7 @@
-//! Event logs as JSON-lines files (one `EventEnvelope` per line, the stored form, in log order) and read models as golden files
-//! (`agents.jsonl`, `agent_runs.jsonl`: one canonical dump line per row, in primary-key order). Everything here
-//! works without a database: [`check_file`] verifies a file's order and hash chains and folds it.
+//! Event logs as JSON-lines files (one `EventEnvelope` per line, the stored form, in log order) and read models as
+//! golden files (`agents.jsonl`, `agent_runs.jsonl`, `orders.jsonl`, `trades.jsonl`, `positions.jsonl`,
+//! `pnl_points.jsonl`: one canonical dump line per row, in primary-key order). Everything here works without a
+//! database: [`check_file`] verifies a file's order and hash chains and folds it.
 
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};

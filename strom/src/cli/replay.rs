@@ -27,7 +27,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Projectors `--rebuild` knows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum ProjectorName {
-    /// `projector:agents`: tables `agents` and `agent_runs`.
+    /// `projector:agents`: tables `agents`, `agent_runs`, `orders`, `trades`, `positions` and `pnl_points`.
     Agents,
 }
 
@@ -57,10 +57,11 @@ pub struct ReplayArgs {
     /// the read models as JSON (or write them with --out, or compare them with --expect).
     #[arg(long, value_name = "FILE")]
     pub from: Option<PathBuf>,
-    /// With --from: compare the read models with the golden files DIR/agents.jsonl and DIR/agent_runs.jsonl.
+    /// With --from: compare the read models with the golden files DIR/<table>.jsonl (agents, agent_runs, orders,
+    /// trades, positions, pnl_points).
     #[arg(long, value_name = "DIR", requires = "from")]
     pub expect: Option<PathBuf>,
-    /// With --from: write the read models to DIR/agents.jsonl and DIR/agent_runs.jsonl instead of printing them.
+    /// With --from: write the read models to DIR/<table>.jsonl (one file per table) instead of printing them.
     #[arg(long, value_name = "DIR", requires = "from", conflicts_with = "expect")]
     pub out: Option<PathBuf>,
     /// Postgres URL of the event store (needed by every mode but --from).
