@@ -7,18 +7,22 @@ use serde_json::json;
 use strom_commands::log::{EventLog, LogPosition, PgEventLog};
 use strom_commands::service::AggregateService;
 use strom_commands::store::EventStore;
+use strom_domain::order::OrderStatus;
 use strom_domain::Agent;
 use strom_projections::{
-    diff_dumps, fold_events, rebuild_from, AgentFilter, AgentQueries, MemoryReadModel, PgReadModel,
-    ProjectionSink, Projector, RebuildSink, SinkError, AGENTS_PROJECTOR,
+    diff_dumps, fold_events, rebuild_from, AgentFilter, AgentQueries, MemoryReadModel, OrderView,
+    PgReadModel, PnlQuery, PositionView, ProjectionSink, Projector, RebuildSink, SinkError,
+    AGENTS_PROJECTOR,
 };
 use strom_tests::scenario::{self, AgentDriver, TWO_AGENTS_IDS};
 
 use crate::support::{read_all, test_db, wait_visible, TestDb};
 
-/// Events of [`scenario::two_agents`].
 /// Events `scenario::two_agents` records (alice's last is her sequence 17).
 const TWO_AGENTS_EVENTS: usize = 24;
+
+/// Events `scenario::paper_trading` records.
+const PAPER_TRADING_EVENTS: usize = 21;
 
 async fn two_agents_in(db: &TestDb) -> PgEventLog {
     let agents = AggregateService::<Agent>::new(EventStore::postgres(db.pool.clone()));
@@ -238,4 +242,89 @@ async fn an_unfinished_rebuild_leaves_the_live_tables_as_they_were() {
     }
     assert_eq!(model.dump().await.unwrap(), before);
     assert_eq!(model.checkpoint().await.unwrap(), checkpoint);
+}
+
+/// The trading queries on Postgres answer exactly as on memory over the paper-trading scenario: orders (every status
+/// filter, paged), one order, trades (paged), the position and book, PnL points paged, ranged, and thinned to every
+/// `max_points` from 2 past the number of points (the SQL thinning against the Rust one).
+#[tokio::test]
+async fn postgres_trading_queries_answer_exactly_as_the_memory_queries() {
+    let db = test_db().await;
+    let agents = AggregateService::<Agent>::new(EventStore::postgres(db.pool.clone()));
+    scenario::paper_trading(&agents).await.unwrap();
+    let log = PgEventLog::new(db.pool.clone());
+    let events = read_all(&log, PAPER_TRADING_EVENTS).await;
+    let pg = PgReadModel::new(db.pool.clone());
+    pg.apply_page(&events).await.unwrap();
+    let memory = MemoryReadModel::new();
+    memory.apply_page(&events).await.unwrap();
+    let id = scenario::PAPER_TRADING_ID;
+    assert_eq!(
+        pg.get_book(id).await.unwrap(),
+        memory.get_book(id).await.unwrap()
+    );
+    let both: [&dyn AgentQueries; 2] = [&pg, &memory];
+    let mut results = Vec::new();
+    for q in both {
+        let mut out = Vec::new();
+        for status in [None, Some(OrderStatus::Rejected), Some(OrderStatus::Filled)] {
+            let mut cursor = None;
+            loop {
+                let page = q
+                    .list_orders(id, status, Some(2), cursor.as_deref())
+                    .await
+                    .unwrap();
+                for order in &page.items {
+                    let one = q.get_order(&order.order_id).await.unwrap().unwrap();
+                    out.push(serde_json::to_value(OrderView::from(&one)).unwrap());
+                }
+                out.push(serde_json::to_value(&page).unwrap());
+                cursor = page.next_cursor;
+                if cursor.is_none() {
+                    break;
+                }
+            }
+        }
+        let mut cursor = None;
+        loop {
+            let page = q.list_trades(id, Some(1), cursor.as_deref()).await.unwrap();
+            out.push(serde_json::to_value(&page).unwrap());
+            cursor = page.next_cursor;
+            if cursor.is_none() {
+                break;
+            }
+        }
+        let position = q.get_position(id).await.unwrap().unwrap();
+        out.push(serde_json::to_value(PositionView::from(&position)).unwrap());
+        let all = q.list_pnl(id, &PnlQuery::default()).await.unwrap();
+        out.push(serde_json::to_value(&all).unwrap());
+        let mut query = PnlQuery {
+            limit: Some(3),
+            ..PnlQuery::default()
+        };
+        loop {
+            let page = q.list_pnl(id, &query).await.unwrap();
+            out.push(serde_json::to_value(&page).unwrap());
+            query.cursor = page.next_cursor;
+            if query.cursor.is_none() {
+                break;
+            }
+        }
+        for from in [None, Some(all.items[2].at), Some(all.items[5].at)] {
+            for max_points in 2..=all.items.len() + 1 {
+                let thinned = PnlQuery {
+                    from,
+                    to: Some(all.items[all.items.len() - 2].at),
+                    max_points: Some(max_points),
+                    ..PnlQuery::default()
+                };
+                let page = q.list_pnl(id, &thinned).await.unwrap();
+                assert!(page.items.len() <= max_points);
+                out.push(serde_json::to_value(&page).unwrap());
+            }
+        }
+        results.push(out);
+    }
+    assert_eq!(results[0], results[1]);
+    assert!(results[0].len() > 30, "the comparison covered the listings");
 }
