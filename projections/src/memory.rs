@@ -253,12 +253,7 @@ impl AgentQueries for MemoryReadModel {
         }))
     }
     async fn get_order(&self, order_id: &str) -> Result<Option<OrderRow>, QueryError> {
-        let model = self.read();
-        Ok(model
-            .orders
-            .values()
-            .find_map(|orders| orders.get(order_id))
-            .cloned())
+        Ok(self.read().order(order_id).cloned())
     }
 
     async fn list_orders(
@@ -269,27 +264,21 @@ impl AgentQueries for MemoryReadModel {
         cursor: Option<&str>,
     ) -> Result<Page<OrderView>, QueryError> {
         let limit = page_size(limit)?;
-        let after = cursor
-            .map(OrderCursor::decode)
-            .transpose()?
-            .map(|c| (c.created_at, c.order_id));
+        let upper = match cursor {
+            None => Bound::Unbounded,
+            Some(c) => {
+                let c = OrderCursor::decode(c)?;
+                Bound::Excluded((c.created_at, c.order_id))
+            }
+        };
         let model = self.read();
-        // An agent's orders are keyed by id; the listing's order (newest first) is made per request.
-        let mut orders: Vec<&OrderRow> = model
+        let mut items: Vec<OrderView> = model
             .orders
             .get(agent_id)
             .into_iter()
-            .flat_map(BTreeMap::values)
+            .flat_map(|orders| orders.range((Bound::Unbounded, upper.clone())).rev())
+            .map(|(_, o)| o)
             .filter(|o| status.is_none_or(|s| o.status == s.as_str()))
-            .filter(|o| {
-                after
-                    .as_ref()
-                    .is_none_or(|(at, id)| (o.created_at, &o.order_id) < (*at, id))
-            })
-            .collect();
-        orders.sort_by(|a, b| (b.created_at, &b.order_id).cmp(&(a.created_at, &a.order_id)));
-        let mut items: Vec<OrderView> = orders
-            .into_iter()
             .take(limit + 1)
             .map(OrderView::from)
             .collect();

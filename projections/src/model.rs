@@ -166,8 +166,10 @@ pub struct AgentsModel {
     pub(crate) by_created: BTreeSet<(DateTime<Utc>, String)>,
     /// Table `positions`, by agent_id.
     pub positions: BTreeMap<String, PositionRow>,
-    /// Table `orders`, by agent_id then order_id.
-    pub orders: BTreeMap<String, BTreeMap<String, OrderRow>>,
+    /// Table `orders`, by agent_id then (created_at, order_id): the listing's order, newest last.
+    pub orders: BTreeMap<String, BTreeMap<(DateTime<Utc>, String), OrderRow>>,
+    /// Where each order is in `orders`: order_id → (agent_id, created_at).
+    pub(crate) order_index: BTreeMap<String, (String, DateTime<Utc>)>,
     /// Table `trades`, by agent_id then (filled_at, trade_id): the listing's order.
     pub trades: BTreeMap<String, BTreeMap<(DateTime<Utc>, String), TradeRow>>,
     /// Table `pnl_points`, by agent_id then (session, tick_no).
@@ -207,12 +209,27 @@ impl AgentsModel {
         }
     }
 
-    /// Inserts or replaces an order row.
+    /// Inserts or replaces an order row (a fill replaces its placed row; `created_at` never changes).
     pub fn put_order(&mut self, row: OrderRow) {
+        if let Some((agent_id, created_at)) = self.order_index.get(&row.order_id) {
+            if let Some(orders) = self.orders.get_mut(agent_id) {
+                orders.remove(&(*created_at, row.order_id.clone()));
+            }
+        }
+        self.order_index
+            .insert(row.order_id.clone(), (row.agent_id.clone(), row.created_at));
         self.orders
             .entry(row.agent_id.clone())
             .or_default()
-            .insert(row.order_id.clone(), row);
+            .insert((row.created_at, row.order_id.clone()), row);
+    }
+
+    /// One order by id.
+    pub fn order(&self, order_id: &str) -> Option<&OrderRow> {
+        let (agent_id, created_at) = self.order_index.get(order_id)?;
+        self.orders
+            .get(agent_id)?
+            .get(&(*created_at, order_id.to_owned()))
     }
 
     /// Inserts a trade row.
@@ -240,10 +257,12 @@ impl AgentsModel {
     /// The agent's book (its position and open order), as the fold continues from it.
     pub fn book(&self, agent_id: &str) -> Option<Book> {
         let position = self.positions.get(agent_id)?.clone();
+        // An agent places an order only when none is open (the settle barrier), so an open order is its newest.
         let open_order = self
             .orders
             .get(agent_id)
-            .and_then(|orders| orders.values().find(|o| o.status == "accepted"))
+            .and_then(|orders| orders.values().next_back())
+            .filter(|o| o.status == "accepted")
             .cloned();
         Some(Book {
             position,
