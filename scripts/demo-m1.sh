@@ -34,36 +34,15 @@ prefix=""
 DEMO_NAME=demo-m1
 # shellcheck source=scripts/lib/demo.sh
 source "$root/scripts/lib/demo.sh"
-cleanup() {
-  kill_server
-  if [[ -n "$schema" ]] && command -v psql >/dev/null 2>&1; then
-    psql "$STROM_DATABASE_URL" -q -c "DROP SCHEMA IF EXISTS \"$schema\" CASCADE" >/dev/null 2>&1 || true
-  fi
-  rm -rf "$work"
-}
 trap cleanup EXIT
 
 command -v curl >/dev/null 2>&1 || fail "curl is not installed: apt-get install curl"
 command -v node >/dev/null 2>&1 || fail "node is not installed (the README's prerequisites: Rust and Node)"
 
-# json FILE EXPR: evaluates a JavaScript expression over the JSON in FILE (bound to `j`) and prints the result.
-json() { node -e 'const j = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")); const r = eval(process.argv[2]); console.log(typeof r === "string" ? r : JSON.stringify(r));' "$1" "$2"; }
-
-request() {
-  local name="$1" method="$2" path="$3"
-  shift 3
-  curl -sS --max-time "$HTTP_TIMEOUT_S" -X "$method" -o "$work/$name.body" -w '%{http_code}' \
-    -H "authorization: Bearer ${token:-}" -H 'content-type: application/json' "$@" "http://$listen$path" \
-    2>>"$work/curl.err" || true
-}
-
-
 demo_env=(env -u STROM_AUTH_JWKS_URL -u STROM_AUTH_ISSUER -u STROM_ROLES -u STROM_LISTEN
   STROM_AUTH_DEV_KEY_FILE="$work/dev-jwt.key" STROM_LOG=info STROM_LOG_FORMAT=json STROM_SIM_SEED=42)
 
-step "build strom (release)"
-"$CARGO" build --release --quiet -p strom --bin strom || fail "cargo build -p strom --bin strom failed"
-echo "built strom"
+build_strom
 
 if [[ -n "${STROM_DATABASE_URL:-}" && -n "${STROM_NATS_URL:-}" ]]; then
   backing="Postgres + NATS (STROM_DATABASE_URL, STROM_NATS_URL)"
@@ -77,17 +56,7 @@ else
   demo_env=(env -u STROM_DATABASE_URL -u STROM_NATS_URL -u STROM_DATABASE_SCHEMA -u STROM_VALKEY_URL "${demo_env[@]:1}")
 fi
 
-step "start strom serve"
-port="$(free_port 18180 18279)" || fail "no free loopback port in 18180..18279"
-listen="127.0.0.1:$port"
-"${demo_env[@]}" "$bin" serve --listen "$listen" >"$log" 2>&1 &
-server_pid=$!
-deadline=$((SECONDS + START_WAIT_S))
-until [[ "$(request health GET /healthz)" == 200 ]]; do
-  kill -0 "$server_pid" 2>/dev/null || fail "strom serve exited during start-up"
-  ((SECONDS < deadline)) || fail "/healthz did not answer within ${START_WAIT_S} s"
-  sleep 0.2
-done
+start_server 18180 18279
 echo "backing: $backing"
 echo "roles: api, projector, scheduler, runtime, sim (and relay with NATS); simulator seed 42"
 

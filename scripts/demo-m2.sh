@@ -57,36 +57,11 @@ prefix=""
 DEMO_NAME=demo-m2
 # shellcheck source=scripts/lib/demo.sh
 source "$root/scripts/lib/demo.sh"
-cleanup() {
-  kill_server
-  if [[ -n "$schema" ]] && command -v psql >/dev/null 2>&1; then
-    psql "$STROM_DATABASE_URL" -q -c "DROP SCHEMA IF EXISTS \"$schema\" CASCADE" >/dev/null 2>&1 || true
-  fi
-  rm -rf "$work"
-}
 trap cleanup EXIT
 
 command -v curl >/dev/null 2>&1 || fail "curl is not installed: apt-get install curl"
 command -v node >/dev/null 2>&1 || fail "node is not installed (the README's prerequisites: Rust and Node)"
 command -v python3 >/dev/null 2>&1 || fail "python3 is not installed (the exact decimal checks use it)"
-
-# json FILE EXPR: evaluates a JavaScript expression over the JSON in FILE (bound to `j`) and prints the result.
-json() { node -e 'const j = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")); const r = eval(process.argv[2]); console.log(typeof r === "string" ? r : JSON.stringify(r));' "$1" "$2"; }
-
-request() {
-  local name="$1" method="$2" path="$3"
-  shift 3
-  curl -sS --max-time "$HTTP_TIMEOUT_S" -X "$method" -o "$work/$name.body" -w '%{http_code}' \
-    -H "authorization: Bearer ${token:-}" -H 'content-type: application/json' "$@" "http://$listen$path" \
-    2>>"$work/curl.err" || true
-}
-
-# get NAME PATH: GET that must answer 200 (body in $work/NAME.body).
-get() {
-  local status
-  status="$(request "$1" GET "$2")"
-  [[ "$status" == 200 ]] || fail "GET $2 answered $status: $(cat "$work/$1.body" 2>/dev/null)"
-}
 
 # counts: sets runs, buys and sells (filled), rejected and open (accepted, waiting for the fill) from the agent's runs
 # and orders listings (in this shell, not a subshell, so that a failed GET stops the demo).
@@ -102,9 +77,7 @@ demo_env=(env -u STROM_AUTH_JWKS_URL -u STROM_AUTH_ISSUER -u STROM_ROLES -u STRO
   STROM_AUTH_DEV_KEY_FILE="$work/dev-jwt.key" STROM_LOG=info STROM_LOG_FORMAT=json STROM_SIM_SEED=42
   STROM_FILL_FEE_BPS="$FEE_BPS" STROM_FILL_SLIPPAGE_BPS="$SLIPPAGE_BPS")
 
-step "build strom (release)"
-"$CARGO" build --release --quiet -p strom --bin strom || fail "cargo build -p strom --bin strom failed"
-echo "built strom"
+build_strom
 
 if [[ -n "${STROM_DATABASE_URL:-}" ]]; then
   schema="demo_m2_$$"
@@ -124,17 +97,7 @@ else
   demo_env=(env -u STROM_DATABASE_URL -u STROM_NATS_URL -u STROM_DATABASE_SCHEMA -u STROM_VALKEY_URL "${demo_env[@]:1}")
 fi
 
-step "start strom serve"
-port="$(free_port 18280 18379)" || fail "no free loopback port in 18280..18379"
-listen="127.0.0.1:$port"
-"${demo_env[@]}" "$bin" serve --listen "$listen" >"$log" 2>&1 &
-server_pid=$!
-deadline=$((SECONDS + START_WAIT_S))
-until [[ "$(request health GET /healthz)" == 200 ]]; do
-  kill -0 "$server_pid" 2>/dev/null || fail "strom serve exited during start-up"
-  ((SECONDS < deadline)) || fail "/healthz did not answer within ${START_WAIT_S} s"
-  sleep 0.2
-done
+start_server 18280 18379
 echo "backing: $backing"
 echo "roles: api, projectors, scheduler, runtime, execution, sim (and relay with NATS); simulator seed 42"
 echo "fill model: slippage $SLIPPAGE_BPS bps, fee $FEE_BPS bps (STROM_FILL_SLIPPAGE_BPS, STROM_FILL_FEE_BPS)"

@@ -6,9 +6,6 @@ use reqwest::Method;
 use rust_decimal::Decimal;
 use serde_json::{json, Value};
 use strom_api::auth::Role;
-use strom_commands::service::CommandContext;
-use strom_domain::market::Observation;
-use strom_domain::{AgentCommand, Symbol};
 
 use crate::support::{Backend, TestApp};
 
@@ -385,33 +382,10 @@ async fn runs(backend: Backend) {
     assert_eq!(started.status, 200);
 
     // The runtime's part, played by the test: three runs through the command services.
-    let services = &app.handles.commands;
-    let (state, _) = services.agents.load(&id).await.unwrap();
-    let ctx = CommandContext::system("runtime", "test-runs");
     for tick_no in 1..=3u64 {
-        let scheduled_at = state.tick_scheduled_at(tick_no).unwrap();
-        services
-            .agents
-            .execute(
-                &id,
-                || AgentCommand::RecordRun {
-                    session: 1,
-                    tick_no,
-                    scheduled_at,
-                    started_at: scheduled_at,
-                    completed_at: scheduled_at,
-                    observation: Observation {
-                        symbol: Symbol::parse("BTC-USD").unwrap(),
-                        price: Decimal::from(100 + tick_no),
-                        observed_at: scheduled_at,
-                    },
-                    fill_model: strom_domain::FillModel::default(),
-                    correlation_id: format!("tick-{tick_no}"),
-                },
-                &ctx,
-            )
-            .await
-            .unwrap();
+        let price = (100 + tick_no).to_string();
+        app.record_run(&id, tick_no, &price, strom_domain::FillModel::default())
+            .await;
     }
     let page = app
         .eventually(&path(&agent, "/runs"), &alice, |p| {

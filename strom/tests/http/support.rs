@@ -171,6 +171,49 @@ impl TestApp {
         self.server.take().unwrap().await.unwrap()
     }
 
+    /// Records tick `tick_no` of session 1 of running agent `id` at `price` (BTC-USD) as the runtime would, with
+    /// `fill_model` recorded on any order; returns the id of the order the run placed, if any.
+    pub async fn record_run(
+        &self,
+        id: &str,
+        tick_no: u64,
+        price: &str,
+        fill_model: strom_domain::FillModel,
+    ) -> Option<String> {
+        use strom_domain::{AgentCommand, AgentEvent};
+        let services = &self.handles.commands;
+        let (state, _) = services.agents.load(id).await.unwrap();
+        let scheduled_at = state.tick_scheduled_at(tick_no).unwrap();
+        let ctx =
+            strom_commands::service::CommandContext::system("runtime", format!("tick-{tick_no}"));
+        let executed = services
+            .agents
+            .execute(
+                id,
+                || AgentCommand::RecordRun {
+                    session: 1,
+                    tick_no,
+                    scheduled_at,
+                    started_at: scheduled_at,
+                    completed_at: scheduled_at,
+                    observation: strom_domain::market::Observation {
+                        symbol: strom_domain::Symbol::parse("BTC-USD").unwrap(),
+                        price: price.parse().unwrap(),
+                        observed_at: scheduled_at,
+                    },
+                    fill_model: fill_model.clone(),
+                    correlation_id: format!("tick-{tick_no}"),
+                },
+                &ctx,
+            )
+            .await
+            .unwrap();
+        executed.events.into_iter().find_map(|e| match e {
+            AgentEvent::OrderPlaced { order_id, .. } => Some(order_id),
+            _ => None,
+        })
+    }
+
     /// Polls `GET path` until `done` holds for the body (the read models lag commands by the projector lag).
     pub async fn eventually(
         &self,

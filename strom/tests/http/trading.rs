@@ -9,8 +9,7 @@ use rust_decimal::Decimal;
 use serde_json::{json, Value};
 use strom_api::auth::Role;
 use strom_commands::service::CommandContext;
-use strom_domain::market::Observation;
-use strom_domain::{AgentCommand, AgentEvent, FillModel, Symbol};
+use strom_domain::{AgentCommand, FillModel};
 
 use crate::support::{Backend, TestApp};
 
@@ -22,45 +21,16 @@ fn dec(v: &Value) -> Decimal {
     .unwrap()
 }
 
-fn path(id: &str, suffix: &str) -> String {
-    format!("/api/v1/agents/{id}{suffix}")
+/// The fill model the test's runtime records on its orders: 5 bps slippage, 10 bps fee.
+fn fills() -> FillModel {
+    FillModel {
+        slippage_bps: Decimal::from(5),
+        fee_bps: Decimal::from(10),
+    }
 }
 
-/// Records tick `tick_no` at `price` as the runtime would; returns the id of the order it placed, if any.
-async fn run(app: &TestApp, id: &str, tick_no: u64, price: &str) -> Option<String> {
-    let services = &app.handles.commands;
-    let (state, _) = services.agents.load(id).await.unwrap();
-    let scheduled_at = state.tick_scheduled_at(tick_no).unwrap();
-    let ctx = CommandContext::system("runtime", format!("tick-{tick_no}"));
-    let executed = services
-        .agents
-        .execute(
-            id,
-            || AgentCommand::RecordRun {
-                session: 1,
-                tick_no,
-                scheduled_at,
-                started_at: scheduled_at,
-                completed_at: scheduled_at,
-                observation: Observation {
-                    symbol: Symbol::parse("BTC-USD").unwrap(),
-                    price: Decimal::from_str(price).unwrap(),
-                    observed_at: scheduled_at,
-                },
-                fill_model: FillModel {
-                    slippage_bps: Decimal::from(5),
-                    fee_bps: Decimal::from(10),
-                },
-                correlation_id: format!("tick-{tick_no}"),
-            },
-            &ctx,
-        )
-        .await
-        .unwrap();
-    executed.events.into_iter().find_map(|e| match e {
-        AgentEvent::OrderPlaced { order_id, .. } => Some(order_id),
-        _ => None,
-    })
+fn path(id: &str, suffix: &str) -> String {
+    format!("/api/v1/agents/{id}{suffix}")
 }
 
 /// Fills `order_id` as the execution role would.
@@ -109,7 +79,7 @@ async fn trading(backend: Backend) {
     let prices = ["100", "101", "99", "100.5", "102", "99", "100.5"];
     let mut open = None;
     for (i, price) in prices.iter().enumerate() {
-        if let Some(order_id) = run(&app, &id, i as u64 + 1, price).await {
+        if let Some(order_id) = app.record_run(&id, i as u64 + 1, price, fills()).await {
             if i + 1 < prices.len() {
                 fill(&app, &id, &order_id).await;
             } else {
@@ -119,7 +89,7 @@ async fn trading(backend: Backend) {
     }
     // The last buy is not filled yet: the next tick is skipped behind it (the settle barrier).
     let open = open.expect("the last up-move buys");
-    assert_eq!(run(&app, &id, 8, "103").await, None);
+    assert_eq!(app.record_run(&id, 8, "103", fills()).await, None);
     let runs = app
         .eventually(&path(&id, "/runs"), &carol, |p| {
             p["items"].as_array().unwrap().len() == 8
