@@ -90,9 +90,10 @@ pub enum AgentCommand {
     ArchiveAgent {
         at: DateTime<Utc>,
     },
-    /// Records tick `tick_no` of `session`. `scheduled_at` must be the tick's slot:
-    /// `started_at + (tick_no − 1) × frequency_s` of the session. A signal places its order at `completed_at`, to
-    /// fill under `fill_model`.
+    /// Records tick `tick_no` of `session`, the run due at `scheduled_at`: not before the session started and after
+    /// the agent's previous run (paper: the tick's slot on the session's schedule; backtest: the bar's close time,
+    /// which may have gaps and fractions of a second). A signal places its order at `completed_at`, to fill under
+    /// `fill_model`.
     RecordRun {
         session: u64,
         tick_no: u64,
@@ -434,6 +435,8 @@ pub struct Agent {
     session_frequency_s: u32,
     /// Last tick run in the current session; 0 before the first.
     last_tick_no: u64,
+    /// `scheduled_at` of the agent's latest run (any session): runs are recorded in time order.
+    last_run_at: Option<DateTime<Utc>>,
     /// The latest observed prices, oldest first, across sessions (a stop does not forget the market, and a
     /// backtest over the same observations sees one unbroken series); cleared when the strategy changes.
     /// At most `strategy.required_window()` (≤ [`MAX_PRICE_WINDOW`]) of them.
@@ -641,7 +644,6 @@ impl Agent {
         }
         self.validate_run(
             profile,
-            tick_no,
             scheduled_at,
             started_at,
             completed_at,
@@ -776,23 +778,33 @@ impl Agent {
     fn validate_run(
         &self,
         profile: &Profile,
-        tick_no: u64,
         scheduled_at: DateTime<Utc>,
         started_at: DateTime<Utc>,
         completed_at: DateTime<Utc>,
         observation: &Observation,
     ) -> Result<(), ValidationError> {
-        let slot = self.tick_scheduled_at(tick_no);
-        if slot != Some(scheduled_at) {
-            let expected = slot.map_or_else(
-                || "out of range".to_owned(),
-                |t| crate::time::format_millis(&t),
-            );
+        let fmt = |t: &DateTime<Utc>| crate::time::format_millis(t);
+        if let Some(session_start) = self.session_started_at.filter(|s| scheduled_at < *s) {
             return Err(ValidationError::new(
                 "scheduled_at",
                 format!(
-                    "tick {tick_no} of session {} is due at {expected}",
-                    self.session
+                    "{} is before session {} started at {}",
+                    fmt(&scheduled_at),
+                    self.session,
+                    fmt(&session_start)
+                ),
+            ));
+        }
+        if let Some(last) = self
+            .last_run_at
+            .filter(|last| to_millis(scheduled_at) <= *last)
+        {
+            return Err(ValidationError::new(
+                "scheduled_at",
+                format!(
+                    "{} is not after the previous run's {}; runs are recorded in time order",
+                    fmt(&scheduled_at),
+                    fmt(&last)
                 ),
             ));
         }
@@ -864,6 +876,7 @@ impl Agent {
             "tick numbers increase within a session"
         );
         self.last_tick_no = tick_no;
+        self.last_run_at = Some(scheduled_at);
         self.book.record_run(scheduled_at, price);
         let keep = self
             .strategy()
@@ -903,8 +916,8 @@ struct Ticket {
 
 impl Decider for Agent {
     const TYPE: &'static str = "Agent";
-    /// 2: the book (position, cash, open order, day) joined the state.
-    const STATE_VERSION: u32 = 2;
+    /// 2: the book (position, cash, open order, day) joined the state; 3: `last_run_at`.
+    const STATE_VERSION: u32 = 3;
     type Command = AgentCommand;
     type Event = AgentEvent;
     type Error = AgentError;

@@ -12,11 +12,13 @@
 //! `agent_runs` ([`fold`]) and the paper trading's `orders`, `trades`, `positions` and `pnl_points` ([`trading`],
 //! rows in [`ledger`]), written together, page by page, with one checkpoint.
 
+pub mod backtest;
 pub mod fold;
 pub mod ledger;
 pub mod memory;
 pub mod model;
 pub mod page;
+pub mod parity;
 pub mod postgres;
 pub mod queries;
 pub mod rebuild;

@@ -241,7 +241,9 @@ fn apply_to(
                 agent_id: position.agent_id.clone(),
                 session: signed(*session),
                 tick_no: signed(*tick_no),
-                at: *completed_at,
+                // The instant of the price it is marked at, so a backtest over the same observations has the same
+                // points (the run's completion is wall-clock time and differs).
+                at: observation.observed_at,
                 mark_price: mark,
                 position_qty: position.qty,
                 cash: position.cash,

@@ -631,12 +631,48 @@ fn recording_a_run_of_an_agent_that_does_not_exist_is_rejected() {
 }
 
 #[test]
-fn recording_a_run_off_its_schedule_is_rejected() {
-    let mut command = record_run(1, 2, dec!(100));
+fn recording_a_run_before_its_session_started_is_rejected() {
+    let mut command = record_run(1, 1, dec!(100));
     if let AgentCommand::RecordRun { scheduled_at, .. } = &mut command {
-        *scheduled_at = t(161);
+        *scheduled_at = t(99);
     }
     expect_error(running(), command, invalid("scheduled_at"));
+}
+
+#[test]
+fn recording_a_run_not_after_the_previous_one_is_rejected() {
+    let mut command = record_run(1, 2, dec!(100));
+    if let AgentCommand::RecordRun { scheduled_at, .. } = &mut command {
+        *scheduled_at = t(100);
+    }
+    let mut given = running();
+    given.push(run_recorded(1, 1, dec!(100), RunOutcome::Observed));
+    expect_error(given, command, invalid("scheduled_at"));
+}
+
+#[test]
+fn runs_may_come_at_any_later_instant_as_a_backtest_s_bars_do() {
+    // A CSV with a gap and fractional close times: tick 2 three and a half minutes after tick 1, off the 60 s grid.
+    let mut command = record_run(1, 2, dec!(101));
+    let at = t(100) + chrono::Duration::milliseconds(210_500);
+    if let AgentCommand::RecordRun {
+        scheduled_at,
+        started_at,
+        completed_at,
+        observation,
+        ..
+    } = &mut command
+    {
+        (*scheduled_at, *started_at, *completed_at) = (at, at, at);
+        observation.observed_at = at;
+    }
+    let mut given = running();
+    given.push(run_recorded(1, 1, dec!(100), RunOutcome::Observed));
+    let events = agent().given(given).when(command).inspect_result().unwrap();
+    assert!(
+        matches!(&events[..], [AgentEvent::AgentRunRecorded { scheduled_at, .. }] if *scheduled_at == at),
+        "{events:?}"
+    );
 }
 
 #[test]
