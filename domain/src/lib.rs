@@ -5,7 +5,8 @@
 //! State modules are nouns (`agent` with its `order`s and `book`, `backtest`, `config`, `market`, `symbol`); the pure trading
 //! functions live in modules named for what they do: `decide` (strategy signals), `check` (risk), `fill`
 //! (the fill model) and `settle` (positions and PnL). `decider` is the kernel contract every aggregate implements
-//! (`decide`/`evolve`), `event` the log's typed event; `schedule` the one tick-schedule formula. `codec` (with
+//! (`decide`/`evolve`), `event` the log's typed event; `schedule` the one tick-schedule formula;
+//! `metrics` a run's trader metrics (returns, Sharpe, drawdown, trade statistics). `codec` (with
 //! `upcast`) is the JSON edge of the event log and `canonical` its hash chain.
 
 pub mod agent;
@@ -22,6 +23,7 @@ pub mod event;
 pub mod fill;
 pub mod id;
 pub mod market;
+pub mod metrics;
 pub mod order;
 pub mod schedule;
 pub mod settle;
