@@ -1077,3 +1077,5 @@ fn the_aggregate_state_snapshots_and_restores() {
 }
 
 mod trading;
+
+mod incremental;
