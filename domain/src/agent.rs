@@ -1,8 +1,9 @@
 //! The Agent aggregate: an automated trader's lifecycle (stopped → running → stopped … → archived), its runs and
 //! its orders. Besides its config, the state keeps exactly what the next run needs to be decided the same way
 //! live and in a replay: the session, the last tick run in it, a bounded window of observed prices (kept across
-//! sessions, as a backtest over the same observations keeps it; cleared when the strategy changes) and the trading
-//! [`Book`] (position, cash, the order waiting for its fill, the day's opening equity).
+//! sessions, as a backtest over the same observations keeps it; cleared when the strategy changes) with the strategy's
+//! rolling sums over it (so a run decides in O(1), see `rolling`), and the trading [`Book`] (position, cash, the order
+//! waiting for its fill, the day's opening equity).
 //!
 //! A run whose strategy signals records the order in the same commit (`AgentRunRecorded` then `OrderPlaced` or
 //! `OrderRejected`), so no crash can separate a signal from its order. While an order waits for its fill the agent
@@ -31,6 +32,9 @@ use crate::order::{paper_order_id, OpenOrder};
 use crate::schedule::TickSchedule;
 use crate::symbol::Symbol;
 use crate::time::{to_millis, to_seconds};
+
+mod rolling;
+use rolling::Rolling;
 
 /// Most prices an agent keeps. The longest look-back any strategy has is the slowest SMA
 /// (`SMA_SLOW_MAX` bars) plus the previous bar a crossover compares with; keeping more would only grow
@@ -441,6 +445,9 @@ pub struct Agent {
     /// backtest over the same observations sees one unbroken series); cleared when the strategy changes.
     /// At most `strategy.required_window()` (≤ [`MAX_PRICE_WINDOW`]) of them.
     window: VecDeque<Decimal>,
+    /// The strategy's rolling sums over `window` and its latest comparison, so a run decides in O(1) exactly as
+    /// [`decide::signal`] over the window would; reset with the window.
+    rolling: Rolling,
 }
 
 impl Agent {
@@ -826,19 +833,28 @@ impl Agent {
         validate_price(observation.price).map_err(|e| e.within("observation"))
     }
 
-    /// Runs the strategy over the window plus the new price: the side and qty it asks to trade, if any.
+    /// Runs the strategy over the window plus the new price: the side and qty it asks to trade, if any. From the
+    /// rolling state in O(1); from [`decide::signal`] over the window when that cannot be shown exact (prices near
+    /// `Decimal`'s limits, see `rolling`), which gives the same answer by definition.
     fn signal(&self, profile: &Profile, price: Decimal) -> Option<(Side, Decimal)> {
         let needed = profile.strategy.required_window();
         let (Some(qty), true) = (profile.strategy.qty(), needed > 0) else {
             return None;
         };
-        let keep = self.window.len().min(needed - 1);
+        let signal = self
+            .rolling
+            .signal(&profile.strategy, &self.window, price)
+            .unwrap_or_else(|| decide::signal(&profile.strategy, &self.prices_with(price, needed)));
+        signal.side().map(|side| (side, qty))
+    }
+
+    /// The latest `needed − 1` prices of the window followed by `price`: what [`decide::signal`] looks at.
+    fn prices_with(&self, price: Decimal, needed: usize) -> Vec<Decimal> {
+        let keep = self.window.len().min(needed.saturating_sub(1));
         let mut prices: Vec<Decimal> = Vec::with_capacity(keep + 1);
         prices.extend(self.window.iter().skip(self.window.len() - keep));
         prices.push(price);
-        decide::signal(&profile.strategy, &prices)
-            .side()
-            .map(|side| (side, qty))
+        prices
     }
 
     fn apply_config(&mut self, config: AgentConfig) {
@@ -850,6 +866,7 @@ impl Agent {
         if strategy != profile.strategy {
             // Prices kept for another strategy would make the new one signal on bars it never watched.
             self.window.clear();
+            self.rolling = Rolling::default();
         }
         profile.strategy = strategy;
         profile.config = config;
@@ -878,18 +895,22 @@ impl Agent {
         self.last_tick_no = tick_no;
         self.last_run_at = Some(scheduled_at);
         self.book.record_run(scheduled_at, price);
-        let keep = self
-            .strategy()
-            .map_or(0, Strategy::required_window)
-            .min(MAX_PRICE_WINDOW);
+        let Some(strategy) = self.profile.as_ref().map(|p| &p.strategy) else {
+            return;
+        };
+        let keep = strategy.required_window().min(MAX_PRICE_WINDOW);
         if keep == 0 {
             self.window.clear();
+            self.rolling = Rolling::default();
             return;
         }
-        while self.window.len() >= keep {
-            self.window.pop_front();
-        }
-        self.window.push_back(price);
+        self.rolling
+            .record(strategy, &mut self.window, price, |window| {
+                while window.len() >= keep {
+                    window.pop_front();
+                }
+                window.push_back(price);
+            });
     }
 }
 
@@ -916,7 +937,8 @@ struct Ticket {
 
 impl Decider for Agent {
     const TYPE: &'static str = "Agent";
-    /// 2: the book (position, cash, open order, day) joined the state; 3: `last_run_at`.
+    /// 2: the book (position, cash, open order, day) joined the state. 3: `last_run_at` and the strategy's rolling
+    /// sums (`rolling`).
     const STATE_VERSION: u32 = 3;
     type Command = AgentCommand;
     type Event = AgentEvent;

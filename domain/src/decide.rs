@@ -2,6 +2,11 @@
 //! Pure and exact: averages are compared by cross-multiplying sums, so no division ever rounds a signal
 //! one way on one machine and the other way elsewhere. Long-only: `Sell` means "close the long", never
 //! "go short"; a sell with nothing held is left to the risk check to refuse, with a recorded reason.
+//!
+//! These functions are the definition. The Agent evaluates them incrementally from rolling sums (`agent::rolling`),
+//! with the same result at every bar, and falls back to them where it cannot show that.
+
+use std::cmp::Ordering;
 
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
@@ -51,8 +56,14 @@ pub fn sma_crossover(window: &[Decimal], fast: usize, slow: usize) -> Signal {
         return Signal::Hold;
     }
     let recent = &window[window.len() - (slow + 1)..];
-    let previous = fast_minus_slow(&recent[..slow], fast);
-    let current = fast_minus_slow(&recent[1..], fast);
+    crossover(
+        fast_minus_slow(&recent[..slow], fast),
+        fast_minus_slow(&recent[1..], fast),
+    )
+}
+
+/// The crossover rule over the comparisons of the previous and the current bar (`None`: beyond Decimal range).
+pub(crate) fn crossover(previous: Option<Ordering>, current: Option<Ordering>) -> Signal {
     match (previous, current) {
         (Some(prev), Some(cur)) if prev.is_le() && cur.is_gt() => Signal::Buy,
         (Some(prev), Some(cur)) if prev.is_ge() && cur.is_lt() => Signal::Sell,
@@ -62,7 +73,7 @@ pub fn sma_crossover(window: &[Decimal], fast: usize, slow: usize) -> Signal {
 
 /// Compares the average of the last `fast` prices with the average of all of `prices`, exactly:
 /// sum_fast / fast vs sum_slow / slow  ⇔  sum_fast × slow vs sum_slow × fast.
-fn fast_minus_slow(prices: &[Decimal], fast: usize) -> Option<std::cmp::Ordering> {
+pub(crate) fn fast_minus_slow(prices: &[Decimal], fast: usize) -> Option<Ordering> {
     let slow = prices.len();
     let fast_sum = sum(&prices[slow - fast..])?;
     let slow_sum = sum(prices)?;
@@ -80,8 +91,14 @@ pub fn mean_reversion(window: &[Decimal], len: usize, threshold_pct: Decimal) ->
         return Signal::Hold;
     }
     let recent = &window[window.len() - (len + 1)..];
-    let previous = band_zone(&recent[..len], threshold_pct);
-    let current = band_zone(&recent[1..], threshold_pct);
+    reversion(
+        band_zone(&recent[..len], threshold_pct),
+        band_zone(&recent[1..], threshold_pct),
+    )
+}
+
+/// The mean-reversion rule over the zones of the previous and the current bar (`None`: beyond Decimal range).
+pub(crate) fn reversion(previous: Option<Zone>, current: Option<Zone>) -> Signal {
     match (previous, current) {
         (Some(prev), Some(Zone::Below)) if prev != Zone::Below => Signal::Buy,
         (Some(prev), Some(Zone::Above)) if prev != Zone::Above => Signal::Sell,
@@ -89,8 +106,9 @@ pub fn mean_reversion(window: &[Decimal], len: usize, threshold_pct: Decimal) ->
     }
 }
 
+/// Where a price sits relative to the bands around its average.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Zone {
+pub(crate) enum Zone {
     Below,
     Inside,
     Above,
@@ -98,7 +116,7 @@ enum Zone {
 
 /// Where the last of `prices` sits relative to the bands of their average, without dividing:
 /// p < avg × (1 − t/100)  ⇔  p × n × 100 < sum × (100 − t), and likewise above.
-fn band_zone(prices: &[Decimal], threshold_pct: Decimal) -> Option<Zone> {
+pub(crate) fn band_zone(prices: &[Decimal], threshold_pct: Decimal) -> Option<Zone> {
     let hundred = Decimal::ONE_HUNDRED;
     let price = *prices.last()?;
     let scaled_price = price

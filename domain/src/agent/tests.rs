@@ -1113,3 +1113,5 @@ fn the_aggregate_state_snapshots_and_restores() {
 }
 
 mod trading;
+
+mod incremental;
