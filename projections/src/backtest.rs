@@ -16,6 +16,7 @@ use serde::Serialize;
 use strom_commands::log::{EventEnvelope, LogPosition};
 use strom_domain::canonical::{chain_hash_text, jsonb_text, GENESIS_HASH};
 use strom_domain::codec::encode;
+use strom_domain::metrics::TraderMetrics;
 use strom_domain::time::to_millis;
 use strom_domain::{
     Agent, AgentCommand, AgentConfig, AgentEvent, BacktestSummary, Decider, EventMetadata,
@@ -167,6 +168,8 @@ pub struct BacktestResult {
     pub rejected_orders: u64,
     /// Largest peak-to-trough fall of equity over the PnL points, % of the peak (4 dp).
     pub max_drawdown_pct: Decimal,
+    /// What traders compare (specs/06 §8).
+    pub metrics: TraderMetrics,
     #[serde(skip)]
     pub record: TradingRecord,
 }
@@ -316,6 +319,7 @@ impl<S: EventSink> Backtester<S> {
                 summary,
                 rejected_orders: rejected,
                 max_drawdown_pct,
+                metrics: record.metrics(self.starting_cash),
                 record,
             },
             self.sink,

@@ -12,6 +12,7 @@ use std::fmt;
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde::Serialize;
+use strom_domain::metrics::{self, ClosedTrade, EquityPoint, MetricsInput, TraderMetrics};
 use strom_domain::{AgentEvent, FillModel, RunOutcome};
 
 use crate::fold::{EventAt, ProjectionError};
@@ -180,6 +181,38 @@ impl Recorder {
 }
 
 impl TradingRecord {
+    /// The trader metrics of this record ([`strom_domain::metrics`], specs/06 §8): its PnL points as the equity
+    /// series, each sell as a closed trade worth its realized PnL less its fee.
+    pub fn metrics(&self, starting_cash: Decimal) -> TraderMetrics {
+        let points: Vec<EquityPoint> = self
+            .pnl
+            .iter()
+            .map(|p| EquityPoint {
+                at: p.at,
+                equity: p.equity,
+                position_qty: p.position_qty,
+                mark_price: p.mark_price,
+            })
+            .collect();
+        let closed_trades: Vec<ClosedTrade> = self
+            .trades
+            .iter()
+            .filter(|t| t.side == "sell")
+            .map(|t| ClosedTrade {
+                at: t.filled_at,
+                pnl: t.realized_pnl - t.fee,
+            })
+            .collect();
+        let fees = self.position.as_ref().map_or(Decimal::ZERO, |p| p.fees);
+        metrics::compute(&MetricsInput {
+            starting_cash,
+            points: &points,
+            closed_trades: &closed_trades,
+            fills: self.trades.len() as u64,
+            fees,
+        })
+    }
+
     /// Folds an agent's whole stream (events in sequence order, from 1).
     ///
     /// # Errors

@@ -10,6 +10,8 @@ use strom::{config, telemetry};
 
 /// Exit status when the config file cannot be read (clap uses 2 for usage errors too).
 const CONFIG_ERROR: u8 = 2;
+/// Exit status after Ctrl-C/SIGTERM stopped a long command (128 + SIGINT, as shells report it).
+const INTERRUPTED: u8 = 130;
 
 fn main() -> ExitCode {
     if let Err(err) = config::load_config_file() {
@@ -27,7 +29,11 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {err:#}");
-            ExitCode::FAILURE
+            if err.downcast_ref::<cli::Interrupted>().is_some() {
+                ExitCode::from(INTERRUPTED)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }

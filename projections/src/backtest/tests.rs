@@ -126,3 +126,23 @@ fn an_empty_series_is_an_error() {
         "no bars to run"
     );
 }
+
+#[test]
+fn the_metrics_are_those_of_the_record() {
+    let result = run(setup(), bars(60)).unwrap();
+    let m = &result.metrics;
+    assert_eq!(m.fills, result.summary.fills);
+    assert_eq!(
+        m.trades,
+        result
+            .record
+            .trades
+            .iter()
+            .filter(|t| t.side == "sell")
+            .count() as u64
+    );
+    assert_eq!(m.total_return_pct, Some(result.summary.return_pct));
+    assert_eq!(m.max_drawdown_pct, Some(result.max_drawdown_pct));
+    // One hour of bars: too short for a meaningful annual growth rate.
+    assert_eq!(m.cagr_pct, None);
+}

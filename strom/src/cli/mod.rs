@@ -2,6 +2,7 @@
 //! holds its flags and a short function that calls into the library crates.
 
 pub mod auth;
+pub mod backtest;
 pub mod database;
 pub mod migrate;
 pub mod nats;
@@ -11,9 +12,11 @@ pub mod serve;
 pub mod sim;
 pub mod token;
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::shutdown::shutdown_signal;
 use crate::telemetry::LogFormat;
@@ -31,7 +34,7 @@ pub struct Cli {
     /// A file of `STROM_*=value` lines (dotenv syntax) read before anything else; variables already set in the
     /// environment win over it, and flags win over both.
     #[arg(long, env = "STROM_CONFIG", global = true, value_name = "FILE")]
-    pub config: Option<PathBuf>,
+    pub env_file: Option<PathBuf>,
     /// Log filter (tracing EnvFilter syntax, e.g. `info` or `strom_api=debug,info`).
     #[arg(long, env = "STROM_LOG", default_value = "info", global = true)]
     pub log: String,
@@ -63,6 +66,10 @@ pub enum Command {
     /// Apply the database migrations that STROM_DATABASE_URL (schema STROM_DATABASE_SCHEMA) lacks, and print them.
     /// Safe to run any number of times.
     Migrate(database::DatabaseArgs),
+    /// Backtest an agent config over CSV bars or a simulated price range, in memory (nothing is stored): the same
+    /// aggregate, strategy, risk, fill and PnL code as paper trading, so a backtest over a paper agent's observations
+    /// reproduces its trades exactly.
+    Backtest(backtest::BacktestArgs),
     /// Run the outbox relay alone: publish committed events from Postgres to JetStream until stopped (one active
     /// relay per NATS prefix; start more as standbys).
     Relay(relay::RelayArgs),
@@ -80,5 +87,26 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
         Command::Replay(args) => replay::replay(args, shutdown_signal()).await,
         Command::Migrate(args) => migrate::migrate(args).await,
         Command::Relay(args) => relay::relay(args, shutdown_signal()).await,
+        Command::Backtest(args) => backtest::backtest(args, shutdown_signal()).await,
     }
 }
+
+/// A progress bar on stderr when it is a terminal; hidden otherwise (logs, CI, pipes). `unit` names what is counted.
+pub(crate) fn progress_bar(total: u64, what: &str, unit: &str) -> ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(total);
+    if let Ok(style) = ProgressStyle::with_template(&format!(
+        "{{msg:>10}} [{{bar:40}}] {{human_pos}}/{{human_len}} {unit} ({{per_sec}}, eta {{eta}})"
+    )) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.set_message(what.to_owned());
+    bar
+}
+
+/// A long command stopped by Ctrl-C or SIGTERM, having left nothing half-written: `main` exits with 130.
+#[derive(Debug, thiserror::Error)]
+#[error("interrupted: {0}")]
+pub struct Interrupted(pub String);

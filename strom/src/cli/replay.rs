@@ -5,13 +5,13 @@
 //! Ctrl-C leaves them as they were; `--export` writes to a temporary file renamed into place at the end.
 
 use std::future::Future;
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::Args;
-use indicatif::{ProgressBar, ProgressStyle};
+
+use super::progress_bar;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::PgPool;
 use strom_commands::log::{LogPosition, PgEventLog};
@@ -118,24 +118,9 @@ async fn connect(args: &ReplayArgs) -> anyhow::Result<PgPool> {
     Ok(pool)
 }
 
-/// A progress bar on stderr when it is a terminal; hidden otherwise (logs, CI, pipes).
-fn progress_bar(total: u64, what: &str) -> ProgressBar {
-    if !std::io::stderr().is_terminal() {
-        return ProgressBar::hidden();
-    }
-    let bar = ProgressBar::new(total);
-    if let Ok(style) = ProgressStyle::with_template(
-        "{msg:>10} [{bar:40}] {human_pos}/{human_len} events ({per_sec}, eta {eta})",
-    ) {
-        bar.set_style(style.progress_chars("=> "));
-    }
-    bar.set_message(what.to_owned());
-    bar
-}
-
 async fn rebuild(pool: &PgPool, projector: ProjectorName) -> anyhow::Result<()> {
     let ProjectorName::Agents = projector;
-    let bar = progress_bar(replay::count_events(pool).await?, "rebuild");
+    let bar = progress_bar(replay::count_events(pool).await?, "rebuild", "events");
     let started = Instant::now();
     let done = replay::rebuild(pool, |p| bar.set_position(p.events)).await?;
     bar.finish_and_clear();
@@ -156,10 +141,10 @@ fn position_text(p: LogPosition) -> String {
 
 async fn verify(pool: &PgPool) -> anyhow::Result<()> {
     let total = replay::count_events(pool).await?;
-    let bar = progress_bar(total, "chains");
+    let bar = progress_bar(total, "chains", "events");
     let chains = replay::verify_chains(pool, |r| bar.set_position(r.events)).await?;
     bar.finish_and_clear();
-    let bar = progress_bar(total, "refold");
+    let bar = progress_bar(total, "refold", "events");
     let models = replay::check_read_models(pool, |p: &RebuildProgress| {
         bar.set_position(p.events);
     })
@@ -218,7 +203,7 @@ fn models_verdict(models: &ModelCheck) -> String {
 }
 
 async fn export(pool: &PgPool, path: &Path) -> anyhow::Result<()> {
-    let bar = progress_bar(replay::count_events(pool).await?, "export");
+    let bar = progress_bar(replay::count_events(pool).await?, "export", "events");
     let log = PgEventLog::new(pool.clone());
     let result = replay::export(&log, path, |written| bar.set_position(written)).await;
     bar.finish_and_clear();

@@ -146,7 +146,7 @@ fn a_config_file_supplies_settings_and_the_environment_wins_over_it() {
     .unwrap();
 
     let out = strom()
-        .arg("--config")
+        .arg("--env-file")
         .arg(&config)
         .args(["token", "--sub", "a", "--role", "viewer"])
         .env_remove("STROM_AUTH_DEV_KEY_FILE")
@@ -179,7 +179,7 @@ fn a_config_file_supplies_settings_and_the_environment_wins_over_it() {
 
     let out = strom()
         .args([
-            "--config",
+            "--env-file",
             "/nonexistent/strom.env",
             "token",
             "--sub",
