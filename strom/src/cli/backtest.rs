@@ -86,6 +86,9 @@ fn parse_rfc3339(s: &str) -> Result<DateTime<Utc>, String> {
         .map_err(|e| format!("`{s}` is not an RFC 3339 time like 2026-01-01T00:00:00Z ({e})"))
 }
 
+/// One bar as the backtest sees it: close time and close.
+type Observed = (DateTime<Utc>, Decimal);
+
 /// What `--json` prints (the text output shows the same).
 #[derive(Debug, Serialize)]
 struct Report<'a> {
@@ -220,7 +223,7 @@ fn drive<S: EventSink>(
 ) -> anyhow::Result<(BacktestResult, S)> {
     let progress = progress_bar(bars.len() as u64, "backtest", "bars");
     for (i, &(at, price)) in bars.iter().enumerate() {
-        if i as u64 % CHECK_EVERY == 0 {
+        if (i as u64).is_multiple_of(CHECK_EVERY) {
             if stop.load(Ordering::Relaxed) {
                 progress.abandon();
                 return Err(Interrupted("the backtest stopped".to_owned()).into());
@@ -238,7 +241,7 @@ fn load_bars(
     args: &BacktestArgs,
     config: &AgentConfig,
     stop: &AtomicBool,
-) -> anyhow::Result<(Vec<(DateTime<Utc>, Decimal)>, String)> {
+) -> anyhow::Result<(Vec<Observed>, String)> {
     if let Some(path) = &args.csv {
         return Ok((read_csv(path, stop)?, format!("CSV {}", path.display())));
     }
@@ -281,7 +284,7 @@ fn load_bars(
     ))
 }
 
-fn read_csv(path: &Path, stop: &AtomicBool) -> anyhow::Result<Vec<(DateTime<Utc>, Decimal)>> {
+fn read_csv(path: &Path, stop: &AtomicBool) -> anyhow::Result<Vec<Observed>> {
     let file =
         File::open(path).with_context(|| format!("Failed to open --csv {}", path.display()))?;
     let size = file.metadata().map(|m| m.len()).unwrap_or(0);
@@ -295,7 +298,7 @@ fn read_csv(path: &Path, stop: &AtomicBool) -> anyhow::Result<Vec<(DateTime<Utc>
     let progress = progress_bar(size, "load", "bytes");
     for (i, bar) in strom_sim::read_bars(BufReader::with_capacity(1 << 20, file)).enumerate() {
         let bar = bar.with_context(|| format!("--csv {}", path.display()))?;
-        if i as u64 % CHECK_EVERY == 0 {
+        if (i as u64).is_multiple_of(CHECK_EVERY) {
             anyhow::ensure!(
                 !stop.load(Ordering::Relaxed),
                 Interrupted("stopped while reading the CSV".to_owned())
