@@ -1,6 +1,6 @@
 //! STROM deterministic market-data simulator: the price of a symbol at time `t` is a pure function of
 //! (seed, symbol, t), computed in O(1) with integers and `Decimal` only, so every machine, process and backtest sees
-//! the same market. Also reads and writes one-minute bars as CSV (historical data for backtests).
+//! the same market. Also reads and writes OHLCV bars as CSV (historical data for backtests).
 //!
 //! Nothing here does I/O on its own or reads a clock: callers pass `t`, readers and writers.
 
@@ -9,7 +9,10 @@ mod feed;
 mod noise;
 mod path;
 
-pub use crate::csv::{read_bars, write_bars, CsvError, CsvErrorKind, CSV_HEADER};
+pub use crate::csv::{
+    read_bars, write_bars, BarReader, CsvColumn, CsvError, CsvErrorKind, TimeForm, CSV_HEADER,
+    MAX_CSV_BYTES,
+};
 pub use crate::feed::{PriceObserved, SimFeed, SimFeedError, MAX_INTERVAL_S};
 pub use crate::path::{Bar, Bars, PricePath, Scale, SimError, SCALES};
 /// Re-exported so users of the simulator name the same `Decimal` it returns.

@@ -5,6 +5,7 @@
 //! symbol's base price. Everything is integer or `Decimal` arithmetic, so the result is identical on every machine.
 //! The noise is hand-written because no crate offers seeded O(1) random access to a price path in `Decimal`.
 
+use chrono::{DateTime, Utc};
 use rust_decimal::{Decimal, RoundingStrategy};
 use thiserror::Error;
 
@@ -94,6 +95,8 @@ const _: () = {
 pub enum SimError {
     #[error("bar step must be at least 1 second, got 0")]
     ZeroStep,
+    #[error("bar times from {from_unix_s} to {to_unix_s} (Unix seconds) plus one step are beyond the representable time range")]
+    OutOfRange { from_unix_s: i64, to_unix_s: i64 },
 }
 
 /// A deterministic market: the price of any symbol at any second, as a pure function of the seed.
@@ -102,11 +105,13 @@ pub struct PricePath {
     seed: u64,
 }
 
-/// One OHLCV bar over `[ts_unix_s, ts_unix_s + step)`. `close` is the price at the end of the interval, so it equals
-/// the next bar's `open`.
+/// One OHLCV bar. `ts` is the bar's close time: the instant its `close` is observed, which is what a backtest turns
+/// into the observation (`price = close`, `observed_at = ts`). Millisecond precision (what the CSV form carries).
+/// A generated bar over `[start, start + step)` has `ts = start + step`, `open` = the price at `start` and `close` =
+/// the price at `start + step`, so its close equals the next bar's open.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Bar {
-    pub ts_unix_s: i64,
+    pub ts: DateTime<Utc>,
     pub open: Decimal,
     pub high: Decimal,
     pub low: Decimal,
@@ -135,10 +140,11 @@ impl PricePath {
         Decimal::new(base_cents(key) as i64, PRICE_DP)
     }
 
-    /// Bars starting at `from`, `from + step_s`, … while `< to`.
+    /// Bars starting at `from`, `from + step_s`, … while the start is `< to`; each bar's `ts` is its end
+    /// (start + `step_s`), see [`Bar`].
     ///
     /// # Errors
-    /// `step_s` is 0.
+    /// `step_s` is 0, or `from` or `to + step_s` is beyond what `DateTime<Utc>` represents.
     pub fn bars(
         &self,
         symbol: impl AsRef<str>,
@@ -149,9 +155,17 @@ impl PricePath {
         if step_s == 0 {
             return Err(SimError::ZeroStep);
         }
+        let representable = |t: i64| DateTime::from_timestamp(t, 0).is_some();
+        let last_end = to_unix_s.checked_add(i64::from(step_s));
+        if !representable(from_unix_s) || !last_end.is_some_and(representable) {
+            return Err(SimError::OutOfRange {
+                from_unix_s,
+                to_unix_s,
+            });
+        }
         Ok(Bars {
             key: symbol_key(self.seed, symbol.as_ref()),
-            next_ts: from_unix_s,
+            next_start: from_unix_s,
             to_unix_s,
             step_s: i64::from(step_s),
         })
@@ -199,7 +213,7 @@ fn offset_micro_bps(key: u64, t: i64) -> i128 {
 #[derive(Debug, Clone)]
 pub struct Bars {
     key: u64,
-    next_ts: i64,
+    next_start: i64,
     to_unix_s: i64,
     step_s: i64,
 }
@@ -208,37 +222,41 @@ impl Iterator for Bars {
     type Item = Bar;
 
     fn next(&mut self) -> Option<Bar> {
-        if self.next_ts >= self.to_unix_s {
+        if self.next_start >= self.to_unix_s {
             return None;
         }
-        let ts = self.next_ts;
-        let end = ts.saturating_add(self.step_s);
-        self.next_ts = end;
-        Some(bar(self.key, ts, end))
+        let start = self.next_start;
+        let end = start.saturating_add(self.step_s);
+        self.next_start = end;
+        // `bars` checked that every end up to `to + step` is representable, so this never ends the iteration early.
+        let close_time = DateTime::from_timestamp(end, 0)?;
+        Some(bar(self.key, start, end, close_time))
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        let remaining = (self.to_unix_s.saturating_sub(self.next_ts).max(0) as u64)
+        let remaining = (self.to_unix_s.saturating_sub(self.next_start).max(0) as u64)
             .div_ceil(self.step_s as u64) as usize;
         (remaining, Some(remaining))
     }
 }
 
-/// The path is monotone between knots of the finest scale, so the extremes over `[ts, end]` are at its ends or at a knot.
-fn bar(key: u64, ts: i64, end: i64) -> Bar {
-    let open = price_for_key(key, ts);
+/// The path is monotone between knots of the finest scale, so the extremes over `[start, end]` are at its ends or at a
+/// knot.
+fn bar(key: u64, start: i64, end: i64, close_time: DateTime<Utc>) -> Bar {
+    let open = price_for_key(key, start);
     let close = price_for_key(key, end);
     let (mut high, mut low) = (open.max(close), open.min(close));
-    let mut knot = (ts.div_euclid(KNOT_S) + 1) * KNOT_S;
+    let mut knot = (start.div_euclid(KNOT_S) + 1) * KNOT_S;
     while knot < end {
         let p = price_for_key(key, knot);
         high = high.max(p);
         low = low.min(p);
         knot += KNOT_S;
     }
-    let volume = 1 + mix(mix(key, TAG_VOLUME), ts as u64) % VOLUME_MAX;
+    // Hashed on the start, as since the first version, so the volumes of a seed keep their values.
+    let volume = 1 + mix(mix(key, TAG_VOLUME), start as u64) % VOLUME_MAX;
     Bar {
-        ts_unix_s: ts,
+        ts: close_time,
         open,
         high,
         low,
@@ -258,7 +276,8 @@ mod tests {
             .bars("BTC-USD", 1_000_000, 1_000_000 + 3_600, 300)
             .unwrap()
         {
-            let prices: Vec<Decimal> = (bar.ts_unix_s..=bar.ts_unix_s + 300)
+            let end = bar.ts.timestamp();
+            let prices: Vec<Decimal> = (end - 300..=end)
                 .map(|t| path.price_at("BTC-USD", t))
                 .collect();
             assert_eq!(bar.high, *prices.iter().max().unwrap(), "{bar:?}");
@@ -284,5 +303,13 @@ mod tests {
             PricePath::new(1).bars("X", 0, 10, 0).unwrap_err(),
             SimError::ZeroStep
         );
+    }
+
+    #[test]
+    fn bar_times_beyond_the_representable_range_are_rejected() {
+        let err = PricePath::new(1)
+            .bars("X", 0, i64::MAX - 10, 60)
+            .unwrap_err();
+        assert!(matches!(err, SimError::OutOfRange { .. }), "{err}");
     }
 }

@@ -1,16 +1,15 @@
 //! Properties of the simulated market: determinism (within and across processes), positivity, continuity, bars and
 //! their CSV form.
 
-use std::io::Cursor;
+mod csv;
+
 use std::process::Command;
 
 use chrono::DateTime;
-use strom_sim::{
-    read_bars, write_bars, Bar, CsvErrorKind, Decimal, PriceObserved, PricePath, CSV_HEADER, SCALES,
-};
+use strom_sim::{Bar, Decimal, PriceObserved, PricePath, SCALES};
 
 /// 2026-01-01T00:00:00Z.
-const T0: i64 = 1_767_225_600;
+pub(crate) const T0: i64 = 1_767_225_600;
 /// Marks the lines the child process prints, so the test harness's own output can be told apart.
 const MARK: &str = "PRICE ";
 /// Set in the child process started by `the_same_seed_gives_the_same_prices_in_another_process`.
@@ -154,121 +153,24 @@ fn adjacent_minutes_move_by_a_bounded_amount() {
 }
 
 #[test]
-fn bars_chain_open_to_previous_close_and_bracket_their_prices() {
+fn bars_carry_their_close_time_chain_open_to_previous_close_and_bracket_their_prices() {
     let path = PricePath::new(42);
     let bars: Vec<Bar> = path.bars("ETH-USD", T0, T0 + 600, 60).unwrap().collect();
     assert_eq!(bars.len(), 10);
+    // The bar over [T0, T0 + 60) closes, and is observed, at T0 + 60.
+    assert_eq!(bars[0].ts, DateTime::from_timestamp(T0 + 60, 0).unwrap());
+    assert_eq!(bars[9].ts, DateTime::from_timestamp(T0 + 600, 0).unwrap());
     for pair in bars.windows(2) {
         assert_eq!(pair[1].open, pair[0].close);
-        assert_eq!(pair[1].ts_unix_s, pair[0].ts_unix_s + 60);
+        assert_eq!(pair[1].ts, pair[0].ts + chrono::TimeDelta::seconds(60));
     }
     for bar in &bars {
-        assert_eq!(bar.open, path.price_at("ETH-USD", bar.ts_unix_s));
+        let close_time = bar.ts.timestamp();
+        assert_eq!(bar.open, path.price_at("ETH-USD", close_time - 60));
+        assert_eq!(bar.close, path.price_at("ETH-USD", close_time));
         assert!(bar.low <= bar.open.min(bar.close) && bar.high >= bar.open.max(bar.close));
         assert!(bar.volume >= Decimal::ONE);
     }
-}
-
-#[test]
-fn bars_survive_a_csv_round_trip() {
-    let bars: Vec<Bar> = PricePath::new(9)
-        .bars("BTC-USD", T0, T0 + 6_000, 60)
-        .unwrap()
-        .collect();
-    let mut file = Vec::new();
-    assert_eq!(write_bars(&mut file, bars.clone()).unwrap(), 100);
-    let text = String::from_utf8(file.clone()).unwrap();
-    assert!(text.starts_with(&format!("{CSV_HEADER}\n{T0},")), "{text}");
-    let back: Vec<Bar> = read_bars(Cursor::new(file))
-        .collect::<Result<_, _>>()
-        .unwrap();
-    assert_eq!(back, bars);
-}
-
-#[test]
-fn the_csv_reader_accepts_crlf_and_blank_lines() {
-    let text = format!("{CSV_HEADER}\r\n\r\n60,1,2,0.5,1.5,10\r\n120,1.5,1.5,1.5,1.5,0\r\n\n");
-    let bars: Vec<Bar> = read_bars(Cursor::new(text))
-        .collect::<Result<_, _>>()
-        .unwrap();
-    assert_eq!(bars.len(), 2);
-    assert_eq!(bars[0].low, Decimal::new(5, 1));
-}
-
-fn first_error(text: &str) -> (u64, CsvErrorKind, String) {
-    let err = read_bars(Cursor::new(text.to_owned()))
-        .find_map(Result::err)
-        .expect("an error");
-    let message = err.to_string();
-    (err.line, err.kind, message)
-}
-
-#[test]
-fn bad_csv_rows_are_reported_with_their_line_number() {
-    let h = CSV_HEADER;
-    let (line, kind, msg) = first_error("");
-    assert!(matches!(kind, CsvErrorKind::Empty) && line == 1, "{msg}");
-
-    let (line, kind, msg) = first_error("time,o,h,l,c,v\n");
-    assert!(
-        matches!(kind, CsvErrorKind::BadHeader { .. }) && line == 1,
-        "{msg}"
-    );
-
-    let (line, kind, msg) = first_error(&format!("{h}\n60,1,1,1,1,1\n120,1,1,1\n"));
-    assert!(
-        matches!(kind, CsvErrorKind::FieldCount { found: 4 }) && line == 3,
-        "{msg}"
-    );
-    assert_eq!(
-        msg,
-        "line 3: expected 6 fields (ts,open,high,low,close,volume), found 4"
-    );
-
-    let (line, kind, msg) = first_error(&format!("{h}\n60,1,abc,1,1,1\n"));
-    assert!(
-        matches!(kind, CsvErrorKind::BadField { field: "high", .. }) && line == 2,
-        "{msg}"
-    );
-    assert!(msg.starts_with("line 2: field `high` is `abc`"), "{msg}");
-
-    let (line, kind, msg) = first_error(&format!("{h}\n2026-01-01T00:00:00Z,1,1,1,1,1\n"));
-    assert!(
-        matches!(kind, CsvErrorKind::BadField { field: "ts", .. }) && line == 2,
-        "{msg}"
-    );
-
-    let (line, kind, msg) = first_error(&format!("{h}\n60,1,0.9,0.8,1,1\n"));
-    assert!(
-        matches!(kind, CsvErrorKind::Inconsistent(_)) && line == 2,
-        "{msg}"
-    );
-
-    let (line, kind, msg) = first_error(&format!("{h}\n60,0,0,0,0,1\n"));
-    assert!(
-        matches!(kind, CsvErrorKind::Inconsistent(_)) && line == 2,
-        "{msg}"
-    );
-
-    let (line, kind, msg) = first_error(&format!("{h}\n120,1,1,1,1,1\n\n60,1,1,1,1,1\n"));
-    assert!(
-        matches!(
-            kind,
-            CsvErrorKind::NotIncreasing {
-                ts: 60,
-                previous: 120
-            }
-        ) && line == 4,
-        "{msg}"
-    );
-}
-
-#[test]
-fn the_reader_stops_after_the_first_error() {
-    let text = format!("{CSV_HEADER}\n60,x,1,1,1,1\n120,1,1,1,1,1\n");
-    let results: Vec<_> = read_bars(Cursor::new(text)).collect();
-    assert_eq!(results.len(), 1);
-    assert!(results[0].is_err());
 }
 
 #[test]

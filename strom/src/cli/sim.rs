@@ -1,5 +1,6 @@
 //! `strom sim`: the deterministic market simulator alone. Publishes prices on NATS until stopped, or writes them
-//! out without any bus: `--print` (prices as CSV on stdout) or `--csv FILE` (one-minute bars of one symbol).
+//! out without any bus: `--print` (prices as CSV on stdout) or `--csv FILE` (one-minute bars of one symbol, each
+//! stamped with its close time).
 
 use std::future::Future;
 use std::io::Write;
@@ -46,11 +47,13 @@ pub struct SimArgs {
     /// stdout, and exit. Needs no NATS.
     #[arg(long, requires = "from", conflicts_with = "csv")]
     print: bool,
-    /// Write --count one-minute bars of the symbol from --from to FILE as CSV (ts,open,high,low,close,volume;
-    /// ts in Unix seconds), and exit. Needs no NATS.
+    /// Write --count one-minute bars of the symbol, the first starting at --from, to FILE as CSV
+    /// (ts,open,high,low,close,volume) and exit. ts is each bar's close time (when its close is observed: the first
+    /// bar's ts is --from + 1 minute), written as RFC 3339 UTC with milliseconds. Needs no NATS.
     #[arg(long, value_name = "FILE", requires = "from")]
     csv: Option<PathBuf>,
-    /// First instant for --print / --csv, RFC 3339 (e.g. 2026-01-01T00:00:00Z); fractions of a second are dropped.
+    /// First instant for --print, or start of the first bar for --csv (a whole minute), RFC 3339
+    /// (e.g. 2026-01-01T00:00:00Z); fractions of a second are dropped.
     #[arg(long, value_parser = parse_rfc3339)]
     from: Option<DateTime<Utc>>,
     /// How many prices per symbol (--print) or bars (--csv).

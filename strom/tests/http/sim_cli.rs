@@ -93,11 +93,16 @@ fn sim_csv_writes_one_minute_bars_that_read_back() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let reader = std::io::BufReader::new(std::fs::File::open(&file).unwrap());
-    let bars: Vec<_> = strom_sim::read_bars(reader)
+    let text = std::fs::read_to_string(&file).unwrap();
+    let _ = std::fs::remove_file(&file);
+    // Each bar is stamped with its close time: the first one, over 00:00–00:01, with 00:01.
+    assert!(
+        text.starts_with("ts,open,high,low,close,volume\n2026-01-01T00:01:00.000Z,"),
+        "{text}"
+    );
+    let bars: Vec<_> = strom_sim::read_bars(text.as_bytes())
         .collect::<Result<_, _>>()
         .unwrap();
-    let _ = std::fs::remove_file(&file);
     let expected: Vec<_> = PricePath::new(42)
         .bars("BTC-USD", 1_767_225_600, 1_767_225_600 + 30 * 60, 60)
         .unwrap()
