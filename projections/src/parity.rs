@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde::Serialize;
 use strom_domain::metrics::{self, ClosedTrade, EquityPoint, MetricsInput, TraderMetrics};
-use strom_domain::{AgentEvent, FillModel, RunOutcome};
+use strom_domain::{AgentConfig, AgentEvent, FillModel, RunOutcome};
 
 use crate::fold::{EventAt, ProjectionError};
 use crate::ledger::{Book, OrderRow, PnlRow, PositionRow, TradeRow};
@@ -243,6 +243,79 @@ pub fn observations<'a>(
             _ => None,
         })
         .collect()
+}
+
+/// What [`check_agent`] found.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ParityReport {
+    pub agent_id: String,
+    /// The observations backtested (the agent's runs).
+    pub observations: usize,
+    /// The config and fill model the backtest ran with (the agent's, from its events).
+    pub config: AgentConfig,
+    pub fill_model: FillModel,
+    #[serde(flatten)]
+    pub parity: Parity,
+}
+
+/// Why [`check_agent`] could not compare.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ParityError {
+    #[error("agent {0} has no events")]
+    NotFound(String),
+    #[error("agent {0} has no runs yet: nothing to compare")]
+    NoRuns(String),
+    #[error("the agent's events do not fold: {0}")]
+    Fold(String),
+    #[error("the backtest failed: {0}")]
+    Backtest(String),
+}
+
+/// The parity rule checked for one paper agent (specs/06 §1): its trading record from its own events, against a
+/// backtest of its config and fill model over its observations.
+///
+/// # Errors
+/// No events or runs, a stream that does not fold, or a backtest that fails.
+pub fn check_agent(agent_id: &str, events: &[AgentEvent]) -> Result<ParityReport, ParityError> {
+    if events.is_empty() {
+        return Err(ParityError::NotFound(agent_id.to_owned()));
+    }
+    let paper =
+        TradingRecord::of_stream(agent_id, events).map_err(|e| ParityError::Fold(e.to_string()))?;
+    let observed = observations(events);
+    // The config the runs were recorded under: the latest one before the first run (a later change voids parity).
+    let config = events
+        .iter()
+        .take_while(|e| !matches!(e, AgentEvent::AgentRunRecorded { .. }))
+        .filter_map(AgentEvent::config)
+        .last()
+        .ok_or_else(|| ParityError::NotFound(agent_id.to_owned()))?;
+    if observed.is_empty() {
+        return Err(ParityError::NoRuns(agent_id.to_owned()));
+    }
+    let fill_model = paper.fill_models.first().cloned().unwrap_or_default();
+    let (owner, backtest_id) = (
+        events.iter().find_map(|e| match e {
+            AgentEvent::AgentCreated { owner, .. } => Some(owner.clone()),
+            _ => None,
+        }),
+        uuid::Uuid::new_v4().to_string(),
+    );
+    let setup = crate::backtest::BacktestSetup {
+        backtest_id,
+        owner: owner.unwrap_or_default(),
+        config: config.clone(),
+        fill_model: fill_model.clone(),
+    };
+    let backtest = crate::backtest::run(setup, observed.iter().copied())
+        .map_err(|e| ParityError::Backtest(e.to_string()))?;
+    Ok(ParityReport {
+        agent_id: agent_id.to_owned(),
+        observations: observed.len(),
+        config,
+        fill_model,
+        parity: compare(&paper, &backtest.record),
+    })
 }
 
 /// The first element where two trading records differ.

@@ -2,6 +2,7 @@
 //! appear at the agent's frequency → stop it → no more runs. M2 scenario ([`trading`]): an agent paper-trades. Each
 //! once on real Postgres + NATS, once embedded.
 
+mod parity;
 mod trading;
 
 use std::time::Duration;

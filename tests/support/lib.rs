@@ -58,6 +58,8 @@ pub struct Server {
     pub schema: Option<String>,
     pub prefix: Option<String>,
     dir: PathBuf,
+    /// The `STROM_*` settings the process runs with (a restart uses the same).
+    env: Vec<(String, String)>,
     child: Option<Child>,
     pub client: reqwest::Client,
     // Dropped after the process is stopped (see `Drop`): the schema and streams outlive every connection to them.
@@ -76,27 +78,26 @@ impl Server {
         let port = std::net::TcpListener::bind("127.0.0.1:0")?
             .local_addr()?
             .port();
-        let mut cmd = Command::new(strom_bin());
-        cmd.arg("serve")
-            .env("STROM_LISTEN", format!("127.0.0.1:{port}"))
-            .env("STROM_AUTH_DEV_KEY_FILE", dir.join("dev.key"))
-            .env("STROM_LOG", "info")
-            .env_remove("STROM_DATABASE_URL")
-            .env_remove("STROM_NATS_URL")
-            .env_remove("STROM_VALKEY_URL")
-            .env_remove("STROM_AUTH_JWKS_URL")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.join("server.log"))?);
+        let mut env: Vec<(String, String)> = vec![
+            ("STROM_LISTEN".into(), format!("127.0.0.1:{port}")),
+            (
+                "STROM_AUTH_DEV_KEY_FILE".into(),
+                dir.join("dev.key").display().to_string(),
+            ),
+            ("STROM_LOG".into(), "info".into()),
+        ];
         let guards = if backing == Backing::Services {
             let db = db::TestDb::builder("e2e")
                 .without_migrations()
                 .try_build()
                 .await?;
             let nats = nats::TestNats::new("e2e");
-            cmd.env("STROM_DATABASE_URL", db.url())
-                .env("STROM_DATABASE_SCHEMA", &db.schema)
-                .env("STROM_NATS_URL", nats.url())
-                .env("STROM_NATS_PREFIX", nats.prefix());
+            env.extend([
+                ("STROM_DATABASE_URL".into(), db.url().to_owned()),
+                ("STROM_DATABASE_SCHEMA".into(), db.schema.clone()),
+                ("STROM_NATS_URL".into(), nats.url().to_owned()),
+                ("STROM_NATS_PREFIX".into(), nats.prefix().to_owned()),
+            ]);
             let migrated = Command::new(strom_bin())
                 .arg("migrate")
                 .env("STROM_DATABASE_URL", db.url())
@@ -113,21 +114,64 @@ impl Server {
         } else {
             None
         };
-        for (k, v) in extra_env {
-            cmd.env(k, v);
-        }
-        let child = cmd.spawn().context("Failed to spawn strom serve")?;
+        env.extend(
+            extra_env
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+        );
         let mut server = Server {
             base: format!("http://127.0.0.1:{port}"),
             schema: guards.as_ref().map(|(db, _)| db.schema.clone()),
             prefix: guards.as_ref().map(|(_, nats)| nats.prefix().to_owned()),
             dir,
-            child: Some(child),
+            env,
+            child: None,
             client: reqwest::Client::new(),
             guards,
         };
+        server.spawn()?;
         server.wait_healthy().await?;
         Ok(server)
+    }
+
+    fn spawn(&mut self) -> anyhow::Result<()> {
+        let mut cmd = Command::new(strom_bin());
+        cmd.arg("serve")
+            .env_remove("STROM_DATABASE_URL")
+            .env_remove("STROM_NATS_URL")
+            .env_remove("STROM_VALKEY_URL")
+            .env_remove("STROM_AUTH_JWKS_URL")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .stdout(Stdio::null())
+            .stderr(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(self.dir.join("server.log"))?,
+            );
+        self.child = Some(cmd.spawn().context("Failed to spawn strom serve")?);
+        Ok(())
+    }
+
+    /// Stops the process (SIGTERM) and starts it again on the same schema, prefix, port and key: every role restarts
+    /// from what the store and the bus hold.
+    ///
+    /// # Errors
+    /// The new process does not come up.
+    pub async fn restart(&mut self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            self.stop(),
+            "strom serve did not stop cleanly; log:\n{}",
+            self.log()
+        );
+        self.spawn()?;
+        self.wait_healthy().await
+    }
+
+    /// The `STROM_*` settings of the process (database, schema, NATS prefix, …), for running other `strom`
+    /// commands against the same state.
+    pub fn env(&self) -> &[(String, String)] {
+        &self.env
     }
 
     async fn wait_healthy(&mut self) -> anyhow::Result<()> {

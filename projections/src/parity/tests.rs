@@ -253,3 +253,24 @@ fn observations_are_the_runs_in_stream_order() {
     assert_eq!(observed[0], (t(1_000), price(1)));
     assert!(observed.windows(2).all(|w| w[0].0 < w[1].0));
 }
+
+#[test]
+fn an_agent_is_checked_from_its_own_events() {
+    let events = paper(mean_reversion(), 30, None);
+    let report = check_agent(AGENT_ID, &events).unwrap();
+    assert_eq!(report.observations, 60);
+    assert_eq!(report.fill_model, fill_model());
+    assert_eq!(report.config, config(mean_reversion()));
+    assert!(
+        matches!(report.parity, Parity::Equal { pnl_points: 60, .. }),
+        "{report:?}"
+    );
+    assert_eq!(
+        check_agent(AGENT_ID, &[]).unwrap_err(),
+        ParityError::NotFound(AGENT_ID.into())
+    );
+    assert_eq!(
+        check_agent(AGENT_ID, &events[..2]).unwrap_err(),
+        ParityError::NoRuns(AGENT_ID.into())
+    );
+}

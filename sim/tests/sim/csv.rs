@@ -2,7 +2,6 @@
 //! writer's round trip.
 
 use std::io::Cursor;
-use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 use strom_sim::{
@@ -382,40 +381,4 @@ fn the_reader_stops_after_the_first_error() {
     let results: Vec<_> = read_bars(Cursor::new(text)).collect();
     assert_eq!(results.len(), 2);
     assert!(results[0].is_ok() && results[1].is_err());
-}
-
-/// Run with `cargo test --release -p strom-sim -- --ignored`: the bound is for optimised code.
-#[test]
-#[ignore = "timing; meaningful in release only"]
-fn a_million_rows_parse_within_a_second() {
-    for form in ["unix seconds", "rfc3339 (written by write_bars)"] {
-        let bars = PricePath::new(42)
-            .bars("BTC-USD", T0, T0 + 60_000_000, 60)
-            .unwrap();
-        let mut file = Vec::new();
-        if form == "unix seconds" {
-            use std::io::Write;
-            writeln!(file, "{CSV_HEADER}").unwrap();
-            for bar in bars {
-                let ts = bar.ts.timestamp();
-                let (o, h, l, c, v) = (bar.open, bar.high, bar.low, bar.close, bar.volume);
-                writeln!(file, "{ts},{o},{h},{l},{c},{v}").unwrap();
-            }
-        } else {
-            write_bars(&mut file, bars).unwrap();
-        }
-        let started = Instant::now();
-        let mut count = 0u64;
-        for bar in read_bars(Cursor::new(&file)) {
-            bar.unwrap();
-            count += 1;
-        }
-        let elapsed = started.elapsed();
-        eprintln!(
-            "{form}: {count} rows ({} MB) in {elapsed:?}",
-            file.len() / 1_000_000
-        );
-        assert_eq!(count, 1_000_000);
-        assert!(elapsed.as_secs_f64() <= 1.0, "{form}: {elapsed:?}");
-    }
 }

@@ -6,6 +6,7 @@ pub mod backtest;
 pub mod database;
 pub mod migrate;
 pub mod nats;
+pub mod parity;
 pub mod relay;
 pub mod replay;
 pub mod serve;
@@ -70,6 +71,9 @@ pub enum Command {
     /// aggregate, strategy, risk, fill and PnL code as paper trading, so a backtest over a paper agent's observations
     /// reproduces its trades exactly.
     Backtest(backtest::BacktestArgs),
+    /// Check the parity rule for a paper agent: backtest its observations with its config and fill model and compare
+    /// the orders, fills, positions and PnL points element by element ("equal" or the first difference).
+    Parity(parity::ParityArgs),
     /// Run the outbox relay alone: publish committed events from Postgres to JetStream until stopped (one active
     /// relay per NATS prefix; start more as standbys).
     Relay(relay::RelayArgs),
@@ -87,6 +91,7 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
         Command::Replay(args) => replay::replay(args, shutdown_signal()).await,
         Command::Migrate(args) => migrate::migrate(args).await,
         Command::Relay(args) => relay::relay(args, shutdown_signal()).await,
+        Command::Parity(args) => parity::parity(args).await,
         Command::Backtest(args) => backtest::backtest(args, shutdown_signal()).await,
     }
 }

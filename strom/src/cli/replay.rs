@@ -34,7 +34,7 @@ pub enum ProjectorName {
 /// `strom replay` flags. Exactly one of --rebuild, --verify, --export, --from.
 #[derive(Debug, Args)]
 #[command(
-    group(clap::ArgGroup::new("mode").required(true).args(["rebuild", "verify", "export", "from"])),
+    group(clap::ArgGroup::new("mode").required(true).args(["rebuild", "verify", "export", "from", "export_observations"])),
     after_help = "Exit status: 0 when everything checked is intact, 1 on any problem or error (each problem is \
         listed on stdout). Ctrl-C stops any mode without changing anything."
 )]
@@ -53,6 +53,11 @@ pub struct ReplayArgs {
     /// Write the whole event log to FILE as JSON lines, one logged event per line, in log order.
     #[arg(long, value_name = "FILE")]
     pub export: Option<PathBuf>,
+    /// Write the observations of paper agent AGENT_ID's runs as bar CSV on stdout (ts = observed_at, open = high =
+    /// low = close = price, volume 0; specs/06 §5), in (session, tick) order, and on stderr the `strom backtest`
+    /// command (with the agent's config and fill model) that reproduces its trades. `strom parity` does both in one.
+    #[arg(long, value_name = "AGENT_ID")]
+    pub export_observations: Option<String>,
     /// Replay a JSON-lines event FILE without any database: check its order and hash chains, fold it, and print
     /// the read models as JSON (or write them with --out, or compare them with --expect).
     #[arg(long, value_name = "FILE")]
@@ -95,6 +100,8 @@ async fn run_mode(args: ReplayArgs) -> anyhow::Result<()> {
         verify(&pool).await
     } else if let Some(path) = &args.export {
         export(&pool, path).await
+    } else if let Some(agent_id) = &args.export_observations {
+        export_observations(&pool, agent_id).await
     } else {
         anyhow::bail!("choose one of --rebuild, --verify, --export FILE, --from FILE")
     }
@@ -116,6 +123,40 @@ async fn connect(args: &ReplayArgs) -> anyhow::Result<PgPool> {
         .await
         .context("Failed to connect to the event store (STROM_DATABASE_URL)")?;
     Ok(pool)
+}
+
+async fn export_observations(pool: &PgPool, agent_id: &str) -> anyhow::Result<()> {
+    let events = super::parity::agent_events(pool, agent_id).await?;
+    let observed = strom_projections::parity::observations(&events);
+    let bars = observed.iter().map(|&(ts, price)| strom_sim::Bar {
+        ts,
+        open: price,
+        high: price,
+        low: price,
+        close: price,
+        volume: rust_decimal::Decimal::ZERO,
+    });
+    let written = strom_sim::write_bars(std::io::stdout().lock(), bars)
+        .context("Failed to write the observations to stdout")?;
+    let config = events
+        .iter()
+        .rev()
+        .find_map(strom_domain::AgentEvent::config);
+    let fill_model = strom_projections::parity::TradingRecord::of_stream(agent_id, &events)
+        .ok()
+        .and_then(|r| r.fill_models.first().cloned())
+        .unwrap_or_default();
+    eprintln!("wrote {written} observations of agent {agent_id}");
+    if let Some(config) = config {
+        eprintln!(
+            "to backtest them, save its config as agent.json:\n{}\nand run: strom backtest --config agent.json --csv \
+             <this output> --fill-slippage-bps {} --fill-fee-bps {}",
+            serde_json::to_string(&config)?,
+            fill_model.slippage_bps,
+            fill_model.fee_bps
+        );
+    }
+    Ok(())
 }
 
 async fn rebuild(pool: &PgPool, projector: ProjectorName) -> anyhow::Result<()> {
