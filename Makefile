@@ -37,7 +37,7 @@ lint: ## cargo fmt --check and clippy with warnings as errors
 format: ## Format all Rust code (cargo fmt)
 	$(CARGO) fmt --all
 
-bench: ## Print benchmark figures, also to target/bench/results.json: append vs pgbench at 1/8/32 writers; RecordRun latency p50/p99 at 10 vs 100,000 prior events (Postgres, memory); over 1M Agent events: scan, log read, projection rebuild (Postgres, memory), relay; paper trading: tick-to-fill p50/p99 with 1,000 agents at 1 s, fills/s sustained (~6 min; STROM_BENCH_QUICK=1: ~1 min smoke run)
+bench: ## Print benchmark figures, also to target/bench/results.json: append vs pgbench at 1/8/32 writers; RecordRun latency p50/p99 at 10 vs 100,000 prior events (Postgres, memory); over 1M Agent events: scan, log read, projection rebuild (Postgres, memory), relay; paper trading: tick-to-fill p50/p99 with 1,000 agents at 1 s, fills/s sustained; backtest reference workload (1M CSV bars): bars/s, CSV load, peak memory, and 10M simulated bars (~7 min; STROM_BENCH_QUICK=1: ~1 min smoke run)
 	scripts/ensure-services.sh
 	$(CARGO) bench -p strom --bench bench
 

@@ -63,7 +63,7 @@ pub struct MetricsInput<'a> {
 
 /// A run's metrics (specs/06 §8). `None` (JSON `null`) where undefined. Percentages are in percent (`12.5` is
 /// 12.5 %); ratios, percentages and averages are rounded to 4 dp, half to even; other amounts are exact.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TraderMetrics {
     /// `(last equity − starting_cash) / starting_cash × 100`.

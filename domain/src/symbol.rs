@@ -10,11 +10,20 @@ use crate::error::ValidationError;
 /// keep NATS subjects and KV keys (`strom.md.<symbol>`) tidy.
 pub const MAX_SYMBOL_PART_CHARS: usize = 12;
 
+/// Longest symbol: two parts and the dash.
+pub const MAX_SYMBOL_CHARS: usize = 2 * MAX_SYMBOL_PART_CHARS + 1;
+
 /// A validated market symbol. Construct with [`Symbol::parse`]; deserializing validates too, so an event
 /// or request can never hold a malformed one.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+///
+/// Kept inline (at most [`MAX_SYMBOL_CHARS`] ASCII bytes, zero-padded) rather than as a `String`: every run's
+/// observation carries one, so a clone is a copy, never an allocation — the backtest kernel records millions of runs.
+/// Zero padding keeps the derived order and equality those of the text (every symbol byte is above zero).
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
-pub struct Symbol(String);
+pub struct Symbol {
+    bytes: [u8; MAX_SYMBOL_CHARS],
+}
 
 impl Symbol {
     /// # Errors
@@ -25,7 +34,9 @@ impl Symbol {
         let quote = parts.next();
         let well_formed = parts.next().is_none() && is_part(base) && quote.is_none_or(is_part);
         if well_formed {
-            Ok(Self(text.to_owned()))
+            let mut bytes = [0; MAX_SYMBOL_CHARS];
+            bytes[..text.len()].copy_from_slice(text.as_bytes());
+            Ok(Self { bytes })
         } else {
             Err(ValidationError::new(
                 "symbol",
@@ -37,7 +48,19 @@ impl Symbol {
     }
 
     pub fn as_str(&self) -> &str {
-        &self.0
+        let len = self
+            .bytes
+            .iter()
+            .position(|&b| b == 0)
+            .unwrap_or(MAX_SYMBOL_CHARS);
+        // Only ASCII was ever stored (`parse`), so this never falls back.
+        std::str::from_utf8(&self.bytes[..len]).unwrap_or_default()
+    }
+}
+
+impl fmt::Debug for Symbol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Symbol").field(&self.as_str()).finish()
     }
 }
 
@@ -58,13 +81,13 @@ impl TryFrom<String> for Symbol {
 
 impl From<Symbol> for String {
     fn from(symbol: Symbol) -> Self {
-        symbol.0
+        symbol.as_str().to_owned()
     }
 }
 
 impl fmt::Display for Symbol {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(self.as_str())
     }
 }
 
@@ -104,6 +127,22 @@ mod tests {
             let err = Symbol::parse(text).unwrap_err();
             assert_eq!(err.field, "symbol", "{text:?}");
         }
+    }
+
+    #[test]
+    fn symbols_order_and_compare_as_their_text() {
+        let texts = [
+            "A", "AB", "AB-C", "ABC", "B", "BTC", "BTC-EUR", "BTC-USD", "Z9",
+        ];
+        let mut symbols: Vec<Symbol> = texts
+            .iter()
+            .rev()
+            .map(|t| Symbol::parse(t).unwrap())
+            .collect();
+        symbols.sort();
+        let sorted: Vec<&str> = symbols.iter().map(Symbol::as_str).collect();
+        assert_eq!(sorted, texts);
+        assert_eq!(format!("{:?}", symbols[0]), r#"Symbol("A")"#);
     }
 
     #[test]

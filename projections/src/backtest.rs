@@ -168,8 +168,8 @@ pub struct BacktestResult {
     pub rejected_orders: u64,
     /// Largest peak-to-trough fall of equity over the PnL points, % of the peak (4 dp).
     pub max_drawdown_pct: Decimal,
-    /// What traders compare (specs/06 §8).
-    pub metrics: TraderMetrics,
+    /// What traders compare (specs/06 §8); `None` only if the backtest never created its agent.
+    pub metrics: Option<TraderMetrics>,
     #[serde(skip)]
     pub record: TradingRecord,
 }
@@ -319,7 +319,7 @@ impl<S: EventSink> Backtester<S> {
                 summary,
                 rejected_orders: rejected,
                 max_drawdown_pct,
-                metrics: record.metrics(self.starting_cash),
+                metrics: record.metrics(),
                 record,
             },
             self.sink,

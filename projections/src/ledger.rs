@@ -5,6 +5,7 @@
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
+use strom_domain::metrics::{self, ClosedTrade, EquityPoint, MetricsInput, TraderMetrics};
 use strom_domain::settle::Position;
 
 /// One order, as table `orders` holds it: placed (`accepted`, then `filled`) or `rejected` by a risk rule.
@@ -160,4 +161,27 @@ pub fn percent(part: Decimal, whole: Decimal, dp: u32) -> Decimal {
     part.checked_mul(Decimal::ONE_HUNDRED)
         .and_then(|p| p.checked_div(whole))
         .map_or(Decimal::ZERO, |p| p.round_dp(dp))
+}
+
+/// The trader metrics ([`strom_domain::metrics`], specs/06 §8) of an agent or backtest whose position is `position`,
+/// over its PnL points (`points`, oldest first) and closed trades: the one place both a paper agent's summary and a
+/// backtest's result get them from. A PnL point is valued when its run is recorded, before an order that run placed
+/// fills; the last point is therefore taken as the position stands now (after every fill), so
+/// `total_return_pct` is the position's own return.
+pub fn trader_metrics(
+    position: &PositionRow,
+    mut points: Vec<EquityPoint>,
+    closed_trades: &[ClosedTrade],
+) -> TraderMetrics {
+    if let Some(last) = points.last_mut() {
+        last.equity = position.equity;
+        last.position_qty = position.qty;
+    }
+    metrics::compute(&MetricsInput {
+        starting_cash: position.starting_cash,
+        points: &points,
+        closed_trades,
+        fills: u64::try_from(position.trades).unwrap_or(0),
+        fees: position.fees,
+    })
 }

@@ -7,6 +7,7 @@ use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use async_trait::async_trait;
 use strom_commands::log::{LogPosition, LoggedEvent};
+use strom_domain::metrics::{ClosedTrade, EquityPoint};
 
 use crate::fold::AgentFold;
 use crate::ledger::{Book, OrderRow, PositionRow};
@@ -329,6 +330,41 @@ impl AgentQueries for MemoryReadModel {
 
     async fn get_book(&self, agent_id: &str) -> Result<Option<Book>, QueryError> {
         Ok(self.read().book(agent_id))
+    }
+
+    async fn metrics_series(
+        &self,
+        agent_id: &str,
+    ) -> Result<(Vec<EquityPoint>, Vec<ClosedTrade>), QueryError> {
+        let model = self.read();
+        let points = model
+            .pnl_points
+            .get(agent_id)
+            .into_iter()
+            .flat_map(BTreeMap::values)
+            .map(|p| EquityPoint {
+                at: p.at,
+                equity: p.equity,
+                position_qty: p.position_qty,
+                mark_price: p.mark_price,
+            })
+            .collect();
+        let mut sells: Vec<&TradeRow> = model
+            .trades
+            .get(agent_id)
+            .into_iter()
+            .flat_map(BTreeMap::values)
+            .filter(|t| t.side == "sell")
+            .collect();
+        sells.sort_by_key(|t| t.global_position);
+        let trades = sells
+            .into_iter()
+            .map(|t| ClosedTrade {
+                at: t.filled_at,
+                pnl: t.realized_pnl - t.fee,
+            })
+            .collect();
+        Ok((points, trades))
     }
 
     async fn list_pnl(

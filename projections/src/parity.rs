@@ -12,11 +12,11 @@ use std::fmt;
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde::Serialize;
-use strom_domain::metrics::{self, ClosedTrade, EquityPoint, MetricsInput, TraderMetrics};
+use strom_domain::metrics::{ClosedTrade, EquityPoint, TraderMetrics};
 use strom_domain::{AgentConfig, AgentEvent, FillModel, RunOutcome};
 
 use crate::fold::{EventAt, ProjectionError};
-use crate::ledger::{Book, OrderRow, PnlRow, PositionRow, TradeRow};
+use crate::ledger::{trader_metrics, Book, OrderRow, PnlRow, PositionRow, TradeRow};
 use crate::trading::{apply_trading, Traded};
 
 /// A position right after one fill: the fields of specs/06 §1 (3).
@@ -181,9 +181,10 @@ impl Recorder {
 }
 
 impl TradingRecord {
-    /// The trader metrics of this record ([`strom_domain::metrics`], specs/06 §8): its PnL points as the equity
-    /// series, each sell as a closed trade worth its realized PnL less its fee.
-    pub fn metrics(&self, starting_cash: Decimal) -> TraderMetrics {
+    /// The trader metrics of this record ([`trader_metrics`], specs/06 §8): its PnL points as the equity series, each
+    /// sell as a closed trade worth its realized PnL less its fee. `None` before the agent exists.
+    pub fn metrics(&self) -> Option<TraderMetrics> {
+        let position = self.position.as_ref()?;
         let points: Vec<EquityPoint> = self
             .pnl
             .iter()
@@ -203,14 +204,7 @@ impl TradingRecord {
                 pnl: t.realized_pnl - t.fee,
             })
             .collect();
-        let fees = self.position.as_ref().map_or(Decimal::ZERO, |p| p.fees);
-        metrics::compute(&MetricsInput {
-            starting_cash,
-            points: &points,
-            closed_trades: &closed_trades,
-            fills: self.trades.len() as u64,
-            fees,
-        })
+        Some(trader_metrics(position, points, &closed_trades))
     }
 
     /// Folds an agent's whole stream (events in sequence order, from 1).

@@ -15,6 +15,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 use strom_commands::log::{LogPosition, LoggedEvent, PgCheckpointStore};
+use strom_domain::metrics::{ClosedTrade, EquityPoint};
 
 use crate::fold::{AgentFold, AGENTS_PROJECTOR};
 use crate::ledger::{Book, OrderRow, PositionRow};
@@ -294,6 +295,13 @@ impl AgentQueries for PgReadModel {
             .await
             .map_err(|e| QueryError::Unavailable(e.to_string()))?;
         Ok(books.remove(agent_id))
+    }
+
+    async fn metrics_series(
+        &self,
+        agent_id: &str,
+    ) -> Result<(Vec<EquityPoint>, Vec<ClosedTrade>), QueryError> {
+        Ok(trading_rows::metrics_series(&self.pool, agent_id).await?)
     }
 
     async fn list_pnl(

@@ -3,6 +3,7 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use strom_domain::metrics::{ClosedTrade, EquityPoint};
 use strom_domain::order::OrderStatus;
 use strom_domain::AgentState;
 
@@ -172,6 +173,17 @@ pub trait AgentQueries: Send + Sync {
     /// # Errors
     /// [`QueryError::Unavailable`] when the store fails.
     async fn get_book(&self, agent_id: &str) -> Result<Option<Book>, QueryError>;
+
+    /// What the agent's trader metrics are computed from (specs/06 §8): every PnL point as an equity point, oldest
+    /// first, and every closing (sell) fill as a closed trade worth its realized PnL less its fee, oldest first.
+    /// Linear in the agent's runs (the summary reads them whole).
+    ///
+    /// # Errors
+    /// [`QueryError::Unavailable`] when the store fails.
+    async fn metrics_series(
+        &self,
+        agent_id: &str,
+    ) -> Result<(Vec<EquityPoint>, Vec<ClosedTrade>), QueryError>;
 
     /// The agent's PnL points, oldest first (session, tick_no), as `query` asks.
     ///

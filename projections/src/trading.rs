@@ -229,8 +229,15 @@ fn apply_to(
             if fall > position.max_drawdown {
                 position.max_drawdown = fall;
             }
-            // Only a fall below the peak needs the division (a rebuild runs this for every run of the log).
-            if fall > Decimal::ZERO {
+            // The division only when the fall can beat the largest % so far (a rebuild and a backtest run this for
+            // every run): rounding is monotone and the maximum has 4 places, so round(fall/peak·100) > max needs
+            // fall·100 > max·peak, checked exactly by multiplying (an overflow falls back to dividing).
+            if fall > Decimal::ZERO
+                && fall
+                    .checked_mul(Decimal::ONE_HUNDRED)
+                    .zip(position.max_drawdown_pct.checked_mul(position.peak_equity))
+                    .is_none_or(|(fall, max)| fall > max)
+            {
                 let fall_pct = z(percent(fall, position.peak_equity, 4));
                 if fall_pct > position.max_drawdown_pct {
                     position.max_drawdown_pct = fall_pct;

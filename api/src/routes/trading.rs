@@ -7,6 +7,7 @@ use axum::Json;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use strom_domain::order::OrderStatus;
+use strom_projections::ledger::trader_metrics;
 use strom_projections::{
     OrderView, Page, PnlPointView, PnlQuery, PositionRow, PositionView, SummaryView, TradeView,
 };
@@ -186,7 +187,14 @@ pub async fn get_summary(
     Path(id): Path<String>,
 ) -> Result<Json<SummaryView>, ApiError> {
     let row = position(&state, &caller, &id).await?;
-    Ok(Json(SummaryView::from(&row)))
+    let (points, closed_trades) = state
+        .reads
+        .queries()
+        .metrics_series(&id)
+        .await
+        .map_err(query_error)?;
+    let metrics = trader_metrics(&row, points, &closed_trades);
+    Ok(Json(SummaryView::new(&row, metrics)))
 }
 
 /// `GET /api/v1/agents/{id}/pnl` → 200 `PnlPage`, oldest first; with `max_points`, the range thinned in one page.

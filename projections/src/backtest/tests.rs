@@ -130,7 +130,7 @@ fn an_empty_series_is_an_error() {
 #[test]
 fn the_metrics_are_those_of_the_record() {
     let result = run(setup(), bars(60)).unwrap();
-    let m = &result.metrics;
+    let m = result.metrics.as_ref().unwrap();
     assert_eq!(m.fills, result.summary.fills);
     assert_eq!(
         m.trades,

@@ -3,7 +3,9 @@
 //! so numerics keep their scale) and come out through `sqlx::FromRow`. Text keys sort with `COLLATE "C"`, as the
 //! memory model's `BTreeMap`s do.
 
+use rust_decimal::Decimal;
 use std::collections::BTreeMap;
+use strom_domain::metrics::{ClosedTrade, EquityPoint};
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -239,6 +241,44 @@ pub(super) async fn list_pnl<'e>(
     .bind(i64::try_from(limit).unwrap_or(i64::MAX))
     .fetch_all(executor)
     .await
+}
+
+/// See [`crate::AgentQueries::metrics_series`]: two reads in one repeatable-read snapshot, so the points and the
+/// trades are of the same projected state.
+pub(super) async fn metrics_series(
+    pool: &sqlx::PgPool,
+    agent_id: &str,
+) -> Result<(Vec<EquityPoint>, Vec<ClosedTrade>), sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        .execute(&mut *tx)
+        .await?;
+    let points = sqlx::query_as::<_, (DateTime<Utc>, Decimal, Decimal, Decimal)>(
+        "SELECT at, equity, position_qty, mark_price FROM pnl_points WHERE agent_id = $1 ORDER BY session, tick_no",
+    )
+    .bind(agent_id)
+    .fetch_all(&mut *tx)
+    .await?
+    .into_iter()
+    .map(|(at, equity, position_qty, mark_price)| EquityPoint {
+        at,
+        equity,
+        position_qty,
+        mark_price,
+    })
+    .collect();
+    let trades = sqlx::query_as::<_, (DateTime<Utc>, Decimal)>(
+        "SELECT filled_at, realized_pnl - fee FROM trades WHERE agent_id = $1 AND side = 'sell'
+          ORDER BY global_position",
+    )
+    .bind(agent_id)
+    .fetch_all(&mut *tx)
+    .await?
+    .into_iter()
+    .map(|(at, pnl)| ClosedTrade { at, pnl })
+    .collect();
+    tx.commit().await?;
+    Ok((points, trades))
 }
 
 /// The PnL points of `agent_id` at `from..=to`, thinned to `max_points` as [`crate::queries`]' `thinned` does.

@@ -5,6 +5,7 @@
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde::Serialize;
+use strom_domain::metrics::TraderMetrics;
 use strom_domain::time::rfc3339_millis;
 
 use crate::ledger::{OrderRow, PnlRow, PositionRow, TradeRow};
@@ -216,10 +217,13 @@ pub struct SummaryView {
     pub max_drawdown_pct: Decimal,
     #[serde(with = "rfc3339_millis")]
     pub updated_at: DateTime<Utc>,
+    /// The trader metrics over every PnL point and closing fill (specs/06 §8), as a backtest reports them.
+    pub metrics: TraderMetrics,
 }
 
-impl From<&PositionRow> for SummaryView {
-    fn from(p: &PositionRow) -> Self {
+impl SummaryView {
+    /// The summary of position row `p` with the metrics of its PnL points and closing fills.
+    pub fn new(p: &PositionRow, metrics: TraderMetrics) -> Self {
         Self {
             agent_id: p.agent_id.clone(),
             symbol: p.symbol.clone(),
@@ -243,6 +247,7 @@ impl From<&PositionRow> for SummaryView {
             max_drawdown: p.max_drawdown,
             max_drawdown_pct: p.max_drawdown_pct,
             updated_at: p.updated_at,
+            metrics,
         }
     }
 }

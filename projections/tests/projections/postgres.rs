@@ -323,6 +323,10 @@ async fn postgres_trading_queries_answer_exactly_as_the_memory_queries() {
                 out.push(serde_json::to_value(&page).unwrap());
             }
         }
+        let (points, closed) = q.metrics_series(id).await.unwrap();
+        assert_eq!(points.len(), all.items.len());
+        assert!(!closed.is_empty(), "the scenario closes trades");
+        out.push(serde_json::to_value((&points, &closed)).unwrap());
         results.push(out);
     }
     assert_eq!(results[0], results[1]);

@@ -24,6 +24,7 @@
 //! published ones, and results.json says `"quick": true`).
 
 mod append;
+mod backtest;
 mod history;
 mod latency;
 mod reads;
@@ -153,6 +154,8 @@ async fn run(plan: Plan) -> BenchResult<()> {
     reads::reads(&url, &plan, &mut report).await?;
     println!();
     trading::trading(&url, &plan, &mut report).await?;
+    println!();
+    backtest::backtest(&plan, &mut report).await?;
     println!();
     let total_s = started.elapsed().as_secs_f64();
     report.record("total bench time", total_s, "s", "all");

@@ -9,6 +9,7 @@ use rust_decimal::Decimal;
 use serde_json::{json, Value};
 use strom_api::auth::Role;
 use strom_commands::service::CommandContext;
+use strom_domain::metrics::{self, ClosedTrade, EquityPoint, MetricsInput};
 use strom_domain::{AgentCommand, FillModel};
 
 use crate::support::{Backend, TestApp};
@@ -286,6 +287,56 @@ async fn trading(backend: Backend) {
         drawdown = drawdown.max(peak - e);
     }
     assert_eq!(dec(&s["max_drawdown"]), drawdown);
+
+    // The metrics are the domain module's over the listed points and sell fills, as a backtest computes them.
+    let at = |v: &Value| {
+        v.as_str()
+            .unwrap()
+            .parse::<chrono::DateTime<chrono::Utc>>()
+            .unwrap()
+    };
+    let equity_points: Vec<EquityPoint> = points
+        .iter()
+        .map(|pt| EquityPoint {
+            at: at(&pt["at"]),
+            equity: dec(&pt["equity"]),
+            position_qty: dec(&pt["position_qty"]),
+            mark_price: dec(&pt["mark_price"]),
+        })
+        .collect();
+    let mut equity_points = equity_points;
+    // The last point as the position stands after every fill (specs/06 §8).
+    if let Some(last) = equity_points.last_mut() {
+        last.equity = dec(&p["equity"]);
+        last.position_qty = dec(&p["qty"]);
+    }
+    let mut sells: Vec<ClosedTrade> = trades
+        .iter()
+        .filter(|t| t["side"] == "sell")
+        .map(|t| ClosedTrade {
+            at: at(&t["filled_at"]),
+            pnl: dec(&t["realized_pnl"]) - dec(&t["fee"]),
+        })
+        .collect();
+    sells.reverse();
+    let expected = metrics::compute(&MetricsInput {
+        starting_cash: Decimal::from(1000),
+        points: &equity_points,
+        closed_trades: &sells,
+        fills: 3,
+        fees: dec(&p["fees"]),
+    });
+    assert_eq!(
+        s["metrics"],
+        serde_json::to_value(&expected).unwrap(),
+        "{s}"
+    );
+    assert_eq!(s["metrics"]["trades"], 1);
+    assert_eq!(dec(&s["metrics"]["max_drawdown"]), drawdown);
+    assert_eq!(
+        dec(&s["metrics"]["total_return_pct"]),
+        dec(&s["return_pct"])
+    );
 }
 
 #[tokio::test]
