@@ -166,11 +166,11 @@ pub fn percent(part: Decimal, whole: Decimal, dp: u32) -> Decimal {
 /// The trader metrics ([`strom_domain::metrics`], specs/06 §8) of an agent or backtest whose position is `position`,
 /// over its PnL points (`points`, oldest first) and closed trades: the one place both a paper agent's summary and a
 /// backtest's result get them from. A PnL point is valued when its run is recorded, before an order that run placed
-/// fills; the last point is therefore taken as the position stands now (after every fill), so
+/// fills; the last point is therefore revalued (in `points` too) as the position stands now, after every fill, so
 /// `total_return_pct` is the position's own return.
 pub fn trader_metrics(
     position: &PositionRow,
-    mut points: Vec<EquityPoint>,
+    points: &mut [EquityPoint],
     closed_trades: &[ClosedTrade],
 ) -> TraderMetrics {
     if let Some(last) = points.last_mut() {
@@ -179,7 +179,7 @@ pub fn trader_metrics(
     }
     metrics::compute(&MetricsInput {
         starting_cash: position.starting_cash,
-        points: &points,
+        points,
         closed_trades,
         fills: u64::try_from(position.trades).unwrap_or(0),
         fees: position.fees,

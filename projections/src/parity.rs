@@ -69,8 +69,10 @@ pub struct TradingRecord {
     pub trades: Vec<TradeRow>,
     /// The position after each fill.
     pub positions: Vec<PositionAfterFill>,
-    /// One point per run.
+    /// One point per run (empty when the recorder keeps equity points only).
     pub pnl: Vec<PnlPoint>,
+    /// One equity point per run: the series trader metrics and charts use (kept always; a fifth of a PnL point).
+    pub equity: Vec<EquityPoint>,
     /// The final position row.
     pub position: Option<PositionRow>,
     /// Runs recorded as `skipped` behind an unfilled order (a backtest never skips).
@@ -88,11 +90,21 @@ pub struct Recorder {
     record: TradingRecord,
     open_order: Option<usize>,
     runs: u64,
+    /// Keep every PnL point whole (a parity comparison needs them), or only the equity series.
+    equity_only: bool,
 }
 
 impl Recorder {
+    /// A recorder that keeps every PnL point.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Keeps only the equity series of the PnL points from now on (a long backtest that compares nothing), and room
+    /// for `runs` of them.
+    pub fn equity_only(&mut self, runs: usize) {
+        self.equity_only = true;
+        self.record.equity.reserve(runs);
     }
 
     /// Applies `event`, the `sequence`-th of aggregate `agent_id`.
@@ -158,7 +170,17 @@ impl Recorder {
                     });
                 }
             }
-            Traded::Pnl(row) => record.pnl.push(PnlPoint::from(&*row)),
+            Traded::Pnl(row) => {
+                record.equity.push(EquityPoint {
+                    at: row.at,
+                    equity: row.equity,
+                    position_qty: row.position_qty,
+                    mark_price: row.mark_price,
+                });
+                if !self.equity_only {
+                    record.pnl.push(PnlPoint::from(&*row));
+                }
+            }
         }
         Ok(())
     }
@@ -181,20 +203,11 @@ impl Recorder {
 }
 
 impl TradingRecord {
-    /// The trader metrics of this record ([`trader_metrics`], specs/06 §8): its PnL points as the equity series, each
-    /// sell as a closed trade worth its realized PnL less its fee. `None` before the agent exists.
-    pub fn metrics(&self) -> Option<TraderMetrics> {
+    /// The trader metrics of this record ([`trader_metrics`], specs/06 §8) over its equity series (whose last point
+    /// is revalued after every fill), each sell a closed trade worth its realized PnL less its fee. `None` before the
+    /// agent exists.
+    pub fn metrics(&mut self) -> Option<TraderMetrics> {
         let position = self.position.as_ref()?;
-        let points: Vec<EquityPoint> = self
-            .pnl
-            .iter()
-            .map(|p| EquityPoint {
-                at: p.at,
-                equity: p.equity,
-                position_qty: p.position_qty,
-                mark_price: p.mark_price,
-            })
-            .collect();
         let closed_trades: Vec<ClosedTrade> = self
             .trades
             .iter()
@@ -204,7 +217,7 @@ impl TradingRecord {
                 pnl: t.realized_pnl - t.fee,
             })
             .collect();
-        Some(trader_metrics(position, points, &closed_trades))
+        Some(trader_metrics(position, &mut self.equity, &closed_trades))
     }
 
     /// Folds an agent's whole stream (events in sequence order, from 1).

@@ -187,13 +187,13 @@ pub async fn get_summary(
     Path(id): Path<String>,
 ) -> Result<Json<SummaryView>, ApiError> {
     let row = position(&state, &caller, &id).await?;
-    let (points, closed_trades) = state
+    let (mut points, closed_trades) = state
         .reads
         .queries()
         .metrics_series(&id)
         .await
         .map_err(query_error)?;
-    let metrics = trader_metrics(&row, points, &closed_trades);
+    let metrics = trader_metrics(&row, &mut points, &closed_trades);
     Ok(Json(SummaryView::new(&row, metrics)))
 }
 
