@@ -26,7 +26,7 @@ use uuid::Uuid;
 
 use crate::fold::ProjectionError;
 use crate::ledger::percent;
-use crate::parity::{Recorder, TradingRecord};
+use crate::record::{Recorder, TradingRecord};
 
 /// The correlation id of every run a backtest records (one per backtest would cost a string per bar).
 pub const BACKTEST_CORRELATION_ID: &str = "backtest";

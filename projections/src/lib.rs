@@ -22,6 +22,7 @@ pub mod parity;
 pub mod postgres;
 pub mod queries;
 pub mod rebuild;
+pub mod record;
 pub mod replay;
 pub mod runner;
 pub mod sink;

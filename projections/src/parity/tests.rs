@@ -12,6 +12,7 @@ use strom_domain::{
 
 use super::*;
 use crate::backtest::{run, BacktestSetup};
+use crate::record::{observations, TradingRecord};
 
 const AGENT_ID: &str = "0b5e4a52-6a6f-4e0b-9d7e-0f2f8a3c9b10";
 

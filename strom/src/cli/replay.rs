@@ -127,7 +127,7 @@ async fn connect(args: &ReplayArgs) -> anyhow::Result<PgPool> {
 
 async fn export_observations(pool: &PgPool, agent_id: &str) -> anyhow::Result<()> {
     let events = super::parity::agent_events(pool, agent_id).await?;
-    let observed = strom_projections::parity::observations(&events);
+    let observed = strom_projections::record::observations(&events);
     let bars = observed.iter().map(|&(ts, price)| strom_sim::Bar {
         ts,
         open: price,
@@ -142,7 +142,7 @@ async fn export_observations(pool: &PgPool, agent_id: &str) -> anyhow::Result<()
         .iter()
         .rev()
         .find_map(strom_domain::AgentEvent::config);
-    let fill_model = strom_projections::parity::TradingRecord::of_stream(agent_id, &events)
+    let fill_model = strom_projections::record::TradingRecord::of_stream(agent_id, &events)
         .ok()
         .and_then(|r| r.fill_models.first().cloned())
         .unwrap_or_default();
