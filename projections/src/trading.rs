@@ -101,22 +101,38 @@ impl PositionRow {
     /// Takes `position` and values it at the mark (the fill price when there was no run yet).
     /// All or nothing: `None` (an amount overflows a Decimal) leaves the row as it was.
     fn set(&mut self, position: &Position, mark: Decimal) -> Option<()> {
-        let valuation = mark_to_market(position, mark).ok()?;
-        let pnl = position
-            .realized_pnl
-            .checked_add(valuation.unrealized_pnl)?
-            .checked_sub(position.fees)?;
+        let (unrealized_pnl, equity, pnl) = valued(position, mark)?;
         self.qty = z(position.qty);
         self.cost_basis = z(position.cost_basis);
         self.avg_price = z(position.avg_price());
         self.cash = z(position.cash);
         self.realized_pnl = z(position.realized_pnl);
         self.fees = z(position.fees);
-        self.unrealized_pnl = z(valuation.unrealized_pnl);
-        self.equity = z(valuation.equity);
+        self.unrealized_pnl = z(unrealized_pnl);
+        self.equity = z(equity);
         self.pnl = z(pnl);
         Some(())
     }
+
+    /// Values the unchanged position at a new mark (a run): only the mark-dependent figures move, so the average
+    /// price (a division) is not recomputed on every run. All or nothing, as [`Self::set`].
+    fn revalue(&mut self, mark: Decimal) -> Option<()> {
+        let (unrealized_pnl, equity, pnl) = valued(&self.position(), mark)?;
+        self.unrealized_pnl = z(unrealized_pnl);
+        self.equity = z(equity);
+        self.pnl = z(pnl);
+        Some(())
+    }
+}
+
+/// `(unrealized_pnl, equity, pnl)` of `position` at `mark` (specs/06 §4); `None` on a Decimal overflow.
+fn valued(position: &Position, mark: Decimal) -> Option<(Decimal, Decimal, Decimal)> {
+    let valuation = mark_to_market(position, mark).ok()?;
+    let pnl = position
+        .realized_pnl
+        .checked_add(valuation.unrealized_pnl)?
+        .checked_sub(position.fees)?;
+    Some((valuation.unrealized_pnl, valuation.equity, pnl))
 }
 
 /// Folds one Agent event into the agent's book in `books` (by agent id; none until its `AgentCreated`). An event
@@ -218,9 +234,7 @@ fn apply_to(
             ..
         } => {
             let mark = observation.price;
-            position
-                .set(&position.position(), mark)
-                .ok_or_else(|| overflow(at))?;
+            position.revalue(mark).ok_or_else(|| overflow(at))?;
             position.mark_price = Some(mark);
             if position.equity > position.peak_equity {
                 position.peak_equity = position.equity;
