@@ -125,10 +125,8 @@ pub async fn backtest(
         fee_bps: args.fill_fee_bps,
     };
     fill_model.validate().map_err(|e| {
-        anyhow::anyhow!(
-            "invalid --fill-{}",
-            e.to_string().trim_start_matches("invalid ")
-        )
+        let flag = e.field.trim_start_matches("fill_model.").replace('_', "-");
+        anyhow::anyhow!("--fill-{flag}: {}", e.reason)
     })?;
     let stop = Arc::new(AtomicBool::new(false));
     let task = tokio::task::spawn_blocking({
@@ -273,15 +271,21 @@ fn load_bars(
         args.step_s
     );
     let symbol = config.symbol.as_str();
-    let bars = PricePath::new(seed)
-        .bars(
-            symbol,
-            from.timestamp(),
-            from.timestamp() + count * step,
-            args.step_s,
-        )?
-        .map(|bar| (bar.ts, bar.close))
-        .collect();
+    let mut bars = Vec::with_capacity(usize::try_from(count).unwrap_or(0));
+    let path = PricePath::new(seed);
+    let end = from.timestamp() + count * step;
+    for (i, bar) in path
+        .bars(symbol, from.timestamp(), end, args.step_s)?
+        .enumerate()
+    {
+        if (i as u64).is_multiple_of(CHECK_EVERY) {
+            anyhow::ensure!(
+                !stop.load(Ordering::Relaxed),
+                Interrupted("stopped while simulating the bars".to_owned())
+            );
+        }
+        bars.push((bar.ts, bar.close));
+    }
     Ok((
         bars,
         format!(
