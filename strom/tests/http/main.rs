@@ -8,6 +8,7 @@ use serde_json::{json, Value};
 use strom_api::auth::{AuthMode, AuthSettings, Role, DEFAULT_AUDIENCE, DEV_ISSUER};
 
 mod agents;
+mod backtests;
 mod idempotency;
 mod migrate_cli;
 mod openapi;
