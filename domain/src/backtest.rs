@@ -78,15 +78,10 @@ pub enum BacktestSource {
         from: DateTime<Utc>,
         #[serde(with = "crate::time::rfc3339_millis")]
         to: DateTime<Utc>,
-        #[serde(default = "default_step_s")]
         step_s: u32,
     },
     /// The observations (runs) paper agent `agent_id` recorded: the parity backtest (specs/06 §1).
     Observations { agent_id: String },
-}
-
-fn default_step_s() -> u32 {
-    DEFAULT_SIM_STEP_S
 }
 
 impl BacktestSource {

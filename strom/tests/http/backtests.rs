@@ -416,3 +416,35 @@ async fn a_backtest_left_running_by_a_dead_runner_is_run_again_or_failed_with_th
     stop.cancel();
     task.await.unwrap();
 }
+
+#[tokio::test]
+async fn cancelling_a_running_backtest_stops_its_run() {
+    let app = spawn(Backend::Memory, true).await;
+    let alice = app.token("alice", &[Role::Trader]);
+    // 10,000,000 bars: minutes of work, so it is still running when cancelled.
+    let long = json!({"config": config(),
+        "source": {"kind": "sim", "seed": 7, "from": "2000-01-01T00:00:00Z", "to": "2019-01-05T10:40:00Z"}});
+    let id = request(&app, &alice, long).await;
+    let running = until(&app, &id, &alice, |b| {
+        b["status"] == "running" && b["progress"]["bars_done"].as_u64().is_some_and(|n| n > 0)
+    })
+    .await;
+    assert_eq!(running["progress"]["bars_total"], 10_000_000);
+    let cancelled = app
+        .post_json(&format!("/api/v1/backtests/{id}/cancel"), &alice, None)
+        .await;
+    assert_eq!(cancelled.status, 200, "{}", cancelled.body);
+    assert_eq!(cancelled.body["status"], "cancelled");
+    // The runner runs one backtest at a time: the next one completes only if the cancelled run stopped.
+    let short =
+        json!({"config": config(), "source": {"kind": "sim", "seed": 7, "from": FROM, "to": TO}});
+    let next = request(&app, &alice, short).await;
+    let done = until(&app, &next, &alice, finished).await;
+    assert_eq!(done["status"], "completed", "{done}");
+    let stopped = app
+        .get_json(&format!("/api/v1/backtests/{id}"), &alice)
+        .await;
+    assert_eq!(stopped.body["status"], "cancelled");
+    assert_eq!(stopped.body["result"], Value::Null);
+    assert!(stopped.body["progress"]["bars_done"].as_u64().unwrap() < 10_000_000);
+}
