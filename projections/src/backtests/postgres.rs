@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use serde_json::Value;
-use sqlx::{PgPool, Row};
-use strom_commands::log::{LogPosition, LoggedEvent, PgCheckpointStore};
+use sqlx::{PgConnection, PgPool, Row};
+use strom_commands::log::{EventLog, LogPosition, LoggedEvent, PgCheckpointStore};
 
 use super::{
     fold_page, BacktestArtifacts, BacktestProgress, BacktestRow, BacktestStore, BACKTESTS_PROJECTOR,
@@ -26,10 +26,68 @@ pub struct PgBacktests {
     pool: PgPool,
 }
 
+/// Events read per page by [`PgBacktests::rebuild`].
+const REBUILD_PAGE: usize = 1_000;
+
 impl PgBacktests {
     pub fn new(pool: PgPool) -> Self {
         Self { pool }
     }
+
+    /// Rebuilds table `backtests` from zero in ONE transaction under the projector's lock: deletes the rows, folds
+    /// every Backtest event of `log` and writes the rows and the checkpoint (the artifacts are not touched). Until
+    /// the commit readers see the old rows; an error rolls everything back. Returns the rows written and the
+    /// checkpoint.
+    ///
+    /// # Errors
+    /// The log or the tables could not be read or written, or an event does not fold.
+    pub async fn rebuild(&self, log: &dyn EventLog) -> Result<(usize, LogPosition), SinkError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(LOCK_SQL)
+            .bind(BACKTESTS_PROJECTOR)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM backtests")
+            .execute(&mut *tx)
+            .await?;
+        let (mut rows, mut position) = (BTreeMap::new(), LogPosition::START);
+        loop {
+            let page = log.read_after(position, REBUILD_PAGE).await?;
+            match fold_page(&mut rows, &page, position)? {
+                Some(last) => position = last,
+                None => break,
+            }
+        }
+        for row in rows.values() {
+            upsert(&mut tx, row).await?;
+        }
+        PgCheckpointStore::save_in(&mut *tx, BACKTESTS_PROJECTOR, position).await?;
+        tx.commit().await?;
+        Ok((rows.len(), position))
+    }
+}
+
+async fn upsert(tx: &mut PgConnection, row: &BacktestRow) -> Result<(), SinkError> {
+    let state = serde_json::to_value(row).map_err(|e| SinkError::MalformedRow {
+        table: "backtests",
+        column: "state",
+        value: e.to_string(),
+    })?;
+    sqlx::query(
+        "INSERT INTO backtests (backtest_id, owner, status, requested_at, state, version)
+         VALUES ($1, $2, $3, $4, $5, $6)
+         ON CONFLICT (backtest_id) DO UPDATE SET status = EXCLUDED.status, state = EXCLUDED.state,
+             version = EXCLUDED.version",
+    )
+    .bind(&row.backtest_id)
+    .bind(&row.owner)
+    .bind(row.status.as_str())
+    .bind(row.requested_at)
+    .bind(state)
+    .bind(i64::try_from(row.version).unwrap_or(i64::MAX))
+    .execute(tx)
+    .await?;
+    Ok(())
 }
 
 fn decode(state: Value) -> Result<BacktestRow, QueryError> {
@@ -74,25 +132,7 @@ impl ProjectionSink for PgBacktests {
             return Ok(checkpoint);
         };
         for row in rows.values() {
-            let state = serde_json::to_value(row).map_err(|e| SinkError::MalformedRow {
-                table: "backtests",
-                column: "state",
-                value: e.to_string(),
-            })?;
-            sqlx::query(
-                "INSERT INTO backtests (backtest_id, owner, status, requested_at, state, version)
-                 VALUES ($1, $2, $3, $4, $5, $6)
-                 ON CONFLICT (backtest_id) DO UPDATE SET status = EXCLUDED.status, state = EXCLUDED.state,
-                     version = EXCLUDED.version",
-            )
-            .bind(&row.backtest_id)
-            .bind(&row.owner)
-            .bind(row.status.as_str())
-            .bind(row.requested_at)
-            .bind(state)
-            .bind(i64::try_from(row.version).unwrap_or(i64::MAX))
-            .execute(&mut *tx)
-            .await?;
+            upsert(&mut tx, row).await?;
         }
         PgCheckpointStore::save_in(&mut *tx, BACKTESTS_PROJECTOR, last).await?;
         tx.commit().await?;

@@ -179,6 +179,18 @@ async fn a_config_over_a_simulated_range_completes_with_the_kernels_summary(back
     app.post_json(&format!("/api/v1/backtests/{id}/cancel"), &alice, None)
         .await
         .assert_problem(409, "backtest_finished");
+
+    // The listing's table is a read model: rebuilt from the log, it is the same.
+    if let strom_commands::store::EventStore::Postgres(pg) = &app.handles.store {
+        let log = strom_commands::log::PgEventLog::new(pg.pool().clone());
+        let (rows, _) = strom_projections::backtests::PgBacktests::new(pg.pool().clone())
+            .rebuild(&log)
+            .await
+            .unwrap();
+        assert_eq!(rows, 1);
+        let rebuilt = app.get_json("/api/v1/backtests", &alice).await;
+        assert_eq!(rebuilt.body, listed);
+    }
 }
 
 #[tokio::test]
