@@ -400,13 +400,13 @@ impl BacktestRunner {
             BacktestSource::Sim {
                 seed,
                 from,
-                to,
+                to: _,
                 step_s,
             } => {
+                // Whole bars only: the last closes at or before `to`.
                 let count = request.source.sim_bars().unwrap_or(0);
                 let step = i64::from(*step_s);
                 let end = from.timestamp() + i64::try_from(count).unwrap_or(0) * step;
-                let _ = to;
                 let bars = PricePath::new(*seed)
                     .bars(
                         request.config.symbol.as_str(),

@@ -206,18 +206,35 @@ async fn a_config_over_a_simulated_range_completes_with_the_kernels_summary_on_p
 async fn a_csv_with_a_bad_row_fails_naming_its_line_and_column(backend: Backend) {
     let app = spawn(backend, true).await;
     let alice = app.token("alice", &[Role::Trader]);
-    let csv = "ts,open,high,low,close,volume\n\
-               2026-01-01T00:01:00Z,100,101,99,100.5,10\n\
-               2026-01-01T00:02:00Z,100,101,99,abc,10\n";
+    // 3000 good rows (well over the 64 KiB of other requests' bodies), then a close that is not a number.
+    let mut csv = String::from("ts,open,high,low,close,volume\n");
+    let start = DateTime::parse_from_rfc3339(FROM).unwrap().timestamp();
+    for minute in 1..=3000 {
+        let ts = DateTime::from_timestamp(start + minute * 60, 0).unwrap();
+        csv.push_str(&format!("{},100,101,99,100.5,10\n", ts.to_rfc3339()));
+    }
+    csv.push_str("2026-01-03T02:01:00Z,100,101,99,abc,10\n");
+    assert!(csv.len() > 64 * 1024);
     let body = json!({"config": config(), "source": {"kind": "csv", "data": csv}});
     let id = request(&app, &alice, body).await;
     let done = until(&app, &id, &alice, finished).await;
     assert_eq!(done["status"], "failed", "{done}");
     let error = done["error"].as_str().unwrap();
-    assert!(error.contains("line 3, column 5"), "{error}");
+    assert!(error.contains("line 3002, column 5"), "{error}");
     assert_eq!(done["source"]["kind"], "csv");
     assert_eq!(done["source"]["bytes"], csv.len());
 
+    // The body limit of a backtest request is 16 MiB.
+    let huge_csv = "x".repeat(strom_api::extract::MAX_BACKTEST_BODY_BYTES + 1);
+    let resp = app
+        .client
+        .post(format!("{}/api/v1/backtests", app.base))
+        .bearer_auth(&alice)
+        .json(&json!({"config": config(), "source": {"kind": "csv", "data": huge_csv}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 413);
     // A server-side path is not a source the API takes (specs/05 §6).
     let path = json!({"config": config(), "source": {"kind": "csv", "path": "/etc/passwd"}});
     app.post_json("/api/v1/backtests", &alice, Some(path))
