@@ -16,24 +16,48 @@ use crate::problem::ApiError;
 /// legitimate request while a client cannot make the server buffer megabytes.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
+/// Largest body of `POST /api/v1/backtests` (specs/05 §6), which carries a CSV inline: 16 MiB is about 200,000
+/// one-minute bars (five months) as exchanges export them; the server holds a few copies of it while it checks and
+/// stores it, so the bound keeps one request within ~100 MB. Bigger files are for `strom backtest --csv`.
+pub const MAX_BACKTEST_BODY_BYTES: usize = 16 * 1024 * 1024;
+
+/// The path whose requests may be up to [`MAX_BACKTEST_BODY_BYTES`].
+const BACKTESTS_PATH: &str = "/api/v1/backtests";
+
+/// The body limit of a request to `path`: [`MAX_BACKTEST_BODY_BYTES`] for a backtest request, else
+/// [`MAX_BODY_BYTES`].
+pub fn body_limit(path: &str) -> usize {
+    if path == BACKTESTS_PATH {
+        MAX_BACKTEST_BODY_BYTES
+    } else {
+        MAX_BODY_BYTES
+    }
+}
+
 /// Reads a whole body, refusing more than [`MAX_BODY_BYTES`].
 ///
 /// # Errors
 /// `PayloadTooLarge` over the limit; `BadRequest` when the body cannot be read.
 pub async fn read_body(body: Body) -> Result<Bytes, ApiError> {
-    match Limited::new(body, MAX_BODY_BYTES).collect().await {
+    read_body_limited(body, MAX_BODY_BYTES).await
+}
+
+/// Reads a whole body, refusing more than `limit` bytes.
+///
+/// # Errors
+/// `PayloadTooLarge` over the limit; `BadRequest` when the body cannot be read.
+pub async fn read_body_limited(body: Body, limit: usize) -> Result<Bytes, ApiError> {
+    match Limited::new(body, limit).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => Err(too_large()),
+        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => Err(too_large(limit)),
         Err(e) => Err(ApiError::BadRequest(format!(
             "could not read the request body: {e}"
         ))),
     }
 }
 
-fn too_large() -> ApiError {
-    ApiError::PayloadTooLarge(format!(
-        "request body is larger than {MAX_BODY_BYTES} bytes"
-    ))
+fn too_large(limit: usize) -> ApiError {
+    ApiError::PayloadTooLarge(format!("request body is larger than {limit} bytes"))
 }
 
 /// Parses `bytes` as JSON of type `T`.

@@ -33,6 +33,8 @@ impl Dependencies {
 #[derive(Debug, Clone)]
 pub struct ApiSettings {
     pub default_seed: u64,
+    /// The paper fill model (`STROM_FILL_*`): a backtest request without `fill_model` gets it.
+    pub fill_model: strom_domain::FillModel,
 }
 
 /// State shared by handlers.
@@ -43,6 +45,8 @@ pub struct AppState {
     pub metrics: PrometheusHandle,
     pub commands: Arc<CommandServices>,
     pub reads: Reads,
+    /// The backtests read model and the runner's artifacts (the uploaded CSVs, progress, results).
+    pub backtests: Arc<dyn strom_projections::backtests::BacktestStore>,
     pub bus: Arc<dyn Bus>,
     pub idempotency: Arc<dyn IdempotencyStore>,
     pub live: Arc<LiveFeed>,

@@ -16,8 +16,13 @@ use crate::fill::FillModel;
 use crate::id::{validate_text, validate_uuid, MAX_OWNER_CHARS};
 use crate::time::to_millis;
 
-/// Longest CSV path accepted (Linux PATH_MAX).
-pub const MAX_SOURCE_PATH_CHARS: usize = 4_096;
+/// Most bars a simulated source may produce: 10 million one-minute bars are 19 years; a typo like a 1-second step over
+/// a century is refused instead of filling memory (`strom backtest` and `POST /api/v1/backtests` alike).
+pub const MAX_SIM_BARS: u64 = 10_000_000;
+/// Bar length of a simulated source that names none.
+pub const DEFAULT_SIM_STEP_S: u32 = 60;
+/// Longest simulated bar: one day.
+pub const MAX_SIM_STEP_S: u32 = 86_400;
 /// Longest failure message kept in the event: enough for an error chain, not a log.
 pub const MAX_ERROR_CHARS: usize = 2_000;
 
@@ -57,30 +62,67 @@ impl fmt::Display for BacktestState {
     }
 }
 
-/// Where the observations come from: `{"kind": "csv", "path"}` or `{"kind": "sim", "seed", "from", "to"}`.
+/// Where the observations come from. Never a server-side path: a CSV is uploaded with the request and kept beside
+/// the log (its size and SHA-256 recorded here, specs/06 §7), a simulated range is regenerated from its seed, and the
+/// observations of a paper agent are read from that agent's own stream when the backtest runs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum BacktestSource {
-    Csv {
-        path: String,
-    },
+    /// An uploaded CSV of bars (specs/06 §5), `bytes` long with lower-hex SHA-256 `sha256`.
+    Csv { bytes: u64, sha256: String },
+    /// `PricePath::new(seed)` bars of `step_s` seconds; the first closes at `from + step_s`, the last at or before
+    /// `to`.
     Sim {
         seed: u64,
         #[serde(with = "crate::time::rfc3339_millis")]
         from: DateTime<Utc>,
         #[serde(with = "crate::time::rfc3339_millis")]
         to: DateTime<Utc>,
+        step_s: u32,
     },
+    /// The observations (runs) paper agent `agent_id` recorded: the parity backtest (specs/06 §1).
+    Observations { agent_id: String },
 }
 
 impl BacktestSource {
-    fn validated(self) -> Result<Self, ValidationError> {
+    /// The number of bars a simulated range makes (`None` for other sources).
+    pub fn sim_bars(&self) -> Option<u64> {
         match self {
-            BacktestSource::Csv { path } => {
-                validate_text("source.path", &path, MAX_SOURCE_PATH_CHARS)?;
-                Ok(BacktestSource::Csv { path })
+            BacktestSource::Sim {
+                from, to, step_s, ..
+            } if *step_s > 0 => {
+                let span_s = to.timestamp() - from.timestamp();
+                Some(u64::try_from(span_s / i64::from(*step_s)).unwrap_or(0))
             }
-            BacktestSource::Sim { seed, from, to } => {
+            _ => None,
+        }
+    }
+
+    fn validated(self) -> Result<Self, ValidationError> {
+        let bars = self.sim_bars();
+        match self {
+            BacktestSource::Csv { bytes, sha256 } => {
+                if bytes == 0 {
+                    return Err(ValidationError::new("source.data", "must not be empty"));
+                }
+                let hex = sha256.len() == 64
+                    && sha256
+                        .bytes()
+                        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+                if !hex {
+                    return Err(ValidationError::new(
+                        "source.sha256",
+                        "must be 64 lower-case hex digits",
+                    ));
+                }
+                Ok(BacktestSource::Csv { bytes, sha256 })
+            }
+            BacktestSource::Sim {
+                seed,
+                from,
+                to,
+                step_s,
+            } => {
                 let (from, to) = (to_millis(from), to_millis(to));
                 if from >= to {
                     return Err(ValidationError::new(
@@ -88,7 +130,32 @@ impl BacktestSource {
                         "must be after source.from",
                     ));
                 }
-                Ok(BacktestSource::Sim { seed, from, to })
+                if !(1..=MAX_SIM_STEP_S).contains(&step_s) {
+                    return Err(ValidationError::new(
+                        "source.step_s",
+                        format!("must be between 1 and {MAX_SIM_STEP_S}"),
+                    ));
+                }
+                match bars {
+                    Some(0) | None => Err(ValidationError::new(
+                        "source.to",
+                        format!("source.from .. source.to holds no whole bar of {step_s} s"),
+                    )),
+                    Some(n) if n > MAX_SIM_BARS => Err(ValidationError::new(
+                        "source.to",
+                        format!("the range makes {n} bars of {step_s} s; at most {MAX_SIM_BARS} are allowed"),
+                    )),
+                    Some(_) => Ok(BacktestSource::Sim {
+                        seed,
+                        from,
+                        to,
+                        step_s,
+                    }),
+                }
+            }
+            BacktestSource::Observations { agent_id } => {
+                validate_uuid("source.agent_id", &agent_id)?;
+                Ok(BacktestSource::Observations { agent_id })
             }
         }
     }

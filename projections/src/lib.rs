@@ -13,6 +13,7 @@
 //! rows in [`ledger`]), written together, page by page, with one checkpoint.
 
 pub mod backtest;
+pub mod backtests;
 pub mod fold;
 pub mod ledger;
 pub mod memory;

@@ -80,6 +80,7 @@ const RUN_KIND: &str = "r1";
 const ORDER_KIND: &str = "o1";
 const TRADE_KIND: &str = "t1";
 const PNL_KIND: &str = "p1";
+const BACKTEST_KIND: &str = "b1";
 
 /// PnL points per page when the client does not say (specs/03 §1: a chart's worth).
 pub const DEFAULT_PNL_PAGE_SIZE: usize = 1_000;
@@ -163,6 +164,30 @@ impl TradeCursor {
         Ok(Self {
             filled_at,
             trade_id,
+        })
+    }
+}
+
+/// Where a backtests listing (newest first by requested_at, then backtest_id) continues.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BacktestCursor {
+    pub requested_at: DateTime<Utc>,
+    pub backtest_id: String,
+}
+
+impl BacktestCursor {
+    /// The opaque form.
+    pub fn encode(&self) -> String {
+        encode_timed(BACKTEST_KIND, self.requested_at, &self.backtest_id)
+    }
+
+    /// # Errors
+    /// [`QueryError::BadCursor`] for anything [`BacktestCursor::encode`] did not produce.
+    pub fn decode(cursor: &str) -> Result<Self, QueryError> {
+        let (requested_at, backtest_id) = decode_timed(cursor, BACKTEST_KIND)?;
+        Ok(Self {
+            requested_at,
+            backtest_id,
         })
     }
 }

@@ -1,5 +1,5 @@
 //! The background roles of `strom serve` beside the API and the projector (specs/01 §2): the scheduler, the runtime
-//! worker, the execution role and the market simulator (and the relay, when events go to NATS). Which ones run is chosen with
+//! worker, the execution role, the backtest runner and the market simulator (and the relay, when events go to NATS). Which ones run is chosen with
 //! `STROM_ROLES`; a deployment can run the API in one process and the workers in others.
 
 use std::collections::BTreeSet;
@@ -20,6 +20,9 @@ use strom_commands::store::EventStore;
 use strom_domain::FillModel;
 use strom_sim::SimFeed;
 
+use strom_projections::backtests::BacktestStore;
+
+use crate::backtests::{BacktestRunner, RunnerConfig, BACKTEST_ROLE};
 use crate::roles::Roles;
 
 /// A background role `strom serve` can run (the API and the projectors always run).
@@ -35,15 +38,18 @@ pub enum Role {
     Relay,
     /// Publishes simulated prices (market data and the latest-price board).
     Sim,
+    /// Runs requested backtests (one active per database, advisory lock).
+    Backtest,
 }
 
 impl Role {
-    pub const ALL: [Role; 5] = [
+    pub const ALL: [Role; 6] = [
         Role::Scheduler,
         Role::Runtime,
         Role::Execution,
         Role::Relay,
         Role::Sim,
+        Role::Backtest,
     ];
 
     pub fn name(self) -> &'static str {
@@ -53,6 +59,7 @@ impl Role {
             Role::Execution => "execution",
             Role::Relay => "relay",
             Role::Sim => "sim",
+            Role::Backtest => crate::backtests::BACKTEST_ROLE,
         }
     }
 }
@@ -67,10 +74,11 @@ impl FromStr for Role {
             "execution" => Ok(Role::Execution),
             "relay" => Ok(Role::Relay),
             "sim" => Ok(Role::Sim),
+            "backtest" => Ok(Role::Backtest),
             // Always on in `serve`; accepted so the spec's full list (specs/01 §2) is valid input.
             "api" | "projector" => Err(String::new()),
             other => Err(format!(
-                "unknown role `{other}`; use scheduler, runtime, execution, relay, sim (api and projector always run)"
+                "unknown role `{other}`; use scheduler, runtime, execution, relay, sim, backtest (api and projector always run)"
             )),
         }
     }
@@ -118,6 +126,7 @@ pub async fn spawn(
     config: &BackgroundConfig,
     bus: &Arc<dyn Bus>,
     commands: &Arc<CommandServices>,
+    backtests: &Arc<dyn BacktestStore>,
     roles: &mut Roles,
 ) -> anyhow::Result<()> {
     let store = commands.store();
@@ -187,6 +196,19 @@ pub async fn spawn(
     if config.roles.contains(&Role::Relay) {
         spawn_relay(store, bus, roles);
     }
+    if config.roles.contains(&Role::Backtest) {
+        let runner = BacktestRunner::new(
+            Arc::clone(commands),
+            Arc::clone(backtests),
+            singleton(BACKTEST_ROLE),
+            system_clock(),
+            RunnerConfig::default(),
+        );
+        roles.spawn("backtest", move |stop| async move {
+            runner.run(stop.cancelled_owned()).await;
+            Ok(())
+        });
+    }
     Ok(())
 }
 
@@ -216,7 +238,8 @@ mod tests {
 
     #[test]
     fn roles_parse_from_the_spec_list_and_unknown_ones_are_named() {
-        let all = parse_roles("api,scheduler,runtime,execution,projector,relay,sim").unwrap();
+        let all =
+            parse_roles("api,scheduler,runtime,execution,projector,relay,sim,backtest").unwrap();
         assert_eq!(all, Role::ALL.into_iter().collect());
         assert_eq!(
             parse_roles("runtime").unwrap(),

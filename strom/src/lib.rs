@@ -3,9 +3,10 @@
 //! the projector and the background roles under one stop token, and the HTTP API of strom-api on top).
 //!
 //! Module layers, each using only those below it: `cli` → `startup` → `background`, `projector`, `demo`,
-//! `migrations` → `roles`; `config`, `telemetry` and `shutdown` use none of the others.
+//! `migrations` → `backtests`, `roles`; `config`, `telemetry` and `shutdown` use none of the others.
 
 pub mod background;
+pub mod backtests;
 pub mod cli;
 pub mod config;
 pub mod demo;

@@ -9,11 +9,32 @@ use strom_projections::{
     AgentQueries, MemoryReadModel, PgReadModel, ProjectionSink, Projector, AGENTS_PROJECTOR,
 };
 
+use strom_projections::backtests::{
+    BacktestStore, MemoryBacktests, PgBacktests, BACKTESTS_PROJECTOR,
+};
+
 use crate::roles::Roles;
 
-/// Opens the read models of `store`, starts their projector (following `store`'s log, woken by its commits) in
-/// `roles`, and returns the queries over them.
-pub fn start(store: &EventStore, roles: &mut Roles) -> Reads {
+/// Opens the read models of `store`, starts their projectors (`agents` and `backtests`, following `store`'s log, woken
+/// by its commits) in `roles`, and returns the queries over them and the backtests store.
+pub fn start(store: &EventStore, roles: &mut Roles) -> (Reads, Arc<dyn BacktestStore>) {
+    let (backtests, backtests_sink): (Arc<dyn BacktestStore>, Arc<dyn ProjectionSink>) = match store
+    {
+        EventStore::Postgres(pg) => {
+            let model = PgBacktests::new(pg.pool().clone());
+            (Arc::new(model.clone()), Arc::new(model))
+        }
+        EventStore::Memory(_) => {
+            let model = MemoryBacktests::new();
+            (Arc::new(model.clone()), Arc::new(model))
+        }
+    };
+    let projector =
+        Projector::new(BACKTESTS_PROJECTOR, store.log(), backtests_sink).woken_by(store.commits());
+    roles.spawn("projector:backtests", move |stop| async move {
+        projector.run(stop.cancelled_owned()).await;
+        Ok(())
+    });
     let (queries, sink): (Arc<dyn AgentQueries>, Arc<dyn ProjectionSink>) = match store {
         EventStore::Postgres(pg) => {
             let model = PgReadModel::new(pg.pool().clone());
@@ -30,5 +51,5 @@ pub fn start(store: &EventStore, roles: &mut Roles) -> Reads {
         projector.run(stop.cancelled_owned()).await;
         Ok(())
     });
-    Reads::new(queries, progress)
+    (Reads::new(queries, progress), backtests)
 }

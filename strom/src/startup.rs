@@ -100,6 +100,8 @@ pub struct Handles {
     pub commands: Arc<CommandServices>,
     pub bus: Arc<dyn Bus>,
     pub store: EventStore,
+    /// The backtests read model and the backtest runner's artifacts.
+    pub backtests: Arc<dyn strom_projections::backtests::BacktestStore>,
 }
 
 pub struct Application {
@@ -146,9 +148,9 @@ impl Application {
         let feed = Arc::clone(&live);
         let (tail_log, commits) = (store.log(), store.commits().clone());
         roles.spawn("live-feed", move |stop| feed.run(tail_log, commits, stop));
-        let reads = projector::start(&store, &mut roles);
+        let (reads, backtests) = projector::start(&store, &mut roles);
         let background = background_config(&config)?;
-        crate::background::spawn(&background, &bus, &commands, &mut roles).await?;
+        crate::background::spawn(&background, &bus, &commands, &backtests, &mut roles).await?;
         if config.demo_agent {
             demo::ensure_demo_agent(&commands, config.default_seed).await?;
         }
@@ -162,8 +164,10 @@ impl Application {
             idempotency,
             live,
             clock: Arc::new(Utc::now),
+            backtests: Arc::clone(&backtests),
             settings: Arc::new(ApiSettings {
                 default_seed: config.default_seed,
+                fill_model: background.fill_model.clone(),
             }),
             stop: roles.stop_token(),
         };
@@ -178,6 +182,7 @@ impl Application {
                 commands,
                 bus,
                 store,
+                backtests,
             },
         })
     }

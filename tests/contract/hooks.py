@@ -73,17 +73,44 @@ def _pnl_range_reversed(case):
     return start is not None and end is not None and start > end
 
 
+# specs/06 §6.1: a simulated range holds at least one and at most 10,000,000 whole bars of step_s (default 60).
+MAX_SIM_BARS = 10_000_000
+
+
+def _backtest_request_breaks_a_cross_field_rule(case):
+    """specs/03 §3 notes for POST /api/v1/backtests, rules across fields that the schema states only one by one: with
+    neither agent_id nor config the source must be `observations`; a `sim` range must hold 1..=10,000,000 bars."""
+    if case.method.upper() != "POST" or case.operation.path != "/api/v1/backtests":
+        return False
+    body = case.body if isinstance(case.body, dict) else {}
+    source = body.get("source") if isinstance(body.get("source"), dict) else {}
+    if "agent_id" not in body and "config" not in body and source.get("kind") != "observations":
+        return True
+    if source.get("kind") != "sim":
+        return False
+    start, end = _instant(source.get("from")), _instant(source.get("to"))
+    step = source.get("step_s", 60)
+    if start is None or end is None or isinstance(step, bool) or not isinstance(step, (int, float)) or step < 1:
+        return False
+    bars = int((end.timestamp() - start.timestamp()) // int(step))
+    return not 1 <= bars <= MAX_SIM_BARS
+
+
 @schemathesis.hook
 def filter_case(context, case):
     """Drops schema-valid requests that break a rule across fields: the SMA window rule (the server rightly refuses
-    them with 422 naming /strategy/params/slow) and a PnL range whose `from` is after its `to` (400); schemathesis
+    them with 422 naming /strategy/params/slow), a backtest request's source rules (422) and a PnL range whose `from`
+    is after its `to` (400); schemathesis
     would count either as a valid request rejected. Negative cases are kept: they are refused for their own
     violation whatever the windows."""
     if case.meta is not None and not case.meta.generation.mode.is_positive:
         return True
-    if _pnl_range_reversed(case):
+    if _pnl_range_reversed(case) or _backtest_request_breaks_a_cross_field_rule(case):
         return False
     body = case.body if isinstance(case.body, dict) else {}
+    # A backtest request carries an agent config under `config`.
+    if isinstance(body.get("config"), dict):
+        body = body["config"]
     strategy = body.get("strategy")
     if not isinstance(strategy, dict) or strategy.get("kind") != "sma_crossover":
         return True

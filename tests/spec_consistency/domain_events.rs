@@ -303,7 +303,8 @@ fn request(backtest_id: &str, agent_id: Option<&str>, source: BacktestSource) ->
 
 fn csv() -> BacktestSource {
     BacktestSource::Csv {
-        path: "reference/bars_1m_1000000.csv".into(),
+        bytes: 81_000_000,
+        sha256: "9b74c9897bac770ffc029102a200c5de7e2f0a8bd3f4c1b2a9f5d6e7c8b9a0f1".into(),
     }
 }
 
@@ -338,6 +339,7 @@ fn backtest_scenario() -> BacktestScenario {
         seed: 42,
         from: t(0),
         to: t(3_600_000),
+        step_s: 60,
     };
     let mut failed = Stream::<Backtest>::new(FAILED_BACKTEST_ID);
     failed

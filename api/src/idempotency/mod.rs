@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::auth::{Authenticator, Caller};
-use crate::extract::read_body;
+use crate::extract::{body_limit, read_body_limited};
 use crate::problem::ApiError;
 
 pub mod memory;
@@ -187,7 +187,9 @@ where
     let Ok(caller) = Caller::from_request_parts(&mut parts, state).await else {
         return Ok(next.run(Request::from_parts(parts, body)).await);
     };
-    let bytes = read_body(body).await.map_err(IntoResponse::into_response)?;
+    let bytes = read_body_limited(body, body_limit(parts.uri.path()))
+        .await
+        .map_err(IntoResponse::into_response)?;
     let record = record_key(&caller.sub, &parts.method, parts.uri.path(), key);
     let hash = body_hash(&bytes);
     let store = Arc::<dyn IdempotencyStore>::from_ref(state);

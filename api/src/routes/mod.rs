@@ -13,6 +13,7 @@ use crate::state::AppState;
 use crate::{idempotency, observability};
 
 pub mod agents;
+pub mod backtests;
 pub mod docs;
 pub mod health;
 pub mod market;
@@ -45,10 +46,10 @@ pub const ROUTES: &[(&str, &[&str])] = &[
     ("/api/v1/agents/{id}/pnl", &["GET"]),
     ("/api/v1/agents/{id}/summary", &["GET"]),
     ("/api/v1/orders/{id}", &["GET"]),
-    // Planned (M2, `x-strom-planned` in openapi.yaml): no handler in `built` yet.
     ("/api/v1/backtests", &["GET", "POST"]),
     ("/api/v1/backtests/{id}", &["GET"]),
     ("/api/v1/backtests/{id}/cancel", &["POST"]),
+    // Planned (M2, `x-strom-planned` in openapi.yaml): no handler in `built` yet.
     ("/api/v1/telegram/link-codes", &["POST"]),
     ("/api/v1/telegram/links", &["GET", "POST"]),
     ("/api/v1/telegram/links/{chat_id}", &["DELETE"]),
@@ -114,6 +115,10 @@ fn built(method: &str, path: &str) -> Option<MethodRouter<AppState>> {
         ("GET", "/api/v1/agents/{id}/pnl") => get(trading::list_pnl),
         ("GET", "/api/v1/agents/{id}/summary") => get(trading::get_summary),
         ("GET", "/api/v1/orders/{id}") => get(trading::get_order),
+        ("POST", "/api/v1/backtests") => post(backtests::request_backtest),
+        ("GET", "/api/v1/backtests") => get(backtests::list_backtests),
+        ("GET", "/api/v1/backtests/{id}") => get(backtests::get_backtest),
+        ("POST", "/api/v1/backtests/{id}/cancel") => post(backtests::cancel_backtest),
         _ => return None,
     })
 }

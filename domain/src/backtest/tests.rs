@@ -45,9 +45,12 @@ fn config() -> AgentConfig {
     }
 }
 
+const SHA256: &str = "0f343b0931126a20f133d67c2b018a3b5e8a2b1b3f0c4bcf9a7e7e1d4c2b6a10";
+
 fn csv() -> BacktestSource {
     BacktestSource::Csv {
-        path: "data/btc-1m.csv".into(),
+        bytes: 81_000_000,
+        sha256: SHA256.into(),
     }
 }
 
@@ -136,6 +139,7 @@ fn requesting_a_simulated_backtest_records_its_seed_and_range() {
         seed: 42,
         from: t(0),
         to: t(3600),
+        step_s: 60,
     };
     let BacktestEvent::BacktestRequested { config, .. } = requested() else {
         unreachable!()
@@ -250,6 +254,7 @@ fn requesting_a_simulated_backtest_over_an_empty_range_is_rejected() {
             seed: 1,
             from: t(10),
             to: t(10),
+            step_s: 60,
         },
         fill_model: fill_model(),
         at: t(0),
@@ -258,17 +263,20 @@ fn requesting_a_simulated_backtest_over_an_empty_range_is_rejected() {
 }
 
 #[test]
-fn requesting_a_csv_backtest_without_a_path_is_rejected() {
+fn requesting_a_csv_backtest_without_data_is_rejected() {
     let command = BacktestCommand::RequestBacktest {
         backtest_id: BACKTEST_ID.into(),
         owner: "alice".into(),
         agent_id: Some(AGENT_ID.into()),
         config: config(),
-        source: BacktestSource::Csv { path: " ".into() },
+        source: BacktestSource::Csv {
+            bytes: 0,
+            sha256: SHA256.into(),
+        },
         fill_model: fill_model(),
         at: t(0),
     };
-    invalid(vec![], command, "source.path");
+    invalid(vec![], command, "source.data");
 }
 
 #[test]
@@ -446,17 +454,18 @@ fn events_serialize_externally_tagged_and_round_trip() {
             seed: 7,
             from: t(0),
             to: t(60),
+            step_s: 60,
         },
         fill_model: fill_model(),
         requested_at: t(0),
     };
     assert_eq!(
         serde_json::to_value(&sim).unwrap()["BacktestRequested"]["source"],
-        json!({"kind": "sim", "seed": 7, "from": "2026-11-22T10:00:00.000Z", "to": "2026-11-22T10:01:00.000Z"})
+        json!({"kind": "sim", "seed": 7, "from": "2026-11-22T10:00:00.000Z", "to": "2026-11-22T10:01:00.000Z", "step_s": 60})
     );
     assert_eq!(
         serde_json::to_value(requested()).unwrap()["BacktestRequested"]["source"],
-        json!({"kind": "csv", "path": "data/btc-1m.csv"})
+        json!({"kind": "csv", "bytes": 81_000_000, "sha256": SHA256})
     );
     for event in [
         requested(),

@@ -269,12 +269,16 @@ fn order_event() -> impl Strategy<Value = AgentEvent> {
 
 fn backtest_event() -> impl Strategy<Value = BacktestEvent> {
     let source = prop_oneof![
-        text().prop_map(|path| BacktestSource::Csv { path }),
-        (any::<u64>(), time(), time()).prop_map(|(seed, from, to)| BacktestSource::Sim {
-            seed,
-            from,
-            to
+        (any::<u64>(), text()).prop_map(|(bytes, sha256)| BacktestSource::Csv { bytes, sha256 }),
+        (any::<u64>(), time(), time(), any::<u32>()).prop_map(|(seed, from, to, step_s)| {
+            BacktestSource::Sim {
+                seed,
+                from,
+                to,
+                step_s,
+            }
         }),
+        text().prop_map(|agent_id| BacktestSource::Observations { agent_id }),
     ];
     let requested = (
         (text(), text(), proptest::option::of(text())),

@@ -24,9 +24,7 @@ use strom_sim::PricePath;
 
 use super::{progress_bar, Interrupted};
 
-/// Most bars a simulated source produces: 10 million one-minute bars are 19 years; a typo like a 1-second step over
-/// a century is refused instead of filling memory.
-pub const MAX_SIM_BARS: u64 = 10_000_000;
+pub use strom_domain::backtest::MAX_SIM_BARS;
 /// Bars between two looks at Ctrl-C and the progress bar: rare enough to cost nothing per bar.
 const CHECK_EVERY: u64 = 1 << 14;
 /// The owner recorded in a command-line backtest's events.

@@ -29,6 +29,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 pub enum ProjectorName {
     /// `projector:agents`: tables `agents`, `agent_runs`, `orders`, `trades`, `positions` and `pnl_points`.
     Agents,
+    /// `projector:backtests`: table `backtests` (the runner's artifacts are not read models and stay).
+    Backtests,
 }
 
 /// `strom replay` flags. Exactly one of --rebuild, --verify, --export, --from.
@@ -160,7 +162,20 @@ async fn export_observations(pool: &PgPool, agent_id: &str) -> anyhow::Result<()
 }
 
 async fn rebuild(pool: &PgPool, projector: ProjectorName) -> anyhow::Result<()> {
-    let ProjectorName::Agents = projector;
+    if projector == ProjectorName::Backtests {
+        let started = Instant::now();
+        let log = strom_commands::log::PgEventLog::new(pool.clone());
+        let (rows, position) = strom_projections::backtests::PgBacktests::new(pool.clone())
+            .rebuild(&log)
+            .await
+            .context("Failed to rebuild projector:backtests")?;
+        println!(
+            "rebuilt projector:backtests: {rows} backtests in {:.2} s; checkpoint {}",
+            started.elapsed().as_secs_f64(),
+            position_text(position)
+        );
+        return Ok(());
+    }
     let bar = progress_bar(replay::count_events(pool).await?, "rebuild", "events");
     let started = Instant::now();
     let done = replay::rebuild(pool, |p| bar.set_position(p.events)).await?;

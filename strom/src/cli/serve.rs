@@ -41,7 +41,7 @@ pub struct ServeArgs {
     sim_seed: u64,
     /// Background roles to run beside the API and the projector: scheduler, runtime, execution, relay, sim
     /// (comma-separated; `api` and `projector` are accepted and always run).
-    #[arg(long, env = "STROM_ROLES", default_value = "api,scheduler,runtime,execution,projector,relay,sim",
+    #[arg(long, env = "STROM_ROLES", default_value = "api,scheduler,runtime,execution,projector,relay,sim,backtest",
           value_parser = background::parse_roles)]
     roles: BTreeSet<Role>,
     /// Paper fills move against the order by this many basis points (decimal, 0 ≤ bps < 10000); recorded on every

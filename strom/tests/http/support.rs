@@ -120,6 +120,11 @@ impl TestApp {
             .expect("server builds")
     }
 
+    /// The Postgres schema this server runs in (`None` in embedded mode).
+    pub fn schema_name(&self) -> Option<&str> {
+        self._schema.as_ref().map(TestSchema::name)
+    }
+
     pub fn token(&self, sub: &str, roles: &[Role]) -> String {
         DevKey::load_or_create(&self.key_file)
             .unwrap()

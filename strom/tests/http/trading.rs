@@ -35,7 +35,7 @@ fn path(id: &str, suffix: &str) -> String {
 }
 
 /// Fills `order_id` as the execution role would.
-async fn fill(app: &TestApp, id: &str, order_id: &str) {
+pub(crate) async fn fill(app: &TestApp, id: &str, order_id: &str) {
     let services = &app.handles.commands;
     let (state, _) = services.agents.load(id).await.unwrap();
     let at = state.book().open_order().unwrap().placed_at + chrono::TimeDelta::milliseconds(15);
