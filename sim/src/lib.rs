@@ -14,6 +14,6 @@ pub use crate::csv::{
     MAX_CSV_BYTES,
 };
 pub use crate::feed::{PriceObserved, SimFeed, SimFeedError, MAX_INTERVAL_S};
-pub use crate::path::{Bar, Bars, PricePath, Scale, SimError, SCALES};
+pub use crate::path::{Bar, Bars, Closes, PricePath, Scale, SimError, SCALES};
 /// Re-exported so users of the simulator name the same `Decimal` it returns.
 pub use rust_decimal::Decimal;

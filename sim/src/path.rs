@@ -240,6 +240,39 @@ impl Iterator for Bars {
     }
 }
 
+impl Bars {
+    /// Each bar's close time and close only: one price a bar instead of one per knot for the high and low (a
+    /// backtest observes the close alone, so simulated sources load ~30× faster at one-minute bars).
+    pub fn closes(self) -> Closes {
+        Closes(self)
+    }
+}
+
+/// Iterator over `(close time, close)` of [`Bars`]; see [`Bars::closes`].
+#[derive(Debug, Clone)]
+pub struct Closes(Bars);
+
+impl Iterator for Closes {
+    type Item = (DateTime<Utc>, Decimal);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let bars = &mut self.0;
+        if bars.next_start >= bars.to_unix_s {
+            return None;
+        }
+        let end = bars.next_start.saturating_add(bars.step_s);
+        bars.next_start = end;
+        Some((
+            DateTime::from_timestamp(end, 0)?,
+            price_for_key(bars.key, end),
+        ))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.0.size_hint()
+    }
+}
+
 /// The path is monotone between knots of the finest scale, so the extremes over `[start, end]` are at its ends or at a
 /// knot.
 fn bar(key: u64, start: i64, end: i64, close_time: DateTime<Utc>) -> Bar {
@@ -268,6 +301,16 @@ fn bar(key: u64, start: i64, end: i64, close_time: DateTime<Utc>) -> Bar {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn closes_are_the_bars_close_times_and_closes() {
+        let path = PricePath::new(11);
+        let bars = path.bars("ETH-USD", 999_960, 999_960 + 86_400, 60).unwrap();
+        let closes: Vec<_> = bars.clone().closes().collect();
+        let expected: Vec<_> = bars.map(|b| (b.ts, b.close)).collect();
+        assert_eq!(closes.len(), 1440);
+        assert_eq!(closes, expected);
+    }
 
     #[test]
     fn bar_extremes_match_a_second_by_second_scan() {

@@ -422,7 +422,8 @@ impl BacktestRunner {
                         *step_s,
                     )
                     .map_err(|e| format!("cannot simulate the range: {e}"))?
-                    .map(|bar| Ok((bar.ts, bar.close)));
+                    .closes()
+                    .map(Ok);
                 Ok((Box::new(bars), count, None))
             }
             BacktestSource::Csv { .. } => {

@@ -272,8 +272,9 @@ fn load_bars(
     let mut bars = Vec::with_capacity(usize::try_from(count).unwrap_or(0));
     let path = PricePath::new(seed);
     let end = from.timestamp() + count * step;
-    for (i, bar) in path
+    for (i, close) in path
         .bars(symbol, from.timestamp(), end, args.step_s)?
+        .closes()
         .enumerate()
     {
         if (i as u64).is_multiple_of(CHECK_EVERY) {
@@ -282,7 +283,7 @@ fn load_bars(
                 Interrupted("stopped while simulating the bars".to_owned())
             );
         }
-        bars.push((bar.ts, bar.close));
+        bars.push(close);
     }
     Ok((
         bars,
