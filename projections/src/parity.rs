@@ -8,8 +8,8 @@ use std::fmt;
 use serde::Serialize;
 use strom_domain::{AgentConfig, AgentEvent, FillModel};
 
-use crate::ledger::{OrderRow, TradeRow};
-use crate::record::{observations, PnlPoint, PositionAfterFill, TradingRecord};
+use crate::ledger::{OrderRow, PnlRow, TradeRow};
+use crate::record::{observations, PositionAfterFill, TradingRecord};
 
 /// What [`check_agent`] found.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -241,7 +241,7 @@ fn position_fields(a: &PositionAfterFill, b: &PositionAfterFill) -> Vec<FieldDif
     ]
 }
 
-fn pnl_fields(a: &PnlPoint, b: &PnlPoint) -> Vec<FieldDiff> {
+fn pnl_fields(a: &PnlRow, b: &PnlRow) -> Vec<FieldDiff> {
     vec![
         diff("at", &a.at, &b.at),
         diff("mark_price", &a.mark_price, &b.mark_price),

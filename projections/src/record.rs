@@ -25,36 +25,6 @@ pub struct PositionAfterFill {
     pub fees: Decimal,
 }
 
-/// One PnL point (specs/02 `pnl_points` without its keys): one per run or bar.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct PnlPoint {
-    pub at: DateTime<Utc>,
-    pub mark_price: Decimal,
-    pub position_qty: Decimal,
-    pub cash: Decimal,
-    pub equity: Decimal,
-    pub realized_pnl: Decimal,
-    pub unrealized_pnl: Decimal,
-    pub fees: Decimal,
-    pub pnl: Decimal,
-}
-
-impl From<&PnlRow> for PnlPoint {
-    fn from(row: &PnlRow) -> Self {
-        Self {
-            at: row.at,
-            mark_price: row.mark_price,
-            position_qty: row.position_qty,
-            cash: row.cash,
-            equity: row.equity,
-            realized_pnl: row.realized_pnl,
-            unrealized_pnl: row.unrealized_pnl,
-            fees: row.fees,
-            pnl: row.pnl,
-        }
-    }
-}
-
 /// What one agent's (or backtest's) events fold to, in each sequence's defining order, plus what decides whether a
 /// comparison is meaningful.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -65,8 +35,9 @@ pub struct TradingRecord {
     pub trades: Vec<TradeRow>,
     /// The position after each fill.
     pub positions: Vec<PositionAfterFill>,
-    /// One point per run (empty when the recorder keeps equity points only).
-    pub pnl: Vec<PnlPoint>,
+    /// One PnL point per run, as the projector writes it (empty when the recorder keeps equity points only); its
+    /// keys (agent id, session, tick) are not compared.
+    pub pnl: Vec<PnlRow>,
     /// One equity point per run: the series trader metrics and charts use (kept always; a fifth of a PnL point).
     pub equity: Vec<EquityPoint>,
     /// The final position row.
@@ -174,21 +145,11 @@ impl Recorder {
                     mark_price: row.mark_price,
                 });
                 if !self.equity_only {
-                    record.pnl.push(PnlPoint::from(&*row));
+                    record.pnl.push(*row);
                 }
             }
         }
         Ok(())
-    }
-
-    /// The position now.
-    pub fn position(&self, agent_id: &str) -> Option<&PositionRow> {
-        self.books.get(agent_id).map(|b| &b.position)
-    }
-
-    /// The record so far.
-    pub fn record(&self) -> &TradingRecord {
-        &self.record
     }
 
     /// The record, with the final position of `agent_id`.

@@ -72,27 +72,13 @@ pub async fn backtest(plan: &Plan, report: &mut Report) -> BenchResult<()> {
     }
     let result = strom(&["backtest", "--config", &agent_s, "--csv", &csv_s, "--json"])?;
     let label = format!("backtest {bars} bars from CSV (SMA 10/30)");
-    figure(
-        report,
-        &result,
-        "bars_per_s",
-        &format!("{label}: throughput, kernel only"),
-        "bars/s",
-    );
-    figure(
-        report,
-        &result,
-        "load_ms",
-        &format!("{label}: reading the CSV"),
-        "ms",
-    );
-    figure(
-        report,
-        &result,
-        "peak_rss_mb",
-        &format!("{label}: peak resident memory"),
-        "MiB",
-    );
+    for (key, what, unit) in [
+        ("bars_per_s", "throughput, kernel only", "bars/s"),
+        ("load_ms", "reading the CSV", "ms"),
+        ("peak_rss_mb", "peak resident memory", "MiB"),
+    ] {
+        figure(report, &result, key, &format!("{label}: {what}"), unit);
+    }
 
     let long = bars * 10;
     let to = chrono::DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")?
@@ -110,20 +96,12 @@ pub async fn backtest(plan: &Plan, report: &mut Report) -> BenchResult<()> {
         "--json",
     ])?;
     let label = format!("backtest {long} simulated bars (SMA 10/30)");
-    figure(
-        report,
-        &result,
-        "bars_per_s",
-        &format!("{label}: throughput, kernel only"),
-        "bars/s",
-    );
-    figure(
-        report,
-        &result,
-        "peak_rss_mb",
-        &format!("{label}: peak resident memory"),
-        "MiB",
-    );
+    for (key, what, unit) in [
+        ("bars_per_s", "throughput, kernel only", "bars/s"),
+        ("peak_rss_mb", "peak resident memory", "MiB"),
+    ] {
+        figure(report, &result, key, &format!("{label}: {what}"), unit);
+    }
     let _ = std::fs::remove_file(&csv);
     Ok(())
 }

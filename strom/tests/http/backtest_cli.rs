@@ -17,6 +17,15 @@ const AGENT: &str = r#"{"name": "cli", "symbol": "BTC-USD", "frequency_s": 60, "
  "strategy": {"kind": "sma_crossover", "params": {"fast": 2, "slow": 5, "qty": "1"}}}"#;
 /// 2026-01-01T00:00:00Z.
 const T0: i64 = 1_767_225_600;
+/// A simulated source of five hours of one-minute bars (seed 7), as `bars(300)` makes them.
+const SIM: [&str; 6] = [
+    "--sim-seed",
+    "7",
+    "--from",
+    "2026-01-01T00:00:00Z",
+    "--to",
+    "2026-01-01T05:00:00Z",
+];
 
 fn strom() -> Command {
     Command::new(env!("CARGO_BIN_EXE_strom"))
@@ -141,18 +150,7 @@ fn a_headerless_kline_dump_backtests_as_the_kernel_runs_its_bars() {
 #[test]
 fn a_simulated_source_runs_the_same_bars_as_the_simulator_writes() {
     let dir = Dir::new();
-    let out = backtest(
-        &dir,
-        &[
-            "--sim-seed",
-            "7",
-            "--from",
-            "2026-01-01T00:00:00Z",
-            "--to",
-            "2026-01-01T05:00:00Z",
-            "--json",
-        ],
-    );
+    let out = backtest(&dir, &[&SIM[..], &["--json"]].concat());
     let report = json(&out);
     let kernel = expected(Decimal::ZERO, 300);
     assert_eq!(
@@ -218,38 +216,13 @@ fn bad_flags_and_configs_are_refused_with_the_reason() {
 fn the_export_is_a_log_that_replay_verifies() {
     let dir = Dir::new();
     let export = dir.path("events.jsonl");
-    let out = backtest(
-        &dir,
-        &[
-            "--sim-seed",
-            "7",
-            "--from",
-            "2026-01-01T00:00:00Z",
-            "--to",
-            "2026-01-01T05:00:00Z",
-            "--json",
-            "--export",
-        ],
-    );
+    let out = backtest(&dir, &[&SIM[..], &["--json", "--export"]].concat());
     // --export needs its file: a usage error.
     assert_eq!(out.status.code(), Some(2));
-    let out = strom()
-        .arg("backtest")
-        .arg("--config")
-        .arg(dir.path("agent.json"))
-        .args([
-            "--sim-seed",
-            "7",
-            "--from",
-            "2026-01-01T00:00:00Z",
-            "--to",
-            "2026-01-01T05:00:00Z",
-            "--json",
-        ])
-        .arg("--export")
-        .arg(&export)
-        .output()
-        .unwrap();
+    let out = backtest(
+        &dir,
+        &[&SIM[..], &["--json", "--export", export.to_str().unwrap()]].concat(),
+    );
     let report = json(&out);
     let replayed = strom()
         .args(["replay", "--from"])
