@@ -49,7 +49,8 @@ impl TestDb {
         }
     }
 
-    /// Options for a session in this schema; `application_name` tags it so the guard can end exactly its sessions.
+    /// Options for a session in this schema; `pg_connect_options` names it after the schema (`application_name`), so
+    /// the guard can end exactly its sessions — the test's and those of any `strom` it started on the schema.
     ///
     /// # Panics
     /// The database URL does not parse (it did when the guard was made).
@@ -58,9 +59,7 @@ impl TestDb {
     }
 
     fn options(url: &str, schema: &str) -> anyhow::Result<PgConnectOptions> {
-        Ok(pg_connect_options(url, Some(schema))
-            .context("test connection options")?
-            .application_name(schema))
+        pg_connect_options(url, Some(schema)).context("test connection options")
     }
 
     /// A connection outside the pool, in the same schema.

@@ -45,5 +45,10 @@ pub fn pg_connect_options(url: &str, schema: Option<&str>) -> Result<PgConnectOp
             "schema {schema:?} must be 1..=63 of [a-z0-9_], not starting with a digit"
         )));
     }
-    Ok(options.options([("search_path", schema)]))
+    // Sessions are named after their schema (`application_name`): `pg_stat_activity` then shows which schema each
+    // serves, and whoever drops a schema (the test guards) can end exactly its sessions first, including one a
+    // stopped process left idle in a transaction.
+    Ok(options
+        .options([("search_path", schema)])
+        .application_name(schema))
 }

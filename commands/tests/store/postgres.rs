@@ -305,7 +305,9 @@ async fn a_client_supplied_hash_is_overwritten() {
 #[test]
 fn schema_names_that_would_need_quoting_are_refused() {
     let url = "postgres://postgres@127.0.0.1:5432/test";
-    assert!(pg_connect_options(url, Some("t_0123abc")).is_ok());
+    let options = pg_connect_options(url, Some("t_0123abc")).unwrap();
+    // Sessions are named after their schema, so a schema's sessions can be found (and ended) by name.
+    assert_eq!(options.get_application_name(), Some("t_0123abc"));
     for bad in [
         "",
         "Upper",
