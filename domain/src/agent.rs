@@ -938,8 +938,8 @@ struct Ticket {
 impl Decider for Agent {
     const TYPE: &'static str = "Agent";
     /// 2: the book (position, cash, open order, day) joined the state. 3: `last_run_at` and the strategy's rolling
-    /// sums (`rolling`).
-    const STATE_VERSION: u32 = 3;
+    /// sums (`rolling`). 4: the book's day is a day number, not a date.
+    const STATE_VERSION: u32 = 4;
     type Command = AgentCommand;
     type Event = AgentEvent;
     type Error = AgentError;

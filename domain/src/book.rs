@@ -3,7 +3,7 @@
 //! aggregate keeps one and decides every order from it, so no command reads a read model and risk never takes a
 //! caller-supplied context (specs/01 §3.2).
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
@@ -12,13 +12,20 @@ use crate::fill::Fill;
 use crate::order::OpenOrder;
 use crate::settle::{self, Position, SettleError};
 
+/// The UTC day of `t` as days since 1970-01-01: an integer division, where a calendar date costs a conversion on
+/// every run.
+fn utc_day(t: DateTime<Utc>) -> i64 {
+    t.timestamp().div_euclid(86_400)
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Book {
     position: Position,
     /// The placed order not filled yet; while there is one the agent places no other (the settle barrier).
     open_order: Option<OpenOrder>,
-    /// The UTC day (of `scheduled_at`) of the latest run, and the equity at that day's first run, marked at its price.
-    day: Option<NaiveDate>,
+    /// The UTC day (of `scheduled_at`, days since 1970-01-01) of the latest run, and the equity at that day's first
+    /// run, marked at its price.
+    day: Option<i64>,
     day_start_equity: Decimal,
 }
 
@@ -78,7 +85,7 @@ impl Book {
         scheduled_at: DateTime<Utc>,
         price: Decimal,
     ) -> Option<Decimal> {
-        if self.day == Some(scheduled_at.date_naive()) {
+        if self.day == Some(utc_day(scheduled_at)) {
             Some(self.day_start_equity)
         } else {
             self.equity_at(price)
@@ -87,7 +94,7 @@ impl Book {
 
     /// A run at `scheduled_at` observed `price`: the first run of a UTC day opens it at the equity marked there.
     pub fn record_run(&mut self, scheduled_at: DateTime<Utc>, price: Decimal) {
-        let day = scheduled_at.date_naive();
+        let day = utc_day(scheduled_at);
         if self.day != Some(day) {
             // Beyond Decimal range only from a hand-made store; the previous opening is the safe choice then.
             self.day_start_equity = self.equity_at(price).unwrap_or(self.day_start_equity);

@@ -32,7 +32,8 @@ impl FillModel {
             ("fill_model.slippage_bps", self.slippage_bps),
             ("fill_model.fee_bps", self.fee_bps),
         ] {
-            if value < Decimal::ZERO || value >= BPS_PER_UNIT {
+            // Zero (no fees, no slippage) is the common case: no comparison to make.
+            if !value.is_zero() && (value.is_sign_negative() || value >= BPS_PER_UNIT) {
                 return Err(ValidationError::new(
                     field,
                     format!("must be in [0, 10000) basis points (got {value})"),

@@ -64,7 +64,7 @@ impl Observation {
 /// # Errors
 /// A [`ValidationError`] on field `price` when `price` is zero or negative.
 pub fn validate_price(price: Decimal) -> Result<(), ValidationError> {
-    if price > Decimal::ZERO {
+    if !price.is_zero() && price.is_sign_positive() {
         Ok(())
     } else {
         Err(ValidationError::new(

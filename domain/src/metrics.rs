@@ -2,9 +2,12 @@
 //! Calmar, drawdown, trade statistics, exposure and SQN. Used by backtests and by a paper agent's summary. Pure:
 //! the caller hands in the points and trades it recorded; nothing here reads a clock.
 //!
-//! Everything is `Decimal`, money and ratios alike, computed with checked operations. Anything undefined (a
-//! division by zero, too few points or trades, an overflow, a CAGR over less than 30 days) is `None` (`null` in
-//! JSON), never a panic and never a made-up number. Ratios and percentages are rounded to 4 dp, half to even.
+//! Money is `Decimal`, computed with checked operations; so is every metric but two. Anything undefined (a division
+//! by zero, too few points or trades, an overflow, a CAGR over less than 30 days) is `None` (`null` in JSON), never a
+//! panic and never a made-up number. Ratios and percentages are rounded to 4 dp, half to even.
+//!
+//! Sharpe and Sortino are the exception: statistics of one simple return per point, they are computed in `f64` from
+//! exact `Decimal` equity differences, in [`returns`] (the one place the domain uses floats; why is written there).
 //!
 //! Roots and non-whole powers come from rust_decimal's `maths` feature (`checked_ln`, `checked_powd`), nothing
 //! numeric is hand-written beyond the formulas. Square roots are `checked_powd(0.5)` (e^(½·ln x) in the library's
@@ -16,6 +19,10 @@ use chrono::{DateTime, Utc};
 use rust_decimal::prelude::{MathematicalOps, RoundingStrategy};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
+
+mod returns;
+
+use returns::{Returns, ReturnsWalk};
 
 /// Seconds in a year of 365.25 days: the annualization unit of CAGR, Sharpe and Sortino.
 pub const YEAR_S: Decimal = Decimal::from_parts(31_557_600, 0, 0, false, 0);
@@ -111,10 +118,13 @@ pub struct TraderMetrics {
 pub fn compute(input: &MetricsInput) -> TraderMetrics {
     let start = input.starting_cash;
     let points = input.points;
-    let returns = simple_returns(start, points);
+    let Walk {
+        returns,
+        drawdown,
+        held,
+    } = Walk::of(start, points);
     let per_year = periods_per_year(points);
     let cagr = cagr_pct(start, points);
-    let drawdown = Drawdown::of(start, points);
     let trades = TradeStats::of(input.closed_trades);
     TraderMetrics {
         total_return_pct: points
@@ -124,14 +134,14 @@ pub fn compute(input: &MetricsInput) -> TraderMetrics {
         buy_and_hold_return_pct: buy_and_hold_pct(points).map(round),
         cagr_pct: cagr.map(round),
         sharpe: returns
-            .as_deref()
+            .as_ref()
             .zip(per_year)
-            .and_then(|(r, per_year)| sharpe(r, per_year))
+            .and_then(|(r, per_year)| r.sharpe(per_year))
             .map(round),
         sortino: returns
-            .as_deref()
+            .as_ref()
             .zip(per_year)
-            .and_then(|(r, per_year)| sortino(r, per_year))
+            .and_then(|(r, per_year)| r.sortino(per_year))
             .map(round),
         calmar: cagr
             .zip(drawdown.pct)
@@ -147,7 +157,7 @@ pub fn compute(input: &MetricsInput) -> TraderMetrics {
         avg_loss: trades.avg_loss.map(round),
         best_trade: trades.best,
         worst_trade: trades.worst,
-        exposure_pct: exposure_pct(points).map(round),
+        exposure_pct: percent(Decimal::from(held), Decimal::from(points.len())).map(round),
         trades: input.closed_trades.len() as u64,
         fills: input.fills,
         fees: input.fees,
@@ -226,20 +236,15 @@ fn seconds(from: DateTime<Utc>, to: DateTime<Utc>) -> Decimal {
     Decimal::new((to - from).num_milliseconds(), 3)
 }
 
-/// `r_1 = e_1 / starting_cash − 1`, `r_i = e_i / e_(i−1) − 1`: one per point. `None` if a base is ≤ 0.
-fn simple_returns(start: Decimal, points: &[EquityPoint]) -> Option<Vec<Decimal>> {
-    let mut base = start;
-    points
-        .iter()
-        .map(|p| {
-            if base <= Decimal::ZERO {
-                return None;
-            }
-            let r = p.equity.checked_div(base)?.checked_sub(Decimal::ONE)?;
-            base = p.equity;
-            Some(r)
-        })
-        .collect()
+/// `a` and `b` are the same `Decimal` to the bit (so equal; equal values with other scales are not the same): a
+/// check that costs no comparison, for series where most points repeat the one before.
+fn same(a: Decimal, b: Decimal) -> bool {
+    a.serialize() == b.serialize()
+}
+
+/// `d > 0` from its sign and zero bits.
+fn is_positive(d: Decimal) -> bool {
+    !d.is_zero() && d.is_sign_positive()
 }
 
 /// `YEAR_S / mean interval`, the mean interval being `span_s / (points − 1)`; `None` under 2 points or a span ≤ 0.
@@ -250,22 +255,6 @@ fn periods_per_year(points: &[EquityPoint]) -> Option<Decimal> {
         return None;
     }
     ratio(YEAR_S.checked_mul(Decimal::from(points.len() - 1))?, span)
-}
-
-fn sharpe(returns: &[Decimal], per_year: Decimal) -> Option<Decimal> {
-    let mean = mean(returns)?;
-    let stdev = sample_stdev(returns, mean)?;
-    ratio(mean, stdev)?.checked_mul(sqrt(per_year)?)
-}
-
-fn sortino(returns: &[Decimal], per_year: Decimal) -> Option<Decimal> {
-    if returns.len() < 2 {
-        return None;
-    }
-    let mean = mean(returns)?;
-    let ss = sum_of_squares(returns.iter().map(|r| (*r).min(Decimal::ZERO)))?;
-    let deviation = sqrt(ratio(ss, Decimal::from(returns.len()))?)?;
-    ratio(mean, deviation)?.checked_mul(sqrt(per_year)?)
 }
 
 fn buy_and_hold_pct(points: &[EquityPoint]) -> Option<Decimal> {
@@ -296,14 +285,6 @@ fn cagr_pct(start: Decimal, points: &[EquityPoint]) -> Option<Decimal> {
         .checked_mul(Decimal::ONE_HUNDRED)
 }
 
-fn exposure_pct(points: &[EquityPoint]) -> Option<Decimal> {
-    let held = points
-        .iter()
-        .filter(|p| p.position_qty > Decimal::ZERO)
-        .count();
-    percent(Decimal::from(held), Decimal::from(points.len()))
-}
-
 /// Drawdowns against the running peak of equity, which starts at `starting_cash` at the first point's time.
 struct Drawdown {
     money: Option<Decimal>,
@@ -312,43 +293,121 @@ struct Drawdown {
     duration_s: Option<i64>,
 }
 
-impl Drawdown {
-    fn of(start: Decimal, points: &[EquityPoint]) -> Self {
-        let Some(first) = points.first() else {
-            return Self {
-                money: None,
-                pct: None,
-                duration_s: None,
-            };
-        };
-        let (mut peak, mut peak_at, mut below) = (start, first.at, false);
-        let mut money = Some(Decimal::ZERO);
-        // Every peak is ≥ starting_cash, so a positive starting_cash makes every % defined.
-        let mut pct = (start > Decimal::ZERO).then_some(Decimal::ZERO);
-        let mut duration_s = 0;
-        for p in points {
-            if p.equity >= peak {
-                if below {
-                    duration_s = duration_s.max((p.at - peak_at).num_seconds());
-                    below = false;
-                }
-                (peak, peak_at) = (p.equity, p.at);
-                continue;
-            }
-            below = true;
-            duration_s = duration_s.max((p.at - peak_at).num_seconds());
-            let fall = peak.checked_sub(p.equity);
-            money = money.zip(fall).map(|(m, f)| m.max(f));
-            pct = pct
-                .zip(fall.and_then(|f| percent(f, peak)))
-                .map(|(m, f)| m.max(f));
-        }
+/// [`Drawdown`] as the points go by.
+struct DrawdownWalk {
+    peak: Decimal,
+    /// The last point at the peak (the first point's time before any).
+    peak_at: DateTime<Utc>,
+    below: bool,
+    money: Option<Decimal>,
+    /// The fall with the largest % so far and its peak, divided once at the end: `f/p > f'/p'` is compared as
+    /// `f·p' > f'·p` (peaks are positive), exact and without a division per point. Every peak is ≥ starting_cash,
+    /// so a positive starting_cash makes every % defined.
+    largest: Option<(Decimal, Decimal)>,
+    duration_s: i64,
+}
+
+impl DrawdownWalk {
+    fn new(start: Decimal, first_at: DateTime<Utc>) -> Self {
         Self {
-            money,
-            pct,
-            duration_s: Some(duration_s),
+            peak: start,
+            peak_at: first_at,
+            below: false,
+            money: Some(Decimal::ZERO),
+            largest: is_positive(start).then_some((Decimal::ZERO, start)),
+            duration_s: 0,
         }
     }
+
+    /// The next point, whose equity is `repeat`ed from the point before or not.
+    fn point(&mut self, p: &EquityPoint, repeat: bool) {
+        if repeat {
+            // Still at the peak (whose last point moves on), or the same fall below it.
+            if !self.below {
+                self.peak_at = p.at;
+            }
+            return;
+        }
+        if p.equity >= self.peak {
+            if self.below {
+                // Points are in time order: a fall lasts longest at the point that ends it.
+                self.duration_s = self.duration_s.max((p.at - self.peak_at).num_seconds());
+                self.below = false;
+            }
+            (self.peak, self.peak_at) = (p.equity, p.at);
+            return;
+        }
+        self.below = true;
+        let fall = self.peak.checked_sub(p.equity);
+        self.money = self.money.zip(fall).map(|(m, f)| m.max(f));
+        self.largest = self
+            .largest
+            .zip(fall)
+            .and_then(|(largest, fall)| larger_fall(largest, (fall, self.peak)));
+    }
+
+    fn finish(mut self, last_at: DateTime<Utc>) -> Drawdown {
+        if self.below {
+            // Still below the peak at the last point.
+            self.duration_s = self.duration_s.max((last_at - self.peak_at).num_seconds());
+        }
+        Drawdown {
+            money: self.money,
+            pct: self.largest.and_then(|(fall, peak)| percent(fall, peak)),
+            duration_s: Some(self.duration_s),
+        }
+    }
+}
+
+/// What one pass over the points gives (a million points are 64 MB: read once, not once per metric).
+struct Walk {
+    returns: Option<Returns>,
+    drawdown: Drawdown,
+    /// Points holding a position (`position_qty > 0`).
+    held: usize,
+}
+
+impl Walk {
+    fn of(start: Decimal, points: &[EquityPoint]) -> Self {
+        let (Some(first), Some(last)) = (points.first(), points.last()) else {
+            return Self {
+                returns: Some(Returns::empty()),
+                drawdown: Drawdown {
+                    money: None,
+                    pct: None,
+                    duration_s: None,
+                },
+                held: 0,
+            };
+        };
+        let mut returns = ReturnsWalk::new(start, points.len());
+        let mut drawdown = DrawdownWalk::new(start, first.at);
+        let mut held = 0;
+        let mut previous: Option<Decimal> = None;
+        for (i, p) in points.iter().enumerate() {
+            // Bit-equal to the point before, as most are while the position is flat: nothing to compare.
+            let repeat = previous.is_some_and(|e| same(e, p.equity));
+            previous = Some(p.equity);
+            returns.point(p.equity, repeat, i + 1 == points.len());
+            drawdown.point(p, repeat);
+            held += usize::from(is_positive(p.position_qty));
+        }
+        Self {
+            returns: returns.finish(),
+            drawdown: drawdown.finish(last.at),
+            held,
+        }
+    }
+}
+
+/// Of two (fall, peak) pairs, the one whose fall is the larger % of its peak (the first on a tie); `None` when a %
+/// is beyond `Decimal`.
+fn larger_fall(a: (Decimal, Decimal), b: (Decimal, Decimal)) -> Option<(Decimal, Decimal)> {
+    let b_larger = match (b.0.checked_mul(a.1), a.0.checked_mul(b.1)) {
+        (Some(left), Some(right)) => left > right,
+        _ => percent(b.0, b.1)? > percent(a.0, a.1)?,
+    };
+    Some(if b_larger { b } else { a })
 }
 
 /// Closed-trade statistics, unrounded.
@@ -787,6 +846,83 @@ mod tests {
             })
     }
 
+    /// Sharpe and Sortino in `Decimal` as the formulas read (the way this module computed them before they moved
+    /// to `f64`), and the % drawdown with a division per point: references for the fast paths.
+    fn reference(
+        start: Decimal,
+        points: &[EquityPoint],
+    ) -> (Option<Decimal>, Option<Decimal>, Drawdown) {
+        let mut base = start;
+        let returns: Vec<Decimal> = points
+            .iter()
+            .map(|p| {
+                let r = p.equity / base - Decimal::ONE;
+                base = p.equity;
+                r
+            })
+            .collect();
+        let per_year = periods_per_year(points).unwrap();
+        let n = Decimal::from(returns.len());
+        let mean = returns.iter().sum::<Decimal>() / n;
+        let ss: Decimal = returns.iter().map(|r| (r - mean) * (r - mean)).sum();
+        let sharpe = (!ss.is_zero())
+            .then(|| mean / sqrt(ss / (n - Decimal::ONE)).unwrap() * sqrt(per_year).unwrap());
+        let down: Decimal = returns
+            .iter()
+            .map(|r| (*r).min(Decimal::ZERO).powi(2))
+            .sum();
+        let sortino =
+            (!down.is_zero()).then(|| mean / sqrt(down / n).unwrap() * sqrt(per_year).unwrap());
+        let (mut peak, mut peak_at, mut below) = (start, points[0].at, false);
+        let (mut pct, mut money, mut duration_s) = (Decimal::ZERO, Decimal::ZERO, 0);
+        for p in points {
+            if p.equity >= peak {
+                if below {
+                    duration_s = duration_s.max((p.at - peak_at).num_seconds());
+                }
+                (peak, peak_at, below) = (p.equity, p.at, false);
+                continue;
+            }
+            below = true;
+            duration_s = duration_s.max((p.at - peak_at).num_seconds());
+            money = money.max(peak - p.equity);
+            pct = pct.max((peak - p.equity) / peak * Decimal::ONE_HUNDRED);
+        }
+        let drawdown = Drawdown {
+            money: Some(money),
+            pct: Some(pct),
+            duration_s: Some(duration_s),
+        };
+        (sharpe, sortino, drawdown)
+    }
+
+    /// Account-like series: a few thousand points of 2 dp equity moving by up to ±3 % or staying put.
+    fn account_series() -> impl Strategy<Value = (Decimal, Vec<EquityPoint>)> {
+        (
+            1_000i64..100_000_000,
+            prop::collection::vec(prop_oneof![Just(0i64), -300i64..300], 2..3000),
+        )
+            .prop_map(|(start_cents, moves)| {
+                let start = Decimal::new(start_cents, 2);
+                let mut equity = start;
+                let points = moves
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, bps)| {
+                        let step = (equity * Decimal::new(bps, 4)).round_dp(2);
+                        equity = (equity + step).max(dec!(0.01));
+                        point(
+                            day(0) + chrono::Duration::minutes(i as i64),
+                            equity,
+                            dec!(1),
+                            dec!(100),
+                        )
+                    })
+                    .collect();
+                (start, points)
+            })
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(2048))]
 
@@ -804,6 +940,26 @@ mod tests {
                 prop_assert!(dd >= Decimal::ZERO);
             }
             prop_assert_eq!(m.trades, trades.len() as u64);
+        }
+
+        /// The `f64` Sharpe and Sortino agree with the `Decimal` formulas to the 4th decimal (one unit of it, where
+        /// the two land on either side of a rounding boundary), and the drawdowns are the per-point ones exactly.
+        #[test]
+        fn the_fast_paths_agree_with_the_formulas((start, points) in account_series()) {
+            let m = metrics(start, &points, &[]);
+            let (sharpe, sortino, drawdown) = reference(start, &points);
+            for (name, fast, slow) in [("sharpe", m.sharpe, sharpe), ("sortino", m.sortino, sortino)] {
+                match (fast, slow) {
+                    (Some(fast), Some(slow)) => prop_assert!(
+                        (fast - slow).abs() <= dec!(0.0001),
+                        "{name}: {fast} vs {slow}"
+                    ),
+                    (fast, slow) => prop_assert_eq!(fast, slow.map(round), "{}", name),
+                }
+            }
+            prop_assert_eq!(m.max_drawdown_pct, drawdown.pct.map(round));
+            prop_assert_eq!(m.max_drawdown, drawdown.money);
+            prop_assert_eq!(m.max_drawdown_duration_s, drawdown.duration_s);
         }
 
         #[test]

@@ -7,6 +7,10 @@ use chrono::{DateTime, SecondsFormat, SubsecRound, Utc};
 
 /// `t` without its sub-millisecond part: what survives a round trip through an event payload.
 pub fn to_millis(t: DateTime<Utc>) -> DateTime<Utc> {
+    // Most times are whole milliseconds already (every time read back from an event): no truncation to do.
+    if t.timestamp_subsec_nanos().is_multiple_of(1_000_000) {
+        return t;
+    }
     t.trunc_subsecs(3)
 }
 

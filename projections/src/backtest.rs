@@ -159,6 +159,9 @@ pub struct Backtester<S: EventSink = ()> {
     last_close: Option<Decimal>,
     recorder: Recorder,
     sink: S,
+    /// [`BACKTEST_CORRELATION_ID`], handed to each run and taken back from its event: one string for the whole
+    /// backtest instead of one per bar.
+    correlation_id: String,
 }
 
 /// What a finished backtest produced.
@@ -195,6 +198,7 @@ impl<S: EventSink> Backtester<S> {
             recorder: Recorder::new(),
             sink,
             id: setup.backtest_id.clone(),
+            correlation_id: String::new(),
         };
         this.command(
             AgentCommand::CreateAgent {
@@ -215,6 +219,9 @@ impl<S: EventSink> Backtester<S> {
     /// The bar is refused (e.g. not after the previous one) or its events do not fold; the backtest cannot go on.
     pub fn bar(&mut self, at: DateTime<Utc>, price: Decimal) -> Result<(), BacktestError> {
         let bar_no = self.bars + 1;
+        if self.correlation_id.is_empty() {
+            BACKTEST_CORRELATION_ID.clone_into(&mut self.correlation_id);
+        }
         let run = AgentCommand::RecordRun {
             session: 1,
             tick_no: bar_no,
@@ -227,7 +234,7 @@ impl<S: EventSink> Backtester<S> {
                 observed_at: at,
             },
             fill_model: self.fill_model.clone(),
-            correlation_id: BACKTEST_CORRELATION_ID.to_owned(),
+            correlation_id: std::mem::take(&mut self.correlation_id),
         };
         self.bars = bar_no;
         let placed = self.command(run, at)?;
@@ -255,15 +262,21 @@ impl<S: EventSink> Backtester<S> {
             self.sink
                 .record(self.sequence, &event)
                 .map_err(|e| self.error(at, e))?;
-            if let AgentEvent::OrderPlaced { order_id, .. } = event {
-                placed = Some(order_id);
-            } else if let AgentEvent::AgentRunRecorded {
-                outcome: RunOutcome::Skipped { order_id },
-                ..
-            } = event
-            {
-                // Every order fills before the next bar; a skip means the kernel broke its own rule.
-                return Err(self.error(at, format!("bar skipped behind unfilled order {order_id}")));
+            match event {
+                AgentEvent::OrderPlaced { order_id, .. } => placed = Some(order_id),
+                AgentEvent::AgentRunRecorded {
+                    outcome: RunOutcome::Skipped { order_id },
+                    ..
+                } => {
+                    // Every order fills before the next bar; a skip means the kernel broke its own rule.
+                    return Err(
+                        self.error(at, format!("bar skipped behind unfilled order {order_id}"))
+                    );
+                }
+                AgentEvent::AgentRunRecorded { correlation_id, .. } => {
+                    self.correlation_id = correlation_id;
+                }
+                _ => {}
             }
         }
         Ok(placed)
@@ -290,7 +303,7 @@ impl<S: EventSink> Backtester<S> {
 
     /// The summary and the trading record, and the sink back.
     pub fn finish(self) -> (BacktestResult, S) {
-        let mut record = self.recorder.finish(&self.id);
+        let mut record = self.recorder.finish();
         let (cash, qty) = record
             .position
             .as_ref()

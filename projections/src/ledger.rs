@@ -110,7 +110,7 @@ pub struct PnlRow {
     pub agent_id: String,
     pub session: i64,
     pub tick_no: i64,
-    /// The run's `completed_at`.
+    /// The instant of the price the run observed and marked at.
     pub at: DateTime<Utc>,
     pub mark_price: Decimal,
     pub position_qty: Decimal,
@@ -127,6 +127,20 @@ pub struct PnlRow {
 pub struct Book {
     pub position: PositionRow,
     pub open_order: Option<OrderRow>,
+    /// The equity the drawdown figures were last updated with (not stored: `None` after a load, which only costs
+    /// the next run one update). A run that finds the equity unchanged leaves them as they are.
+    pub drawdown_seen: Option<Decimal>,
+}
+
+impl Book {
+    /// The fold state of an agent whose row and open order are these.
+    pub fn new(position: PositionRow, open_order: Option<OrderRow>) -> Self {
+        Self {
+            position,
+            open_order,
+            drawdown_seen: None,
+        }
+    }
 }
 
 impl PositionRow {

@@ -264,10 +264,7 @@ impl AgentsModel {
             .and_then(|orders| orders.values().next_back())
             .filter(|o| o.status == "accepted")
             .cloned();
-        Some(Book {
-            position,
-            open_order,
-        })
+        Some(Book::new(position, open_order))
     }
 
     /// Every run, in primary-key order.

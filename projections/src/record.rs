@@ -3,8 +3,6 @@
 //! series trader metrics use). A paper agent's record comes from its stored events, a backtest's from the events its
 //! kernel decided ([`crate::backtest`]); [`crate::parity`] compares them.
 
-use std::collections::BTreeMap;
-
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde::Serialize;
@@ -13,7 +11,7 @@ use strom_domain::{AgentEvent, FillModel, RunOutcome};
 
 use crate::fold::{EventAt, ProjectionError};
 use crate::ledger::{trader_metrics, Book, OrderRow, PnlRow, PositionRow, TradeRow};
-use crate::trading::{apply_trading, Traded};
+use crate::trading::{apply_to_book, created, Traded};
 
 /// A position right after one fill: the fields of specs/06 §1 (3).
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -53,7 +51,8 @@ pub struct TradingRecord {
 /// Folds one agent's events into its [`TradingRecord`] with the projector's trading fold.
 #[derive(Debug, Default)]
 pub struct Recorder {
-    books: BTreeMap<String, Book>,
+    /// The agent's book once its `AgentCreated` is applied.
+    book: Option<Book>,
     record: TradingRecord,
     open_order: Option<usize>,
     runs: u64,
@@ -77,7 +76,7 @@ impl Recorder {
     /// Applies `event`, the `sequence`-th of aggregate `agent_id`.
     ///
     /// # Errors
-    /// The event cannot follow the ones before ([`apply_trading`]).
+    /// The event cannot follow the ones before ([`crate::trading::apply_trading`]).
     pub fn apply(
         &mut self,
         agent_id: &str,
@@ -107,7 +106,11 @@ impl Recorder {
             }
             _ => {}
         }
-        let traded = apply_trading(&mut self.books, at, 0, event)?;
+        let Some(book) = self.book.as_mut() else {
+            self.book = Some(created(at, event)?);
+            return Ok(());
+        };
+        let traded = apply_to_book(book, at, 0, event)?;
         let record = &mut self.record;
         match traded {
             Traded::Nothing | Traded::Book => {}
@@ -126,35 +129,34 @@ impl Recorder {
                     *slot = *order;
                 }
                 record.trades.push(*trade);
-                if let Some(book) = self.books.get(agent_id) {
-                    let p = &book.position;
-                    record.positions.push(PositionAfterFill {
-                        qty: p.qty,
-                        avg_price: p.avg_price,
-                        cash: p.cash,
-                        realized_pnl: p.realized_pnl,
-                        fees: p.fees,
-                    });
-                }
+                let p = &book.position;
+                record.positions.push(PositionAfterFill {
+                    qty: p.qty,
+                    avg_price: p.avg_price,
+                    cash: p.cash,
+                    realized_pnl: p.realized_pnl,
+                    fees: p.fees,
+                });
             }
-            Traded::Pnl(row) => {
+            Traded::Pnl(mark) => {
+                let p = &book.position;
                 record.equity.push(EquityPoint {
-                    at: row.at,
-                    equity: row.equity,
-                    position_qty: row.position_qty,
-                    mark_price: row.mark_price,
+                    at: mark.at,
+                    equity: p.equity,
+                    position_qty: p.qty,
+                    mark_price: mark.mark_price,
                 });
                 if !self.equity_only {
-                    record.pnl.push(*row);
+                    record.pnl.push(p.pnl_point(mark));
                 }
             }
         }
         Ok(())
     }
 
-    /// The record, with the final position of `agent_id`.
-    pub fn finish(mut self, agent_id: &str) -> TradingRecord {
-        self.record.position = self.books.remove(agent_id).map(|b| b.position);
+    /// The record, with the final position.
+    pub fn finish(mut self) -> TradingRecord {
+        self.record.position = self.book.map(|b| b.position);
         self.record
     }
 }
@@ -189,7 +191,7 @@ impl TradingRecord {
         for (i, event) in events.into_iter().enumerate() {
             recorder.apply(agent_id, i as u64 + 1, event)?;
         }
-        Ok(recorder.finish(agent_id))
+        Ok(recorder.finish())
     }
 }
 

@@ -106,7 +106,11 @@ impl FoldState {
                 self.orders.insert(order.order_id.clone(), *order);
                 rows.trades.push(*trade);
             }
-            Traded::Pnl(point) => rows.pnl_points.push(*point),
+            Traded::Pnl(mark) => {
+                if let Some(book) = self.books.get(&event.aggregate_id) {
+                    rows.pnl_points.push(book.position.pnl_point(mark));
+                }
+            }
         }
         Ok(())
     }

@@ -30,8 +30,20 @@ pub enum Traded {
     Order(Box<OrderRow>),
     /// The open order filled: its final row and the trade.
     Fill(Box<OrderRow>, Box<TradeRow>),
-    /// A run valued the position.
-    Pnl(Box<PnlRow>),
+    /// A run valued the position: its PnL point is the book's position row at this mark
+    /// ([`PositionRow::pnl_point`]), built only by a caller that keeps it.
+    Pnl(RunMark),
+}
+
+/// The keys of the PnL point a run left: which run, and the price and instant it was marked at.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RunMark {
+    pub session: i64,
+    pub tick_no: i64,
+    /// The instant of the observed price (the run's completion is wall-clock time, which a backtest over the same
+    /// observations cannot have).
+    pub at: DateTime<Utc>,
+    pub mark_price: Decimal,
 }
 
 /// `d`, or a plain 0 when it is zero: Postgres keeps `0.00` but reads it back as `0`, so a zero with a scale would
@@ -123,6 +135,24 @@ impl PositionRow {
         self.pnl = z(pnl);
         Some(())
     }
+
+    /// The PnL point of the run that returned `mark` (`Traded::Pnl`), read from this row as that run left it.
+    pub fn pnl_point(&self, mark: RunMark) -> PnlRow {
+        PnlRow {
+            agent_id: self.agent_id.clone(),
+            session: mark.session,
+            tick_no: mark.tick_no,
+            at: mark.at,
+            mark_price: mark.mark_price,
+            position_qty: self.qty,
+            cash: self.cash,
+            equity: self.equity,
+            realized_pnl: self.realized_pnl,
+            unrealized_pnl: self.unrealized_pnl,
+            fees: self.fees,
+            pnl: self.pnl,
+        }
+    }
 }
 
 /// `(unrealized_pnl, equity, pnl)` of `position` at `mark` (specs/06 §4); `None` on a Decimal overflow.
@@ -147,46 +177,63 @@ pub fn apply_trading(
     global_position: i64,
     event: &AgentEvent,
 ) -> Result<Traded, ProjectionError> {
-    let Some(current) = books.get_mut(at.aggregate_id) else {
-        if let (
-            AgentEvent::AgentCreated {
-                agent_id,
-                owner,
-                created_at,
-                ..
-            },
-            Some(config),
-        ) = (event, event.config())
-        {
-            let mut position = PositionRow::opening(
-                agent_id,
-                owner,
-                config.symbol.as_str(),
-                config.starting_cash,
-                *created_at,
-            );
-            position.version = signed(at.sequence);
-            books.insert(
-                at.aggregate_id.to_owned(),
-                Book {
-                    position,
-                    open_order: None,
-                },
-            );
-            return Ok(Traded::Book);
+    match books.get_mut(at.aggregate_id) {
+        Some(book) => apply_to_book(book, at, global_position, event),
+        None => {
+            books.insert(at.aggregate_id.to_owned(), created(at, event)?);
+            Ok(Traded::Book)
         }
+    }
+}
+
+/// The book an agent's first event opens: its `AgentCreated`, anything else is an error.
+///
+/// # Errors
+/// `event` is not an `AgentCreated`.
+pub fn created(at: EventAt<'_>, event: &AgentEvent) -> Result<Book, ProjectionError> {
+    let (
+        AgentEvent::AgentCreated {
+            agent_id,
+            owner,
+            created_at,
+            ..
+        },
+        Some(config),
+    ) = (event, event.config())
+    else {
         return Err(inconsistent(
             at,
             format!("{} for an agent that was never created", event.name()),
         ));
     };
-    if signed(at.sequence) <= current.position.version {
+    let mut position = PositionRow::opening(
+        agent_id,
+        owner,
+        config.symbol.as_str(),
+        config.starting_cash,
+        *created_at,
+    );
+    position.version = signed(at.sequence);
+    Ok(Book::new(position, None))
+}
+
+/// Folds one Agent event into the agent's existing `book`, as [`apply_trading`] does.
+///
+/// # Errors
+/// As [`apply_trading`]; the book is unchanged then.
+pub fn apply_to_book(
+    book: &mut Book,
+    at: EventAt<'_>,
+    global_position: i64,
+    event: &AgentEvent,
+) -> Result<Traded, ProjectionError> {
+    if signed(at.sequence) <= book.position.version {
         return Ok(Traded::Nothing);
     }
     // `apply_to` checks everything that can fail before it changes the book, so an error leaves it as it was
     // without a copy per event.
-    let traded = apply_to(current, at, global_position, event)?;
-    current.position.version = signed(at.sequence);
+    let traded = apply_to(book, at, global_position, event)?;
+    book.position.version = signed(at.sequence);
     Ok(traded)
 }
 
@@ -234,8 +281,27 @@ fn apply_to(
             ..
         } => {
             let mark = observation.price;
-            position.revalue(mark).ok_or_else(|| overflow(at))?;
+            // Flat, the valuation does not depend on the mark (0 × mark): once valued, a run changes only the mark.
+            if !(position.qty.is_zero() && position.mark_price.is_some()) {
+                position.revalue(mark).ok_or_else(|| overflow(at))?;
+            }
             position.mark_price = Some(mark);
+            let mark = RunMark {
+                session: signed(*session),
+                tick_no: signed(*tick_no),
+                at: observation.observed_at,
+                mark_price: mark,
+            };
+            position.updated_at = *completed_at;
+            // The drawdown figures only move with the equity (compared bit for bit: no `Decimal` comparison on the
+            // runs of a flat position; an equal value written otherwise just updates them again, to the same).
+            if book
+                .drawdown_seen
+                .is_some_and(|seen| seen.serialize() == position.equity.serialize())
+            {
+                return Ok(Traded::Pnl(mark));
+            }
+            book.drawdown_seen = Some(position.equity);
             if position.equity > position.peak_equity {
                 position.peak_equity = position.equity;
             }
@@ -246,7 +312,7 @@ fn apply_to(
             // The division only when the fall can beat the largest % so far (a rebuild and a backtest run this for
             // every run): rounding is monotone and the maximum has 4 places, so round(fall/peak·100) > max needs
             // fall·100 > max·peak, checked exactly by multiplying (an overflow falls back to dividing).
-            if fall > Decimal::ZERO
+            if !fall.is_zero()
                 && fall
                     .checked_mul(Decimal::ONE_HUNDRED)
                     .zip(position.max_drawdown_pct.checked_mul(position.peak_equity))
@@ -257,23 +323,7 @@ fn apply_to(
                     position.max_drawdown_pct = fall_pct;
                 }
             }
-            position.updated_at = *completed_at;
-            Ok(Traded::Pnl(Box::new(PnlRow {
-                agent_id: position.agent_id.clone(),
-                session: signed(*session),
-                tick_no: signed(*tick_no),
-                // The instant of the price it is marked at, so a backtest over the same observations has the same
-                // points (the run's completion is wall-clock time and differs).
-                at: observation.observed_at,
-                mark_price: mark,
-                position_qty: position.qty,
-                cash: position.cash,
-                equity: position.equity,
-                realized_pnl: position.realized_pnl,
-                unrealized_pnl: position.unrealized_pnl,
-                fees: position.fees,
-                pnl: position.pnl,
-            })))
+            Ok(Traded::Pnl(mark))
         }
         AgentEvent::OrderPlaced {
             order_id,

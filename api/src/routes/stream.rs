@@ -155,7 +155,11 @@ async fn forward(
             let traded = apply_event(&mut row, at, agent_event)
                 .and_then(|_| fold_trading(&mut books, &event));
             match traded {
-                Ok(Traded::Pnl(point)) => pnl_point = Some(PnlPointView::from(point.as_ref())),
+                Ok(Traded::Pnl(mark)) => {
+                    pnl_point = books
+                        .get(&agent_id)
+                        .map(|book| PnlPointView::from(&book.position.pnl_point(mark)));
+                }
                 Ok(_) => {}
                 Err(e) => {
                     tracing::warn!(agent_id, error = %e, "SSE stream cannot follow the agent; disconnecting it");

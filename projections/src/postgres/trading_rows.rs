@@ -128,13 +128,7 @@ pub(super) async fn load_books(
         .into_iter()
         .map(|position| {
             let open_order = open.remove(&position.agent_id);
-            (
-                position.agent_id.clone(),
-                Book {
-                    position,
-                    open_order,
-                },
-            )
+            (position.agent_id.clone(), Book::new(position, open_order))
         })
         .collect())
 }
