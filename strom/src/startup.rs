@@ -90,7 +90,7 @@ impl ServeConfig {
                 prefix: DEFAULT_PREFIX.to_owned(),
             },
             demo_agent: false,
-            ui_dir: PathBuf::from(strom_api::ui::DEFAULT_UI_DIR),
+            ui_dir: PathBuf::from(strom_api::routes::ui::DEFAULT_UI_DIR),
         }
     }
 }
@@ -98,14 +98,14 @@ impl ServeConfig {
 /// Says at startup whether `/` will show the dashboard, or how to build it: a missing build is no reason to fail.
 fn log_dashboard(dir: &Path) {
     let shown = std::path::absolute(dir).unwrap_or_else(|_| dir.to_owned());
-    if strom_api::ui::is_built(dir) {
+    if strom_api::routes::ui::is_built(dir) {
         tracing::info!(dir = %shown.display(), "serving the dashboard at /");
     } else {
         tracing::warn!(
             dir = %shown.display(),
             "dashboard not built (no index.html in {}): `/` says so; {}",
             shown.display(),
-            strom_api::ui::BUILD_HINT
+            strom_api::routes::ui::BUILD_HINT
         );
     }
 }

@@ -70,7 +70,7 @@ pub struct ServeArgs {
     /// Directory of the built dashboard (ui/dist, made by `make ui`), served at `/` and at every non-API path;
     /// relative to the working directory. When it has no index.html, the server still starts, logs how to build
     /// it, and `/` says so.
-    #[arg(long, env = "STROM_UI_DIR", default_value = strom_api::ui::DEFAULT_UI_DIR)]
+    #[arg(long, env = "STROM_UI_DIR", default_value = strom_api::routes::ui::DEFAULT_UI_DIR)]
     ui_dir: PathBuf,
     #[command(flatten)]
     auth: AuthArgs,

@@ -13,8 +13,8 @@ use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use tower_http::services::{ServeDir, ServeFile};
 
+use super::ROUTES;
 use crate::problem::ApiError;
-use crate::routes::ROUTES;
 use crate::state::AppState;
 
 /// Where `strom serve` looks for the built dashboard when `--ui-dir` / `STROM_UI_DIR` is unset: `make run` runs it
