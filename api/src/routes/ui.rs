@@ -23,7 +23,7 @@ pub const DEFAULT_UI_DIR: &str = "ui/dist";
 
 /// How to build the dashboard: the one sentence the startup log and the not-built page both show.
 pub const BUILD_HINT: &str =
-    "build it with `make ui` (or `npm --prefix ui ci && npm --prefix ui run build`; needs Node.js 20+ with npm)";
+    "build it with `make ui` (or `npm --prefix ui ci && npm --prefix ui run build`; needs Node.js 20.19+ with npm)";
 
 /// Built assets carry a content hash in their names (Vite), so they never change under one URL.
 const ASSETS_PREFIX: &str = "/assets/";
@@ -106,7 +106,7 @@ fn not_found(path: &str) -> Response {
 /// The answer in place of the dashboard when `dir` has no index.html: a page a person reads in the browser.
 fn not_built(dir: &Path) -> Response {
     let dir = html_escape(&dir.display().to_string());
-    let hint = html_escape(BUILD_HINT);
+    let hint = code_spans(&html_escape(BUILD_HINT));
     let page = format!(
         r#"<!doctype html>
 <html lang="en">
@@ -126,6 +126,20 @@ fn not_built(dir: &Path) -> Response {
         .headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static(REVALIDATE));
     response
+}
+
+/// Markdown-style `code` spans as HTML <code> elements (the hint is written once, for the log and the page).
+fn code_spans(text: &str) -> String {
+    text.split('`')
+        .enumerate()
+        .map(|(i, part)| {
+            if i % 2 == 1 {
+                format!("<code>{part}</code>")
+            } else {
+                part.to_owned()
+            }
+        })
+        .collect()
 }
 
 fn html_escape(text: &str) -> String {
