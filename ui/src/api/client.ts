@@ -11,7 +11,7 @@ export type AgentSummary = Schemas["AgentSummary"];
 export type Problem = Schemas["Problem"];
 
 export const SESSION_ENDED =
-  "The API refused your token (expired or invalid). Paste a new one from `strom token`.";
+  "The API refused your token (expired or invalid). Paste a new one from strom token.";
 
 /** An answer other than 2xx, with the problem+json body when the API sent one. */
 export class ApiError extends Error {

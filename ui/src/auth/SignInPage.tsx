@@ -17,7 +17,7 @@ export function SignInPage({ onSignedIn }: { onSignedIn: () => void }) {
     event.preventDefault();
     const token = normaliseToken(pasted);
     if (!token) {
-      setProblem("That is not a token: paste the whole line `strom token` printed (three parts separated by dots).");
+      setProblem("That is not a token: paste the whole line strom token printed (three parts separated by dots).");
       return;
     }
     setChecking(true);
@@ -75,8 +75,8 @@ async function checkToken(token: string) {
 
 function explain(error: unknown): string {
   if (error instanceof ApiError && error.status === 401) {
-    return "The API refused this token (expired, or signed with another key). Get a new one with `strom token`.";
+    return "The API refused this token (expired, or signed with another key). Get a new one with strom token.";
   }
   if (error instanceof ApiError) return `The API answered ${error.status}: ${error.message}`;
-  return "Could not reach the STROM API. Is `strom serve` running?";
+  return "Could not reach the STROM API. Is strom serve running?";
 }
