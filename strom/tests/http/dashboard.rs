@@ -51,6 +51,8 @@ async fn assert_index(resp: reqwest::Response) {
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.headers()["content-type"], "text/html");
     assert_eq!(resp.headers()["cache-control"], "no-cache");
+    let csp = resp.headers()["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("default-src 'self'"), "{csp}");
     assert_eq!(resp.text().await.unwrap(), INDEX);
 }
 
