@@ -1,19 +1,20 @@
 # syntax=docker/dockerfile:1
-# The `strom` image: one binary, built from the workspace in a Rust builder, run as a non-root user on Debian slim.
+# The `strom` image: one binary (built from the workspace in a Rust builder) and the built dashboard (a Node stage),
+# run as a non-root user on Debian slim.
 # Built by `docker compose build strom` (or `make up`). Dependency and target caches are BuildKit cache mounts, so a
 # rebuild after a source change recompiles only STROM's own crates.
 
 ARG RUST_VERSION=1.95
 ARG DEBIAN_SUITE=bookworm
 
-# --- ui: the dashboard (ui/, React + Vite) arrives in M1. When it does, uncomment this stage and the COPY --from=ui
-# line in the runtime stage; strom serves ui/dist.
-# FROM node:20-bookworm-slim AS ui
-# WORKDIR /ui
-# COPY ui/package.json ui/package-lock.json ./
-# RUN npm ci --no-audit --no-fund
-# COPY ui/ ./
-# RUN npm run build
+# --- ui: the dashboard (ui/, React + Vite 8, which needs Node.js 20.19+), built into /ui/dist; strom serves it from
+# /app/ui/dist (its default --ui-dir, ui/dist, relative to WORKDIR /app).
+FROM node:20-bookworm-slim AS ui
+WORKDIR /ui
+COPY ui/package.json ui/package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY ui/ ./
+RUN npm run build
 
 # --- builder: compiles `strom` in release mode.
 FROM rust:${RUST_VERSION}-${DEBIAN_SUITE} AS builder
@@ -34,7 +35,7 @@ RUN apt-get update \
     && groupadd --system --gid 10001 strom \
     && useradd --system --uid 10001 --gid strom --home-dir /app --create-home --shell /usr/sbin/nologin strom
 COPY --from=builder /usr/local/bin/strom /usr/local/bin/strom
-# COPY --from=ui /ui/dist /app/ui/dist
+COPY --from=ui /ui/dist /app/ui/dist
 WORKDIR /app
 USER strom:strom
 ENV STROM_LISTEN=0.0.0.0:8080 \

@@ -7,6 +7,7 @@
 #   pg_isready, psql  scripts/ensure-services.sh checks Postgres                   Debian package postgresql-client
 #   python3 + venv    runs schemathesis                                            Debian packages python3, python3-venv
 #   schemathesis      tests/contract fuzzes the served OpenAPI with it             pinned in tests/contract/requirements.txt
+#   node, npm         the dashboard's tests and build (scripts/ui.sh test)         Debian packages nodejs, npm; 20.19+
 # Programs named as arguments (.ci/run passes `make curl`) are checked and installed the same way.
 #
 # A missing Debian tool is installed with apt-get when we are root or have passwordless sudo; otherwise the script
@@ -32,8 +33,10 @@ declare -A package_of=(
   [python3]=python3
   [make]=make
   [curl]=curl
+  [node]=nodejs
+  [npm]=npm
 )
-tools=(docker-compose kill pg_isready psql python3 "$@")
+tools=(docker-compose kill pg_isready psql python3 node npm "$@")
 
 command -v cargo >/dev/null 2>&1 ||
   die "cargo not found: install the Rust toolchain with rustup (https://rustup.rs), then run this again"
@@ -73,6 +76,14 @@ if ((${#packages[@]} > 0)); then
     die "apt-get install ${packages[*]} failed (see above)"
 fi
 
+# The dashboard's build (Vite 8) needs Node.js 20.19 or newer; an older distribution's nodejs installs but cannot
+# build it, so say so here rather than in the middle of the tests.
+node_version="$(node --version)"
+if [[ ! "$node_version" =~ ^v([0-9]+)\.([0-9]+) ]] ||
+  ((BASH_REMATCH[1] < 20 || (BASH_REMATCH[1] == 20 && BASH_REMATCH[2] < 19))); then
+  die "Node.js $node_version is too old for the dashboard (ui/, Vite 8): install Node.js 20.19+ with npm (https://nodejs.org, or NodeSource's nodejs package)"
+fi
+
 # schemathesis: the pinned set, in its own virtualenv. The copy of the requirements kept inside the venv says which
 # set it holds.
 if [[ -x "$venv/bin/schemathesis" ]] && cmp -s "$requirements" "$venv/requirements.txt"; then
@@ -86,4 +97,4 @@ else
   cp "$requirements" "$venv/requirements.txt"
 fi
 
-say "ok: cargo ${tools[*]} schemathesis ($("$venv/bin/schemathesis" --version 2>/dev/null | awk '{print $NF}'))"
+say "ok: cargo ${tools[*]} (node $node_version) schemathesis ($("$venv/bin/schemathesis" --version 2>/dev/null | awk '{print $NF}'))"

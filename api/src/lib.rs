@@ -1,5 +1,6 @@
 //! STROM REST API over HTTP: the router ([`router`]) with its handlers, authentication, problem+json errors,
-//! idempotency records, SSE live updates, correlation ids and metrics, health and readiness. Handlers hold no
+//! idempotency records, SSE live updates, correlation ids and metrics, health and readiness, and
+//! the built dashboard's files at the paths the API does not route ([`routes::ui`]). Handlers hold no
 //! business rules. The `strom` binary (strom/) builds the [`AppState`] this serves and runs the process around it.
 
 pub mod auth;

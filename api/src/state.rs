@@ -35,6 +35,8 @@ pub struct ApiSettings {
     pub default_seed: u64,
     /// The paper fill model (`STROM_FILL_*`): a backtest request without `fill_model` gets it.
     pub fill_model: strom_domain::FillModel,
+    /// The built dashboard (`--ui-dir` / `STROM_UI_DIR`), served at the paths the API does not route ([`crate::routes::ui`]).
+    pub ui_dir: std::path::PathBuf,
 }
 
 /// State shared by handlers.

@@ -4,6 +4,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -59,6 +60,8 @@ pub struct ServeConfig {
     pub background: BackgroundConfig,
     /// Create the demo agent at startup (owner `demo`) if it does not exist (`make run`).
     pub demo_agent: bool,
+    /// The built dashboard, served at the paths the API does not route (`STROM_UI_DIR`).
+    pub ui_dir: PathBuf,
 }
 
 impl ServeConfig {
@@ -87,7 +90,23 @@ impl ServeConfig {
                 prefix: DEFAULT_PREFIX.to_owned(),
             },
             demo_agent: false,
+            ui_dir: PathBuf::from(strom_api::routes::ui::DEFAULT_UI_DIR),
         }
+    }
+}
+
+/// Says at startup whether `/` will show the dashboard, or how to build it: a missing build is no reason to fail.
+fn log_dashboard(dir: &Path) {
+    let shown = std::path::absolute(dir).unwrap_or_else(|_| dir.to_owned());
+    if strom_api::routes::ui::is_built(dir) {
+        tracing::info!(dir = %shown.display(), "serving the dashboard at /");
+    } else {
+        tracing::warn!(
+            dir = %shown.display(),
+            "dashboard not built (no index.html in {}): `/` says so; {}",
+            shown.display(),
+            strom_api::routes::ui::BUILD_HINT
+        );
     }
 }
 
@@ -120,6 +139,7 @@ impl Application {
     /// does not answer, or the database has pending migrations (and `migrate` is off).
     pub async fn build(config: ServeConfig) -> anyhow::Result<Self> {
         let deps = connect(&config).await?;
+        log_dashboard(&config.ui_dir);
         if deps.is_embedded() {
             tracing::warn!(
                 "EMBEDDED MODE: STROM_DATABASE_URL and STROM_NATS_URL are unset; state lives in memory and is lost on exit"
@@ -168,6 +188,7 @@ impl Application {
             settings: Arc::new(ApiSettings {
                 default_seed: config.default_seed,
                 fill_model: background.fill_model.clone(),
+                ui_dir: config.ui_dir.clone(),
             }),
             stop: roles.stop_token(),
         };

@@ -22,6 +22,7 @@ pub mod planned;
 pub mod strategies;
 pub mod stream;
 pub mod trading;
+pub mod ui;
 
 /// Every routed path (axum syntax = OpenAPI syntax) with its methods: every endpoint of specs/openapi.yaml.
 pub const ROUTES: &[(&str, &[&str])] = &[
@@ -124,7 +125,9 @@ fn built(method: &str, path: &str) -> Option<MethodRouter<AppState>> {
 }
 
 /// The whole HTTP API on `state`: every route of [`ROUTES`] with its middleware (route labels, idempotency,
-/// correlation ids and metrics, panics answered as problem+json), and problem+json 404s for everything else.
+/// correlation ids and metrics, panics answered as problem+json); every other GET is the dashboard's
+/// ([`ui::fallback`]: its files, index.html for its pages), except under the API's own first path segments,
+/// which keep problem+json 404s, as does every other method.
 pub fn router(state: AppState) -> Router {
     ROUTES
         .iter()
@@ -136,16 +139,12 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             idempotency::idempotency::<AppState>,
         ))
-        .fallback(not_found)
+        .fallback(ui::fallback)
         .layer(axum::middleware::from_fn(observability::correlate))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(
             panic_to_problem,
         ))
         .with_state(state)
-}
-
-async fn not_found(uri: axum::http::Uri) -> ApiError {
-    ApiError::NotFound(format!("no such endpoint: {}", uri.path()))
 }
 
 fn panic_to_problem(_: Box<dyn std::any::Any + Send + 'static>) -> axum::response::Response {

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeSet;
 use std::future::Future;
+use std::path::PathBuf;
 
 use clap::Args;
 use rust_decimal::Decimal;
@@ -66,6 +67,11 @@ pub struct ServeArgs {
     /// Create a stopped demo agent for the dev user `demo` at startup if it does not exist (`make run` does).
     #[arg(long, env = "STROM_DEMO_AGENT")]
     demo_agent: bool,
+    /// Directory of the built dashboard (ui/dist, made by `make ui`), served at `/` and at every non-API path;
+    /// relative to the working directory. When it has no index.html, the server still starts, logs how to build
+    /// it, and `/` says so.
+    #[arg(long, env = "STROM_UI_DIR", default_value = strom_api::routes::ui::DEFAULT_UI_DIR)]
+    ui_dir: PathBuf,
     #[command(flatten)]
     auth: AuthArgs,
 }
@@ -95,6 +101,7 @@ impl ServeArgs {
                 prefix: self.nats_prefix,
             },
             demo_agent: self.demo_agent,
+            ui_dir: self.ui_dir,
         }
     }
 }

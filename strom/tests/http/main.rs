@@ -10,6 +10,7 @@ use strom_api::auth::{AuthMode, AuthSettings, Role, DEFAULT_AUDIENCE, DEV_ISSUER
 mod agents;
 mod backtest_cli;
 mod backtests;
+mod dashboard;
 mod idempotency;
 mod migrate_cli;
 mod openapi;
