@@ -181,6 +181,29 @@ impl Authenticator {
         &self.settings
     }
 
+    /// Whether tokens are dev tokens (HS256 with the local key) rather than the identity provider's.
+    pub fn is_dev(&self) -> bool {
+        matches!(self.settings.mode, AuthMode::Dev { .. })
+    }
+
+    /// A dev token for `sub` with `roles`, valid `ttl_s` from `now_s` (unix seconds), signed with the key this
+    /// server verifies with.
+    ///
+    /// # Errors
+    /// The server is not in dev mode, or the key file cannot be read.
+    pub fn mint_dev(
+        &self,
+        sub: &str,
+        roles: &[Role],
+        now_s: u64,
+        ttl_s: u64,
+    ) -> anyhow::Result<String> {
+        let AuthMode::Dev { key_file } = &self.settings.mode else {
+            anyhow::bail!("dev tokens are minted only in dev mode");
+        };
+        DevKey::load_or_create(key_file)?.mint(sub, roles, now_s, ttl_s, &self.settings.audience)
+    }
+
     /// # Errors
     /// `Unauthorized` for a malformed, expired, wrongly signed, wrong-audience or wrong-issuer token;
     /// `Unavailable` when the JWKS cannot be fetched.

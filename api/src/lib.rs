@@ -4,6 +4,7 @@
 //! business rules. The `strom` binary (strom/) builds the [`AppState`] this serves and runs the process around it.
 
 pub mod auth;
+pub mod dev_sign_in;
 pub mod extract;
 pub mod idempotency;
 pub mod live;

@@ -54,6 +54,8 @@ pub struct AppState {
     pub live: Arc<LiveFeed>,
     pub clock: Clock,
     pub settings: Arc<ApiSettings>,
+    /// The one-time sign-in codes `strom serve` prints in dev mode ([`crate::dev_sign_in`]).
+    pub dev_sign_in: Arc<crate::dev_sign_in::DevSignIn>,
     /// Cancelled when the process stops: long-lived responses (SSE) end with it.
     pub stop: CancellationToken,
 }

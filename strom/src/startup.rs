@@ -11,7 +11,8 @@ use std::time::Duration;
 use anyhow::Context;
 use axum::Router;
 use chrono::Utc;
-use strom_api::auth::{AuthSettings, Authenticator};
+use strom_api::auth::{AuthSettings, Authenticator, Role as AuthRole};
+use strom_api::dev_sign_in::DevSignIn;
 use strom_api::live::LiveFeed;
 use strom_api::state::{ApiSettings, AppState, Dependencies};
 use strom_api::{idempotency, router};
@@ -121,9 +122,13 @@ pub struct Handles {
     pub store: EventStore,
     /// The backtests read model and the backtest runner's artifacts.
     pub backtests: Arc<dyn strom_projections::backtests::BacktestStore>,
+    /// The one-time dev sign-in codes the API redeems (`strom serve` prints one at startup in dev mode).
+    pub dev_sign_in: Arc<DevSignIn>,
 }
 
 pub struct Application {
+    /// Tokens are dev tokens (no identity provider): `dev_sign_in_link` has something to print.
+    dev_mode: bool,
     listener: TcpListener,
     router: Router,
     roles: Roles,
@@ -174,6 +179,8 @@ impl Application {
         if config.demo_agent {
             demo::ensure_demo_agent(&commands, config.default_seed).await?;
         }
+        let dev_sign_in = Arc::new(DevSignIn::default());
+        let dev_mode = auth.is_dev();
         let state = AppState {
             auth,
             deps,
@@ -190,12 +197,14 @@ impl Application {
                 fill_model: background.fill_model.clone(),
                 ui_dir: config.ui_dir.clone(),
             }),
+            dev_sign_in: Arc::clone(&dev_sign_in),
             stop: roles.stop_token(),
         };
         let listener = TcpListener::bind(&config.listen)
             .await
             .with_context(|| format!("Failed to listen on {}", config.listen))?;
         Ok(Self {
+            dev_mode,
             listener,
             router: router(state),
             roles,
@@ -204,6 +213,7 @@ impl Application {
                 bus,
                 store,
                 backtests,
+                dev_sign_in,
             },
         })
     }
@@ -221,6 +231,25 @@ impl Application {
 
     pub fn port(&self) -> u16 {
         self.local_addr().port()
+    }
+
+    /// In dev mode, a new one-time link that signs the dev user `demo` (role trader) in to the dashboard
+    /// ([`DevSignIn`]): `http://<listen address>/sign-in#code=…` (an unspecified address shown as 127.0.0.1).
+    /// `None` when tokens come from an identity provider.
+    pub fn dev_sign_in_link(&self) -> Option<String> {
+        if !self.dev_mode {
+            return None;
+        }
+        let code = self.handles.dev_sign_in.issue(
+            crate::demo::DEMO_OWNER,
+            &[AuthRole::Trader],
+            Utc::now(),
+        );
+        let mut addr = self.local_addr();
+        if addr.ip().is_unspecified() {
+            addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+        }
+        Some(format!("http://{addr}/sign-in#code={code}"))
     }
 
     /// Serves until `shutdown` resolves (or a background role ends, which is a failure), then stops the roles and

@@ -19,6 +19,7 @@ pub mod health;
 pub mod market;
 pub mod me;
 pub mod planned;
+pub mod sign_in;
 pub mod strategies;
 pub mod stream;
 pub mod trading;
@@ -32,6 +33,7 @@ pub const ROUTES: &[(&str, &[&str])] = &[
     ("/api/v1/openapi.json", &["GET"]),
     ("/api/v1/docs", &["GET"]),
     ("/api/v1/me", &["GET"]),
+    ("/api/v1/auth/dev-sign-in", &["POST"]),
     ("/api/v1/strategies", &["GET"]),
     ("/api/v1/agents", &["GET", "POST"]),
     ("/api/v1/agents/{id}", &["GET", "PATCH"]),
@@ -99,6 +101,7 @@ fn built(method: &str, path: &str) -> Option<MethodRouter<AppState>> {
         ("GET", "/api/v1/openapi.json") => get(docs::openapi),
         ("GET", "/api/v1/docs") => get(docs::docs),
         ("GET", "/api/v1/me") => get(me::me),
+        ("POST", "/api/v1/auth/dev-sign-in") => post(sign_in::dev_sign_in),
         ("GET", "/api/v1/strategies") => get(strategies::list_strategies),
         ("POST", "/api/v1/agents") => post(agents::create_agent),
         ("GET", "/api/v1/agents") => get(agents::list_agents),

@@ -11,6 +11,7 @@ use strom_domain::FillModel;
 
 use super::auth::AuthArgs;
 use crate::background::{self, BackgroundConfig, Role};
+use crate::demo::DEMO_OWNER;
 use crate::startup::{Application, ServeConfig, DEFAULT_AGENT_SEED};
 
 #[derive(Args)]
@@ -130,5 +131,12 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let app = Application::build(args.config()).await?;
+    if let Some(link) = app.dev_sign_in_link() {
+        // stdout, not the log: a person opens it; the code is good once, for 15 minutes.
+        println!(
+            "Dashboard: {link}\n  (one-time sign-in link for the dev user `{DEMO_OWNER}`, good once for 15 minutes; \
+             afterwards: `strom token --sub {DEMO_OWNER} --role trader` and paste the token)"
+        );
+    }
     app.run_until_stopped(shutdown).await
 }

@@ -142,3 +142,93 @@ async fn without_a_built_dashboard_the_root_says_how_to_build_it() {
     ui.build();
     assert_index(app.get("/", None).await).await;
 }
+
+mod dev_sign_in {
+    use serde_json::{json, Value};
+    use strom_api::auth::{AuthMode, AuthSettings, Role, DEFAULT_AUDIENCE};
+
+    use crate::assert_problem;
+    use crate::support::TestApp;
+
+    async fn redeem(app: &TestApp, body: Value) -> reqwest::Response {
+        app.client
+            .post(format!("{}/api/v1/auth/dev-sign-in", app.base))
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_code_buys_a_token_of_its_user_and_role_once() {
+        let app = TestApp::embedded().await;
+        let code = app
+            .handles
+            .dev_sign_in
+            .issue("carol", &[Role::Viewer], chrono::Utc::now());
+        let resp = redeem(&app, json!({ "code": code })).await;
+        assert_eq!(resp.status(), 200);
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(body["expires_in_s"], 3600);
+        let me = app.get("/api/v1/me", body["token"].as_str()).await;
+        assert_eq!(
+            me.json::<Value>().await.unwrap()["role"],
+            "viewer",
+            "the token carries the code's role, not more"
+        );
+        assert_problem(
+            redeem(&app, json!({ "code": code })).await,
+            401,
+            "unauthenticated",
+        )
+        .await;
+    }
+
+    #[tokio::test]
+    async fn expired_unknown_and_malformed_codes_are_refused() {
+        let app = TestApp::embedded().await;
+        let stale = app.handles.dev_sign_in.issue(
+            "demo",
+            &[Role::Trader],
+            chrono::Utc::now() - chrono::Duration::minutes(16),
+        );
+        assert_problem(
+            redeem(&app, json!({ "code": stale })).await,
+            401,
+            "unauthenticated",
+        )
+        .await;
+        assert_problem(
+            redeem(&app, json!({ "code": "0".repeat(64) })).await,
+            401,
+            "unauthenticated",
+        )
+        .await;
+        let resp = redeem(&app, json!({ "token": "x" })).await;
+        assert_eq!(resp.status(), 422, "a body without `code`");
+    }
+
+    #[tokio::test]
+    async fn there_is_no_dev_sign_in_when_an_identity_provider_issues_tokens() {
+        let app = TestApp::spawn_with(|c| {
+            c.auth = AuthSettings {
+                mode: AuthMode::Jwks {
+                    url: "http://127.0.0.1:9/certs".into(),
+                },
+                audience: DEFAULT_AUDIENCE.into(),
+                issuer: None,
+            }
+        })
+        .await;
+        let code = app
+            .handles
+            .dev_sign_in
+            .issue("demo", &[Role::Admin], chrono::Utc::now());
+        assert_problem(
+            redeem(&app, json!({ "code": code })).await,
+            404,
+            "not_found",
+        )
+        .await;
+    }
+}

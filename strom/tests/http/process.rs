@@ -193,3 +193,76 @@ fn a_config_file_supplies_settings_and_the_environment_wins_over_it() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/strom.env"));
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// `strom serve` in dev mode prints a one-time link to the dashboard on stdout; its code signs the dev user `demo` in
+/// once (the token it buys works on the API), and a second use is refused.
+#[tokio::test]
+async fn serve_prints_a_one_time_sign_in_link_that_works_once() {
+    let dir = std::env::temp_dir().join(format!("strom-proc-{}", uuid::Uuid::new_v4()));
+    let port = free_port();
+    let mut child = strom()
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--dev-key-file",
+        ])
+        .arg(dir.join("dev.key"))
+        .env_remove("STROM_DATABASE_URL")
+        .env_remove("STROM_NATS_URL")
+        .stderr(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let link = tokio::task::spawn_blocking(move || {
+        BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .find_map(|line| line.strip_prefix("Dashboard: ").map(str::to_owned))
+    })
+    .await
+    .unwrap()
+    .expect("a `Dashboard: <link>` line on stdout");
+    let prefix = format!("http://127.0.0.1:{port}/sign-in#code=");
+    let code = link
+        .strip_prefix(&prefix)
+        .unwrap_or_else(|| panic!("{link} does not start with {prefix}"))
+        .to_owned();
+    assert_eq!(code.len(), 64, "32 random bytes, hex");
+
+    let client = reqwest::Client::new();
+    let redeem = || {
+        client
+            .post(format!("http://127.0.0.1:{port}/api/v1/auth/dev-sign-in"))
+            .json(&serde_json::json!({ "code": code }))
+            .send()
+    };
+    let mut first = None;
+    for _ in 0..100 {
+        if let Ok(resp) = redeem().await {
+            first = Some(resp);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let first = first.expect("server did not come up");
+    assert_eq!(first.status(), 200);
+    let body: Value = first.json().await.unwrap();
+    assert_eq!(body["sub"], "demo");
+    assert_eq!(body["roles"], serde_json::json!(["trader"]));
+    let me = client
+        .get(format!("http://127.0.0.1:{port}/api/v1/me"))
+        .bearer_auth(body["token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(me.status(), 200);
+    assert_eq!(me.json::<Value>().await.unwrap()["sub"], "demo");
+    let again = redeem().await.unwrap();
+    assert_eq!(again.status(), 401, "a link signs in once");
+
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(dir);
+}

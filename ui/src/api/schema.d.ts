@@ -106,6 +106,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/auth/dev-sign-in": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Exchange a one-time sign-in code for a dev token (dev mode; no bearer token)
+         * @description In dev mode `strom serve` prints a link `http://<listen>/sign-in#code=<code>` (the code in the fragment, which browsers do not send); the dashboard posts the code here. A code signs its user in once, within 15 minutes of being printed; it is kept only hashed, in memory (specs/05-security.md §1). With an identity provider configured (JWKS) there is no dev sign-in: 404.
+         */
+        post: operations["devSignIn"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/strategies": {
         parameters: {
             query?: never;
@@ -590,6 +610,17 @@ export interface components {
             /** @enum {string} */
             auth_mode: "keycloak" | "dev" | "telegram";
             telegram_links: number;
+        };
+        DevSignInRequest: {
+            /** @description The code from the link's fragment (64 hex characters) */
+            code: string;
+        };
+        DevSignIn: {
+            /** @description A dev JWT (HS256), as `strom token` mints */
+            token: string;
+            sub: string;
+            roles: ("viewer" | "trader" | "admin")[];
+            expires_in_s: number;
         };
         StrategyParam: {
             name: string;
@@ -1344,6 +1375,34 @@ export interface operations {
                 };
             };
             401: components["responses"]["Unauthorized"];
+        };
+    };
+    devSignIn: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["DevSignInRequest"];
+            };
+        };
+        responses: {
+            /** @description A dev token for the code's user and role, valid `expires_in_s` */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DevSignIn"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            422: components["responses"]["Unprocessable"];
         };
     };
     listStrategies: {

@@ -92,4 +92,33 @@ describe("sign-in flow", () => {
     expect(await screen.findByRole("heading", { name: "Sign in" })).toBeInTheDocument();
     expect(sessionStorage.getItem(TOKEN_KEY)).toBeNull();
   });
+
+  it("signs in with the one-time link's code, removing it from the address bar", async () => {
+    const code = "ab".repeat(32);
+    const fetchMock = mockApi({
+      "POST /api/v1/auth/dev-sign-in": () =>
+        json(200, { token: TOKEN, sub: "demo", roles: ["trader"], expires_in_s: 3600 }),
+      "GET /api/v1/agents": () => json(200, { items: [agent()], next_cursor: null }),
+      "GET /api/v1/agents/d3e00000-0000-4000-8000-000000000001/summary": () => json(200, summary()),
+    });
+    window.history.replaceState(null, "", `/sign-in#code=${code}`);
+    renderApp();
+
+    expect(await screen.findByRole("heading", { name: "Agents" })).toBeInTheDocument();
+    expect(sessionStorage.getItem(TOKEN_KEY)).toBe(TOKEN);
+    expect(window.location.hash).toBe("");
+    const redeemed = fetchMock.mock.calls.map(([input]) => input as Request).filter((r) => r.method === "POST");
+    expect(redeemed).toHaveLength(1);
+    expect(await redeemed[0]!.clone().json()).toEqual({ code });
+  });
+
+  it("says a used or expired link is spent and leaves no code behind", async () => {
+    mockApi({ "POST /api/v1/auth/dev-sign-in": () => problem(401, "unauthenticated", "used") });
+    window.history.replaceState(null, "", `/sign-in#code=${"cd".repeat(32)}`);
+    renderApp();
+
+    expect(await screen.findByRole("alert")).toHaveTextContent(/used already or has expired/);
+    expect(sessionStorage.getItem(TOKEN_KEY)).toBeNull();
+    expect(window.location.hash).toBe("");
+  });
 });
