@@ -100,9 +100,11 @@ describe("agents page", () => {
     mockApi({
       "GET /api/v1/agents": () => json(200, { items: [agent()], next_cursor: null }),
       [`GET /api/v1/agents/${ID}/summary`]: () => problem(404, "agent_not_found", "no such agent"),
+      [`GET /api/v1/agents/${ID}/pnl`]: () => json(200, { items: [], next_cursor: null }),
     });
     renderPage();
     expect(await screen.findAllByLabelText("not available")).toHaveLength(3);
+    expect(await screen.findByLabelText("no runs yet")).toBeInTheDocument();
   });
 
   it("fetches the next page with the cursor the API gave", async () => {
