@@ -183,7 +183,7 @@ function WizardForm({ catalogue }: { catalogue: Strategy[] }) {
         hint="Capitals and digits, e.g. BTC-USD." required />
 
       <fieldset>
-        <legend>Strategy</legend>
+        <legend>Strategy and parameters</legend>
         <GroupError pointer="/strategy" errors={errors} />
         <div className="field">
           <label htmlFor={field(FIELDS.kind).id}>Strategy</label>

@@ -61,13 +61,7 @@ function AgentList({ canTrade }: { canTrade: boolean }) {
     return (
       <p className="empty">
         You have no agents yet.{" "}
-        {canTrade ? (
-          <>
-            Create one with <a href="/agents/new" onClick={followLink("/agents/new")}>New agent</a>.
-          </>
-        ) : (
-          "Your role (viewer) can read agents but not create them."
-        )}
+        {canTrade ? "Create one with New agent." : "Your role (viewer) can read agents but not create them."}
       </p>
     );
   }
