@@ -7,7 +7,7 @@ import { resetSessionForTests, signIn } from "../auth/session";
 import { agent, json, me, mockApi, pnlPoint, problem, summary, TOKEN, type Handler } from "../test/api";
 import { AgentsPage, strategyLabel } from "./AgentsPage";
 import { resetOnScreenForTests } from "./onScreen";
-import { SPARKLINE_POINTS } from "./queries";
+import { FIGURES_REFRESH_MS, SPARKLINE_POINTS } from "./queries";
 
 const ID = "d3e00000-0000-4000-8000-000000000001";
 const OTHER = "0b7c0000-0000-4000-8000-000000000002";
@@ -247,6 +247,33 @@ describe("agents page countdown", () => {
     // Due at 12:00:10: read once, and the next target (12:00:12) is 2 s away.
     expect(await screen.findByText("in 2 s")).toBeInTheDocument();
     expect(reads).toBe(1);
+  });
+});
+
+describe("agents page figures after a tick", () => {
+  beforeEach(() => {
+    resetSessionForTests();
+    signIn(TOKEN);
+    vi.useFakeTimers({ toFake: ["Date", "setInterval", "clearInterval"] });
+    vi.setSystemTime(new Date("2026-12-02T12:00:07Z"));
+  });
+  afterEach(() => vi.useRealTimers());
+
+  it("reads the summary again when the agent has run since, at most every FIGURES_REFRESH_MS", async () => {
+    let summaries = 0;
+    mockApi({
+      "GET /api/v1/agents": () =>
+        json(200, { items: [agent({ next_tick_at: "2026-12-02T12:00:20Z", runs_count: 4 })], next_cursor: null }),
+      [`GET /api/v1/agents/${ID}`]: () =>
+        json(200, agent({ next_tick_at: "2026-12-02T12:00:22Z", runs_count: 5 })),
+      [`GET /api/v1/agents/${ID}/summary`]: () =>
+        json(200, summary({ equity: ++summaries === 1 ? "10000.000" : "10001.500" })),
+    });
+    renderPage();
+    expect(await screen.findByText("10000.000")).toBeInTheDocument();
+    act(() => vi.advanceTimersByTime(FIGURES_REFRESH_MS + 3000));
+    expect(await screen.findByText("10001.500")).toBeInTheDocument();
+    expect(summaries).toBe(2);
   });
 });
 

@@ -123,7 +123,7 @@ function AgentRow({ agent, canTrade }: { agent: Agent; canTrade: boolean }) {
         {visible && agent.status === "running" && agent.next_tick_at && (
           <>
             {" "}
-            <Countdown target={agent.next_tick_at} onDue={() => void refresh(agent.agent_id)} />
+            <Countdown target={agent.next_tick_at} onDue={() => void refresh(agent)} />
           </>
         )}
       </td>

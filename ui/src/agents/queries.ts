@@ -91,12 +91,28 @@ export function replaceAgent(client: QueryClient, fresh: Agent) {
   );
 }
 
-/** Reads one agent again (GET /api/v1/agents/{id}) into the list: after its next tick was due. */
+/**
+ * A row's summary and sparkline are read again after a tick added runs, but at most this often: an agent ticking
+ * every second would otherwise cost two more requests a second per row on screen.
+ */
+export const FIGURES_REFRESH_MS = 10_000;
+
+/**
+ * Reads one agent again (GET /api/v1/agents/{id}) into the list, after its next tick was due; when it has run since,
+ * its summary and PnL points too (when older than FIGURES_REFRESH_MS).
+ */
 export function useRefreshAgent() {
   const client = useQueryClient();
-  return async (agentId: string) => {
-    const result = await api.GET("/api/v1/agents/{id}", { params: { path: { id: agentId } } });
-    if (result.data) replaceAgent(client, result.data);
+  return async (agent: Agent) => {
+    const result = await api.GET("/api/v1/agents/{id}", { params: { path: { id: agent.agent_id } } });
+    if (!result.data) return;
+    replaceAgent(client, result.data);
+    if (result.data.runs_count === agent.runs_count) return;
+    await client.invalidateQueries({
+      queryKey: ["agents", agent.agent_id],
+      predicate: (query) =>
+        query.queryKey.length > 2 && Date.now() - query.state.dataUpdatedAt >= FIGURES_REFRESH_MS,
+    });
   };
 }
 
