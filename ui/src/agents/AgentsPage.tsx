@@ -118,14 +118,13 @@ function AgentRow({ agent, canTrade }: { agent: Agent; canTrade: boolean }) {
         </a>
       </th>
       <td data-label="Status">
-        <span className={`status status-${agent.status}`}>{agent.status}</span>
-        {/* Off screen nothing ticks; a row scrolled back into view picks up the countdown where it is. */}
-        {visible && agent.status === "running" && agent.next_tick_at && (
-          <>
-            {" "}
+        <span className="status-cell">
+          <span className={`status status-${agent.status}`}>{agent.status}</span>
+          {/* Off screen nothing ticks; a row scrolled back into view picks up the countdown where it is. */}
+          {visible && agent.status === "running" && agent.next_tick_at && (
             <Countdown target={agent.next_tick_at} onDue={() => void refresh(agent)} />
-          </>
-        )}
+          )}
+        </span>
       </td>
       <td data-label="Symbol">{agent.symbol}</td>
       <td data-label="Strategy">{strategyLabel(agent)}</td>
