@@ -322,6 +322,8 @@ describe("agents page with many rows", () => {
     expect(figures()).toEqual([]);
 
     act(() => intersect(row));
+    // Scrolled past in a blink: not yet; after SEEN_AFTER_MS on screen: this row's figures, and only its.
+    expect(figures()).toEqual([]);
     expect(await within(row).findByText("777.77")).toBeInTheDocument();
     expect(figures().sort()).toEqual([
       `/api/v1/agents/${items[3]!.agent_id}/pnl`,

@@ -5,6 +5,11 @@ import { useEffect, useState, type RefObject } from "react";
 
 /** Rows this far below the fold count as on screen, so their figures are there when scrolled to. */
 const MARGIN = "200px";
+/**
+ * A row counts as seen (its figures are fetched) after this long on screen, so scrolling fast past hundreds of rows
+ * (or jumping to "Show more") does not fetch them all; a quarter second is below what a reader notices.
+ */
+export const SEEN_AFTER_MS = 250;
 
 type Callback = (visible: boolean) => void;
 const callbacks = new Map<Element, Callback>();
@@ -18,7 +23,7 @@ function shared(): IntersectionObserver {
   return observer;
 }
 
-/** `visible`: on screen now; `seen`: has been on screen (figures, once fetched, stay). */
+/** `visible`: on screen now; `seen`: has been on screen SEEN_AFTER_MS (figures, once fetched, stay). */
 export function useOnScreen(ref: RefObject<Element | null>): { visible: boolean; seen: boolean } {
   const supported = typeof IntersectionObserver !== "undefined";
   const [visible, setVisible] = useState(!supported);
@@ -27,10 +32,7 @@ export function useOnScreen(ref: RefObject<Element | null>): { visible: boolean;
   useEffect(() => {
     const element = ref.current;
     if (!supported || !element) return;
-    callbacks.set(element, (now) => {
-      setVisible(now);
-      if (now) setSeen(true);
-    });
+    callbacks.set(element, setVisible);
     const watcher = shared();
     watcher.observe(element);
     return () => {
@@ -38,6 +40,12 @@ export function useOnScreen(ref: RefObject<Element | null>): { visible: boolean;
       callbacks.delete(element);
     };
   }, [ref, supported]);
+
+  useEffect(() => {
+    if (!visible || seen) return;
+    const timer = setTimeout(() => setSeen(true), SEEN_AFTER_MS);
+    return () => clearTimeout(timer);
+  }, [visible, seen]);
 
   return { visible, seen };
 }
