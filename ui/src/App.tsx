@@ -1,12 +1,13 @@
 // The dashboard's shell: the query client, the header, and the page for the current path. Signed out, every page
 // is the sign-in page; signed in, / goes to /agents.
 import { QueryClient, QueryClientProvider } from "@tanstack/react-query";
-import { useEffect, useState, type MouseEvent } from "react";
+import { useEffect, useState } from "react";
 import { ApiError } from "./api/client";
 import { AgentsPage } from "./agents/AgentsPage";
+import { AgentWizard } from "./agents/AgentWizard";
 import { SignInPage } from "./auth/SignInPage";
 import { signOut, useSession } from "./auth/session";
-import { navigate, usePath } from "./router";
+import { followLink as follow, navigate, usePath } from "./router";
 
 export function makeQueryClient() {
   return new QueryClient({
@@ -66,6 +67,8 @@ function Shell() {
 
 function Page({ path }: { path: string }) {
   if (path === "/agents" || path === "/" || path === "/sign-in") return <AgentsPage />;
+  // Before any /agents/<id> route: "new" is not an agent id.
+  if (path === "/agents/new") return <AgentWizard />;
   return (
     <section>
       <h1>Not found</h1>
@@ -74,13 +77,4 @@ function Page({ path }: { path: string }) {
       </p>
     </section>
   );
-}
-
-/** A link's click handled in the page (no reload); a modified click still opens a new tab. */
-function follow(path: string) {
-  return (event: MouseEvent) => {
-    if (event.metaKey || event.ctrlKey || event.shiftKey || event.button !== 0) return;
-    event.preventDefault();
-    navigate(path);
-  };
 }

@@ -73,3 +73,50 @@ export function summary(overrides: Record<string, unknown> = {}) {
     ...overrides,
   };
 }
+
+/** GET /api/v1/me for a user with this role. */
+export function me(role: "viewer" | "trader" | "admin" = "trader") {
+  return { sub: "demo", roles: [role], role, auth_mode: "dev", telegram_links: 0 };
+}
+
+/** One PnL point (one run), as GET …/pnl lists them. */
+export function pnlPoint(tickNo: number, equity: string) {
+  return {
+    session: 1,
+    tick_no: tickNo,
+    at: `2026-12-02T12:00:${String(tickNo * 2).padStart(2, "0")}Z`,
+    mark_price: "64012.50",
+    position_qty: "0",
+    cash: equity,
+    equity,
+    realized_pnl: "0",
+    unrealized_pnl: "0",
+    fees: "0",
+    pnl: "0",
+  };
+}
+
+/** GET /api/v1/strategies as the domain's catalogue serves it (numbers as strings, null where unbounded). */
+export function strategies() {
+  return {
+    items: [
+      { kind: "hold", description: "Never trades; records an observation each tick (the default).", params: [] },
+      {
+        kind: "sma_crossover",
+        description: "Buys when the fast simple moving average crosses above the slow one, sells when it crosses below.",
+        params: [
+          { name: "fast", type: "integer", default: "10", min: "1", max: "500", description: "bars in the fast average" },
+          {
+            name: "slow",
+            type: "integer",
+            default: "30",
+            min: "2",
+            max: "2000",
+            description: "bars in the slow average; must exceed fast",
+          },
+          { name: "qty", type: "decimal", default: "1", min: null, max: null, description: "units per order; > 0" },
+        ],
+      },
+    ],
+  };
+}
