@@ -379,7 +379,7 @@ function NewBacktestForm() {
           {reading && <p role="status">Reading the file…</p>}
           {csv && (
             <p className="hint">
-              {csv.name}: {formatBytes(csv.size)}, {formatCount(csv.text.split("\n").filter((line) => line.trim()).length)} lines.
+              {csv.name}: {formatBytes(csv.size)}, read and ready to send.
             </p>
           )}
           {fieldError("csv")}

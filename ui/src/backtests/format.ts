@@ -15,6 +15,11 @@ export function formatCount(value: number): string {
   return value.toLocaleString("en-US");
 }
 
+/** "1 fill", "2,000 fills". */
+export function counted(value: number, noun: string): string {
+  return `${formatCount(value)} ${noun}${value === 1 ? "" : "s"}`;
+}
+
 /** Where the bars came from, in one line. */
 export function sourceLabel(source: Backtest["source"]): string {
   switch (source.kind) {
@@ -97,7 +102,7 @@ export function parityText(parity: Parity): { title: string; detail: string } {
     case "equal": {
       const sizes =
         parity.orders !== undefined && parity.fills !== undefined && parity.pnl_points !== undefined
-          ? `: ${formatCount(parity.orders)} orders, ${formatCount(parity.fills)} fills and ${formatCount(parity.pnl_points)} PnL points match element by element`
+          ? `: ${counted(parity.orders, "order")}, ${counted(parity.fills, "fill")} and ${counted(parity.pnl_points, "PnL point")} match element by element`
           : "";
       return {
         title: "Parity: equal",
