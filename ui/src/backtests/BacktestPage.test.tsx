@@ -220,7 +220,7 @@ describe("backtest page", () => {
     });
     renderPage();
     await userEvent.click(await screen.findByRole("button", { name: "Cancel backtest" }));
-    expect(await screen.findByText(/Cancelled at 2026-12-02 12:00:02 UTC/)).toBeInTheDocument();
+    expect(await screen.findByText("Cancelled at 2026-12-02 12:00:02 UTC: no result.")).toBeInTheDocument();
     expect(cancels).toBe(1);
     expect(screen.queryByRole("button", { name: "Cancel backtest" })).not.toBeInTheDocument();
     expect(screen.queryByRole("progressbar")).not.toBeInTheDocument();

@@ -76,7 +76,6 @@ function BacktestView({ backtest }: { backtest: Backtest }) {
           <span className={`status status-${backtest.status}`}>{backtest.status}</span>
         </h1>
       </div>
-      <About backtest={backtest} />
       {isUnfinished(backtest.status) && <Running backtest={backtest} />}
       {backtest.status === "failed" && (
         <div role="alert" className="banner banner-bad">
@@ -85,12 +84,13 @@ function BacktestView({ backtest }: { backtest: Backtest }) {
         </div>
       )}
       {backtest.status === "cancelled" && (
-        <p className="banner">Cancelled at {formatInstant(backtest.cancelled_at)}; nothing was kept of the run.</p>
+        <p className="banner">Cancelled at {formatInstant(backtest.cancelled_at)}: no result.</p>
       )}
       {parity && <ParityVerdict parity={parity} />}
       {backtest.status === "completed" && backtest.source.kind === "observations" && !parity && (
         <p className="banner">The server sent no parity verdict for this backtest.</p>
       )}
+      <About backtest={backtest} />
       {backtest.summary && <Summary backtest={backtest} summary={backtest.summary} />}
       {backtest.result && <Result result={backtest.result} />}
     </>

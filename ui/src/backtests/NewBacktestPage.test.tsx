@@ -167,6 +167,22 @@ describe("new backtest form", () => {
     expect(await screen.findByText("The API answered 503: the event store does not answer")).toBeInTheDocument();
   });
 
+  it("refuses a simulated range of more than 10,000,000 bars before sending it", async () => {
+    const { fetchMock } = api();
+    renderPage();
+    await chooseAgent();
+    await userEvent.click(screen.getByRole("radio", { name: "Simulated range" }));
+    fireEvent.change(screen.getByLabelText("To (UTC)"), { target: { value: "2027-01-01T00:00" } });
+    const step = screen.getByLabelText("Bar length (seconds)");
+    await userEvent.clear(step);
+    await userEvent.type(step, "1");
+    await start();
+    expect(screen.getByLabelText("To (UTC)")).toHaveAccessibleDescription(
+      /That range makes 31,536,000 bars; the API runs at most 10,000,000/,
+    );
+    expect(fetchMock.mock.calls.some(([request]) => (request as Request).method === "POST")).toBe(false);
+  });
+
   it("asks for an agent before sending anything", async () => {
     const { fetchMock } = api();
     renderPage();

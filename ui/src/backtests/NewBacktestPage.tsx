@@ -204,6 +204,10 @@ function NewBacktestForm() {
         problems.step = "The step is a whole number of seconds from 1 to 86400.";
       }
       if (fromUtc && toUtc && Date.parse(toUtc) <= Date.parse(fromUtc)) problems.to = "The end must be after the start.";
+      const count = fromUtc && toUtc && !problems.step ? simBars(fromUtc, toUtc, stepValue) : null;
+      if (count !== null && count > MAX_SIM_BARS) {
+        problems.to = `That range makes ${formatCount(count)} bars; the API runs at most ${formatCount(MAX_SIM_BARS)}.`;
+      }
       if (Object.keys(problems).length === 0 && fromUtc && toUtc) {
         source = { kind: "sim", seed: seedValue, from: fromUtc, to: toUtc, step_s: stepValue };
       }
