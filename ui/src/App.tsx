@@ -1,13 +1,18 @@
 // The dashboard's shell: the query client, the header, and the page for the current path. Signed out, every page
 // is the sign-in page; signed in, / goes to /agents.
 import { QueryClient, QueryClientProvider } from "@tanstack/react-query";
-import { useEffect, useState } from "react";
+import { lazy, Suspense, useEffect, useState, type ReactNode } from "react";
 import { ApiError } from "./api/client";
 import { AgentsPage } from "./agents/AgentsPage";
 import { AgentWizard } from "./agents/AgentWizard";
 import { SignInPage } from "./auth/SignInPage";
 import { signOut, useSession } from "./auth/session";
 import { followLink as follow, navigate, usePath } from "./router";
+
+// The backtests pages load when first visited (they and their charts are not needed to sign in or list agents).
+const BacktestsPage = lazy(() => import("./backtests/BacktestsPage").then((m) => ({ default: m.BacktestsPage })));
+const NewBacktestPage = lazy(() => import("./backtests/NewBacktestPage").then((m) => ({ default: m.NewBacktestPage })));
+const BacktestPage = lazy(() => import("./backtests/BacktestPage").then((m) => ({ default: m.BacktestPage })));
 
 export function makeQueryClient() {
   return new QueryClient({
@@ -52,6 +57,13 @@ function Shell() {
             <a href="/agents" aria-current={path === "/agents" ? "page" : undefined} onClick={follow("/agents")}>
               Agents
             </a>
+            <a
+              href="/backtests"
+              aria-current={path.startsWith("/backtests") ? "page" : undefined}
+              onClick={follow("/backtests")}
+            >
+              Backtests
+            </a>
           </nav>
         )}
         {signedIn && (
@@ -69,6 +81,11 @@ function Page({ path }: { path: string }) {
   if (path === "/agents" || path === "/" || path === "/sign-in") return <AgentsPage />;
   // Before any /agents/<id> route: "new" is not an agent id.
   if (path === "/agents/new") return <AgentWizard />;
+  if (path === "/backtests") return <Loads><BacktestsPage /></Loads>;
+  // Before /backtests/<id>: "new" is not a backtest id.
+  if (path === "/backtests/new") return <Loads><NewBacktestPage /></Loads>;
+  const backtest = /^\/backtests\/([^/]+)$/.exec(path);
+  if (backtest?.[1]) return <Loads><BacktestPage key={backtest[1]} id={backtest[1]} /></Loads>;
   return (
     <section>
       <h1>Not found</h1>
@@ -77,4 +94,9 @@ function Page({ path }: { path: string }) {
       </p>
     </section>
   );
+}
+
+/** A page loaded on first visit (React.lazy), with a status line meanwhile. */
+function Loads({ children }: { children: ReactNode }) {
+  return <Suspense fallback={<p role="status">Loading the page…</p>}>{children}</Suspense>;
 }
