@@ -1046,10 +1046,29 @@ export interface components {
             orders_truncated: boolean;
             trades: components["schemas"]["Trade"][];
             trades_truncated: boolean;
-            /** @description for an `observations` source only, the parity verdict (specs/06 §1) */
+            /** @description for an `observations` source only, the parity verdict (specs/06 §1): `equal` with the sizes compared, `differs` with the first differing element, or `void` with why nothing could be compared */
             parity?: {
                 /** @enum {unknown} */
                 verdict: "equal" | "differs" | "void";
+                /** @description equal: orders compared */
+                orders?: number;
+                /** @description equal: fills compared */
+                fills?: number;
+                /** @description equal: PnL points compared */
+                pnl_points?: number;
+                /** @description differs: the first differing element */
+                difference?: {
+                    /** @enum {unknown} */
+                    sequence: "orders" | "fills" | "positions" | "pnl_points";
+                    /** @description 0-based; for a length difference, the shorter length */
+                    index: number;
+                    /** @description the field that differs, or `length` */
+                    field: string;
+                    paper: string;
+                    backtest: string;
+                };
+                /** @description void: why the paper agent's record cannot be reproduced */
+                reason?: string;
             };
         };
         BacktestSummary: {
