@@ -4,6 +4,7 @@ import { QueryClient, QueryClientProvider } from "@tanstack/react-query";
 import { useEffect, useState, type MouseEvent } from "react";
 import { ApiError } from "./api/client";
 import { AgentsPage } from "./agents/AgentsPage";
+import { AgentPage, agentIdOf } from "./agents/detail/AgentPage";
 import { SignInPage } from "./auth/SignInPage";
 import { signOut, useSession } from "./auth/session";
 import { navigate, usePath } from "./router";
@@ -66,6 +67,8 @@ function Shell() {
 
 function Page({ path }: { path: string }) {
   if (path === "/agents" || path === "/" || path === "/sign-in") return <AgentsPage />;
+  const agentId = agentIdOf(path);
+  if (agentId) return <AgentPage key={agentId} agentId={agentId} />;
   return (
     <section>
       <h1>Not found</h1>
