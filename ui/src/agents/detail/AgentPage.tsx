@@ -296,7 +296,7 @@ function MetricsTable({ metrics }: { metrics: Metrics }) {
     <section aria-labelledby="metrics-title">
       <h2 id="metrics-title">Trader metrics</h2>
       <table className="metrics">
-        <caption>Over all runs and closing fills (specs/06 §8); — where a figure is not defined yet</caption>
+        <caption>Over all runs and closing fills; — where a figure is not defined yet (too few points or trades)</caption>
         <tbody>
           {METRICS.map(({ name, show }) => (
             <tr key={name}>

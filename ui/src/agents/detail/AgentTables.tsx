@@ -161,7 +161,7 @@ export function OrdersTable({ agentId }: { agentId: string }) {
       pages={pages}
       filter={
         <p className="filter">
-          <label htmlFor={filterId}>Show</label>{" "}
+          <label htmlFor={filterId}>Status</label>{" "}
           <select id={filterId} value={status ?? ""} onChange={(event) => choose(event.target.value)}>
             {ORDER_FILTERS.map((filter) => (
               <option key={filter.value} value={filter.value}>
