@@ -5,6 +5,7 @@ import { lazy, Suspense, useEffect, useState, type ReactNode } from "react";
 import { ApiError } from "./api/client";
 import { AgentsPage } from "./agents/AgentsPage";
 import { AgentWizard } from "./agents/AgentWizard";
+import { AgentPage, agentIdOf } from "./agents/detail/AgentPage";
 import { SignInPage } from "./auth/SignInPage";
 import { signOut, useSession } from "./auth/session";
 import { followLink as follow, navigate, usePath } from "./router";
@@ -81,6 +82,8 @@ function Page({ path }: { path: string }) {
   if (path === "/agents" || path === "/" || path === "/sign-in") return <AgentsPage />;
   // Before any /agents/<id> route: "new" is not an agent id.
   if (path === "/agents/new") return <AgentWizard />;
+  const agentId = agentIdOf(path);
+  if (agentId) return <AgentPage key={agentId} agentId={agentId} />;
   if (path === "/backtests") return <Loads><BacktestsPage /></Loads>;
   // Before /backtests/<id>: "new" is not a backtest id.
   if (path === "/backtests/new") return <Loads><NewBacktestPage /></Loads>;
