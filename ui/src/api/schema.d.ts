@@ -913,6 +913,7 @@ export interface components {
         PnlPoint: {
             session: number;
             tick_no: number;
+            /** @description the instant of the observed price the run marked at (`observation.observed_at`) */
             at: components["schemas"]["Timestamp"];
             mark_price: components["schemas"]["Decimal"];
             position_qty: components["schemas"]["Decimal"];
