@@ -3,6 +3,7 @@
 
 use std::collections::BTreeSet;
 use std::future::Future;
+use std::io::Write;
 use std::path::PathBuf;
 
 use clap::Args;
@@ -132,8 +133,10 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let app = Application::build(args.config()).await?;
     if let Some(link) = app.dev_sign_in_link() {
-        // stdout, not the log: a person opens it; the code is good once, for 15 minutes.
-        println!(
+        // stdout, not the log: a person opens it; the code is good once, for 15 minutes. A closed stdout (`| head`)
+        // must not stop the server, so the write's error is ignored rather than panicking as `println!` would.
+        let _ = writeln!(
+            std::io::stdout().lock(),
             "Dashboard: {link}\n  (one-time sign-in link for the dev user `{DEMO_OWNER}`, good once for 15 minutes; \
              afterwards: `strom token --sub {DEMO_OWNER} --role trader` and paste the token)"
         );

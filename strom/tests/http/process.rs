@@ -215,15 +215,19 @@ async fn serve_prints_a_one_time_sign_in_link_that_works_once() {
         .spawn()
         .unwrap();
     let stdout = child.stdout.take().unwrap();
-    let link = tokio::task::spawn_blocking(move || {
-        BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-            .find_map(|line| line.strip_prefix("Dashboard: ").map(str::to_owned))
-    })
-    .await
-    .unwrap()
-    .expect("a `Dashboard: <link>` line on stdout");
+    let (found, link) = std::sync::mpsc::channel();
+    // Reads stdout to its end (the server may write more after the link), handing on the link line.
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(link) = line.strip_prefix("Dashboard: ") {
+                let _ = found.send(link.to_owned());
+            }
+        }
+    });
+    let link = tokio::task::spawn_blocking(move || link.recv_timeout(Duration::from_secs(60)))
+        .await
+        .unwrap()
+        .expect("a `Dashboard: <link>` line on stdout");
     let prefix = format!("http://127.0.0.1:{port}/sign-in#code=");
     let code = link
         .strip_prefix(&prefix)
