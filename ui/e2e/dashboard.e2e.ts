@@ -8,11 +8,11 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { launchChromium, newPage, PHONE, screenshot, waitFor } from "./browser";
 import { startStrom, type Strom } from "./strom";
 
-/** A 1 s agent's SMA 2/3 crossover signals within a few ticks and its order fills on the next price: ample. */
+/** A 2 s agent's SMA 2/3 crossover signals within a few ticks and its order fills on the next price: ample. */
 const FIRST_TRADE_WAIT_MS = 60_000;
 /** A backtest of a minute of observations finishes in well under a second once the runner takes it. */
 const BACKTEST_WAIT_MS = 30_000;
-/** The countdown redraws each second. */
+/** The countdown redraws each second; a 2 s agent runs (and moves it on) every 2 s. */
 const COUNTDOWN_WAIT_MS = 5_000;
 
 const AGENT_NAME = "e2e-sma-2-3";
@@ -66,7 +66,8 @@ describe("the dashboard", () => {
     await fast.fill("3");
     await slow.fill("3");
     await demo.getByLabel("qty", { exact: true }).fill("0.01");
-    await demo.getByLabel("Tick every (seconds)").fill("1");
+    // 2 s, not 1: a 1 s countdown reads "in 0:01" from one run to the next and never visibly runs.
+    await demo.getByLabel("Tick every (seconds)").fill("2");
     await demo.getByLabel("Max position qty").fill("10");
     await demo.getByLabel("Max order qty").fill("10");
     await demo.getByRole("button", { name: "Create agent" }).click();
@@ -97,16 +98,19 @@ describe("the dashboard", () => {
     await demo.getByRole("button", { name: "Start", exact: true }).click();
     await waitFor("the status to read running", async () => (await status(demo)) === "running");
 
+    // The countdown redraws each second, and each run (over the stream) moves its target on.
     const timer = demo.getByRole("timer");
-    const first = await timer.textContent();
-    expect(first).toMatch(/^(in \S+|due now)$/);
+    const first = { text: await timer.textContent(), target: await timer.getAttribute("title") };
+    expect(first.text).toMatch(/^(in \d+:\d\d|due now)$/);
     await waitFor(
-      `the countdown to change from "${first}"`,
-      async () => {
-        const now = await timer.textContent();
-        return now !== first ? now : undefined;
-      },
-      { timeoutMs: COUNTDOWN_WAIT_MS },
+      `the countdown to change from "${first.text}"`,
+      async () => (await timer.textContent()) !== first.text,
+      { timeoutMs: COUNTDOWN_WAIT_MS, intervalMs: 100 },
+    );
+    await waitFor(
+      `the next run to move on from ${first.target}`,
+      async () => (await timer.getAttribute("title")) !== first.target,
+      { timeoutMs: COUNTDOWN_WAIT_MS, context: serverLog },
     );
 
     // Runs arrive over the agent's SSE stream; no reload.
