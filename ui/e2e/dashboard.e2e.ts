@@ -150,6 +150,11 @@ describe("the dashboard", () => {
     await waitFor("the status to read stopped", async () => (await status(demo)) === "stopped");
     expect(await demo.getByRole("timer").count()).toBe(0);
     await demo.getByRole("button", { name: "Start", exact: true }).waitFor();
+    // An order placed by the last run still fills after the stop (the execution role fills it from its event); the
+    // parity check below compares complete records, so wait for it here, where a person would see it.
+    const orders = demo.getByRole("region", { name: "Orders, page 1" });
+    await waitFor("no order still open (status accepted) after the stop", async () =>
+      (await orders.locator(".status-accepted").count()) === 0, { context: serverLog });
   });
 
   it("backtests the agent's own observations and shows the parity verdict", async () => {
