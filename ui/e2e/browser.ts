@@ -27,6 +27,8 @@ export async function launchChromium(): Promise<Browser> {
       "--disable-background-networking",
       "--disable-component-update",
       "--disable-sync",
+      // A container's /dev/shm is often 64 MB, too small for a renderer: use /tmp instead.
+      "--disable-dev-shm-usage",
     ],
   });
 }
@@ -41,8 +43,8 @@ export async function newPage(browser: Browser): Promise<Page> {
 export async function screenshot(page: Page, name: string, viewport = DESKTOP): Promise<void> {
   const before = page.viewportSize();
   if (before?.width !== viewport.width || before.height !== viewport.height) await page.setViewportSize(viewport);
-  // Let the layout (and a chart's resize) settle at the new width before the picture.
-  await page.waitForTimeout(300);
+  // Two frames: the layout at the new width, then what it triggers (a chart's ResizeObserver redraw).
+  await page.evaluate(() => new Promise((resolve) => requestAnimationFrame(() => requestAnimationFrame(resolve))));
   await page.screenshot({ path: join(ARTEFACTS, `${name}.png`), animations: "disabled" });
   if (before && (before.width !== viewport.width || before.height !== viewport.height)) await page.setViewportSize(before);
 }
