@@ -12,7 +12,7 @@ STROM_TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
 STROM_TEST_NATS_URL ?= nats://127.0.0.1:4222
 export STROM_TEST_DATABASE_URL STROM_TEST_NATS_URL
 
-.PHONY: help build ui run test ui-test lint format bench migrate demo-m0 demo-m1 demo-m2 up down
+.PHONY: help build ui run test ui-test ui-e2e lint format bench migrate demo-m0 demo-m1 demo-m2 up down
 
 help: ## List the targets (default)
 	@echo "STROM make targets:"
@@ -28,14 +28,18 @@ ui: ## Build the dashboard into ui/dist when needed (npm ci if ui/node_modules i
 run: ui ## Build the dashboard (make ui) and strom (release), then start `strom serve` with the simulator and a demo agent (embedded unless STROM_* say otherwise); open http://127.0.0.1:8080/
 	$(CARGO) run --release -p strom --bin strom -- serve --demo-agent
 
-test: ## Check/install the tools the tests run (scripts/ensure-tools.sh) and Postgres/NATS (scripts/ensure-services.sh), run the dashboard's tests and build (make ui-test), then every test of the workspace
+test: ## Check/install the tools the tests run (scripts/ensure-tools.sh) and Postgres/NATS (scripts/ensure-services.sh), run the dashboard's tests and build (make ui-test), every test of the workspace, then the browser tests (make ui-e2e) with the debug strom those built
 	scripts/ensure-tools.sh
 	scripts/ensure-services.sh
 	scripts/ui.sh test
 	$(CARGO) test --workspace --all-targets
+	scripts/ui.sh e2e
 
 ui-test: ## The dashboard's tests: npm ci if needed, Vitest (with the schema.d.ts staleness check), then the build
 	scripts/ui.sh test
+
+ui-e2e: ## The dashboard's browser tests: a real strom serve (STROM_BIN, default CARGO_TARGET_DIR or target, then /debug/strom) driven in Chromium (/usr/bin/chromium) by playwright-core; screenshots in target/e2e-screenshots/
+	scripts/ui.sh e2e
 
 lint: ## cargo fmt --check and clippy with warnings as errors
 	$(CARGO) fmt --all -- --check

@@ -8,6 +8,8 @@
 #   python3 + venv    runs schemathesis                                            Debian packages python3, python3-venv
 #   schemathesis      tests/contract fuzzes the served OpenAPI with it             pinned in tests/contract/requirements.txt
 #   node, npm         the dashboard's tests and build (scripts/ui.sh test)         Debian packages nodejs, npm; 20.19+
+#   chromium          the dashboard's browser tests (scripts/ui.sh e2e) drive      Debian package chromium
+#                     /usr/bin/chromium (or $CHROMIUM) with playwright-core; never a downloaded browser
 # Programs named as arguments (.ci/run passes `make curl`) are checked and installed the same way.
 #
 # A missing Debian tool is installed with apt-get when we are root or have passwordless sudo; otherwise the script
@@ -63,6 +65,12 @@ if ! command -v python3 >/dev/null 2>&1 || ! python3 -c 'import ensurepip, venv'
   missing_tools+=("python3's venv module (Debian: python3-venv)")
   packages+=(python3-venv)
 fi
+# The browser tests launch this very file (ui/e2e/browser.ts), so look for it rather than for a `chromium` on PATH.
+readonly chromium="${CHROMIUM:-/usr/bin/chromium}"
+if [[ ! -x "$chromium" ]]; then
+  missing_tools+=("$chromium (Debian: chromium)")
+  packages+=(chromium)
+fi
 
 if ((${#packages[@]} > 0)); then
   mapfile -t packages < <(printf '%s\n' "${packages[@]}" | sort -u)
@@ -75,6 +83,8 @@ if ((${#packages[@]} > 0)); then
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null ||
     die "apt-get install ${packages[*]} failed (see above)"
 fi
+
+[[ -x "$chromium" ]] || die "still no Chromium at $chromium after installing Debian's chromium: set CHROMIUM to its path"
 
 # The dashboard's build (Vite 8) needs Node.js 20.19 or newer; an older distribution's nodejs installs but cannot
 # build it, so say so here rather than in the middle of the tests.
@@ -97,4 +107,4 @@ else
   cp "$requirements" "$venv/requirements.txt"
 fi
 
-say "ok: cargo ${tools[*]} (node $node_version) schemathesis ($("$venv/bin/schemathesis" --version 2>/dev/null | awk '{print $NF}'))"
+say "ok: cargo ${tools[*]} (node $node_version) $chromium schemathesis ($("$venv/bin/schemathesis" --version 2>/dev/null | awk '{print $NF}'))"

@@ -5,6 +5,10 @@
 #                         nothing needed: an up-to-date ui/dist needs no Node.js.
 #   scripts/ui.sh test    `make test`: `npm ci` when needed (always on a fresh clone: node_modules is not committed),
 #                         the Vitest tests (with the staleness check of src/api/schema.d.ts), then the build.
+#   scripts/ui.sh e2e     `make ui-e2e` (and `make test`, after the cargo tests): the browser tests (ui/e2e/*.e2e.ts)
+#                         against a real `strom serve` in Debian's Chromium, after `build` when ui/dist is stale.
+#                         Needs a built strom binary ($STROM_BIN, default ${CARGO_TARGET_DIR:-target}/debug/strom)
+#                         and Chromium (/usr/bin/chromium, or $CHROMIUM); screenshots in target/e2e-screenshots/.
 # Needs Node.js 20.19 or newer with npm (Vite 8); without it, one line says what to install and the exit is 1.
 # `cargo build` never needs Node: the server serves ui/dist when it is there and says how to build it when not.
 set -euo pipefail
@@ -57,15 +61,43 @@ build() {
   npm --prefix "$ui" run build
 }
 
+# The strom binary the browser tests start: $STROM_BIN, else the debug build `cargo test` / `cargo build` leaves.
+strom_bin() {
+  local bin="${STROM_BIN:-${CARGO_TARGET_DIR:-$root/target}/debug/strom}"
+  # Absolute, since the tests run from ui/ (a relative one is taken from the repository root, where make runs).
+  [[ "$bin" == /* ]] || bin="$root/$bin"
+  [[ -x "$bin" ]] ||
+    die "no strom binary at $bin for the browser tests: build it (cargo build -p strom --bin strom) or set STROM_BIN"
+  printf '%s\n' "$bin"
+}
+
+require_chromium() {
+  local chromium="${CHROMIUM:-/usr/bin/chromium}"
+  [[ -x "$chromium" ]] ||
+    die "no Chromium at $chromium for the browser tests: apt-get install chromium (scripts/ensure-tools.sh does), or set CHROMIUM"
+}
+
+ensure_built() {
+  if needs_install || needs_build; then
+    require_node
+    install
+    build
+  else
+    say "ui/dist is up to date"
+  fi
+}
+
 case "${1:-}" in
   build)
-    if needs_install || needs_build; then
-      require_node
-      install
-      build
-    else
-      say "ui/dist is up to date"
-    fi
+    ensure_built
+    ;;
+  e2e)
+    require_node
+    bin="$(strom_bin)"
+    require_chromium
+    ensure_built
+    say "browser tests (ui/e2e) with $bin; screenshots in target/e2e-screenshots/"
+    STROM_BIN="$bin" npm --prefix "$ui" run e2e
     ;;
   test)
     require_node
@@ -74,6 +106,6 @@ case "${1:-}" in
     build
     ;;
   *)
-    die "usage: $0 build|test"
+    die "usage: $0 build|test|e2e"
     ;;
 esac
