@@ -66,7 +66,7 @@ describe("the dashboard", () => {
     await fast.fill("3");
     await slow.fill("3");
     await demo.getByLabel("qty", { exact: true }).fill("0.01");
-    // 2 s, not 1: a 1 s countdown reads "in 0:01" from one run to the next and never visibly runs.
+    // 2 s, not 1: a 1 s countdown reads "in 1 s" from one run to the next and never visibly runs.
     await demo.getByLabel("Tick every (seconds)").fill("2");
     await demo.getByLabel("Max position qty").fill("10");
     await demo.getByLabel("Max order qty").fill("10");

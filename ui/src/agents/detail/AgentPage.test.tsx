@@ -212,7 +212,7 @@ describe("agent page", () => {
     vi.setSystemTime(new Date("2026-12-02T12:00:03.200Z"));
     mockApi(routes({ [`GET ${A}`]: () => json(200, agent({ next_tick_at: "2026-12-02T12:00:10Z" })) }));
     renderPage();
-    expect(await screen.findByRole("timer")).toHaveTextContent("in 0:07");
+    expect(await screen.findByRole("timer")).toHaveTextContent("in 7 s");
   });
 
   it("hands the charts the price, equity and drawdown per PnL point and the fill and rejection markers", async () => {

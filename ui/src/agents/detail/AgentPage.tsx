@@ -10,7 +10,7 @@ import { useAgentSummary } from "../queries";
 import { AgentEditor } from "./AgentEditor";
 import { OrdersTable, RunsTable, TradesTable } from "./AgentTables";
 import { buildMarkers, drawdownSeries, equitySeries, priceSeries } from "./chartData";
-import { formatCountdown, useNow } from "./countdown";
+import { formatCountdown, useNow } from "../Countdown";
 import { duration } from "./format";
 import { CHART_MARKERS_LIMIT, useAgent, useAgentCommand, useAgentOrders, useAgentPnl, useAgentTrades, type AgentCommand } from "./queries";
 import { useAgentStream } from "./stream";
@@ -142,13 +142,13 @@ function AgentHeader({ agent }: { agent: Agent }) {
   );
 }
 
-/** Counts down each second in the browser; each stream message brings the next target. */
+/** Counts down each second in the browser (the page's one shared clock, worded as on the agents list); each stream
+ * message brings the next target. */
 function NextRun({ at }: { at: string }) {
-  const now = useNow(true);
-  const left = formatCountdown(Date.parse(at) - now);
+  const now = useNow();
   return (
     <span role="timer" className="num" title={`${at} (UTC)`}>
-      {left ? `in ${left}` : "due now"}
+      {formatCountdown(Date.parse(at) - now)}
     </span>
   );
 }
