@@ -81,6 +81,7 @@ const ORDER_KIND: &str = "o1";
 const TRADE_KIND: &str = "t1";
 const PNL_KIND: &str = "p1";
 const BACKTEST_KIND: &str = "b1";
+const EVENT_KIND: &str = "e1";
 
 /// PnL points per page when the client does not say (specs/03 §1: a chart's worth).
 pub const DEFAULT_PNL_PAGE_SIZE: usize = 1_000;
@@ -214,6 +215,29 @@ impl PnlCursor {
             session: parse(session)?,
             tick_no: parse(tick_no)?,
         })
+    }
+}
+
+/// Where an agent's event timeline (oldest first by sequence) continues: the last sequence of the previous page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventCursor {
+    pub sequence: u64,
+}
+
+impl EventCursor {
+    /// The opaque form.
+    pub fn encode(&self) -> String {
+        hex::encode(format!("{EVENT_KIND}|{}", self.sequence))
+    }
+
+    /// # Errors
+    /// [`QueryError::BadCursor`] for anything [`EventCursor::encode`] did not produce.
+    pub fn decode(cursor: &str) -> Result<Self, QueryError> {
+        let [sequence]: [String; 1] = fields(cursor, EVENT_KIND)?
+            .try_into()
+            .map_err(|_| QueryError::BadCursor)?;
+        let sequence = sequence.parse().map_err(|_| QueryError::BadCursor)?;
+        Ok(Self { sequence })
     }
 }
 
