@@ -6,6 +6,7 @@ import { ApiError } from "./api/client";
 import { AgentsPage } from "./agents/AgentsPage";
 import { AgentWizard } from "./agents/AgentWizard";
 import { AgentPage, agentIdOf } from "./agents/detail/AgentPage";
+import { AuditPage, auditAgentIdOf } from "./audit/AuditPage";
 import { SignInPage } from "./auth/SignInPage";
 import { signOut, useSession } from "./auth/session";
 import { followLink as follow, navigate, usePath } from "./router";
@@ -82,6 +83,9 @@ function Page({ path }: { path: string }) {
   if (path === "/agents" || path === "/" || path === "/sign-in") return <AgentsPage />;
   // Before any /agents/<id> route: "new" is not an agent id.
   if (path === "/agents/new") return <AgentWizard />;
+  // Before the agent page: /agents/<id>/audit is not /agents/<id>.
+  const audited = auditAgentIdOf(path);
+  if (audited) return <AuditPage key={audited} agentId={audited} />;
   const agentId = agentIdOf(path);
   if (agentId) return <AgentPage key={agentId} agentId={agentId} />;
   if (path === "/backtests") return <Loads><BacktestsPage /></Loads>;
