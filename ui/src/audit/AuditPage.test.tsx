@@ -6,7 +6,8 @@ import { App, makeQueryClient } from "../App";
 import { resetSessionForTests, signIn } from "../auth/session";
 import { agent, json, mockApi, problem, TOKEN, type Handler } from "../test/api";
 import { AGENT_ID, page } from "../test/agentDetail";
-import { AuditPage, auditAgentIdOf, payloadSummary } from "./AuditPage";
+import { AuditPage, payloadSummary } from "./AuditPage";
+import { auditAgentIdOf } from "./path";
 
 const A = `/api/v1/agents/${AGENT_ID}`;
 const HEAD = "ab".repeat(32);

@@ -7,14 +7,6 @@ import { utcTime } from "../agents/detail/format";
 import { followLink } from "../router";
 import { EVENTS_PAGE_SIZE, useAgentChain, useAgentEvents, type ChainCheck, type EventEnvelope } from "./queries";
 
-const UUID = "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}";
-
-/** The id in /agents/<uuid>/audit, or null for any other path. */
-export function auditAgentIdOf(path: string): string | null {
-  const match = new RegExp(`^/agents/(${UUID})/audit/?$`, "i").exec(path);
-  return match ? match[1]!.toLowerCase() : null;
-}
-
 /** Fields of a payload the summary shows at most (the row stays one line; the rest is in the expanded JSON). */
 const SUMMARY_FIELDS = 3;
 /** Characters of one summarised value (ids and hashes are long). */
