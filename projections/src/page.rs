@@ -316,6 +316,10 @@ mod tests {
             tick_no: 17,
         };
         assert_eq!(RunCursor::decode(&runs.encode()).unwrap(), runs);
+        let events = EventCursor { sequence: 42 };
+        // The shape openapi.yaml's EventCursor pattern states: "e1|" then the digits, in hex.
+        assert_eq!(events.encode(), "65317c3432");
+        assert_eq!(EventCursor::decode(&events.encode()).unwrap(), events);
     }
 
     #[test]
@@ -333,6 +337,15 @@ mod tests {
                 "{bad}"
             );
             assert_eq!(RunCursor::decode(bad), Err(QueryError::BadCursor), "{bad}");
+        }
+        assert_eq!(EventCursor::decode(&runs), Err(QueryError::BadCursor));
+        for bad in ["e1|", "e1|-1", "e1|1|2", "e1|99999999999999999999999"] {
+            let bad = hex::encode(bad);
+            assert_eq!(
+                EventCursor::decode(&bad),
+                Err(QueryError::BadCursor),
+                "{bad}"
+            );
         }
         let overflow = hex::encode("r1|1|99999999999999999999999");
         assert_eq!(RunCursor::decode(&overflow), Err(QueryError::BadCursor));
