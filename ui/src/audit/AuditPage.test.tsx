@@ -177,9 +177,16 @@ describe("audit page", () => {
     expect(await screen.findByText(/Could not check the hash chain: event store down/)).toBeInTheDocument();
   });
 
-  it("summarises a payload's first scalar fields", () => {
-    expect(payloadSummary({ AgentStopped: { reason: "user", at: "2026-12-02T12:00:00Z" } })).toBe(
-      "reason user · at 2026-12-02T12:00:00Z",
+  it("summarises a payload's telling fields, leaving out the agent id and instants", () => {
+    expect(payloadSummary({ AgentStopped: { reason: "user", stopped_at: "2026-12-02T12:00:00Z" } })).toBe("reason user");
+    expect(
+      payloadSummary({
+        OrderFilled: { agent_id: AGENT_ID, fee: "0.5", fill_price: "100", order_id: `${AGENT_ID}-1-9`, qty: "1" },
+      }),
+    ).toBe("qty 1 · fill_price 100 · fee 0.5");
+    expect(payloadSummary({ OrderPlaced: { order_id: `${AGENT_ID}-2-7`, side: "buy" } })).toBe("side buy · order 2/7");
+    expect(payloadSummary({ AgentRunRecorded: { correlation_id: "tick-1", session: 1, tick_no: 1 } })).toBe(
+      "session 1 · tick_no 1",
     );
     expect(payloadSummary({ X: { id: "x".repeat(40) } })).toBe(`id ${"x".repeat(23)}…`);
     expect(payloadSummary(null)).toBe("");

@@ -3,24 +3,40 @@
 import { Fragment, useId, useState } from "react";
 import { ApiError } from "../api/client";
 import { useAgent, useCursorPages } from "../agents/detail/queries";
-import { utcTime } from "../agents/detail/format";
+import { orderTick, utcTime } from "../agents/detail/format";
 import { followLink } from "../router";
 import { EVENTS_PAGE_SIZE, useAgentChain, useAgentEvents, type ChainCheck, type EventEnvelope } from "./queries";
 
-/** Fields of a payload the summary shows at most (the row stays one line; the rest is in the expanded JSON). */
+/** Fields of a payload the summary shows at most (the row stays short; the rest is in the expanded JSON). */
 const SUMMARY_FIELDS = 3;
-/** Characters of one summarised value (ids and hashes are long). */
+/** Characters of one summarised value. */
 const SUMMARY_VALUE_CHARS = 24;
+/** Fields that say most about an event, shown first when present (the stored payload's key order is the store's). */
+const SUMMARY_FIRST = ["name", "session", "tick_no", "side", "qty", "price", "fill_price", "fee", "reason_code", "reason"];
 
-/** The payload's first scalar fields as "name value · …" (the payload is `{"<EventType>": {...}}`, as stored). */
+/** Payload fields the row already shows elsewhere. */
+const OMITTED = ["agent_id", "correlation_id"];
+
+/**
+ * The payload's telling scalar fields as "name value · …" (the payload is `{"<EventType>": {...}}`, as stored). Left
+ * out: the agent's id (the page's own), the correlation id (a column of its own), instants (the row has its time);
+ * order ids are shown as their session/tick.
+ */
 export function payloadSummary(payload: unknown): string {
   const inner =
     payload && typeof payload === "object" ? Object.values(payload as Record<string, unknown>)[0] : undefined;
   if (!inner || typeof inner !== "object") return "";
+  const rank = (name: string) => {
+    const i = SUMMARY_FIRST.indexOf(name);
+    return i === -1 ? SUMMARY_FIRST.length : i;
+  };
   return Object.entries(inner as Record<string, unknown>)
-    .filter(([, value]) => ["string", "number", "boolean"].includes(typeof value))
+    .filter(([name, value]) => ["string", "number", "boolean"].includes(typeof value) && !OMITTED.includes(name))
+    .filter(([name]) => !name.endsWith("_at"))
+    .sort(([a], [b]) => rank(a) - rank(b))
     .slice(0, SUMMARY_FIELDS)
     .map(([name, value]) => {
+      if (name === "order_id") return `order ${orderTick(String(value))}`;
       const text = String(value);
       return `${name} ${text.length > SUMMARY_VALUE_CHARS ? `${text.slice(0, SUMMARY_VALUE_CHARS - 1)}…` : text}`;
     })
