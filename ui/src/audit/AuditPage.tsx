@@ -2,6 +2,7 @@
 // verifier), and its events as stored, oldest first, each with its correlation id and actor, its payload a click away.
 import { Fragment, useId, useState } from "react";
 import { ApiError } from "../api/client";
+import { Listing } from "../agents/detail/AgentTables";
 import { useAgent, useCursorPages } from "../agents/detail/queries";
 import { orderTick, utcTime } from "../agents/detail/format";
 import { followLink } from "../router";
@@ -126,64 +127,28 @@ function ChainVerdict({ check }: { check: ChainCheck }) {
 function Timeline({ agentId }: { agentId: string }) {
   const pages = useCursorPages();
   const events = useAgentEvents(agentId, pages.cursor);
-  const next = events.data?.next_cursor ?? null;
-  const items = events.data?.items ?? [];
   return (
-    <section aria-labelledby="timeline-title">
-      <h2 id="timeline-title">Events</h2>
-      {events.isPending && <p role="status">Loading the events…</p>}
-      {events.isError && (
-        <p role="alert" className="error">
-          Could not load the events: {events.error.message}
-        </p>
-      )}
-      {events.data && items.length === 0 && pages.page === 1 && <p className="empty">No events yet.</p>}
-      {items.length > 0 && (
-        <>
-          <p id="timeline-caption" className="caption">
-            Events, oldest first: page {pages.page} ({EVENTS_PAGE_SIZE} a page); times UTC
-          </p>
-          <div className="scroll" tabIndex={0} role="region" aria-label={`Events, page ${pages.page}`}>
-            <table
-              className="list timeline"
-              aria-labelledby="timeline-caption"
-              aria-busy={events.isPlaceholderData || undefined}
-            >
-              <thead>
-                <tr>
-                  <th scope="col" className="num">Seq</th>
-                  <th scope="col">Recorded</th>
-                  <th scope="col">Event</th>
-                  <th scope="col">Correlation id</th>
-                  <th scope="col">Actor</th>
-                  <th scope="col">Payload</th>
-                </tr>
-              </thead>
-              <tbody>
-                {items.map((event) => (
-                  <EventRow key={event.event_id} event={event} />
-                ))}
-              </tbody>
-            </table>
-          </div>
-        </>
-      )}
-      {(pages.page > 1 || next) && (
-        <nav className="pager" aria-label="Event pages">
-          <button type="button" className="secondary" onClick={pages.newer} disabled={pages.page === 1}>
-            Older events
-          </button>
-          <button
-            type="button"
-            className="secondary"
-            onClick={() => next && pages.older(next)}
-            disabled={!next || events.isPlaceholderData}
-          >
-            Newer events
-          </button>
-        </nav>
-      )}
-    </section>
+    <Listing
+      title="Events"
+      what="events"
+      query={events}
+      pages={pages}
+      pageSize={EVENTS_PAGE_SIZE}
+      oldestFirst
+      className="timeline"
+      head={
+        <tr>
+          <th scope="col" className="num">Seq</th>
+          <th scope="col">Recorded</th>
+          <th scope="col">Event</th>
+          <th scope="col">Correlation id</th>
+          <th scope="col">Actor</th>
+          <th scope="col">Payload</th>
+        </tr>
+      }
+    >
+      {events.data?.items.map((event) => <EventRow key={event.event_id} event={event} />)}
+    </Listing>
   );
 }
 
