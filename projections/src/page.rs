@@ -81,6 +81,7 @@ const ORDER_KIND: &str = "o1";
 const TRADE_KIND: &str = "t1";
 const PNL_KIND: &str = "p1";
 const BACKTEST_KIND: &str = "b1";
+const EVENT_KIND: &str = "e1";
 
 /// PnL points per page when the client does not say (specs/03 §1: a chart's worth).
 pub const DEFAULT_PNL_PAGE_SIZE: usize = 1_000;
@@ -217,6 +218,29 @@ impl PnlCursor {
     }
 }
 
+/// Where an agent's event timeline (oldest first by sequence) continues: the last sequence of the previous page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventCursor {
+    pub sequence: u64,
+}
+
+impl EventCursor {
+    /// The opaque form.
+    pub fn encode(&self) -> String {
+        hex::encode(format!("{EVENT_KIND}|{}", self.sequence))
+    }
+
+    /// # Errors
+    /// [`QueryError::BadCursor`] for anything [`EventCursor::encode`] did not produce.
+    pub fn decode(cursor: &str) -> Result<Self, QueryError> {
+        let [sequence]: [String; 1] = fields(cursor, EVENT_KIND)?
+            .try_into()
+            .map_err(|_| QueryError::BadCursor)?;
+        let sequence = sequence.parse().map_err(|_| QueryError::BadCursor)?;
+        Ok(Self { sequence })
+    }
+}
+
 fn fields(cursor: &str, kind: &str) -> Result<Vec<String>, QueryError> {
     if cursor.len() > MAX_CURSOR_CHARS {
         return Err(QueryError::BadCursor);
@@ -292,6 +316,10 @@ mod tests {
             tick_no: 17,
         };
         assert_eq!(RunCursor::decode(&runs.encode()).unwrap(), runs);
+        let events = EventCursor { sequence: 42 };
+        // The shape openapi.yaml's EventCursor pattern states: "e1|" then the digits, in hex.
+        assert_eq!(events.encode(), "65317c3432");
+        assert_eq!(EventCursor::decode(&events.encode()).unwrap(), events);
     }
 
     #[test]
@@ -309,6 +337,15 @@ mod tests {
                 "{bad}"
             );
             assert_eq!(RunCursor::decode(bad), Err(QueryError::BadCursor), "{bad}");
+        }
+        assert_eq!(EventCursor::decode(&runs), Err(QueryError::BadCursor));
+        for bad in ["e1|", "e1|-1", "e1|1|2", "e1|99999999999999999999999"] {
+            let bad = hex::encode(bad);
+            assert_eq!(
+                EventCursor::decode(&bad),
+                Err(QueryError::BadCursor),
+                "{bad}"
+            );
         }
         let overflow = hex::encode("r1|1|99999999999999999999999");
         assert_eq!(RunCursor::decode(&overflow), Err(QueryError::BadCursor));

@@ -178,35 +178,36 @@ pub fn verify_problems(chains: &ChainReport, models: &ModelCheck) -> Vec<String>
 
 /// One line per chain problem, naming the stream and sequence.
 pub fn chain_problem_lines(report: &ChainReport) -> Vec<String> {
-    let mut lines: Vec<String> = report
-        .problems
-        .iter()
-        .map(|p| match p {
-            ChainProblem::AlteredEvent {
-                aggregate,
-                sequence,
-            } => format!(
-                "altered event: {aggregate} sequence {sequence} does not match its hash (edited or forged)"
-            ),
-            ChainProblem::MissingEvent {
-                aggregate,
-                expected_sequence,
-            } => format!(
-                "missing event: {aggregate} sequence {expected_sequence} is absent (deleted; the chain has a gap)"
-            ),
-            ChainProblem::ReorderedOrInserted {
-                aggregate,
-                sequence,
-                original_sequence,
-            } => format!(
-                "reordered event: {aggregate} sequence {sequence} was written as sequence {original_sequence}"
-            ),
-        })
-        .collect();
+    let mut lines: Vec<String> = report.problems.iter().map(chain_problem_line).collect();
     if report.problems_truncated {
         lines.push("… more chain problems (list truncated)".to_owned());
     }
     lines
+}
+
+/// The line for one chain problem, naming the stream and sequence (also the API's chain check's `detail`).
+pub fn chain_problem_line(problem: &ChainProblem) -> String {
+    match problem {
+        ChainProblem::AlteredEvent {
+            aggregate,
+            sequence,
+        } => format!(
+            "altered event: {aggregate} sequence {sequence} does not match its hash (edited or forged)"
+        ),
+        ChainProblem::MissingEvent {
+            aggregate,
+            expected_sequence,
+        } => format!(
+            "missing event: {aggregate} sequence {expected_sequence} is absent (deleted; the chain has a gap)"
+        ),
+        ChainProblem::ReorderedOrInserted {
+            aggregate,
+            sequence,
+            original_sequence,
+        } => format!(
+            "reordered event: {aggregate} sequence {sequence} was written as sequence {original_sequence}"
+        ),
+    }
 }
 
 /// One line per differing row.

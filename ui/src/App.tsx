@@ -6,6 +6,7 @@ import { ApiError } from "./api/client";
 import { AgentsPage } from "./agents/AgentsPage";
 import { AgentWizard } from "./agents/AgentWizard";
 import { AgentPage, agentIdOf } from "./agents/detail/AgentPage";
+import { auditAgentIdOf } from "./audit/path";
 import { SignInPage } from "./auth/SignInPage";
 import { signOut, useSession } from "./auth/session";
 import { followLink as follow, navigate, usePath } from "./router";
@@ -14,6 +15,8 @@ import { followLink as follow, navigate, usePath } from "./router";
 const BacktestsPage = lazy(() => import("./backtests/BacktestsPage").then((m) => ({ default: m.BacktestsPage })));
 const NewBacktestPage = lazy(() => import("./backtests/NewBacktestPage").then((m) => ({ default: m.NewBacktestPage })));
 const BacktestPage = lazy(() => import("./backtests/BacktestPage").then((m) => ({ default: m.BacktestPage })));
+// So does the audit page (an occasional check, not the daily view).
+const AuditPage = lazy(() => import("./audit/AuditPage").then((m) => ({ default: m.AuditPage })));
 
 export function makeQueryClient() {
   return new QueryClient({
@@ -82,6 +85,9 @@ function Page({ path }: { path: string }) {
   if (path === "/agents" || path === "/" || path === "/sign-in") return <AgentsPage />;
   // Before any /agents/<id> route: "new" is not an agent id.
   if (path === "/agents/new") return <AgentWizard />;
+  // Before the agent page: /agents/<id>/audit is not /agents/<id>.
+  const audited = auditAgentIdOf(path);
+  if (audited) return <Loads><AuditPage key={audited} agentId={audited} /></Loads>;
   const agentId = agentIdOf(path);
   if (agentId) return <AgentPage key={agentId} agentId={agentId} />;
   if (path === "/backtests") return <Loads><BacktestsPage /></Loads>;

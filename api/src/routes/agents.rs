@@ -47,7 +47,11 @@ pub fn agent_id(raw: &str) -> Result<String, ApiError> {
 }
 
 /// Checks that the agent exists and the caller may act on it (its owner, or an admin).
-async fn check_visible(state: &AppState, caller: &Caller, id: &str) -> Result<(), ApiError> {
+pub(crate) async fn check_visible(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+) -> Result<(), ApiError> {
     let (agent, _) = state
         .commands
         .agents

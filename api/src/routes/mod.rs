@@ -13,6 +13,7 @@ use crate::state::AppState;
 use crate::{idempotency, observability};
 
 pub mod agents;
+pub mod audit;
 pub mod backtests;
 pub mod docs;
 pub mod health;
@@ -42,6 +43,8 @@ pub const ROUTES: &[(&str, &[&str])] = &[
     ("/api/v1/agents/{id}/archive", &["POST"]),
     ("/api/v1/agents/{id}/runs", &["GET"]),
     ("/api/v1/agents/{id}/stream", &["GET"]),
+    ("/api/v1/agents/{id}/events", &["GET"]),
+    ("/api/v1/agents/{id}/chain", &["GET"]),
     ("/api/v1/market/{symbol}", &["GET"]),
     ("/api/v1/agents/{id}/orders", &["GET"]),
     ("/api/v1/agents/{id}/trades", &["GET"]),
@@ -112,6 +115,8 @@ fn built(method: &str, path: &str) -> Option<MethodRouter<AppState>> {
         ("POST", "/api/v1/agents/{id}/archive") => post(agents::archive_agent),
         ("GET", "/api/v1/agents/{id}/runs") => get(agents::list_runs),
         ("GET", "/api/v1/agents/{id}/stream") => get(stream::stream_agent),
+        ("GET", "/api/v1/agents/{id}/events") => get(audit::list_events),
+        ("GET", "/api/v1/agents/{id}/chain") => get(audit::check_chain),
         ("GET", "/api/v1/market/{symbol}") => get(market::get_price),
         ("GET", "/api/v1/agents/{id}/orders") => get(trading::list_orders),
         ("GET", "/api/v1/agents/{id}/trades") => get(trading::list_trades),

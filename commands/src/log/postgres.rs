@@ -62,7 +62,86 @@ SELECT count(*) FROM (
   SELECT 1 FROM events e WHERE (e.tx_id, e.global_position) > ($1::text::xid8, $2) LIMIT $3
 ) t";
 
+const STREAM_ENVELOPES_SQL: &str = "
+SELECT e.tx_id::text AS tx_id_text, e.global_position, e.event_id, e.aggregate_type, e.aggregate_id, e.sequence,
+       e.event_type, e.event_version, e.payload, e.metadata, e.recorded_at, e.hash
+  FROM events e
+ WHERE e.aggregate_type = $1 AND e.aggregate_id = $2 AND e.sequence > $3
+ ORDER BY e.sequence
+ LIMIT $4";
+
+// The payload is read as jsonb text, the exact input the trigger hashed, like CHAIN_ROWS_SQL.
+const STREAM_CHAIN_ROWS_SQL: &str = "
+SELECT aggregate_type, aggregate_id, sequence, event_type, event_version, payload::jsonb::text AS payload_text, hash
+  FROM events
+ WHERE aggregate_type = $1 AND aggregate_id = $2 AND sequence > $3
+ ORDER BY sequence
+ LIMIT $4";
+
 impl PgEventLog {
+    /// Up to `limit` envelopes of one stream after sequence `after`, in sequence order.
+    ///
+    /// # Errors
+    /// The store could not be read.
+    pub async fn stream_envelopes_after(
+        &self,
+        aggregate_type: &str,
+        aggregate_id: &str,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<EventEnvelope>, StoreError> {
+        let rows = self
+            .stream_rows(
+                STREAM_ENVELOPES_SQL,
+                aggregate_type,
+                aggregate_id,
+                after,
+                limit,
+            )
+            .await?;
+        rows.iter().map(envelope).collect()
+    }
+
+    /// Up to `limit` chain rows of one stream after sequence `after`, in sequence order.
+    ///
+    /// # Errors
+    /// The store could not be read.
+    pub async fn stream_chain_rows_after(
+        &self,
+        aggregate_type: &str,
+        aggregate_id: &str,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<ChainRow>, StoreError> {
+        let rows = self
+            .stream_rows(
+                STREAM_CHAIN_ROWS_SQL,
+                aggregate_type,
+                aggregate_id,
+                after,
+                limit,
+            )
+            .await?;
+        rows.iter().map(chain_row).collect()
+    }
+
+    async fn stream_rows(
+        &self,
+        sql: &'static str,
+        aggregate_type: &str,
+        aggregate_id: &str,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<PgRow>, StoreError> {
+        Ok(sqlx::query(sql)
+            .bind(aggregate_type)
+            .bind(aggregate_id)
+            .bind(i64::try_from(after).unwrap_or(i64::MAX))
+            .bind(limit.min(MAX_LOG_PAGE) as i64)
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
     async fn rows_after(
         &self,
         sql: &'static str,
@@ -217,20 +296,20 @@ impl ChainSource for PgEventLog {
                 .bind(i64::try_from(key.sequence).unwrap_or(i64::MAX)),
         };
         let rows = query.fetch_all(&self.pool).await?;
-        rows.iter()
-            .map(|row| {
-                Ok(ChainRow {
-                    aggregate_type: row.try_get("aggregate_type")?,
-                    aggregate_id: row.try_get("aggregate_id")?,
-                    sequence: parse_sequence(row.try_get("sequence")?)?,
-                    event_type: row.try_get("event_type")?,
-                    event_version: row.try_get("event_version")?,
-                    payload_text: row.try_get("payload_text")?,
-                    hash: row.try_get("hash")?,
-                })
-            })
-            .collect()
+        rows.iter().map(chain_row).collect()
     }
+}
+
+fn chain_row(row: &PgRow) -> Result<ChainRow, StoreError> {
+    Ok(ChainRow {
+        aggregate_type: row.try_get("aggregate_type")?,
+        aggregate_id: row.try_get("aggregate_id")?,
+        sequence: parse_sequence(row.try_get("sequence")?)?,
+        event_type: row.try_get("event_type")?,
+        event_version: row.try_get("event_version")?,
+        payload_text: row.try_get("payload_text")?,
+        hash: row.try_get("hash")?,
+    })
 }
 
 /// Checkpoints in the `checkpoints` table. [`PgCheckpointStore::save_in`] writes inside a caller's transaction (or

@@ -74,7 +74,8 @@ pub enum ChainProblem {
 }
 
 impl ChainProblem {
-    fn sequence(&self) -> u64 {
+    /// The sequence the problem is at (the first absent one for a missing event).
+    pub fn sequence(&self) -> u64 {
         match self {
             Self::AlteredEvent { sequence, .. } | Self::ReorderedOrInserted { sequence, .. } => {
                 *sequence

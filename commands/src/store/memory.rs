@@ -160,6 +160,63 @@ impl MemoryEventStore {
             .collect()
     }
 
+    /// Up to `limit` events of one stream after sequence `after`, in sequence order (shared, not copied).
+    fn stream_after(
+        &self,
+        aggregate_type: &str,
+        aggregate_id: &str,
+        after: u64,
+        limit: usize,
+    ) -> Vec<Arc<LoggedEvent>> {
+        let Some(aggregate_type) = strom_domain::event::AGGREGATE_TYPES
+            .iter()
+            .find(|t| **t == aggregate_type)
+        else {
+            return Vec::new();
+        };
+        let state = self.lock();
+        let Some(indices) = state
+            .streams
+            .get(&(*aggregate_type, aggregate_id.to_owned()))
+        else {
+            return Vec::new();
+        };
+        indices
+            .iter()
+            .skip(usize::try_from(after).unwrap_or(usize::MAX))
+            .take(limit.min(MAX_LOG_PAGE))
+            .map(|&i| Arc::clone(&state.log[i]))
+            .collect()
+    }
+
+    /// [`crate::log::PgEventLog::stream_envelopes_after`] in memory.
+    pub(super) fn stream_envelopes_after(
+        &self,
+        aggregate_type: &str,
+        aggregate_id: &str,
+        after: u64,
+        limit: usize,
+    ) -> Vec<EventEnvelope> {
+        self.stream_after(aggregate_type, aggregate_id, after, limit)
+            .iter()
+            .map(|e| e.envelope())
+            .collect()
+    }
+
+    /// [`crate::log::PgEventLog::stream_chain_rows_after`] in memory.
+    pub(super) fn stream_chain_rows_after(
+        &self,
+        aggregate_type: &str,
+        aggregate_id: &str,
+        after: u64,
+        limit: usize,
+    ) -> Vec<ChainRow> {
+        self.stream_after(aggregate_type, aggregate_id, after, limit)
+            .iter()
+            .map(|e| chain_row(e))
+            .collect()
+    }
+
     pub(super) fn load_snapshot<A: Decider>(&self, aggregate_id: &str) -> Option<(A, u64)> {
         let state = self.lock();
         let (version, snapshot) = state.snapshots.get(&(A::TYPE, aggregate_id.to_owned()))?;
@@ -296,17 +353,22 @@ impl ChainSource for MemoryEventStore {
                 after.is_none_or(|key| key.is_before(aggregate_type, &e.aggregate_id, e.sequence))
             })
             .take(limit)
-            .map(|(aggregate_type, e)| ChainRow {
-                aggregate_type: aggregate_type.to_owned(),
-                aggregate_id: e.aggregate_id.clone(),
-                sequence: e.sequence,
-                event_type: e.event_type().to_owned(),
-                event_version: e.event.event_version().to_owned(),
-                payload_text: jsonb_text(&encode(&e.event)),
-                hash: e.hash.clone(),
-            })
+            .map(|(_, e)| chain_row(e))
             .collect();
         Ok(rows)
+    }
+}
+
+/// The hashed fields of `e` as Postgres would hold them (the jsonb text the trigger hashed).
+fn chain_row(e: &LoggedEvent) -> ChainRow {
+    ChainRow {
+        aggregate_type: e.aggregate_type().to_owned(),
+        aggregate_id: e.aggregate_id.clone(),
+        sequence: e.sequence,
+        event_type: e.event_type().to_owned(),
+        event_version: e.event.event_version().to_owned(),
+        payload_text: jsonb_text(&encode(&e.event)),
+        hash: e.hash.clone(),
     }
 }
 

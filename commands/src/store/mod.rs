@@ -10,8 +10,9 @@ mod migrations;
 mod postgres;
 mod postgres_events;
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
+use async_trait::async_trait;
 use sqlx::PgPool;
 use strom_domain::{Decider, EventMetadata, StromEvent};
 
@@ -21,7 +22,10 @@ pub use postgres::{migrate, pg_connect_options, MIGRATOR};
 pub use postgres_events::{PgEventStore, SnapshotMismatch, SnapshotReport};
 
 pub use crate::log::StoreError;
-use crate::log::{CommitSignal, EventLog};
+use crate::log::{
+    verify_chains, ChainKey, ChainReport, ChainRow, ChainSource, CommitSignal, EventEnvelope,
+    EventLog, VERIFY_PAGE,
+};
 
 /// Why an append did not happen.
 #[derive(Debug, thiserror::Error)]
@@ -120,6 +124,75 @@ impl EventStore {
         }
     }
 
+    /// Up to `limit` envelopes of one stream (`aggregate_type` `aggregate_id`) after sequence `after`, in sequence
+    /// order: an aggregate's timeline as stored.
+    ///
+    /// # Errors
+    /// The store failed.
+    pub async fn stream_envelopes_after(
+        &self,
+        aggregate_type: &str,
+        aggregate_id: &str,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<EventEnvelope>, StoreError> {
+        match self {
+            Self::Postgres(store) => {
+                store
+                    .log()
+                    .stream_envelopes_after(aggregate_type, aggregate_id, after, limit)
+                    .await
+            }
+            Self::Memory(store) => {
+                Ok(store.stream_envelopes_after(aggregate_type, aggregate_id, after, limit))
+            }
+        }
+    }
+
+    /// Verifies one stream's hash chain from genesis with [`verify_chains`], the code `strom replay --verify` runs
+    /// over every stream, fed only this stream's rows.
+    ///
+    /// # Errors
+    /// The store failed. Problems with the chain are not errors: they are in the report.
+    pub async fn verify_stream(
+        &self,
+        aggregate_type: &str,
+        aggregate_id: &str,
+    ) -> Result<StreamVerification, StoreError> {
+        let source = OneStream {
+            store: self,
+            aggregate_type,
+            aggregate_id,
+            head_hash: Mutex::new(None),
+        };
+        let report = verify_chains(&source).await?;
+        let head_hash = source
+            .head_hash
+            .into_inner()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        Ok(StreamVerification { report, head_hash })
+    }
+
+    async fn stream_chain_rows_after(
+        &self,
+        aggregate_type: &str,
+        aggregate_id: &str,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<ChainRow>, StoreError> {
+        match self {
+            Self::Postgres(store) => {
+                store
+                    .log()
+                    .stream_chain_rows_after(aggregate_type, aggregate_id, after, limit)
+                    .await
+            }
+            Self::Memory(store) => {
+                Ok(store.stream_chain_rows_after(aggregate_type, aggregate_id, after, limit))
+            }
+        }
+    }
+
     /// The latest snapshot of `A` `aggregate_id` and the sequence it was taken at. A snapshot of an older state shape
     /// (or one that no longer reads) is ignored, so the caller replays instead.
     ///
@@ -153,5 +226,50 @@ impl EventStore {
                 Ok(())
             }
         }
+    }
+}
+
+/// What [`EventStore::verify_stream`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamVerification {
+    /// The chain report of the one stream (`streams` is 0 for a stream without events).
+    pub report: ChainReport,
+    /// The stored hash of the stream's last event; `None` for an empty stream.
+    pub head_hash: Option<String>,
+}
+
+/// One stream of a store as a [`ChainSource`], remembering the last hash it handed out (the stream's head).
+struct OneStream<'a> {
+    store: &'a EventStore,
+    aggregate_type: &'a str,
+    aggregate_id: &'a str,
+    head_hash: Mutex<Option<String>>,
+}
+
+#[async_trait]
+impl ChainSource for OneStream<'_> {
+    async fn read_chain_rows_after(
+        &self,
+        after: Option<&ChainKey>,
+        limit: usize,
+    ) -> Result<Vec<ChainRow>, StoreError> {
+        // `after` is always a row this source returned, so of this stream.
+        let after = after.map_or(0, |key| key.sequence);
+        let rows = self
+            .store
+            .stream_chain_rows_after(
+                self.aggregate_type,
+                self.aggregate_id,
+                after,
+                limit.min(VERIFY_PAGE),
+            )
+            .await?;
+        if let Some(last) = rows.last() {
+            *self
+                .head_hash
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(last.hash.clone());
+        }
+        Ok(rows)
     }
 }

@@ -44,6 +44,7 @@ conformance!(
     a_skipped_sequence_is_refused_as_an_error_not_a_conflict,
     the_log_is_in_commit_order_across_aggregates,
     every_hash_links_its_stream_and_the_chains_verify,
+    one_stream_reads_in_pages_and_verifies_alone,
     reading_in_pages_with_checkpoints_returns_each_event_once,
     concurrent_writers_take_each_sequence_exactly_once,
     rejected_commands_are_returned_not_retried,
@@ -243,6 +244,55 @@ async fn every_hash_links_its_stream_and_the_chains_verify(backend: &Backend) {
     let report = verify_chains(backend.chains().as_ref()).await.unwrap();
     assert!(report.is_intact(), "{report:?}");
     assert_eq!((report.streams, report.events), (3, 10));
+}
+
+async fn one_stream_reads_in_pages_and_verifies_alone(backend: &Backend) {
+    let names = tricky_names();
+    backend.step("other-0").await;
+    create_and_rename(&backend.services, "notes", &names).await;
+    backend.step("other-1").await;
+    let id = agent_id("notes");
+    let mut stream: Vec<EventEnvelope> = Vec::new();
+    loop {
+        let after = stream.last().map_or(0, |e| e.sequence);
+        let page = backend
+            .store
+            .stream_envelopes_after(Agent::TYPE, &id, after, 2)
+            .await
+            .unwrap();
+        if page.is_empty() {
+            break;
+        }
+        stream.extend(page);
+    }
+    let sequences: Vec<u64> = stream.iter().map(|e| e.sequence).collect();
+    assert_eq!(sequences, (1..=names.len() as u64).collect::<Vec<_>>());
+    assert!(stream.iter().all(|e| e.aggregate_id == id));
+    assert_chained(&stream);
+
+    let verification = backend.store.verify_stream(Agent::TYPE, &id).await.unwrap();
+    assert!(verification.report.is_intact(), "{verification:?}");
+    assert_eq!(
+        (verification.report.streams, verification.report.events),
+        (1, names.len() as u64)
+    );
+    assert_eq!(
+        verification.head_hash,
+        stream.last().map(|e| e.hash.clone())
+    );
+
+    let unknown = backend
+        .store
+        .verify_stream(Agent::TYPE, "nobody")
+        .await
+        .unwrap();
+    assert_eq!((unknown.report.events, unknown.head_hash), (0, None));
+    assert!(backend
+        .store
+        .stream_envelopes_after("NoSuchType", &id, 0, 10)
+        .await
+        .unwrap()
+        .is_empty());
 }
 
 async fn reading_in_pages_with_checkpoints_returns_each_event_once(backend: &Backend) {

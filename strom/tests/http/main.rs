@@ -8,6 +8,7 @@ use serde_json::{json, Value};
 use strom_api::auth::{AuthMode, AuthSettings, Role, DEFAULT_AUDIENCE, DEV_ISSUER};
 
 mod agents;
+mod audit;
 mod backtest_cli;
 mod backtests;
 mod dashboard;

@@ -276,6 +276,44 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/agents/{id}/events": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["parameters"]["AgentId"];
+            };
+            cookie?: never;
+        };
+        /** The agent's own event stream as stored, oldest first by sequence (viewer) — its audit timeline */
+        get: operations["listAgentEvents"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/agents/{id}/chain": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["parameters"]["AgentId"];
+            };
+            cookie?: never;
+        };
+        /** Verify the agent's hash chain from genesis, with the verifier `strom replay --verify` runs (viewer) */
+        get: operations["checkAgentChain"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/market/{symbol}": {
         parameters: {
             query?: never;
@@ -780,6 +818,11 @@ export interface components {
         };
         /** @description A committed event as the bus and SSE carry it (specs/04-events.md §4.1, EventEnvelope.v1.schema.json) */
         EventEnvelope: {
+            /** @description the event's place in the global log (transaction id, then insertion counter) */
+            position: {
+                tx_id: number;
+                global_position: number;
+            };
             event_id: components["schemas"]["Uuid"];
             /** @enum {string} */
             aggregate_type: "Agent" | "Backtest";
@@ -793,6 +836,32 @@ export interface components {
             };
             recorded_at: components["schemas"]["Timestamp"];
             hash: string;
+        };
+        EventPage: {
+            items: components["schemas"]["EventEnvelope"][];
+            next_cursor: string | null;
+        };
+        /** @description The agent's hash chain recomputed from genesis (specs/04-events.md §3). verified is true when no problem was found; each problem names the sequence it is at. */
+        ChainCheck: {
+            /** @enum {string} */
+            aggregate_type: "Agent";
+            aggregate_id: string;
+            verified: boolean;
+            /** @description events in the stream */
+            events: number;
+            /** @description the stored hash of the last event; null for a stream without events */
+            head_hash: string | null;
+            problems: components["schemas"]["ChainProblem"][];
+            /** @description more problems were found than listed */
+            problems_truncated: boolean;
+        };
+        ChainProblem: {
+            /** @description where it is (a missing event: the first absent sequence) */
+            sequence: number;
+            /** @enum {string} */
+            problem: "altered_event" | "missing_event" | "reordered_or_inserted";
+            /** @description the line `strom replay --verify` prints for it */
+            detail: string;
         };
         /** @description data of each message of GET /api/v1/agents/{id}/stream — the event, and the agent's status, next tick and position after it */
         AgentStreamMessage: {
@@ -1267,6 +1336,8 @@ export interface components {
         BacktestCursor: string;
         /** @description Opaque cursor from a previous page's next_cursor. The pattern states which strings the server can take as a PnL cursor (any other is 400 bad_request); clients only pass back what they were given. */
         PnlCursor: string;
+        /** @description Opaque cursor from a previous page's next_cursor. The pattern states which strings the server can take as an events cursor (any other is 400 bad_request); clients only pass back what they were given. */
+        EventCursor: string;
         IdempotencyKey: string;
     };
     requestBodies: never;
@@ -1720,6 +1791,61 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             404: components["responses"]["NotFound"];
             429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    listAgentEvents: {
+        parameters: {
+            query?: {
+                limit?: components["parameters"]["Limit"];
+                /** @description Opaque cursor from a previous page's next_cursor. The pattern states which strings the server can take as an events cursor (any other is 400 bad_request); clients only pass back what they were given. */
+                cursor?: components["parameters"]["EventCursor"];
+            };
+            header?: never;
+            path: {
+                id: components["parameters"]["AgentId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of the agent's events (the envelopes the SSE stream and `strom replay --export` carry) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EventPage"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    checkAgentChain: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["parameters"]["AgentId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The chain check (problems are data; a broken chain is still 200) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ChainCheck"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
             503: components["responses"]["Unavailable"];
         };
     };

@@ -4,7 +4,7 @@ import { lazy, Suspense, useMemo, useState, type MouseEvent, type ReactNode } fr
 import { ApiError, type Agent, type AgentSummary, type Schemas } from "../../api/client";
 import { canCommand, useMe } from "../../auth/me";
 import { Money } from "../../money/Money";
-import { navigate } from "../../router";
+import { followLink, navigate } from "../../router";
 import { strategyLabel } from "../AgentsPage";
 import { useAgentSummary } from "../queries";
 import { AgentEditor } from "./AgentEditor";
@@ -138,6 +138,12 @@ function AgentHeader({ agent }: { agent: Agent }) {
         )}
       </dl>
       <AgentActions agent={agent} />
+      <p className="audit-link">
+        <a href={`/agents/${agent.agent_id}/audit`} onClick={followLink(`/agents/${agent.agent_id}/audit`)}>
+          Audit
+        </a>{" "}
+        <span className="muted">(every event with its correlation id, and the hash-chain check)</span>
+      </p>
     </header>
   );
 }

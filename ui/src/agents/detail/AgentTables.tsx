@@ -19,8 +19,11 @@ interface PageQuery {
   data?: { items: unknown[]; next_cursor: string | null };
 }
 
-/** A titled, scrollable table with the state of its query and the pager under it. */
-function Listing({
+/**
+ * A titled, scrollable table with the state of its query and the pager under it. Newest first unless `oldestFirst`
+ * (the audit timeline), which only changes the wording: the first page is always where the cursors start.
+ */
+export function Listing({
   title,
   what,
   query,
@@ -28,6 +31,9 @@ function Listing({
   filter,
   head,
   children,
+  pageSize = TABLE_PAGE_SIZE,
+  oldestFirst = false,
+  className,
 }: {
   title: string;
   what: string;
@@ -36,9 +42,13 @@ function Listing({
   filter?: ReactNode;
   head: ReactNode;
   children: ReactNode;
+  pageSize?: number;
+  oldestFirst?: boolean;
+  className?: string;
 }) {
   const id = useId();
   const next = query.data?.next_cursor ?? null;
+  const [back, forward] = oldestFirst ? ["Older", "Newer"] : ["Newer", "Older"];
   return (
     <section aria-labelledby={id}>
       <h2 id={id}>{title}</h2>
@@ -54,11 +64,11 @@ function Listing({
         <>
           {/* Outside the scrolling box (a caption would scroll away on a phone), and the table's name. */}
           <p id={`${id}-caption`} className="caption">
-            {title}, newest first: page {pages.page} ({TABLE_PAGE_SIZE} a page); times UTC
+            {title}, {oldestFirst ? "oldest" : "newest"} first: page {pages.page} ({pageSize} a page); times UTC
           </p>
           <div className="scroll" tabIndex={0} role="region" aria-label={`${title}, page ${pages.page}`}>
             <table
-              className="list"
+              className={className ? `list ${className}` : "list"}
               aria-labelledby={`${id}-caption`}
               aria-busy={query.isPlaceholderData || undefined}
             >
@@ -71,7 +81,7 @@ function Listing({
       {(pages.page > 1 || next) && (
         <nav className="pager" aria-label={`${title} pages`}>
           <button type="button" className="secondary" onClick={pages.newer} disabled={pages.page === 1}>
-            Newer {what}
+            {back} {what}
           </button>
           <button
             type="button"
@@ -79,7 +89,7 @@ function Listing({
             onClick={() => next && pages.older(next)}
             disabled={!next || query.isPlaceholderData}
           >
-            Older {what}
+            {forward} {what}
           </button>
         </nav>
       )}
