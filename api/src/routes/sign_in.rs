@@ -1,14 +1,11 @@
 //! `POST /api/v1/auth/dev-sign-in`: a one-time code from the link `strom serve` prints, exchanged for a dev token
 //! ([`crate::dev_sign_in`], specs/03 §2, specs/05 §1). No bearer token: the code is the credential.
 
-use std::sync::Arc;
-
 use axum::extract::State;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 
-use crate::auth::{Authenticator, Role};
-use crate::dev_sign_in::DevSignIn;
+use crate::auth::Role;
 use crate::extract::ApiJson;
 use crate::problem::ApiError;
 use crate::state::AppState;
@@ -39,15 +36,13 @@ pub async fn dev_sign_in(
     State(state): State<AppState>,
     ApiJson(request): ApiJson<DevSignInRequest>,
 ) -> Result<Json<DevSignInResponse>, ApiError> {
-    let auth: &Arc<Authenticator> = &state.auth;
-    let links: &Arc<DevSignIn> = &state.dev_sign_in;
-    if !auth.is_dev() {
+    if !state.auth.is_dev() {
         return Err(ApiError::NotFound(
             "dev sign-in is off: this server takes tokens from its identity provider".into(),
         ));
     }
     let now = state.now();
-    let Some(sign_in) = links.redeem(&request.code, now) else {
+    let Some(sign_in) = state.dev_sign_in.redeem(&request.code, now) else {
         return Err(ApiError::Unauthorized(
             "this sign-in link was used already, has expired (after 15 minutes) or is mistyped: restart \
              `strom serve` for a new one, or sign in with a token from `strom token`"
@@ -55,7 +50,8 @@ pub async fn dev_sign_in(
         ));
     };
     let now_s = u64::try_from(now.timestamp()).unwrap_or(0);
-    let token = auth
+    let token = state
+        .auth
         .mint_dev(&sign_in.sub, &sign_in.roles, now_s, DEV_SIGN_IN_TOKEN_TTL_S)
         .map_err(ApiError::Internal)?;
     tracing::info!(sub = %sign_in.sub, "signed in with a one-time dev link");
