@@ -24,16 +24,25 @@ pub struct AuthArgs {
         default_value = ".strom/dev-jwt.key"
     )]
     pub dev_key_file: PathBuf,
+    /// Key of the Telegram session tokens the API mints for linked chats; created with a random key on first use.
+    /// Default: `session.key` beside the dev key file (`.strom/session.key`).
+    #[arg(long, env = "STROM_AUTH_SESSION_KEY_FILE")]
+    pub session_key_file: Option<PathBuf>,
 }
 
 impl AuthArgs {
     /// What the server's authenticator checks: JWKS mode when a JWKS URL is set, dev mode otherwise.
     pub fn settings(&self) -> AuthSettings {
+        let session_key_file = self
+            .session_key_file
+            .clone()
+            .unwrap_or_else(|| self.dev_key_file.with_file_name("session.key"));
         match &self.jwks_url {
             Some(url) => AuthSettings {
                 mode: AuthMode::Jwks { url: url.clone() },
                 audience: self.audience.clone(),
                 issuer: self.issuer.clone(),
+                session_key_file,
             },
             None => AuthSettings {
                 mode: AuthMode::Dev {
@@ -41,6 +50,7 @@ impl AuthArgs {
                 },
                 audience: self.audience.clone(),
                 issuer: Some(self.issuer.clone().unwrap_or_else(|| DEV_ISSUER.to_owned())),
+                session_key_file,
             },
         }
     }

@@ -217,6 +217,7 @@ mod dev_sign_in {
                 },
                 audience: DEFAULT_AUDIENCE.into(),
                 issuer: None,
+                session_key_file: c.auth.session_key_file.clone(),
             }
         })
         .await;

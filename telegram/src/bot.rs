@@ -1,0 +1,536 @@
+//! What the bot does with a message or a button press ([`Core`], independent of teloxide), and the teloxide
+//! dispatcher that feeds it from long polling ([`run`]).
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use chrono::{Duration as ChronoDuration, Utc};
+use teloxide::dispatching::UpdateFilterExt;
+use teloxide::error_handlers::LoggingErrorHandler;
+use teloxide::payloads::{EditMessageTextSetters, SendMessageSetters};
+use teloxide::prelude::{Dispatcher, Requester};
+use teloxide::types::{
+    CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Me, Message, Update,
+};
+use tracing::Instrument;
+
+use crate::client::{Agent, ApiClient, ApiError, Session};
+use crate::command::{self, Command, ParseError};
+use crate::format;
+
+/// Commands per second a chat may send (specs/05 §7)…
+const CHAT_RATE_PER_S: f64 = 1.0;
+/// …with this burst.
+const CHAT_BURST: f64 = 5.0;
+/// Callback data of the stop confirmation: `stop:<agent_id>`.
+const STOP_PREFIX: &str = "stop:";
+/// Callback data of the cancel button.
+const CANCEL: &str = "cancel";
+
+/// A message as the bot sees it.
+#[derive(Debug, Clone)]
+pub struct Incoming {
+    pub chat_id: i64,
+    /// A private chat with the bot (only those link).
+    pub private: bool,
+    pub username: Option<String>,
+    /// The text; `None` for a sticker, photo and the like.
+    pub text: Option<String>,
+}
+
+/// What to answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reply {
+    /// Say nothing (a group message that is not a command).
+    Silent,
+    Text(String),
+    /// Ask to confirm stopping `agent_id`, with Stop / Cancel buttons.
+    ConfirmStop {
+        text: String,
+        agent_id: String,
+    },
+}
+
+/// The bot's behaviour: rate limit, linking, sessions, commands.
+pub struct Core {
+    api: ApiClient,
+    buckets: Mutex<HashMap<i64, (f64, Instant)>>,
+}
+
+impl Core {
+    pub fn new(api: ApiClient) -> Self {
+        Self {
+            api,
+            buckets: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Takes a token from the chat's bucket; false when it is empty.
+    fn admit(&self, chat_id: i64) -> bool {
+        let mut buckets = self
+            .buckets
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let now = Instant::now();
+        let (tokens, last) = buckets.entry(chat_id).or_insert((CHAT_BURST, now));
+        *tokens =
+            (*tokens + now.duration_since(*last).as_secs_f64() * CHAT_RATE_PER_S).min(CHAT_BURST);
+        *last = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// The answer to a message.
+    pub async fn on_message(&self, msg: &Incoming, correlation_id: &str) -> Reply {
+        let looks_like_command = msg
+            .text
+            .as_deref()
+            .is_some_and(|t| t.trim_start().starts_with('/'));
+        if !msg.private && !looks_like_command {
+            return Reply::Silent;
+        }
+        if !self.admit(msg.chat_id) {
+            return Reply::Text(format::SLOW_DOWN.into());
+        }
+        let parsed = match msg.text.as_deref() {
+            Some(text) => command::parse(text, None),
+            None => Err(ParseError::NotACommand),
+        };
+        if let Ok(Command::Link(code)) = &parsed {
+            return Reply::Text(self.link(msg, code, correlation_id).await);
+        }
+        let session = match self.api.session(msg.chat_id, correlation_id).await {
+            Ok(Some(session)) => session,
+            Ok(None) => return Reply::Text(format::NOT_LINKED.into()),
+            Err(e) => {
+                tracing::warn!(error = %e, "session request failed");
+                return Reply::Text(format::api_error(&e));
+            }
+        };
+        let command = match parsed {
+            Ok(command) => command,
+            Err(e) => return Reply::Text(e.to_string()),
+        };
+        tracing::info!(command = ?command, sub = %session.sub, "telegram command");
+        match self
+            .run(command, msg.chat_id, &session, correlation_id)
+            .await
+        {
+            Ok(reply) => reply,
+            Err(e) => {
+                tracing::warn!(error = %e, "command failed");
+                Reply::Text(format::api_error(&e))
+            }
+        }
+    }
+
+    async fn link(&self, msg: &Incoming, code: &str, correlation_id: &str) -> String {
+        if !msg.private {
+            return format::PRIVATE_ONLY.into();
+        }
+        match self
+            .api
+            .redeem(code, msg.chat_id, msg.username.as_deref(), correlation_id)
+            .await
+        {
+            Ok(()) => {
+                "Linked: this chat now acts for your STROM user. Send /help for the commands."
+                    .into()
+            }
+            Err(e) if e.code() == Some("link_code_invalid") || e.status() == Some(422) => {
+                "That code is unknown, already used or expired. Create a new one in the dashboard."
+                    .into()
+            }
+            Err(e) if e.status() == Some(429) => {
+                "Too many wrong codes from this chat; try again in 10 minutes.".into()
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "link failed");
+                format::api_error(&e)
+            }
+        }
+    }
+
+    async fn resolve(
+        &self,
+        token: &str,
+        query: &str,
+        correlation_id: &str,
+    ) -> Result<Result<Agent, String>, ApiError> {
+        let agents = self.api.agents(token, correlation_id).await?;
+        Ok(format::resolve(&agents, query).cloned())
+    }
+
+    /// The agent `query` names, or the only agent when there is no query.
+    async fn one_agent(
+        &self,
+        token: &str,
+        query: Option<&str>,
+        correlation_id: &str,
+    ) -> Result<Result<Agent, String>, ApiError> {
+        match query {
+            Some(q) => self.resolve(token, q, correlation_id).await,
+            None => {
+                let agents = self.api.agents(token, correlation_id).await?;
+                Ok(match agents.as_slice() {
+                    [one] => Ok(one.clone()),
+                    [] => Err("You have no agents yet; create one in the dashboard.".into()),
+                    _ => Err(format!(
+                        "You have {} agents; name one (by name or id prefix). /agents lists them.",
+                        agents.len()
+                    )),
+                })
+            }
+        }
+    }
+
+    async fn run(
+        &self,
+        command: Command,
+        chat_id: i64,
+        session: &Session,
+        cid: &str,
+    ) -> Result<Reply, ApiError> {
+        let token = session.access_token.as_str();
+        let text = match command {
+            Command::Help => command::HELP.to_owned(),
+            Command::Link(_) => unreachable!("handled before the session"),
+            Command::Unlink => {
+                self.api.unlink(token, chat_id, cid).await?;
+                "Unlinked. This chat no longer acts for your STROM user.".to_owned()
+            }
+            Command::Agents | Command::Status(None) => {
+                format::agents(&self.api.agents(token, cid).await?)
+            }
+            Command::Status(Some(query)) => match self.resolve(token, &query, cid).await? {
+                Ok(agent) => format::status(&agent),
+                Err(answer) => answer,
+            },
+            Command::Pnl(query) => match self.one_agent(token, query.as_deref(), cid).await? {
+                Ok(agent) => {
+                    let summary = self.api.summary(token, &agent.agent_id, cid).await?;
+                    format::pnl(&agent, &summary)
+                }
+                Err(answer) => answer,
+            },
+            Command::Trades(query, n) => {
+                match self.one_agent(token, query.as_deref(), cid).await? {
+                    Ok(agent) => {
+                        let trades = self.api.trades(token, &agent.agent_id, n, cid).await?;
+                        format::trades(&agent, &trades)
+                    }
+                    Err(answer) => answer,
+                }
+            }
+            Command::Positions => {
+                let agents = self.api.agents(token, cid).await?;
+                let mut rows = Vec::with_capacity(agents.len());
+                for agent in agents {
+                    let position = self.api.position(token, &agent.agent_id, cid).await?;
+                    rows.push((agent, position));
+                }
+                format::positions(&rows)
+            }
+            Command::Daily(days) => {
+                let now = Utc::now();
+                let window_start = (now.date_naive() - chrono::Days::new(u64::from(days - 1)))
+                    .and_hms_opt(0, 0, 0)
+                    .map_or(now, |t| t.and_utc());
+                let mut per_agent = Vec::new();
+                for agent in self.api.agents(token, cid).await? {
+                    let baseline = self
+                        .api
+                        .pnl_at(
+                            token,
+                            &agent.agent_id,
+                            window_start - ChronoDuration::milliseconds(1),
+                            cid,
+                        )
+                        .await?
+                        .unwrap_or_default();
+                    let points = self
+                        .api
+                        .pnl_since(token, &agent.agent_id, window_start, cid)
+                        .await?;
+                    per_agent.push(format::daily_changes(&points, baseline));
+                }
+                format::daily(days, now, &per_agent)
+            }
+            Command::Start(query) => match self.resolve(token, &query, cid).await? {
+                Ok(agent) => {
+                    let started = self.api.start(token, &agent.agent_id, cid).await?;
+                    format!(
+                        "Started {} ({}): {}.",
+                        started.name,
+                        format::short_id(&started.agent_id),
+                        started.status
+                    )
+                }
+                Err(answer) => answer,
+            },
+            Command::Stop(query) => match self.resolve(token, &query, cid).await? {
+                Ok(agent) => {
+                    return Ok(Reply::ConfirmStop {
+                        text: format!(
+                            "Stop {} ({}) on {}? It is {}.",
+                            agent.name,
+                            format::short_id(&agent.agent_id),
+                            agent.symbol,
+                            agent.status
+                        ),
+                        agent_id: agent.agent_id,
+                    })
+                }
+                Err(answer) => answer,
+            },
+        };
+        Ok(Reply::Text(text))
+    }
+
+    /// The answer to a button press with callback `data` in `chat_id`: the text that replaces the question.
+    pub async fn on_button(&self, chat_id: i64, data: &str, correlation_id: &str) -> String {
+        if data == CANCEL {
+            return "Cancelled; nothing was stopped.".into();
+        }
+        let Some(agent_id) = data.strip_prefix(STOP_PREFIX) else {
+            return "That button is not one of mine.".into();
+        };
+        let session = match self.api.session(chat_id, correlation_id).await {
+            Ok(Some(session)) => session,
+            Ok(None) => return format::NOT_LINKED.into(),
+            Err(e) => return format::api_error(&e),
+        };
+        tracing::info!(agent_id, sub = %session.sub, "telegram stop confirmed");
+        match self
+            .api
+            .stop(&session.access_token, agent_id, correlation_id)
+            .await
+        {
+            Ok(agent) => format!(
+                "Stopped {} ({}).",
+                agent.name,
+                format::short_id(&agent.agent_id)
+            ),
+            Err(e) => format::api_error(&e),
+        }
+    }
+}
+
+/// How to reach Telegram and the STROM API.
+pub struct Config {
+    /// The bot token from BotFather (a secret: never logged).
+    pub telegram_token: String,
+    /// Another Bot API server (a local one, or a test's); `None` = Telegram's.
+    pub telegram_api_url: Option<String>,
+    /// The STROM API, e.g. `http://127.0.0.1:8080`.
+    pub api_url: String,
+    /// The bot's service credential (role `telegram-bot`; a secret).
+    pub service_token: String,
+}
+
+/// A fresh correlation id for one update: it goes to the API as `x-request-id` and into the bot's log.
+pub fn correlation_id() -> String {
+    format!("tg-{}", uuid::Uuid::new_v4())
+}
+
+fn stop_keyboard(agent_id: &str) -> InlineKeyboardMarkup {
+    InlineKeyboardMarkup::new(vec![vec![
+        InlineKeyboardButton::callback("Stop", format!("{STOP_PREFIX}{agent_id}")),
+        InlineKeyboardButton::callback("Cancel", CANCEL),
+    ]])
+}
+
+type HandlerResult = Result<(), teloxide::RequestError>;
+
+async fn handle_message(
+    bot: teloxide::Bot,
+    msg: Message,
+    me: Me,
+    core: Arc<Core>,
+) -> HandlerResult {
+    let cid = correlation_id();
+    let span =
+        tracing::info_span!("telegram_update", correlation_id = %cid, chat_id = msg.chat.id.0);
+    async move {
+        // `/cmd@otherbot` in a group is for another bot.
+        let text = msg.text().map(str::to_owned);
+        if let Some(t) = &text {
+            if let Some(first) = t.split_whitespace().next() {
+                if let Some((_, to)) = first.split_once('@') {
+                    if !to.eq_ignore_ascii_case(me.username()) {
+                        return Ok(());
+                    }
+                }
+            }
+        }
+        let incoming = Incoming {
+            chat_id: msg.chat.id.0,
+            private: msg.chat.is_private(),
+            username: msg.from.as_ref().and_then(|u| u.username.clone()),
+            text: text.map(|t| strip_mention(&t, me.username())),
+        };
+        match core.on_message(&incoming, &cid).await {
+            Reply::Silent => {}
+            Reply::Text(text) => {
+                bot.send_message(msg.chat.id, format::fit(text)).await?;
+            }
+            Reply::ConfirmStop { text, agent_id } => {
+                bot.send_message(msg.chat.id, format::fit(text))
+                    .reply_markup(stop_keyboard(&agent_id))
+                    .await?;
+            }
+        }
+        tracing::info!("telegram update handled");
+        Ok(())
+    }
+    .instrument(span)
+    .await
+}
+
+/// `/cmd@bot args` → `/cmd args`.
+fn strip_mention(text: &str, username: &str) -> String {
+    let suffix = format!("@{username}");
+    let trimmed = text.trim_start();
+    match trimmed.split_once(char::is_whitespace) {
+        Some((head, rest)) => format!(
+            "{} {rest}",
+            head.strip_suffix(suffix.as_str()).unwrap_or(head)
+        ),
+        None => trimmed
+            .strip_suffix(suffix.as_str())
+            .unwrap_or(trimmed)
+            .to_owned(),
+    }
+}
+
+async fn handle_callback(bot: teloxide::Bot, q: CallbackQuery, core: Arc<Core>) -> HandlerResult {
+    let cid = correlation_id();
+    let Some(message) = q.regular_message().cloned() else {
+        bot.answer_callback_query(q.id.clone()).await?;
+        return Ok(());
+    };
+    let span =
+        tracing::info_span!("telegram_update", correlation_id = %cid, chat_id = message.chat.id.0);
+    async move {
+        bot.answer_callback_query(q.id.clone()).await?;
+        let text = core
+            .on_button(message.chat.id.0, q.data.as_deref().unwrap_or(""), &cid)
+            .await;
+        bot.edit_message_text(message.chat.id, message.id, format::fit(text))
+            .reply_markup(InlineKeyboardMarkup::default())
+            .await?;
+        tracing::info!("telegram button handled");
+        Ok(())
+    }
+    .instrument(span)
+    .await
+}
+
+/// Runs the bot with long polling until `shutdown` completes.
+///
+/// # Errors
+/// The clients cannot be built, or Telegram refuses the token (`getMe` fails).
+pub async fn run(
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let mut bot = teloxide::Bot::new(config.telegram_token);
+    if let Some(url) = config.telegram_api_url {
+        let url = reqwest::Url::parse(&url)
+            .with_context(|| format!("STROM_TELEGRAM_API_URL {url:?} is not a URL"))?;
+        bot = bot.set_api_url(url);
+    }
+    let core = Arc::new(Core::new(ApiClient::new(
+        &config.api_url,
+        config.service_token,
+    )?));
+    let handler = teloxide::dptree::entry()
+        .branch(Update::filter_message().endpoint(handle_message))
+        .branch(Update::filter_callback_query().endpoint(handle_callback));
+    let mut dispatcher = Dispatcher::builder(bot.clone(), handler)
+        .dependencies(teloxide::dptree::deps![core])
+        .default_handler(|_| async {})
+        .build();
+    let token = dispatcher.shutdown_token();
+    tokio::spawn(async move {
+        shutdown.await;
+        // The dispatcher may still be starting (getMe); try until it takes the request.
+        loop {
+            match token.shutdown() {
+                Ok(done) => {
+                    done.await;
+                    return;
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+    });
+    let listener = teloxide::update_listeners::polling_default(bot).await;
+    tracing::info!("telegram bot polling for updates");
+    dispatcher
+        .try_dispatch_with_listener(
+            listener,
+            LoggingErrorHandler::with_custom_text("telegram update listener failed"),
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("the Telegram Bot API refused the bot (getMe failed): {e}"))?;
+    tracing::info!("telegram bot stopped");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mentions_of_this_bot_are_stripped() {
+        assert_eq!(
+            strip_mention("/pnl@strom_bot alpha", "strom_bot"),
+            "/pnl alpha"
+        );
+        assert_eq!(strip_mention("/agents@strom_bot", "strom_bot"), "/agents");
+        assert_eq!(strip_mention("/agents", "strom_bot"), "/agents");
+    }
+
+    #[test]
+    fn a_chat_gets_a_burst_of_five_then_one_per_second() {
+        let core = Core::new(ApiClient::new("http://127.0.0.1:9", "t".into()).unwrap());
+        for _ in 0..5 {
+            assert!(core.admit(1));
+        }
+        assert!(!core.admit(1), "the sixth at once is refused");
+        assert!(core.admit(2), "other chats have their own bucket");
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_api_is_answered_politely() {
+        // Port 9 (discard) is closed on test machines: the connection is refused at once.
+        let core = Core::new(ApiClient::new("http://127.0.0.1:9", "t".into()).unwrap());
+        let msg = Incoming {
+            chat_id: 1,
+            private: true,
+            username: None,
+            text: Some("/agents".into()),
+        };
+        assert_eq!(
+            core.on_message(&msg, "tg-test").await,
+            Reply::Text(format::API_DOWN.into())
+        );
+        let group_chatter = Incoming {
+            private: false,
+            text: Some("hello all".into()),
+            ..msg
+        };
+        assert_eq!(
+            core.on_message(&group_chatter, "tg-test").await,
+            Reply::Silent
+        );
+    }
+}
