@@ -75,6 +75,19 @@ pub struct LinkStore {
     failed_redemptions: AttemptWindows<i64>,
 }
 
+/// A `telegram_links` row: chat_id, user_sub, roles, telegram_username, linked_at.
+type LinkRow = (i64, String, Vec<String>, Option<String>, DateTime<Utc>);
+
+fn link_of_row((chat_id, user_sub, roles, telegram_username, linked_at): LinkRow) -> TelegramLink {
+    TelegramLink {
+        chat_id,
+        user_sub,
+        roles: roles_parsed(&roles),
+        telegram_username,
+        linked_at,
+    }
+}
+
 fn roles_text(roles: &[Role]) -> Vec<String> {
     roles.iter().map(|r| r.as_str().to_owned()).collect()
 }
@@ -246,23 +259,14 @@ impl LinkStore {
         Ok(match &self.backend {
             Backend::Memory(m) => lock(m).links.get(&chat_id).cloned(),
             Backend::Postgres(pool) => {
-                let row: Option<(String, Vec<String>, Option<String>, DateTime<Utc>)> =
-                    sqlx::query_as(
-                        "SELECT user_sub, roles, telegram_username, linked_at FROM telegram_links \
-                         WHERE chat_id = $1",
-                    )
-                    .bind(chat_id)
-                    .fetch_optional(pool)
-                    .await?;
-                row.map(
-                    |(user_sub, roles, telegram_username, linked_at)| TelegramLink {
-                        chat_id,
-                        user_sub,
-                        roles: roles_parsed(&roles),
-                        telegram_username,
-                        linked_at,
-                    },
+                let row: Option<LinkRow> = sqlx::query_as(
+                    "SELECT chat_id, user_sub, roles, telegram_username, linked_at FROM telegram_links \
+                     WHERE chat_id = $1",
                 )
+                .bind(chat_id)
+                .fetch_optional(pool)
+                .await?;
+                row.map(link_of_row)
             }
         })
     }
@@ -284,24 +288,14 @@ impl LinkStore {
                 links
             }
             Backend::Postgres(pool) => {
-                let rows: Vec<(i64, Vec<String>, Option<String>, DateTime<Utc>)> = sqlx::query_as(
-                    "SELECT chat_id, roles, telegram_username, linked_at FROM telegram_links \
+                let rows: Vec<LinkRow> = sqlx::query_as(
+                    "SELECT chat_id, user_sub, roles, telegram_username, linked_at FROM telegram_links \
                      WHERE user_sub = $1 ORDER BY linked_at, chat_id",
                 )
                 .bind(sub)
                 .fetch_all(pool)
                 .await?;
-                rows.into_iter()
-                    .map(
-                        |(chat_id, roles, telegram_username, linked_at)| TelegramLink {
-                            chat_id,
-                            user_sub: sub.to_owned(),
-                            roles: roles_parsed(&roles),
-                            telegram_username,
-                            linked_at,
-                        },
-                    )
-                    .collect()
+                rows.into_iter().map(link_of_row).collect()
             }
         })
     }
