@@ -206,7 +206,7 @@ impl Claims {
             ApiError::Unauthorized("telegram session token lacks `chat_id`".into())
         })?;
         let mut caller = self.into_caller();
-        caller.roles.retain(|r| *r <= Role::Trader);
+        caller.roles = crate::telegram::capped(&caller.roles);
         caller.telegram_bot = false;
         caller.chat_id = Some(chat_id);
         Ok(caller)
@@ -297,9 +297,8 @@ impl Authenticator {
             iat: Some(now_s),
             iss: Some(TELEGRAM_ISSUER.to_owned()),
             aud: Some(serde_json::Value::String(self.settings.audience.clone())),
-            roles: roles
+            roles: crate::telegram::capped(roles)
                 .iter()
-                .filter(|r| **r <= Role::Trader)
                 .map(|r| r.as_str().to_owned())
                 .collect(),
             realm_access: None,
@@ -723,7 +722,7 @@ mod tests {
             .mint_telegram_session("alice", &[Role::Viewer, Role::Admin], 42, now)
             .unwrap();
         let from_chat = auth.authenticate(&session).await.unwrap();
-        assert_eq!(from_chat.roles, vec![Role::Viewer]);
+        assert_eq!(from_chat.roles, vec![Role::Viewer, Role::Trader]);
         assert_eq!(from_chat.chat_id, Some(42));
         assert_eq!(from_chat.actor(), "telegram:42");
         // A dev-key token claiming the Telegram issuer does not verify (wrong key for that issuer).

@@ -88,6 +88,14 @@ fn link_of_row((chat_id, user_sub, roles, telegram_username, linked_at): LinkRow
     }
 }
 
+/// `roles` capped at trader (an admin links as a trader), sorted, without duplicates.
+pub fn capped(roles: &[Role]) -> Vec<Role> {
+    let mut capped: Vec<Role> = roles.iter().map(|r| (*r).min(Role::Trader)).collect();
+    capped.sort();
+    capped.dedup();
+    capped
+}
+
 fn roles_text(roles: &[Role]) -> Vec<String> {
     roles.iter().map(|r| r.as_str().to_owned()).collect()
 }
@@ -141,11 +149,7 @@ impl LinkStore {
         roles: &[Role],
         now: DateTime<Utc>,
     ) -> anyhow::Result<DateTime<Utc>> {
-        let roles: Vec<Role> = roles
-            .iter()
-            .copied()
-            .filter(|r| *r <= Role::Trader)
-            .collect();
+        let roles = capped(roles);
         let expires_at = now + Duration::seconds(LINK_CODE_TTL_S);
         match &self.backend {
             Backend::Memory(m) => {
@@ -413,7 +417,7 @@ mod tests {
             .unwrap();
         assert_eq!(
             (link.user_sub.as_str(), link.roles.as_slice()),
-            ("alice", &[Role::Viewer][..])
+            ("alice", &[Role::Viewer, Role::Trader][..])
         );
         assert!(store
             .redeem(&code_hash("ABCDEFGH"), 8, None, now)

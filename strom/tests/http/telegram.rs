@@ -777,3 +777,203 @@ async fn a_viewer_cannot_start_and_bad_input_or_a_down_api_gets_an_answer() {
     let agents = h.fake.say(chat, "/agents").await.text;
     assert!(agents.contains("delta"), "{agents}");
 }
+
+/// The Telegram endpoints over HTTP, in process, on both backends: who may call which, the refusals, and the
+/// session token a linked chat gets.
+mod api {
+    use reqwest::Method;
+    use serde_json::json;
+    use strom_api::auth::Role;
+
+    use crate::support::{now_s, Backend, TestApp};
+
+    fn bot_token(app: &TestApp) -> String {
+        app.raw_token(json!({
+            "sub": "telegram-bot", "exp": now_s() + 600, "iss": "strom-dev", "aud": "strom-api",
+            "roles": ["telegram-bot"]
+        }))
+    }
+
+    async fn code(app: &TestApp, token: &str) -> String {
+        let created = app
+            .post_json("/api/v1/telegram/link-codes", token, None)
+            .await;
+        assert_eq!(created.status, 201, "{}", created.body);
+        assert_eq!(
+            created.body["bot_command"],
+            format!("/link {}", created.body["code"].as_str().unwrap())
+        );
+        created.body["code"].as_str().unwrap().to_owned()
+    }
+
+    async fn endpoints(backend: Backend) {
+        let app = TestApp::on(backend).await;
+        let bot = bot_token(&app);
+        let admin = app.token("ada", &[Role::Admin]);
+        let viewer = app.token("vic", &[Role::Viewer]);
+
+        // The bot's credential reaches only its two endpoints; users cannot call those.
+        app.post_json("/api/v1/agents", &bot, Some(json!({"name": "x"})))
+            .await
+            .assert_problem(403, "forbidden");
+        app.post_json("/api/v1/telegram/link-codes", &bot, None)
+            .await
+            .assert_problem(403, "forbidden");
+        app.post_json(
+            "/api/v1/telegram/sessions",
+            &admin,
+            Some(json!({"chat_id": 1})),
+        )
+        .await
+        .assert_problem(403, "forbidden");
+        app.post_json(
+            "/api/v1/telegram/links",
+            &admin,
+            Some(json!({"code": "ABCDEFGH", "chat_id": 1})),
+        )
+        .await
+        .assert_problem(403, "forbidden");
+
+        // Bad bodies are 4xx naming the problem, never a 500.
+        app.post_json(
+            "/api/v1/telegram/sessions",
+            &bot,
+            Some(json!({"chat_id": "x"})),
+        )
+        .await
+        .assert_problem(422, "validation_failed");
+        app.post_json(
+            "/api/v1/telegram/sessions",
+            &bot,
+            Some(json!({"chat_id": 1, "extra": 1})),
+        )
+        .await
+        .assert_problem(422, "validation_failed");
+        app.post_json(
+            "/api/v1/telegram/links",
+            &bot,
+            Some(json!({"code": "ABCDEFGH", "chat_id": 7, "telegram_username": "u".repeat(65)})),
+        )
+        .await
+        .assert_problem(422, "validation_failed");
+        app.post_json(
+            "/api/v1/telegram/sessions",
+            &bot,
+            Some(json!({"chat_id": 1})),
+        )
+        .await
+        .assert_problem(403, "chat_not_linked");
+
+        // An admin links: the chat's session carries the admin's roles capped at trader.
+        let admin_code = code(&app, &admin).await;
+        let linked = app
+            .post_json(
+                "/api/v1/telegram/links",
+                &bot,
+                Some(json!({"code": admin_code, "chat_id": 77, "telegram_username": "ada_tg"})),
+            )
+            .await;
+        assert_eq!(linked.status, 201, "{}", linked.body);
+        assert_eq!(linked.body["chat_id"], 77);
+        let session = app
+            .post_json(
+                "/api/v1/telegram/sessions",
+                &bot,
+                Some(json!({"chat_id": 77})),
+            )
+            .await;
+        assert_eq!(session.status, 200, "{}", session.body);
+        assert_eq!(session.body["sub"], "ada");
+        assert_eq!(session.body["expires_in"], 300);
+        let chat_token = session.body["access_token"].as_str().unwrap().to_owned();
+        let me = app.get_json("/api/v1/me", &chat_token).await;
+        assert_eq!(me.status, 200, "{}", me.body);
+        assert_eq!(
+            me.body["role"], "trader",
+            "admin power never reaches a chat"
+        );
+        assert_eq!(me.body["auth_mode"], "telegram");
+        assert_eq!(me.body["telegram_links"], 1);
+        // A chat cannot mint codes for further chats.
+        app.post_json("/api/v1/telegram/link-codes", &chat_token, None)
+            .await
+            .assert_problem(403, "forbidden");
+
+        // Unlinking: only one's own chat; anything else is 404 link_not_found.
+        app.call(
+            Method::DELETE,
+            "/api/v1/telegram/links/77",
+            &viewer,
+            None,
+            &[],
+        )
+        .await
+        .assert_problem(404, "link_not_found");
+        app.call(
+            Method::DELETE,
+            "/api/v1/telegram/links/x",
+            &admin,
+            None,
+            &[],
+        )
+        .await
+        .assert_problem(404, "link_not_found");
+        let gone = app
+            .call(
+                Method::DELETE,
+                "/api/v1/telegram/links/77",
+                &admin,
+                None,
+                &[],
+            )
+            .await;
+        assert_eq!(gone.status, 204);
+        app.post_json(
+            "/api/v1/telegram/sessions",
+            &bot,
+            Some(json!({"chat_id": 77})),
+        )
+        .await
+        .assert_problem(403, "chat_not_linked");
+        let links = app.get_json("/api/v1/telegram/links", &admin).await;
+        assert_eq!(links.body, json!({"items": []}));
+
+        // Rate limits: five codes per user per ten minutes; five failed redemptions per chat.
+        for _ in 0..4 {
+            code(&app, &admin).await;
+        }
+        let sixth = app
+            .post_json("/api/v1/telegram/link-codes", &admin, None)
+            .await;
+        sixth.assert_problem(429, "rate_limited");
+        assert!(sixth.headers.contains_key("retry-after"));
+        code(&app, &viewer).await;
+        for _ in 0..5 {
+            app.post_json(
+                "/api/v1/telegram/links",
+                &bot,
+                Some(json!({"code": "WRONG234", "chat_id": 99})),
+            )
+            .await
+            .assert_problem(422, "link_code_invalid");
+        }
+        let blocked = app
+            .post_json(
+                "/api/v1/telegram/links",
+                &bot,
+                Some(json!({"code": "WRONG234", "chat_id": 99})),
+            )
+            .await;
+        blocked.assert_problem(429, "rate_limited");
+    }
+
+    #[tokio::test]
+    async fn telegram_endpoints_in_memory() {
+        endpoints(Backend::Memory).await;
+    }
+
+    #[tokio::test]
+    async fn telegram_endpoints_on_postgres() {
+        endpoints(Backend::Postgres).await;
+    }
+}
