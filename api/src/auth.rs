@@ -67,6 +67,14 @@ impl Role {
     }
 }
 
+/// `roles` capped at trader (an admin links a Telegram chat as a trader), sorted, without duplicates.
+pub fn capped_at_trader(roles: &[Role]) -> Vec<Role> {
+    let mut capped: Vec<Role> = roles.iter().map(|r| (*r).min(Role::Trader)).collect();
+    capped.sort();
+    capped.dedup();
+    capped
+}
+
 /// The authenticated caller of a request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Caller {
@@ -206,7 +214,7 @@ impl Claims {
             ApiError::Unauthorized("telegram session token lacks `chat_id`".into())
         })?;
         let mut caller = self.into_caller();
-        caller.roles = crate::telegram::capped(&caller.roles);
+        caller.roles = capped_at_trader(&caller.roles);
         caller.telegram_bot = false;
         caller.chat_id = Some(chat_id);
         Ok(caller)
@@ -297,7 +305,7 @@ impl Authenticator {
             iat: Some(now_s),
             iss: Some(TELEGRAM_ISSUER.to_owned()),
             aud: Some(serde_json::Value::String(self.settings.audience.clone())),
-            roles: crate::telegram::capped(roles)
+            roles: capped_at_trader(roles)
                 .iter()
                 .map(|r| r.as_str().to_owned())
                 .collect(),

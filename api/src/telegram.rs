@@ -10,7 +10,7 @@ use rand::Rng;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::auth::Role;
+use crate::auth::{capped_at_trader, Role};
 
 /// How long a link code is good for (specs/05 §5).
 pub const LINK_CODE_TTL_S: i64 = 600;
@@ -88,14 +88,6 @@ fn link_of_row((chat_id, user_sub, roles, telegram_username, linked_at): LinkRow
     }
 }
 
-/// `roles` capped at trader (an admin links as a trader), sorted, without duplicates.
-pub fn capped(roles: &[Role]) -> Vec<Role> {
-    let mut capped: Vec<Role> = roles.iter().map(|r| (*r).min(Role::Trader)).collect();
-    capped.sort();
-    capped.dedup();
-    capped
-}
-
 fn roles_text(roles: &[Role]) -> Vec<String> {
     roles.iter().map(|r| r.as_str().to_owned()).collect()
 }
@@ -149,7 +141,7 @@ impl LinkStore {
         roles: &[Role],
         now: DateTime<Utc>,
     ) -> anyhow::Result<DateTime<Utc>> {
-        let roles = capped(roles);
+        let roles = capped_at_trader(roles);
         let expires_at = now + Duration::seconds(LINK_CODE_TTL_S);
         match &self.backend {
             Backend::Memory(m) => {
