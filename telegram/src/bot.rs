@@ -54,18 +54,159 @@ pub enum Reply {
     },
 }
 
-/// The bot's behaviour: rate limit, linking, sessions, commands.
+/// Messages the bot sends on its own (notifications): chat and text.
+pub type Outbox = tokio::sync::mpsc::UnboundedReceiver<(i64, String)>;
+
+/// One chat's notifications for one agent: the agent's name and the task following its stream.
+struct Subscription {
+    name: String,
+    task: tokio::task::AbortHandle,
+}
+
+/// The bot's behaviour: rate limit, linking, sessions, commands, notifications.
 pub struct Core {
     api: ApiClient,
     buckets: Mutex<HashMap<i64, (f64, Instant)>>,
+    outbox: tokio::sync::mpsc::UnboundedSender<(i64, String)>,
+    subscriptions: Mutex<HashMap<(i64, String), Subscription>>,
+}
+
+/// Pause before a notification stream is opened again after it ended or failed.
+const RECONNECT_AFTER: Duration = Duration::from_secs(2);
+
+/// Follows `agent`'s stream for `chat_id` and puts its fills and risk refusals in `outbox`, reconnecting with a fresh
+/// session when the stream ends; stops when the chat is no longer linked or the agent no longer visible.
+async fn follow(
+    api: ApiClient,
+    outbox: tokio::sync::mpsc::UnboundedSender<(i64, String)>,
+    chat_id: i64,
+    agent: Agent,
+) {
+    loop {
+        let cid = correlation_id();
+        match api.session(chat_id, &cid).await {
+            Ok(Some(session)) => match api
+                .stream(&session.access_token, &agent.agent_id, &cid)
+                .await
+            {
+                Ok(mut response) => {
+                    tracing::info!(correlation_id = %cid, chat_id, agent_id = %agent.agent_id, "following the agent's stream");
+                    let mut parser = crate::client::SseParser::default();
+                    while let Ok(Some(chunk)) = response.chunk().await {
+                        for (event, data) in parser.push(&chunk) {
+                            let Some(text) = format::notification(&agent, &event, &data) else {
+                                continue;
+                            };
+                            // Only a chat that is still linked hears about it.
+                            if let Ok(None) = api.session(chat_id, &cid).await {
+                                return;
+                            }
+                            if outbox.send((chat_id, text)).is_err() {
+                                return;
+                            }
+                        }
+                    }
+                }
+                Err(e) if e.status() == Some(404) => {
+                    let _ = outbox.send((
+                        chat_id,
+                        format!(
+                            "{} is no longer visible; its notifications are off.",
+                            agent.name
+                        ),
+                    ));
+                    return;
+                }
+                Err(e) => tracing::warn!(error = %e, chat_id, "agent stream failed"),
+            },
+            Ok(None) => return,
+            Err(e) => tracing::warn!(error = %e, chat_id, "session for notifications failed"),
+        }
+        tokio::time::sleep(RECONNECT_AFTER).await;
+    }
 }
 
 impl Core {
-    pub fn new(api: ApiClient) -> Self {
-        Self {
-            api,
-            buckets: Mutex::new(HashMap::new()),
+    /// The core, and the receiving end of the messages it sends on its own (notifications).
+    pub fn new(api: ApiClient) -> (Self, Outbox) {
+        let (outbox, receiver) = tokio::sync::mpsc::unbounded_channel();
+        (
+            Self {
+                api,
+                buckets: Mutex::new(HashMap::new()),
+                outbox,
+                subscriptions: Mutex::new(HashMap::new()),
+            },
+            receiver,
+        )
+    }
+
+    fn subscriptions(&self) -> std::sync::MutexGuard<'_, HashMap<(i64, String), Subscription>> {
+        self.subscriptions
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Turns the chat's notifications for `agent` on or off; the answer.
+    fn notify(&self, chat_id: i64, agent: Agent, on: bool) -> String {
+        let mut subscriptions = self.subscriptions();
+        subscriptions.retain(|_, s| !s.task.is_finished());
+        let key = (chat_id, agent.agent_id.clone());
+        if !on {
+            return match subscriptions.remove(&key) {
+                Some(s) => {
+                    s.task.abort();
+                    format!("Notifications off for {}.", agent.name)
+                }
+                None => format!("Notifications for {} were not on.", agent.name),
+            };
         }
+        if subscriptions.contains_key(&key) {
+            return format!("Notifications for {} are already on.", agent.name);
+        }
+        let name = agent.name.clone();
+        let task = tokio::spawn(follow(
+            self.api.clone(),
+            self.outbox.clone(),
+            chat_id,
+            agent,
+        ))
+        .abort_handle();
+        subscriptions.insert(
+            key,
+            Subscription {
+                name: name.clone(),
+                task,
+            },
+        );
+        format!("Notifications on for {name}: this chat hears of its fills and risk refusals.")
+    }
+
+    /// The chat's notifications, by agent name.
+    fn notifications(&self, chat_id: i64) -> String {
+        let mut subscriptions = self.subscriptions();
+        subscriptions.retain(|_, s| !s.task.is_finished());
+        let mut names: Vec<&str> = subscriptions
+            .iter()
+            .filter(|((chat, _), _)| *chat == chat_id)
+            .map(|(_, s)| s.name.as_str())
+            .collect();
+        names.sort_unstable();
+        if names.is_empty() {
+            "No notifications are on. /notify <agent> on turns them on.".into()
+        } else {
+            format!("Notifications on for: {}", names.join(", "))
+        }
+    }
+
+    /// Ends every notification of the chat (it was unlinked).
+    fn forget(&self, chat_id: i64) {
+        self.subscriptions().retain(|(chat, _), s| {
+            if *chat == chat_id {
+                s.task.abort();
+            }
+            *chat != chat_id
+        });
     }
 
     /// Takes a token from the chat's bucket; false when it is empty.
@@ -204,6 +345,7 @@ impl Core {
             Command::Link(_) => unreachable!("handled before the session"),
             Command::Unlink => {
                 self.api.unlink(token, chat_id, cid).await?;
+                self.forget(chat_id);
                 "Unlinked. This chat no longer acts for your STROM user.".to_owned()
             }
             Command::Agents | Command::Status(None) => {
@@ -263,6 +405,11 @@ impl Core {
                 }
                 format::daily(days, now, &per_agent)
             }
+            Command::Notify(None) => self.notifications(chat_id),
+            Command::Notify(Some((query, on))) => match self.resolve(token, &query, cid).await? {
+                Ok(agent) => self.notify(chat_id, agent, on),
+                Err(answer) => answer,
+            },
             Command::Start(query) => match self.resolve(token, &query, cid).await? {
                 Ok(agent) => {
                     let started = self.api.start(token, &agent.agent_id, cid).await?;
@@ -447,10 +594,19 @@ pub async fn run(
             .with_context(|| format!("STROM_TELEGRAM_API_URL {url:?} is not a URL"))?;
         bot = bot.set_api_url(url);
     }
-    let core = Arc::new(Core::new(ApiClient::new(
-        &config.api_url,
-        config.service_token,
-    )?));
+    let (core, mut outbox) = Core::new(ApiClient::new(&config.api_url, config.service_token)?);
+    let core = Arc::new(core);
+    let sender = bot.clone();
+    tokio::spawn(async move {
+        while let Some((chat_id, text)) = outbox.recv().await {
+            if let Err(e) = sender
+                .send_message(teloxide::types::ChatId(chat_id), format::fit(text))
+                .await
+            {
+                tracing::warn!(error = %e, chat_id, "notification not delivered");
+            }
+        }
+    });
     let handler = teloxide::dptree::entry()
         .branch(Update::filter_message().endpoint(handle_message))
         .branch(Update::filter_callback_query().endpoint(handle_callback));
@@ -501,7 +657,7 @@ mod tests {
 
     #[test]
     fn a_chat_gets_a_burst_of_five_then_one_per_second() {
-        let core = Core::new(ApiClient::new("http://127.0.0.1:9", "t".into()).unwrap());
+        let (core, _) = Core::new(ApiClient::new("http://127.0.0.1:9", "t".into()).unwrap());
         for _ in 0..5 {
             assert!(core.admit(1));
         }
@@ -512,7 +668,7 @@ mod tests {
     #[tokio::test]
     async fn an_unreachable_api_is_answered_politely() {
         // Port 9 (discard) is closed on test machines: the connection is refused at once.
-        let core = Core::new(ApiClient::new("http://127.0.0.1:9", "t".into()).unwrap());
+        let (core, _) = Core::new(ApiClient::new("http://127.0.0.1:9", "t".into()).unwrap());
         let msg = Incoming {
             chat_id: 1,
             private: true,

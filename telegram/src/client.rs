@@ -121,8 +121,13 @@ struct Page<T> {
 pub struct ApiClient {
     base: String,
     http: reqwest::Client,
+    /// For the SSE streams: no bound on the whole response, only on silence (the API sends a keep-alive every 15 s).
+    streams: reqwest::Client,
     service_token: String,
 }
+
+/// A stream that has said nothing for this long is dead (the API's keep-alive comes every 15 s).
+const STREAM_SILENCE: Duration = Duration::from_secs(45);
 
 impl std::fmt::Debug for ApiClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -141,6 +146,10 @@ impl ApiClient {
         Ok(Self {
             base: base.trim_end_matches('/').to_owned(),
             http: reqwest::Client::builder().timeout(API_TIMEOUT).build()?,
+            streams: reqwest::Client::builder()
+                .connect_timeout(API_TIMEOUT)
+                .read_timeout(STREAM_SILENCE)
+                .build()?,
             service_token,
         })
     }
@@ -434,5 +443,90 @@ impl ApiClient {
             )
             .await?;
         Ok(page.items.last().map(|p| p.pnl))
+    }
+}
+
+impl ApiClient {
+    /// Opens the agent's SSE stream (`GET /api/v1/agents/{id}/stream`); read it with `chunk()` and [`SseParser`].
+    ///
+    /// # Errors
+    /// As any call (404 for an agent the user cannot see).
+    pub async fn stream(
+        &self,
+        token: &str,
+        agent_id: &str,
+        correlation_id: &str,
+    ) -> Result<reqwest::Response, ApiError> {
+        let response = self
+            .streams
+            .get(format!("{}/api/v1/agents/{agent_id}/stream", self.base))
+            .bearer_auth(token)
+            .header("x-request-id", correlation_id)
+            .header("accept", "text/event-stream")
+            .send()
+            .await
+            .map_err(|e| ApiError::Unreachable(e.without_url().to_string()))?;
+        if response.status().is_success() {
+            return Ok(response);
+        }
+        let status = response.status().as_u16();
+        let problem: Value = response.json().await.unwrap_or(Value::Null);
+        Err(ApiError::Problem {
+            status,
+            code: problem["code"].as_str().unwrap_or("unknown").to_owned(),
+            detail: problem["detail"].as_str().unwrap_or("error").to_owned(),
+        })
+    }
+}
+
+/// Splits a server-sent-events byte stream into `(event, data)` messages; comments (keep-alives) are skipped.
+#[derive(Debug, Default)]
+pub struct SseParser {
+    pending: Vec<u8>,
+}
+
+impl SseParser {
+    /// Feeds `chunk`; returns the messages it completed.
+    pub fn push(&mut self, chunk: &[u8]) -> Vec<(String, String)> {
+        self.pending.extend(chunk.iter().filter(|b| **b != b'\r'));
+        let mut messages = Vec::new();
+        while let Some(end) = self.pending.windows(2).position(|w| w == b"\n\n") {
+            let block: Vec<u8> = self.pending.drain(..end + 2).collect();
+            let text = String::from_utf8_lossy(&block);
+            let mut event = String::from("message");
+            let mut data: Vec<&str> = Vec::new();
+            for line in text.lines() {
+                if let Some(v) = line.strip_prefix("event:") {
+                    event = v.trim_start().to_owned();
+                } else if let Some(v) = line.strip_prefix("data:") {
+                    data.push(v.strip_prefix(' ').unwrap_or(v));
+                }
+            }
+            if !data.is_empty() {
+                messages.push((event, data.join("\n")));
+            }
+        }
+        messages
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sse_messages_are_split_across_chunks_and_comments_skipped() {
+        let mut parser = SseParser::default();
+        assert!(parser
+            .push(b": keep-alive\n\nevent: OrderFilled\nid: 1\nda")
+            .is_empty());
+        let messages = parser.push(b"ta: {\"a\":1}\n\nevent: X\r\ndata: 1\r\ndata: 2\r\n\r\n");
+        assert_eq!(
+            messages,
+            vec![
+                ("OrderFilled".to_owned(), "{\"a\":1}".to_owned()),
+                ("X".to_owned(), "1\n2".to_owned())
+            ]
+        );
     }
 }

@@ -25,6 +25,8 @@ pub enum Command {
     Daily(u32),
     Start(String),
     Stop(String),
+    /// `/notify`: the chat's notifications; `/notify <agent> on|off`: fills and risk refusals of that agent.
+    Notify(Option<(String, bool)>),
 }
 
 /// Why a message is not a command the bot can run; each says what to send instead.
@@ -62,6 +64,7 @@ pub const HELP: &str = "STROM bot commands:
 /daily [n] — PnL per UTC day over the last n days (default 7, at most 31)
 /start <agent> — start an agent
 /stop <agent> — stop an agent (asks to confirm)
+/notify <agent> on|off — tell this chat about the agent's fills and risk refusals; /notify lists them
 /link <code> — link this chat (code from the dashboard or POST /api/v1/telegram/link-codes)
 /unlink — unlink this chat
 Agents are named by name or by the first characters of their id.";
@@ -132,6 +135,21 @@ pub fn parse(text: &str, bot_username: Option<&str>) -> Result<Command, ParseErr
             Command::Positions
         }
         "status" => Command::Status(optional("/status [agent]")?),
+        "notify" => {
+            const USAGE: &str = "/notify <agent> on|off, or /notify to list";
+            match args.as_slice() {
+                [] => Command::Notify(None),
+                [agent, switch] => {
+                    let on = match switch.to_ascii_lowercase().as_str() {
+                        "on" => true,
+                        "off" => false,
+                        _ => return Err(ParseError::Usage(USAGE)),
+                    };
+                    Command::Notify(Some(((*agent).to_owned(), on)))
+                }
+                _ => return Err(ParseError::Usage(USAGE)),
+            }
+        }
         "pnl" => Command::Pnl(optional("/pnl [agent]")?),
         "trades" => {
             const USAGE: &str = "/trades [agent] [n] (n from 1 to 50)";
@@ -210,6 +228,23 @@ mod tests {
         );
         assert_eq!(parse("/daily", None), Ok(Command::Daily(7)));
         assert_eq!(parse("/daily 31", None), Ok(Command::Daily(31)));
+        assert_eq!(parse("/notify", None), Ok(Command::Notify(None)));
+        assert_eq!(
+            parse("/notify a ON", None),
+            Ok(Command::Notify(Some(("a".into(), true))))
+        );
+        assert_eq!(
+            parse("/notify a off", None),
+            Ok(Command::Notify(Some(("a".into(), false))))
+        );
+        assert!(matches!(
+            parse("/notify a", None),
+            Err(ParseError::Usage(_))
+        ));
+        assert!(matches!(
+            parse("/notify a maybe", None),
+            Err(ParseError::Usage(_))
+        ));
     }
 
     #[test]

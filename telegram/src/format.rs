@@ -230,6 +230,33 @@ pub fn daily(
     text
 }
 
+/// The message for a notified agent's stream event: fills and risk refusals; `None` for every other event.
+pub fn notification(agent: &Agent, event: &str, data: &str) -> Option<String> {
+    let data: serde_json::Value = serde_json::from_str(data).ok()?;
+    let payload = &data["envelope"]["payload"][event];
+    let text = |v: &serde_json::Value| v.as_str().unwrap_or("?").to_owned();
+    match event {
+        "OrderFilled" => Some(format!(
+            "{} ({}): filled {} {} @ {} (fee {})",
+            agent.name,
+            short_id(&agent.agent_id),
+            text(&payload["side"]),
+            text(&payload["qty"]),
+            text(&payload["price"]),
+            text(&payload["fee"])
+        )),
+        "OrderRejected" => Some(format!(
+            "{} ({}): risk refused {} {}: {}",
+            agent.name,
+            short_id(&agent.agent_id),
+            text(&payload["side"]),
+            text(&payload["qty"]),
+            text(&payload["reason"])
+        )),
+        _ => None,
+    }
+}
+
 /// What a refused or failed API call tells the user.
 pub fn api_error(e: &crate::client::ApiError) -> String {
     use crate::client::ApiError;
@@ -325,6 +352,23 @@ mod tests {
             text,
             "PnL per UTC day, last 3 day(s), all agents:\n2026-11-30: 0\n2026-12-01: 14\n2026-12-02: -11.0"
         );
+    }
+
+    #[test]
+    fn fills_and_refusals_are_notified_and_nothing_else() {
+        let a = agent("d3e00000-0000-4000-8000-000000000001", "alpha");
+        let filled = r#"{"envelope":{"payload":{"OrderFilled":{"side":"buy","qty":"0.1","price":"100.5","fee":"0"}}}}"#;
+        assert_eq!(
+            notification(&a, "OrderFilled", filled).unwrap(),
+            "alpha (d3e00000): filled buy 0.1 @ 100.5 (fee 0)"
+        );
+        let refused = r#"{"envelope":{"payload":{"OrderRejected":{"side":"sell","qty":"1","reason":"no position"}}}}"#;
+        assert_eq!(
+            notification(&a, "OrderRejected", refused).unwrap(),
+            "alpha (d3e00000): risk refused sell 1: no position"
+        );
+        assert_eq!(notification(&a, "AgentRunRecorded", filled), None);
+        assert_eq!(notification(&a, "OrderFilled", "not json"), None);
     }
 
     #[test]

@@ -595,7 +595,47 @@ async fn a_linked_trader_sees_only_own_agents_and_stops_after_confirming() {
         .text;
     assert!(started.starts_with("Started alpha"), "{started}");
     assert_eq!(h.agent_status(&alice, &alpha).await, "running");
-    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    // Notifications, in a second chat of alice's: opt-in per agent, fills and risk refusals only, own agents only.
+    let notified = 3002;
+    h.link(notified, &alice).await;
+    let none = h.fake.say(notified, "/notify").await.text;
+    assert!(none.starts_with("No notifications"), "{none}");
+    let refused = h.fake.say(notified, "/notify bravo on").await.text;
+    assert!(refused.starts_with("No agent"), "{refused}");
+    let on = h.fake.say(notified, "/notify alpha on").await.text;
+    assert!(on.starts_with("Notifications on for alpha"), "{on}");
+    let listed = h.fake.say(notified, "/notify").await.text;
+    assert_eq!(listed, "Notifications on for: alpha");
+    let after = h.fake.state.lock().unwrap().sent.len();
+    let note = eventually(
+        Duration::from_secs(60),
+        "a fill or refusal notification",
+        || {
+            let found = h.fake.state.lock().unwrap().sent[after..]
+                .iter()
+                .find(|s| s.chat_id == notified)
+                .map(|s| s.text.clone());
+            async move { found }
+        },
+    )
+    .await;
+    let prefix = format!("alpha ({}): ", &alpha[..8]);
+    assert!(
+        note.starts_with(&format!("{prefix}filled "))
+            || note.starts_with(&format!("{prefix}risk refused ")),
+        "{note}"
+    );
+    let (status, _) = h
+        .server
+        .call(
+            Method::DELETE,
+            &format!("/api/v1/telegram/links/{notified}"),
+            &alice,
+            None,
+        )
+        .await;
+    assert_eq!(status, 204);
 
     // /stop asks first; nothing stops until the button is pressed.
     let question = h.fake.say(chat, "/stop alpha").await;
