@@ -11,3 +11,4 @@ pub mod bot;
 pub mod client;
 pub mod command;
 pub mod format;
+pub mod secrets;

