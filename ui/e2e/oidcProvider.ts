@@ -68,6 +68,9 @@ function provider(issuer: string, dashboardOrigin: string, users: Record<string,
     ],
     jwks: { keys: [signingKey] },
     cookies: { keys: ["e2e-only-cookie-key"] },
+    // The browser calls the token endpoint from the dashboard's origin (Keycloak: the client's web origins).
+    clientBasedCORS: (_ctx: KoaContextWithOIDC, origin: string) => origin === dashboardOrigin,
+    ttl: { AccessToken: 3600, AuthorizationCode: 60, IdToken: 3600, Interaction: 600, Grant: 3600, Session: 3600 },
     // Public clients must use PKCE (S256: the only method oidc-provider offers), as the realm's client demands.
     pkce: { required: () => true },
     features: {
