@@ -94,7 +94,8 @@ impl ServeConfig {
             },
             demo_agent: false,
             ui_dir: PathBuf::from(strom_api::routes::ui::DEFAULT_UI_DIR),
-            dashboard_client_id: strom_api::routes::auth_config::DEFAULT_DASHBOARD_CLIENT_ID.to_owned(),
+            dashboard_client_id: strom_api::routes::auth_config::DEFAULT_DASHBOARD_CLIENT_ID
+                .to_owned(),
         }
     }
 }

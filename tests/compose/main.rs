@@ -223,8 +223,10 @@ fn keycloak_realm_has_strom_roles_clients_and_demo_user() {
     for origin in ["http://localhost:8080", "http://127.0.0.1:8080"] {
         let callback = format!("{origin}/sign-in/callback");
         assert!(
-            redirects.iter().any(|r| r == &callback
-                || r.strip_suffix('*').is_some_and(|p| callback.starts_with(p))),
+            redirects
+                .iter()
+                .any(|r| r == &callback
+                    || r.strip_suffix('*').is_some_and(|p| callback.starts_with(p))),
             "strom-dashboard must allow the redirect to {callback}: {redirects:?}"
         );
         assert!(

@@ -46,7 +46,7 @@ export async function startStrom(identityProvider?: IdentityProviderAuth): Promi
   if (!existsSync(join(uiDir, "index.html"))) throw new Error(`no built dashboard in ${uiDir}: run make ui`);
   const work = mkdtempSync(join(tmpdir(), "strom-e2e-"));
   const keyFile = join(work, "dev-jwt.key");
-  const logFile = join(ARTEFACTS, "strom-serve.log");
+  const logFile = join(ARTEFACTS, identityProvider ? "strom-serve-oidc.log" : "strom-serve.log");
   // The embedded default: nothing from a full-stack environment may leak in (database, NATS, OIDC, roles, port).
   const env = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith("STROM_")));
   const child = spawn(

@@ -143,7 +143,10 @@ fn serve_refuses_jwks_mode_without_an_issuer() {
         stderr.contains("STROM_AUTH_ISSUER (--issuer) is required with STROM_AUTH_JWKS_URL"),
         "{stderr}"
     );
-    assert!(out.stdout.is_empty(), "no Dashboard line for a server that did not start");
+    assert!(
+        out.stdout.is_empty(),
+        "no Dashboard line for a server that did not start"
+    );
 }
 
 #[test]
