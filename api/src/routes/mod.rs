@@ -14,6 +14,7 @@ use crate::{idempotency, observability};
 
 pub mod agents;
 pub mod audit;
+pub mod auth_config;
 pub mod backtests;
 pub mod docs;
 pub mod health;
@@ -34,6 +35,7 @@ pub const ROUTES: &[(&str, &[&str])] = &[
     ("/api/v1/openapi.json", &["GET"]),
     ("/api/v1/docs", &["GET"]),
     ("/api/v1/me", &["GET"]),
+    ("/api/v1/auth/config", &["GET"]),
     ("/api/v1/auth/dev-sign-in", &["POST"]),
     ("/api/v1/strategies", &["GET"]),
     ("/api/v1/agents", &["GET", "POST"]),
@@ -104,6 +106,7 @@ fn built(method: &str, path: &str) -> Option<MethodRouter<AppState>> {
         ("GET", "/api/v1/openapi.json") => get(docs::openapi),
         ("GET", "/api/v1/docs") => get(docs::docs),
         ("GET", "/api/v1/me") => get(me::me),
+        ("GET", "/api/v1/auth/config") => get(auth_config::auth_config),
         ("POST", "/api/v1/auth/dev-sign-in") => post(sign_in::dev_sign_in),
         ("GET", "/api/v1/strategies") => get(strategies::list_strategies),
         ("POST", "/api/v1/agents") => post(agents::create_agent),

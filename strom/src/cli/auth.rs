@@ -11,7 +11,9 @@ pub struct AuthArgs {
     /// Unset = dev mode: HS256 with the key in --dev-key-file.
     #[arg(long, env = "STROM_AUTH_JWKS_URL")]
     pub jwks_url: Option<String>,
-    /// Required `iss` claim. Default: none in JWKS mode, `strom-dev` in dev mode.
+    /// Required `iss` claim. JWKS mode: required, the identity provider's issuer as the browser reaches it
+    /// (Keycloak: the realm URL, e.g. http://localhost:8180/realms/strom); the dashboard signs in there.
+    /// Dev mode: `strom-dev`.
     #[arg(long, env = "STROM_AUTH_ISSUER")]
     pub issuer: Option<String>,
     /// Required `aud` claim.
@@ -28,12 +30,23 @@ pub struct AuthArgs {
 
 impl AuthArgs {
     /// What the server's authenticator checks: JWKS mode when a JWKS URL is set, dev mode otherwise.
-    pub fn settings(&self) -> AuthSettings {
-        match &self.jwks_url {
+    ///
+    /// # Errors
+    /// JWKS mode without an issuer: every token's `iss` must be checked, and the dashboard needs to know where to
+    /// sign in.
+    pub fn settings(&self) -> anyhow::Result<AuthSettings> {
+        Ok(match &self.jwks_url {
             Some(url) => AuthSettings {
                 mode: AuthMode::Jwks { url: url.clone() },
                 audience: self.audience.clone(),
-                issuer: self.issuer.clone(),
+                issuer: Some(self.issuer.clone().ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "STROM_AUTH_ISSUER (--issuer) is required with STROM_AUTH_JWKS_URL: the identity provider's \
+                         issuer URL as browsers reach it (Keycloak: the realm URL, e.g. \
+                         http://localhost:8180/realms/strom), which every token's `iss` must match and where the \
+                         dashboard signs in"
+                    )
+                })?),
             },
             None => AuthSettings {
                 mode: AuthMode::Dev {
@@ -42,6 +55,6 @@ impl AuthArgs {
                 audience: self.audience.clone(),
                 issuer: Some(self.issuer.clone().unwrap_or_else(|| DEV_ISSUER.to_owned())),
             },
-        }
+        })
     }
 }

@@ -55,7 +55,8 @@ pub struct Cli {
 #[derive(Subcommand)]
 pub enum Command {
     /// Run the product: the API, the projector and the background roles (scheduler, runtime, relay, sim).
-    Serve(serve::ServeArgs),
+    // Boxed: its many settings would make every other command as large.
+    Serve(Box<serve::ServeArgs>),
     /// Mint a dev-mode JWT (HS256 with the local dev key) and print it, alone, on stdout.
     Token(token::TokenArgs),
     /// Run the deterministic market simulator alone: publish prices on NATS until stopped, or (--print, --csv)
@@ -85,7 +86,7 @@ pub enum Command {
 /// Whatever the subcommand reports; `main` prints it and exits non-zero.
 pub async fn run(command: Command) -> anyhow::Result<()> {
     match command {
-        Command::Serve(args) => serve::serve(args, shutdown_signal()).await,
+        Command::Serve(args) => serve::serve(*args, shutdown_signal()).await,
         Command::Token(args) => token::token(&args),
         Command::Sim(args) => sim::sim(args, shutdown_signal()).await,
         Command::Replay(args) => replay::replay(args, shutdown_signal()).await,

@@ -106,6 +106,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/auth/config": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * How the dashboard signs in on this server (no bearer token)
+         * @description `dev`: with the one-time link `strom serve` prints or a pasted `strom token` (`oidc` null). `keycloak`: at the identity provider named by `oidc.issuer` (its discovery document is at `<issuer>/.well-known/openid-configuration`), with the authorization code flow and PKCE (S256) as the public client `oidc.client_id`, redirected back to `oidc.redirect_path` of this server (specs/05-security.md §1).
+         */
+        get: operations["getAuthConfig"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/auth/dev-sign-in": {
         parameters: {
             query?: never;
@@ -652,6 +672,25 @@ export interface components {
         DevSignInRequest: {
             /** @description The code from the link's fragment (64 hex characters) */
             code: string;
+        };
+        AuthConfig: {
+            /**
+             * @description As `Me.auth_mode`
+             * @enum {string}
+             */
+            mode: "dev" | "keycloak";
+            /** @description The identity provider's client for the dashboard; null in dev mode */
+            oidc: null | components["schemas"]["OidcClient"];
+        };
+        OidcClient: {
+            /** @description OpenID Connect issuer (authority) URL, as tokens carry it in `iss` */
+            issuer: string;
+            /** @description Public client (no secret), code flow with PKCE S256 */
+            client_id: string;
+            /** @description Scopes to request, space-separated */
+            scope: string;
+            /** @description Path of this server the provider redirects back to */
+            redirect_path: string;
         };
         DevSignIn: {
             /** @description A dev JWT (HS256), as `strom token` mints */
@@ -1466,6 +1505,26 @@ export interface operations {
                 };
             };
             401: components["responses"]["Unauthorized"];
+        };
+    };
+    getAuthConfig: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The sign-in mode and, with an identity provider, the OpenID Connect client to use */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AuthConfig"];
+                };
+            };
         };
     };
     devSignIn: {
