@@ -15,6 +15,7 @@ use crate::{idempotency, observability};
 pub mod agents;
 pub mod audit;
 pub mod auth_config;
+pub mod backtest_stream;
 pub mod backtests;
 pub mod docs;
 pub mod health;
@@ -55,6 +56,7 @@ pub const ROUTES: &[(&str, &[&str])] = &[
     ("/api/v1/agents/{id}/summary", &["GET"]),
     ("/api/v1/orders/{id}", &["GET"]),
     ("/api/v1/backtests", &["GET", "POST"]),
+    ("/api/v1/backtests/stream", &["GET"]),
     ("/api/v1/backtests/{id}", &["GET"]),
     ("/api/v1/backtests/{id}/cancel", &["POST"]),
     // Planned (M2, `x-strom-planned` in openapi.yaml): no handler in `built` yet.
@@ -129,6 +131,7 @@ fn built(method: &str, path: &str) -> Option<MethodRouter<AppState>> {
         ("GET", "/api/v1/orders/{id}") => get(trading::get_order),
         ("POST", "/api/v1/backtests") => post(backtests::request_backtest),
         ("GET", "/api/v1/backtests") => get(backtests::list_backtests),
+        ("GET", "/api/v1/backtests/stream") => get(backtest_stream::stream_backtests),
         ("GET", "/api/v1/backtests/{id}") => get(backtests::get_backtest),
         ("POST", "/api/v1/backtests/{id}/cancel") => post(backtests::cancel_backtest),
         _ => return None,

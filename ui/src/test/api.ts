@@ -132,3 +132,34 @@ export function strategies() {
     ],
   };
 }
+
+/**
+ * A server-sent event stream a test feeds: `response()` is the 200 text/event-stream answer (one per connection;
+ * a new one replaces the last), `send` frames a message on it as the server does, `end` closes it.
+ */
+export function liveStream() {
+  let controller: ReadableStreamDefaultController<Uint8Array> | undefined;
+  const encoder = new TextEncoder();
+  return {
+    response(): Response {
+      const body = new ReadableStream<Uint8Array>({
+        start(c) {
+          controller = c;
+          c.enqueue(encoder.encode(": keep-alive\n\n"));
+        },
+      });
+      return new Response(body, { status: 200, headers: { "content-type": "text/event-stream" } });
+    },
+    send(event: string, data: unknown, id?: string) {
+      const lines = [`event: ${event}`, ...(id ? [`id: ${id}`] : []), `data: ${JSON.stringify(data)}`];
+      controller!.enqueue(encoder.encode(`${lines.join("\n")}\n\n`));
+    },
+    end() {
+      controller?.close();
+    },
+    /** Whether a client has opened the stream. */
+    connected(): boolean {
+      return controller !== undefined;
+    },
+  };
+}
