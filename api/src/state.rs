@@ -37,6 +37,9 @@ pub struct ApiSettings {
     pub fill_model: strom_domain::FillModel,
     /// The built dashboard (`--ui-dir` / `STROM_UI_DIR`), served at the paths the API does not route ([`crate::routes::ui`]).
     pub ui_dir: std::path::PathBuf,
+    /// The dashboard's OpenID Connect client id at the identity provider (JWKS mode), told to the dashboard by
+    /// `GET /api/v1/auth/config`.
+    pub dashboard_client_id: String,
 }
 
 /// State shared by handlers.

@@ -63,6 +63,8 @@ pub struct ServeConfig {
     pub demo_agent: bool,
     /// The built dashboard, served at the paths the API does not route (`STROM_UI_DIR`).
     pub ui_dir: PathBuf,
+    /// The dashboard's OIDC client id at the identity provider (`STROM_DASHBOARD_CLIENT_ID`; JWKS mode).
+    pub dashboard_client_id: String,
 }
 
 impl ServeConfig {
@@ -92,6 +94,8 @@ impl ServeConfig {
             },
             demo_agent: false,
             ui_dir: PathBuf::from(strom_api::routes::ui::DEFAULT_UI_DIR),
+            dashboard_client_id: strom_api::routes::auth_config::DEFAULT_DASHBOARD_CLIENT_ID
+                .to_owned(),
         }
     }
 }
@@ -198,6 +202,7 @@ impl Application {
                 default_seed: config.default_seed,
                 fill_model: background.fill_model.clone(),
                 ui_dir: config.ui_dir.clone(),
+                dashboard_client_id: config.dashboard_client_id.clone(),
             }),
             dev_sign_in: Arc::clone(&dev_sign_in),
             stop: roles.stop_token(),
@@ -247,11 +252,17 @@ impl Application {
             &[AuthRole::Trader],
             Utc::now(),
         );
+        Some(format!("{}sign-in#code={code}", self.dashboard_url()))
+    }
+
+    /// `http://<listen address>/`, where a browser opens the dashboard (an unspecified listen address as
+    /// 127.0.0.1).
+    pub fn dashboard_url(&self) -> String {
         let mut addr = self.local_addr();
         if addr.ip().is_unspecified() {
             addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
         }
-        Some(format!("http://{addr}/sign-in#code={code}"))
+        format!("http://{addr}/")
     }
 
     /// Serves until `shutdown` resolves (or a background role ends, which is a failure), then stops the roles and

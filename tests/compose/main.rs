@@ -209,6 +209,31 @@ fn keycloak_realm_has_strom_roles_clients_and_demo_user() {
         audience_mapped,
         "strom-dashboard tokens must carry aud=strom-api"
     );
+    // The dashboard of the compose stack (port 8080, as localhost or 127.0.0.1) signs in there: Keycloak must
+    // accept its redirect back to /sign-in/callback and its token request from that origin (CORS).
+    let strings = |v: &serde_json::Value| -> Vec<String> {
+        v.as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|s| s.as_str().map(str::to_owned))
+            .collect()
+    };
+    let redirects = strings(&dashboard["redirectUris"]);
+    let origins = strings(&dashboard["webOrigins"]);
+    for origin in ["http://localhost:8080", "http://127.0.0.1:8080"] {
+        let callback = format!("{origin}/sign-in/callback");
+        assert!(
+            redirects
+                .iter()
+                .any(|r| r == &callback
+                    || r.strip_suffix('*').is_some_and(|p| callback.starts_with(p))),
+            "strom-dashboard must allow the redirect to {callback}: {redirects:?}"
+        );
+        assert!(
+            origins.iter().any(|o| o == origin),
+            "strom-dashboard must allow the origin {origin}: {origins:?}"
+        );
+    }
 
     let demo = realm["users"]
         .as_array()

@@ -16,7 +16,7 @@ const STOP_WAIT_MS = 10_000;
 export interface Strom {
   /** http://127.0.0.1:<port> */
   base: string;
-  /** The one-time dev sign-in link `strom serve` printed (`Dashboard: …`), for the user `demo`. */
+  /** The one-time dev sign-in link `strom serve` printed (`Dashboard: …`), for the user `demo`; dev mode only. */
   signInLink: string;
   /** A dev JWT from `strom token` with the same key. */
   token(sub: string, role: "viewer" | "trader" | "admin"): Promise<string>;
@@ -34,13 +34,19 @@ export function stromBin(): string {
   return bin;
 }
 
-export async function startStrom(): Promise<Strom> {
+/** Tokens from an identity provider (JWKS mode) instead of dev mode: its issuer and its JWKS URL. */
+export interface IdentityProviderAuth {
+  issuer: string;
+  jwksUrl: string;
+}
+
+export async function startStrom(identityProvider?: IdentityProviderAuth): Promise<Strom> {
   const bin = stromBin();
   const uiDir = join(REPO, "ui", "dist");
   if (!existsSync(join(uiDir, "index.html"))) throw new Error(`no built dashboard in ${uiDir}: run make ui`);
   const work = mkdtempSync(join(tmpdir(), "strom-e2e-"));
   const keyFile = join(work, "dev-jwt.key");
-  const logFile = join(ARTEFACTS, "strom-serve.log");
+  const logFile = join(ARTEFACTS, identityProvider ? "strom-serve-oidc.log" : "strom-serve.log");
   // The embedded default: nothing from a full-stack environment may leak in (database, NATS, OIDC, roles, port).
   const env = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith("STROM_")));
   const child = spawn(
@@ -51,6 +57,7 @@ export async function startStrom(): Promise<Strom> {
       "--dev-key-file", keyFile,
       "--ui-dir", uiDir,
       "--sim-interval-s", "1",
+      ...(identityProvider ? ["--jwks-url", identityProvider.jwksUrl, "--issuer", identityProvider.issuer] : []),
     ],
     { env: { ...env, STROM_LOG: "info" }, stdio: ["ignore", "pipe", "pipe"] },
   );
@@ -90,7 +97,10 @@ export async function startStrom(): Promise<Strom> {
   };
 }
 
-/** Reads stdout until `Dashboard: http://…/sign-in#code=…`; fails when the server exits or takes too long. */
+/**
+ * Reads stdout until `Dashboard: http://…/` (dev mode: `…/sign-in#code=…`, the one-time link); fails when the
+ * server exits or takes too long.
+ */
 function dashboardLink(child: ChildProcess, logTail: () => string): Promise<string> {
   return new Promise((resolve, reject) => {
     let seen = "";
@@ -102,7 +112,7 @@ function dashboardLink(child: ChildProcess, logTail: () => string): Promise<stri
     child.stdout!.setEncoding("utf8");
     child.stdout!.on("data", (chunk: string) => {
       seen += chunk;
-      const link = /^Dashboard: (http:\/\/\S+\/sign-in#code=[0-9a-fA-F]+)/m.exec(seen)?.[1];
+      const link = /^Dashboard: (http:\/\/\S+\/(?:sign-in#code=[0-9a-fA-F]+)?)\r?\n/m.exec(seen)?.[1];
       if (link) {
         clearTimeout(timer);
         resolve(link);

@@ -1,14 +1,17 @@
 // The dashboard's shell: the query client, the header, and the page for the current path. Signed out, every page
-// is the sign-in page; signed in, / goes to /agents.
-import { QueryClient, QueryClientProvider } from "@tanstack/react-query";
+// is the sign-in page (or, coming back from the identity provider, the page that finishes that sign-in); signed
+// in, / goes to /agents.
+import { QueryClient, QueryClientProvider, useQueryClient } from "@tanstack/react-query";
 import { lazy, Suspense, useEffect, useState, type ReactNode } from "react";
 import { ApiError } from "./api/client";
 import { AgentsPage } from "./agents/AgentsPage";
 import { AgentWizard } from "./agents/AgentWizard";
 import { AgentPage, agentIdOf } from "./agents/detail/AgentPage";
 import { auditAgentIdOf } from "./audit/path";
-import { SignInPage } from "./auth/SignInPage";
-import { signOut, useSession } from "./auth/session";
+import { authConfigQuery, CALLBACK_PATH } from "./auth/config";
+import { endOidcSession } from "./auth/oidc";
+import { OidcCallback, SignInPage } from "./auth/SignInPage";
+import { currentIdToken, signOut, useSession } from "./auth/session";
 import { followLink as follow, navigate, usePath } from "./router";
 
 // The backtests pages load when first visited (they and their charts are not needed to sign in or list agents).
@@ -43,11 +46,23 @@ function Shell() {
   const { token } = useSession();
   const path = usePath();
   const signedIn = token !== null;
+  const queryClient = useQueryClient();
 
   useEffect(() => {
-    if (!signedIn && path !== "/sign-in") navigate("/sign-in", { replace: true });
-    if (signedIn && (path === "/" || path === "/sign-in")) navigate("/agents", { replace: true });
+    if (!signedIn && path !== "/sign-in" && path !== CALLBACK_PATH) navigate("/sign-in", { replace: true });
+    if (signedIn && (path === "/" || path === "/sign-in" || path === CALLBACK_PATH)) {
+      navigate("/agents", { replace: true });
+    }
   }, [signedIn, path]);
+
+  /** Forgets the token; signed in at an identity provider, also ends the session there (it sends the browser back). */
+  async function signOutEverywhere() {
+    const idToken = currentIdToken();
+    signOut();
+    if (!idToken) return;
+    const { oidc } = await queryClient.ensureQueryData(authConfigQuery);
+    if (oidc) await endOidcSession(oidc, idToken);
+  }
 
   return (
     <>
@@ -71,12 +86,20 @@ function Shell() {
           </nav>
         )}
         {signedIn && (
-          <button type="button" className="link" onClick={() => signOut()}>
+          <button type="button" className="link" onClick={() => void signOutEverywhere().catch(() => undefined)}>
             Sign out
           </button>
         )}
       </header>
-      <main id="main">{signedIn ? <Page path={path} /> : <SignInPage onSignedIn={() => navigate("/agents")} />}</main>
+      <main id="main">
+        {signedIn ? (
+          <Page path={path} />
+        ) : path === CALLBACK_PATH ? (
+          <OidcCallback />
+        ) : (
+          <SignInPage onSignedIn={() => navigate("/agents")} />
+        )}
+      </main>
     </>
   );
 }

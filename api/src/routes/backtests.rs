@@ -74,13 +74,13 @@ fn default_step_s() -> u32 {
 #[derive(Debug, Serialize)]
 pub struct BacktestView {
     #[serde(flatten)]
-    row: BacktestRow,
+    pub(crate) row: BacktestRow,
     /// Runs begun (0 until the runner takes it; 2 after a takeover).
-    attempts: u32,
+    pub(crate) attempts: u32,
     /// Bars run of bars to run, as the runner last wrote it (every second while running).
-    progress: Option<BacktestProgress>,
-    /// `BacktestResult` once completed; null in listings.
-    result: Option<Value>,
+    pub(crate) progress: Option<BacktestProgress>,
+    /// `BacktestResult` once completed; null in listings and on the stream.
+    pub(crate) result: Option<Value>,
 }
 
 /// `limit` and `cursor` of `GET /api/v1/backtests`.
@@ -103,7 +103,7 @@ fn backtest_id(raw: &str) -> Result<String, ApiError> {
         .map_err(|_| backtest_not_found())
 }
 
-fn visible(caller: &Caller, owner: &str) -> bool {
+pub(crate) fn visible(caller: &Caller, owner: &str) -> bool {
     owner == caller.sub || caller.is_admin()
 }
 
@@ -127,7 +127,7 @@ async fn agent_config(
 }
 
 /// The backtest as its own stream folds it (always current, unlike the listing's read model), with its artifacts.
-async fn view(state: &AppState, id: &str) -> Result<Option<BacktestView>, ApiError> {
+pub(crate) async fn view(state: &AppState, id: &str) -> Result<Option<BacktestView>, ApiError> {
     let events = state
         .commands
         .store()

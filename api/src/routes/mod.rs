@@ -14,6 +14,8 @@ use crate::{idempotency, observability};
 
 pub mod agents;
 pub mod audit;
+pub mod auth_config;
+pub mod backtest_stream;
 pub mod backtests;
 pub mod docs;
 pub mod health;
@@ -35,6 +37,7 @@ pub const ROUTES: &[(&str, &[&str])] = &[
     ("/api/v1/openapi.json", &["GET"]),
     ("/api/v1/docs", &["GET"]),
     ("/api/v1/me", &["GET"]),
+    ("/api/v1/auth/config", &["GET"]),
     ("/api/v1/auth/dev-sign-in", &["POST"]),
     ("/api/v1/strategies", &["GET"]),
     ("/api/v1/agents", &["GET", "POST"]),
@@ -54,6 +57,7 @@ pub const ROUTES: &[(&str, &[&str])] = &[
     ("/api/v1/agents/{id}/summary", &["GET"]),
     ("/api/v1/orders/{id}", &["GET"]),
     ("/api/v1/backtests", &["GET", "POST"]),
+    ("/api/v1/backtests/stream", &["GET"]),
     ("/api/v1/backtests/{id}", &["GET"]),
     ("/api/v1/backtests/{id}/cancel", &["POST"]),
     ("/api/v1/telegram/link-codes", &["POST"]),
@@ -104,6 +108,7 @@ fn built(method: &str, path: &str) -> Option<MethodRouter<AppState>> {
         ("GET", "/api/v1/openapi.json") => get(docs::openapi),
         ("GET", "/api/v1/docs") => get(docs::docs),
         ("GET", "/api/v1/me") => get(me::me),
+        ("GET", "/api/v1/auth/config") => get(auth_config::auth_config),
         ("POST", "/api/v1/auth/dev-sign-in") => post(sign_in::dev_sign_in),
         ("GET", "/api/v1/strategies") => get(strategies::list_strategies),
         ("POST", "/api/v1/agents") => post(agents::create_agent),
@@ -126,6 +131,7 @@ fn built(method: &str, path: &str) -> Option<MethodRouter<AppState>> {
         ("GET", "/api/v1/orders/{id}") => get(trading::get_order),
         ("POST", "/api/v1/backtests") => post(backtests::request_backtest),
         ("GET", "/api/v1/backtests") => get(backtests::list_backtests),
+        ("GET", "/api/v1/backtests/stream") => get(backtest_stream::stream_backtests),
         ("GET", "/api/v1/backtests/{id}") => get(backtests::get_backtest),
         ("POST", "/api/v1/backtests/{id}/cancel") => post(backtests::cancel_backtest),
         ("POST", "/api/v1/telegram/link-codes") => post(telegram::create_link_code),

@@ -30,11 +30,24 @@ const ASSETS_PREFIX: &str = "/assets/";
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 /// index.html names the current assets, so a browser asks again each time.
 const REVALIDATE: &str = "no-cache";
-/// The dashboard loads only its own files and talks only to this origin: an injected script could neither load nor
-/// send the token it keeps in sessionStorage elsewhere. Vite's build has no inline script or style.
+/// The dashboard loads only its own files and talks only to this origin (and, in JWKS mode, to the identity
+/// provider it signs in at: [`content_security_policy`]): an injected script could neither load nor send the token
+/// it keeps in sessionStorage elsewhere. Vite's build has no inline script or style.
 const CONTENT_SECURITY_POLICY: &str =
     "default-src 'self'; img-src 'self' data:; object-src 'none'; \
     base-uri 'self'; form-action 'self'; frame-ancestors 'none'";
+
+/// [`CONTENT_SECURITY_POLICY`], plus `connect-src` for the identity provider's origin when there is one (its
+/// discovery document and token endpoint are fetched from the page during sign-in).
+fn content_security_policy(state: &AppState) -> HeaderValue {
+    match super::auth_config::identity_provider_origin(state) {
+        Some(origin) => HeaderValue::from_str(&format!(
+            "{CONTENT_SECURITY_POLICY}; connect-src 'self' {origin}"
+        ))
+        .unwrap_or(HeaderValue::from_static(CONTENT_SECURITY_POLICY)),
+        None => HeaderValue::from_static(CONTENT_SECURITY_POLICY),
+    }
+}
 
 /// Whether `dir` holds a built dashboard (its `index.html`).
 pub fn is_built(dir: &Path) -> bool {
@@ -62,7 +75,11 @@ pub async fn fallback(State(state): State<AppState>, request: Request) -> Respon
     };
     match served {
         Ok(response) if response.status() == StatusCode::NOT_FOUND => not_found(&path),
-        Ok(response) => with_headers(&path, response.map(axum::body::Body::new)),
+        Ok(response) => with_headers(
+            &path,
+            content_security_policy(&state),
+            response.map(axum::body::Body::new),
+        ),
         Err(error) => ApiError::Internal(anyhow::Error::new(error).context(format!(
             "Failed to read the dashboard file for {path} from {}",
             dir.display()
@@ -93,7 +110,7 @@ fn names_a_file(path: &str) -> bool {
 }
 
 /// The headers of a dashboard file: how long it may be cached, and what the page may load.
-fn with_headers(path: &str, mut response: Response) -> Response {
+fn with_headers(path: &str, policy: HeaderValue, mut response: Response) -> Response {
     let cache = if path.starts_with(ASSETS_PREFIX) {
         IMMUTABLE
     } else {
@@ -101,10 +118,7 @@ fn with_headers(path: &str, mut response: Response) -> Response {
     };
     let headers = response.headers_mut();
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
-    headers.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(CONTENT_SECURITY_POLICY),
-    );
+    headers.insert(header::CONTENT_SECURITY_POLICY, policy);
     headers.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),

@@ -11,7 +11,9 @@ pub struct AuthArgs {
     /// Unset = dev mode: HS256 with the key in --dev-key-file.
     #[arg(long, env = "STROM_AUTH_JWKS_URL")]
     pub jwks_url: Option<String>,
-    /// Required `iss` claim. Default: none in JWKS mode, `strom-dev` in dev mode.
+    /// Required `iss` claim. JWKS mode: required, the identity provider's issuer as the browser reaches it
+    /// (Keycloak: the realm URL, e.g. http://localhost:8180/realms/strom); the dashboard signs in there.
+    /// Dev mode: `strom-dev`.
     #[arg(long, env = "STROM_AUTH_ISSUER")]
     pub issuer: Option<String>,
     /// Required `aud` claim.
@@ -32,16 +34,27 @@ pub struct AuthArgs {
 
 impl AuthArgs {
     /// What the server's authenticator checks: JWKS mode when a JWKS URL is set, dev mode otherwise.
-    pub fn settings(&self) -> AuthSettings {
+    ///
+    /// # Errors
+    /// JWKS mode without an issuer: every token's `iss` must be checked, and the dashboard needs to know where to
+    /// sign in.
+    pub fn settings(&self) -> anyhow::Result<AuthSettings> {
         let session_key_file = self
             .session_key_file
             .clone()
             .unwrap_or_else(|| self.dev_key_file.with_file_name("session.key"));
-        match &self.jwks_url {
+        Ok(match &self.jwks_url {
             Some(url) => AuthSettings {
                 mode: AuthMode::Jwks { url: url.clone() },
                 audience: self.audience.clone(),
-                issuer: self.issuer.clone(),
+                issuer: Some(self.issuer.clone().ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "STROM_AUTH_ISSUER (--issuer) is required with STROM_AUTH_JWKS_URL: the identity provider's \
+                         issuer URL as browsers reach it (Keycloak: the realm URL, e.g. \
+                         http://localhost:8180/realms/strom), which every token's `iss` must match and where the \
+                         dashboard signs in"
+                    )
+                })?),
                 session_key_file,
             },
             None => AuthSettings {
@@ -52,6 +65,6 @@ impl AuthArgs {
                 issuer: Some(self.issuer.clone().unwrap_or_else(|| DEV_ISSUER.to_owned())),
                 session_key_file,
             },
-        }
+        })
     }
 }

@@ -56,6 +56,7 @@ pub struct Cli {
 #[derive(Subcommand)]
 pub enum Command {
     /// Run the product: the API, the projector and the background roles (scheduler, runtime, relay, sim).
+    // Boxed: its many settings would make every other command as large.
     Serve(Box<serve::ServeArgs>),
     /// Mint a dev-mode JWT (HS256 with the local dev key) and print it, alone, on stdout.
     Token(token::TokenArgs),

@@ -74,13 +74,18 @@ pub struct ServeArgs {
     /// it, and `/` says so.
     #[arg(long, env = "STROM_UI_DIR", default_value = strom_api::routes::ui::DEFAULT_UI_DIR)]
     ui_dir: PathBuf,
+    /// The dashboard's OpenID Connect client at the identity provider (JWKS mode): a public client with the
+    /// authorization code flow and PKCE, redirecting to http://<this server>/sign-in/callback
+    /// (deploy/keycloak/strom-realm.json has it).
+    #[arg(long, env = "STROM_DASHBOARD_CLIENT_ID", default_value = strom_api::routes::auth_config::DEFAULT_DASHBOARD_CLIENT_ID)]
+    dashboard_client_id: String,
     #[command(flatten)]
     auth: AuthArgs,
 }
 
 impl ServeArgs {
-    fn config(self) -> ServeConfig {
-        ServeConfig {
+    fn config(self) -> anyhow::Result<ServeConfig> {
+        Ok(ServeConfig {
             listen: self.listen,
             database_url: self.database_url,
             database_schema: self.database_schema,
@@ -88,7 +93,7 @@ impl ServeArgs {
             nats_url: self.nats_url,
             prefix: self.nats_prefix.clone(),
             valkey_url: self.valkey_url,
-            auth: self.auth.settings(),
+            auth: self.auth.settings()?,
             default_seed: self.sim_seed,
             background: BackgroundConfig {
                 roles: self.roles,
@@ -104,7 +109,8 @@ impl ServeArgs {
             },
             demo_agent: self.demo_agent,
             ui_dir: self.ui_dir,
-        }
+            dashboard_client_id: self.dashboard_client_id,
+        })
     }
 }
 
@@ -131,15 +137,22 @@ pub async fn serve(
     args: ServeArgs,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let app = Application::build(args.config()).await?;
-    if let Some(link) = app.dev_sign_in_link() {
-        // stdout, not the log: a person opens it; the code is good once, for 15 minutes. A closed stdout (`| head`)
-        // must not stop the server, so the write's error is ignored rather than panicking as `println!` would.
-        let _ = writeln!(
+    let config = args.config()?;
+    let issuer = config.auth.issuer.clone().unwrap_or_default();
+    let app = Application::build(config).await?;
+    // stdout, not the log: a person opens it (a dev link's code is good once, for 15 minutes). A closed stdout
+    // (`| head`) must not stop the server, so the write's error is ignored rather than panicking as `println!` would.
+    let _ = match app.dev_sign_in_link() {
+        Some(link) => writeln!(
             std::io::stdout().lock(),
             "Dashboard: {link}\n  (one-time sign-in link for the dev user `{DEMO_OWNER}`, good once for 15 minutes; \
              afterwards: `strom token --sub {DEMO_OWNER} --role trader` and paste the token)"
-        );
-    }
+        ),
+        None => writeln!(
+            std::io::stdout().lock(),
+            "Dashboard: {}\n  (sign-in at the identity provider {issuer})",
+            app.dashboard_url()
+        ),
+    };
     app.run_until_stopped(shutdown).await
 }

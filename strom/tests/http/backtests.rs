@@ -477,3 +477,98 @@ async fn cancelling_a_running_backtest_stops_its_run() {
     assert_eq!(stopped.body["result"], Value::Null);
     assert!(stopped.body["progress"]["bars_done"].as_u64().unwrap() < 10_000_000);
 }
+
+/// Opens `GET /api/v1/backtests/stream` as `token`.
+async fn open_stream(app: &TestApp, token: &str) -> reqwest::Response {
+    let resp = app
+        .client
+        .get(format!("{}/api/v1/backtests/stream", app.base))
+        .bearer_auth(token)
+        .header("accept", "text/event-stream")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["content-type"], "text/event-stream");
+    resp
+}
+
+/// The stream follows the caller's backtests from request to completion, each message a whole `Backtest` (no
+/// result), and never shows another user's.
+#[tokio::test]
+async fn the_backtests_stream_follows_the_callers_backtests_to_their_end_and_no_one_elses() {
+    let app = spawn(Backend::Memory, true).await;
+    let alice = app.token("alice", &[Role::Trader]);
+    let bob = app.token("bob", &[Role::Trader]);
+    let mut stream = open_stream(&app, &alice).await;
+    let mut buffer = String::new();
+    let body =
+        json!({"config": config(), "source": {"kind": "sim", "seed": 7, "from": FROM, "to": TO}});
+    let bobs = request(&app, &bob, body.clone()).await;
+    until(&app, &bobs, &bob, finished).await;
+    let alices = request(&app, &alice, body).await;
+
+    let mut statuses = Vec::new();
+    loop {
+        let message = crate::stream::next_event(&mut stream, &mut buffer, "backtest").await;
+        crate::support::contract()
+            .validate_at("/components/schemas/Backtest", &message)
+            .unwrap_or_else(|e| panic!("{e}\n{message}"));
+        assert_eq!(
+            message["backtest_id"], alices,
+            "only alice's backtest: {message}"
+        );
+        assert_eq!(message["owner"], "alice");
+        assert_eq!(message["result"], Value::Null, "no result on the stream");
+        let status = message["status"].as_str().unwrap().to_owned();
+        statuses.push(status.clone());
+        if status == "completed" {
+            assert!(message["summary"].is_object(), "{message}");
+            break;
+        }
+        assert!(
+            ["requested", "running"].contains(&status.as_str()),
+            "{status}"
+        );
+    }
+    assert_eq!(
+        statuses.first().map(String::as_str),
+        Some("requested"),
+        "{statuses:?}"
+    );
+    // What the stream said last is what GET says.
+    let detail = app
+        .get_json(&format!("/api/v1/backtests/{alices}"), &alice)
+        .await;
+    assert_eq!(detail.body["status"], "completed");
+}
+
+/// A stream opened (or reopened) while a backtest is unfinished starts with its state: a client that reconnects
+/// misses nothing. Cancelling it is the last message about it.
+#[tokio::test]
+async fn the_backtests_stream_starts_with_every_unfinished_backtest_of_the_caller() {
+    // No runner: the backtest stays requested.
+    let app = spawn(Backend::Memory, false).await;
+    let alice = app.token("alice", &[Role::Trader]);
+    let bob = app.token("bob", &[Role::Trader]);
+    let body =
+        json!({"config": config(), "source": {"kind": "sim", "seed": 7, "from": FROM, "to": TO}});
+    let bobs = request(&app, &bob, body.clone()).await;
+    let id = request(&app, &alice, body).await;
+    let mut stream = open_stream(&app, &alice).await;
+    let mut buffer = String::new();
+    let first = crate::stream::next_event(&mut stream, &mut buffer, "backtest").await;
+    assert_eq!(first["backtest_id"], id);
+    assert_eq!(first["status"], "requested");
+    assert!(
+        !buffer.contains(&bobs),
+        "bob's unfinished backtest is not alice's"
+    );
+
+    app.post_json(&format!("/api/v1/backtests/{id}/cancel"), &alice, None)
+        .await;
+    let last = crate::stream::next_event(&mut stream, &mut buffer, "backtest").await;
+    assert_eq!(last["backtest_id"], id);
+    assert_eq!(last["status"], "cancelled");
+    assert!(last["cancelled_at"].is_string(), "{last}");
+}

@@ -233,3 +233,77 @@ mod dev_sign_in {
         .await;
     }
 }
+
+/// `GET /api/v1/auth/config` and the pages' Content-Security-Policy in both modes: what the dashboard needs to sign
+/// in at an identity provider (the browser round trip itself: ui/e2e/oidc.e2e.ts).
+mod sign_in_config {
+    use serde_json::{json, Value};
+    use strom_api::auth::{AuthMode, AuthSettings, DEFAULT_AUDIENCE};
+
+    use super::{assert_index, UiDir};
+    use crate::support::TestApp;
+
+    const ISSUER: &str = "http://127.0.0.1:8180/realms/strom";
+
+    async fn keycloak(ui: &UiDir) -> TestApp {
+        let dir = ui.path().to_owned();
+        TestApp::spawn_with(|c| {
+            c.ui_dir = dir;
+            c.dashboard_client_id = "strom-dashboard-test".into();
+            c.auth = AuthSettings {
+                mode: AuthMode::Jwks {
+                    url: "http://127.0.0.1:9/certs".into(),
+                },
+                audience: DEFAULT_AUDIENCE.into(),
+                issuer: Some(ISSUER.into()),
+                session_key_file: c.auth.session_key_file.clone(),
+            }
+        })
+        .await
+    }
+
+    #[tokio::test]
+    async fn dev_mode_says_dev_and_names_no_provider() {
+        let ui = UiDir::built();
+        let app = super::serving(&ui).await;
+        // No token: it is asked before there is one.
+        let resp = app.get("/api/v1/auth/config", None).await;
+        assert_eq!(resp.status(), 200);
+        assert_eq!(
+            resp.json::<Value>().await.unwrap(),
+            json!({"mode": "dev", "oidc": null})
+        );
+        let page = app.get("/sign-in", None).await;
+        let csp = page.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(!csp.contains("connect-src"), "{csp}");
+        assert_index(page).await;
+    }
+
+    #[tokio::test]
+    async fn jwks_mode_names_the_issuer_and_the_dashboards_client_and_lets_pages_fetch_from_it() {
+        let ui = UiDir::built();
+        let app = keycloak(&ui).await;
+        let resp = app.get("/api/v1/auth/config", None).await;
+        assert_eq!(resp.status(), 200);
+        assert_eq!(
+            resp.json::<Value>().await.unwrap(),
+            json!({"mode": "keycloak", "oidc": {"issuer": ISSUER, "client_id": "strom-dashboard-test",
+                "scope": "openid", "redirect_path": "/sign-in/callback"}})
+        );
+        // The provider's origin (not its realm path) may be fetched from the pages; nothing else.
+        let page = app.get("/sign-in/callback", None).await;
+        let csp = page.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(
+            csp.ends_with("; connect-src 'self' http://127.0.0.1:8180"),
+            "{csp}"
+        );
+        assert!(csp.contains("default-src 'self'"), "{csp}");
+        assert_index(page).await;
+    }
+}

@@ -121,6 +121,34 @@ async fn serve_logs_json_with_correlation_ids_and_exits_cleanly_on_sigterm() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// JWKS mode needs the issuer: tokens' `iss` is checked against it and the dashboard signs in there.
+#[test]
+fn serve_refuses_jwks_mode_without_an_issuer() {
+    let out = strom()
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--jwks-url",
+            "http://127.0.0.1:9/certs",
+        ])
+        .env_remove("STROM_AUTH_ISSUER")
+        .env_remove("STROM_DATABASE_URL")
+        .env_remove("STROM_NATS_URL")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("STROM_AUTH_ISSUER (--issuer) is required with STROM_AUTH_JWKS_URL"),
+        "{stderr}"
+    );
+    assert!(
+        out.stdout.is_empty(),
+        "no Dashboard line for a server that did not start"
+    );
+}
+
 #[test]
 fn token_rejects_an_unknown_role_with_a_clear_message() {
     let out = strom()

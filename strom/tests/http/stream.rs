@@ -12,7 +12,11 @@ use crate::support::{contract, TestApp};
 const EVENT_DEADLINE: Duration = Duration::from_secs(10);
 
 /// Reads SSE frames until one with `event: <event_type>` arrives; returns its data as JSON.
-async fn next_event(resp: &mut reqwest::Response, buffer: &mut String, event_type: &str) -> Value {
+pub(crate) async fn next_event(
+    resp: &mut reqwest::Response,
+    buffer: &mut String,
+    event_type: &str,
+) -> Value {
     let wanted = format!("event: {event_type}\n");
     let read = async {
         loop {

@@ -10,8 +10,7 @@ export type Agent = Schemas["Agent"];
 export type AgentSummary = Schemas["AgentSummary"];
 export type Problem = Schemas["Problem"];
 
-export const SESSION_ENDED =
-  "The API refused your token (expired or invalid). Paste a new one from strom token.";
+export const SESSION_ENDED = "The API refused your token (expired or invalid): sign in again.";
 
 /** An answer other than 2xx, with the problem+json body when the API sent one. */
 export class ApiError extends Error {

@@ -106,6 +106,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/auth/config": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * How the dashboard signs in on this server (no bearer token)
+         * @description `dev`: with the one-time link `strom serve` prints or a pasted `strom token` (`oidc` null). `keycloak`: at the identity provider named by `oidc.issuer` (its discovery document is at `<issuer>/.well-known/openid-configuration`), with the authorization code flow and PKCE (S256) as the public client `oidc.client_id`, redirected back to `oidc.redirect_path` of this server (specs/05-security.md §1).
+         */
+        get: operations["getAuthConfig"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/auth/dev-sign-in": {
         parameters: {
             query?: never;
@@ -465,6 +485,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/backtests/stream": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Server-sent events of the caller's backtests (viewer; an admin's, everyone's); data lines are Backtest JSON without its result
+         * @description One message per change of a backtest the caller may see: when one of its events is committed (`id` = that event's id) and, while it is unfinished, when its progress moved (read once a second; no `id`). Each message is the backtest's whole state (the listing's shape plus `attempts` and `progress`, `result` null: fetch GET /api/v1/backtests/{id} once it is completed). The stream starts with the state of every unfinished backtest the caller may see, so a reconnecting client misses nothing; Last-Event-ID is ignored (specs/03-apis.md §4).
+         */
+        get: operations["streamBacktests"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/backtests/{id}": {
         parameters: {
             query?: never;
@@ -652,6 +692,25 @@ export interface components {
         DevSignInRequest: {
             /** @description The code from the link's fragment (64 hex characters) */
             code: string;
+        };
+        AuthConfig: {
+            /**
+             * @description As `Me.auth_mode`
+             * @enum {string}
+             */
+            mode: "dev" | "keycloak";
+            /** @description The identity provider's client for the dashboard; null in dev mode */
+            oidc: null | components["schemas"]["OidcClient"];
+        };
+        OidcClient: {
+            /** @description OpenID Connect issuer (authority) URL, as tokens carry it in `iss` */
+            issuer: string;
+            /** @description Public client (no secret), code flow with PKCE S256 */
+            client_id: string;
+            /** @description Scopes to request, space-separated */
+            scope: string;
+            /** @description Path of this server the provider redirects back to */
+            redirect_path: string;
         };
         DevSignIn: {
             /** @description A dev JWT (HS256), as `strom token` mints */
@@ -876,6 +935,14 @@ export interface components {
             position: components["schemas"]["Position"];
             /** @description the run's PnL point on AgentRunRecorded messages; null on every other event */
             pnl_point: components["schemas"]["PnlPoint"] | null;
+        };
+        /** @description One event of GET /api/v1/backtests/stream, as OpenAPI 3.2's `itemSchema` describes server-sent events (one object per event; comments are not events). */
+        BacktestStreamEvent: {
+            /** @enum {string} */
+            event: "backtest";
+            id?: components["schemas"]["Uuid"];
+            /** @description a Backtest as JSON, `result` null */
+            data: string;
         };
         /** @description One event of GET /api/v1/agents/{id}/stream, as OpenAPI 3.2's `itemSchema` describes server-sent events (one object per event, its fields named as in the SSE format; comments are not events). */
         AgentStreamEvent: {
@@ -1466,6 +1533,26 @@ export interface operations {
                 };
             };
             401: components["responses"]["Unauthorized"];
+        };
+    };
+    getAuthConfig: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The sign-in mode and, with an identity provider, the OpenID Connect client to use */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AuthConfig"];
+                };
+            };
         };
     };
     devSignIn: {
@@ -2106,6 +2193,29 @@ export interface operations {
             404: components["responses"]["NotFound"];
             413: components["responses"]["PayloadTooLarge"];
             422: components["responses"]["Unprocessable"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    streamBacktests: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description SSE stream (event = `backtest`, id = the event's id when an event changed it, data = Backtest); `:keep-alive` comments every 15 s */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/event-stream": components["schemas"]["BacktestStreamEvent"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
             429: components["responses"]["TooManyRequests"];
             503: components["responses"]["Unavailable"];
         };

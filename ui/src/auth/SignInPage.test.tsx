@@ -2,7 +2,7 @@ import { render, screen, waitFor } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
 import { beforeEach, describe, expect, it } from "vitest";
 import { App, makeQueryClient } from "../App";
-import { agent, json, mockApi, problem, summary, TOKEN } from "../test/api";
+import { agent, apiCalls, json, mockApi, problem, summary, TOKEN } from "../test/api";
 import { resetSessionForTests, signIn, TOKEN_KEY } from "./session";
 
 const ME = { sub: "demo", roles: ["trader"], role: "trader", auth_mode: "dev", telegram_links: 0 };
@@ -42,8 +42,7 @@ describe("sign-in flow", () => {
     expect(window.location.pathname).toBe("/agents");
     expect(sessionStorage.getItem(TOKEN_KEY)).toBe(TOKEN);
     // The token travels in the header of every call, never in a URL.
-    for (const [input] of fetchMock.mock.calls) {
-      const request = input as Request;
+    for (const request of apiCalls(fetchMock)) {
       expect(request.url).not.toContain(TOKEN);
       expect(request.headers.get("authorization")).toBe(`Bearer ${TOKEN}`);
     }
@@ -67,7 +66,7 @@ describe("sign-in flow", () => {
     await userEvent.click(screen.getByRole("button", { name: "Sign in" }));
 
     expect(await screen.findByRole("alert")).toHaveTextContent(/not a token/);
-    expect(fetchMock).not.toHaveBeenCalled();
+    expect(apiCalls(fetchMock)).toHaveLength(0);
   });
 
   it("sends the user back to sign-in with a message when the API answers 401", async () => {

@@ -4,10 +4,9 @@ import userEvent from "@testing-library/user-event";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { makeQueryClient } from "../App";
 import { resetSessionForTests, signIn } from "../auth/session";
-import { json, mockApi, problem, TOKEN } from "../test/api";
+import { json, liveStream, mockApi, problem, TOKEN } from "../test/api";
 import { BACKTEST_ID, backtest, me, metrics, result } from "../test/backtests";
 import { BacktestPage } from "./BacktestPage";
-import { POLL_MS } from "./queries";
 
 // lightweight-charts draws on a canvas, which jsdom lacks: the charts component is replaced (its data shaping is
 // tested in series.test.ts).
@@ -170,13 +169,15 @@ describe("backtest page", () => {
     expect(await screen.findByRole("alert")).toHaveTextContent("There is no such backtest, or it is not yours.");
   });
 
-  it("shows progress while running, polls, and stops polling once it has finished", async () => {
+  it("shows progress from the backtests stream, then fetches the result once it finished; never polls", async () => {
     vi.useFakeTimers();
-    const answers = [running(250), running(500), backtest()];
+    const stream = liveStream();
+    const answers = [running(250), backtest()];
     let calls = 0;
     mockApi({
       "GET /api/v1/me": () => json(200, me()),
       [`GET ${PATH}`]: () => json(200, answers[Math.min(calls++, answers.length - 1)]),
+      "GET /api/v1/backtests/stream": () => stream.response(),
     });
     renderPage();
     await act(() => vi.advanceTimersByTimeAsync(10));
@@ -187,17 +188,26 @@ describe("backtest page", () => {
     expect(screen.getByText("250 of 1,000 bars (25%)")).toBeInTheDocument();
     expect(calls).toBe(1);
 
-    await act(() => vi.advanceTimersByTimeAsync(POLL_MS));
-    expect(calls).toBe(2);
+    // Progress arrives on the stream: shown at once, nothing fetched.
+    await act(async () => {
+      stream.send("backtest", running(500));
+      await vi.advanceTimersByTimeAsync(10);
+    });
     expect(screen.getByText("500 of 1,000 bars (50%)")).toBeInTheDocument();
+    expect(calls).toBe(1);
 
-    await act(() => vi.advanceTimersByTimeAsync(POLL_MS));
-    expect(calls).toBe(3);
+    // Finished: the stream's message has no result, so the page fetches the backtest once more.
+    await act(async () => {
+      stream.send("backtest", { ...backtest(), result: null }, crypto.randomUUID());
+      await vi.advanceTimersByTimeAsync(10);
+    });
+    expect(calls).toBe(2);
     expect(screen.getByRole("heading", { level: 1 })).toHaveTextContent("completed");
     expect(screen.queryByRole("progressbar")).not.toBeInTheDocument();
+    expect(screen.getByRole("region", { name: "Summary" })).toBeInTheDocument();
 
-    await act(() => vi.advanceTimersByTimeAsync(POLL_MS * 10));
-    expect(calls).toBe(3);
+    await act(() => vi.advanceTimersByTimeAsync(60_000));
+    expect(calls).toBe(2);
   });
 
   it("lets a trader cancel a running backtest", async () => {

@@ -19,6 +19,7 @@ import {
   type Parity,
 } from "./format";
 import { isUnfinished, useBacktest, useCancelBacktest, type Backtest } from "./queries";
+import { useBacktestsStream } from "./stream";
 
 // lightweight-charts is most of this page's weight: loaded when a result is shown, not with the app.
 const BacktestCharts = lazy(() => import("./BacktestCharts"));
@@ -29,6 +30,7 @@ type Trade = Schemas["Trade"];
 
 export function BacktestPage({ id }: { id: string }) {
   const backtest = useBacktest(id);
+  useBacktestsStream();
   return (
     <section aria-labelledby="backtest-title" className="backtest">
       <p className="crumbs">

@@ -1,10 +1,10 @@
 import { QueryClientProvider } from "@tanstack/react-query";
-import { render, screen, within } from "@testing-library/react";
+import { render, screen, waitFor, within } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
 import { beforeEach, describe, expect, it } from "vitest";
 import { makeQueryClient } from "../App";
 import { resetSessionForTests, signIn } from "../auth/session";
-import { json, mockApi, problem, TOKEN } from "../test/api";
+import { json, liveStream, mockApi, problem, TOKEN } from "../test/api";
 import { BACKTEST_ID, backtest, me } from "../test/backtests";
 import { BacktestsPage } from "./BacktestsPage";
 
@@ -25,11 +25,11 @@ function listed(overrides: Record<string, unknown> = {}) {
   return backtest({ attempts: 0, progress: null, result: null, ...overrides });
 }
 
-/** The paths of the single-backtest requests the page made. */
+/** The paths of the single-backtest requests the page made (not its stream). */
 function detailPaths(fetchMock: { mock: { calls: unknown[][] } }): string[] {
   return fetchMock.mock.calls
-    .map(([request]) => new URL((request as Request).url).pathname)
-    .filter((path) => path.startsWith("/api/v1/backtests/"));
+    .map(([request]) => new URL(request instanceof Request ? request.url : String(request)).pathname)
+    .filter((path) => path.startsWith("/api/v1/backtests/") && path !== "/api/v1/backtests/stream");
 }
 
 describe("backtests page", () => {
@@ -108,34 +108,58 @@ describe("backtests page", () => {
     expect(within(failed).getByText("failed")).toBeInTheDocument();
     expect(within(failed).getByText("CSV upload")).toBeInTheDocument();
     expect(within(failed).getAllByLabelText("not available")).toHaveLength(2);
-    // Finished backtests are not fetched one by one (only unfinished ones, for their progress).
+    // Backtests are not fetched one by one: their live state comes over the stream.
     expect(detailPaths(fetchMock)).toEqual([]);
   });
 
-  it("shows a running backtest's progress, which the listing lacks, from the backtest itself", async () => {
+  it("shows a running backtest's progress, which the listing lacks, from the backtests stream", async () => {
+    const stream = liveStream();
+    const running = { backtest_id: RUNNING, status: "running", summary: null, completed_at: null };
+    let lists = 0;
     const fetchMock = mockApi({
       "GET /api/v1/me": () => json(200, me()),
-      "GET /api/v1/backtests": () =>
-        json(200, {
-          items: [listed({ backtest_id: RUNNING, status: "running", summary: null, completed_at: null })],
-          next_cursor: null,
-        }),
-      [`GET /api/v1/backtests/${RUNNING}`]: () =>
-        json(200, backtest({
-          backtest_id: RUNNING,
-          status: "running",
-          summary: null,
-          completed_at: null,
-          result: null,
-          progress: { bars_done: 250, bars_total: 1000 },
-        })),
+      "GET /api/v1/backtests": () => {
+        lists += 1;
+        return json(200, { items: [listed(lists === 1 ? running : { backtest_id: RUNNING })], next_cursor: null });
+      },
+      "GET /api/v1/backtests/stream": () => stream.response(),
     });
     renderPage();
+    const row = (await screen.findByRole("link", { name: "demo-sma-3-8" })).closest("tr")!;
+    expect(within(row).getByText("running")).toBeInTheDocument();
+    await waitFor(() => expect(stream.connected()).toBe(true));
+
+    stream.send("backtest", backtest({ ...running, result: null, progress: { bars_done: 250, bars_total: 1000 } }));
     const bar = await screen.findByRole("progressbar", { name: "Progress of demo-sma-3-8" });
     expect(bar).toHaveAttribute("value", "250");
     expect(bar).toHaveAttribute("max", "1000");
     expect(screen.getByText("250 of 1,000 bars (25%)")).toBeInTheDocument();
-    expect(new Set(detailPaths(fetchMock))).toEqual(new Set([`/api/v1/backtests/${RUNNING}`]));
+
+    // Finished: the row says so, and the list is fetched again (once).
+    stream.send("backtest", backtest({ backtest_id: RUNNING, result: null }), crypto.randomUUID());
+    expect(await within(row).findByText("completed")).toBeInTheDocument();
+    await waitFor(() => expect(lists).toBe(2));
+    expect(detailPaths(fetchMock)).toEqual([]);
+  });
+
+  it("shows a backtest requested elsewhere (another tab) when the stream first mentions it", async () => {
+    const stream = liveStream();
+    let lists = 0;
+    const other = { backtest_id: RUNNING, status: "requested", summary: null, completed_at: null, config: { ...backtest().config, name: "from-another-tab" } };
+    mockApi({
+      "GET /api/v1/me": () => json(200, me()),
+      "GET /api/v1/backtests": () => {
+        lists += 1;
+        return json(200, { items: lists === 1 ? [listed()] : [listed(other), listed()], next_cursor: null });
+      },
+      "GET /api/v1/backtests/stream": () => stream.response(),
+    });
+    renderPage();
+    await screen.findByRole("link", { name: "demo-sma-3-8" });
+    await waitFor(() => expect(stream.connected()).toBe(true));
+    stream.send("backtest", backtest({ ...other, result: null }), crypto.randomUUID());
+    expect(await screen.findByRole("link", { name: "from-another-tab" })).toBeInTheDocument();
+    expect(lists).toBe(2);
   });
 
   it("offers a trader the new-backtest button", async () => {

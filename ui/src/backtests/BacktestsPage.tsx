@@ -6,6 +6,7 @@ import { Money } from "../money/Money";
 import { followLink } from "../router";
 import { formatCount, formatInstant, progressOf, progressText, sourceKindLabel, sourceLabel } from "./format";
 import { isUnfinished, useBacktest, useBacktests, type Backtest } from "./queries";
+import { useBacktestsStream } from "./stream";
 
 export function BacktestsPage() {
   const canTrade = useCanTrade();
@@ -26,6 +27,7 @@ export function BacktestsPage() {
 
 function BacktestList() {
   const backtests = useBacktests();
+  useBacktestsStream();
 
   if (backtests.isPending) {
     return (
@@ -87,9 +89,9 @@ function BacktestList() {
 }
 
 function BacktestRow({ listed }: { listed: Backtest }) {
-  // The listing has no progress (specs/03 §3): an unfinished backtest's row reads the backtest itself, which polls
-  // until it finishes; the row then shows that fresher state.
-  const detail = useBacktest(listed.backtest_id, { enabled: isUnfinished(listed.status) });
+  // The listing has no progress (specs/03 §3): a row shows what the backtests stream last said about its backtest
+  // (kept in that backtest's cache entry), else the listing.
+  const detail = useBacktest(listed.backtest_id, { enabled: false });
   const backtest = detail.data ?? listed;
   const href = `/backtests/${backtest.backtest_id}`;
   return (

@@ -1,5 +1,5 @@
-// One query hook per resource (TanStack Query over the typed client): the backtests list, one backtest (the one
-// query of the dashboard that polls: the API has no live stream for backtests), and the two commands.
+// One query hook per resource (TanStack Query over the typed client): the backtests list, one backtest, and the
+// two commands. Their live state (status, progress) comes over the backtests stream (stream.ts), never by polling.
 import { useInfiniteQuery, useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { ApiError, api, unwrap, type Schemas } from "../api/client";
 
@@ -9,12 +9,6 @@ export type BacktestStatus = Schemas["BacktestStatus"];
 
 /** Backtests per page (the API's default page size); "Show more" fetches the next one. */
 export const BACKTESTS_PAGE_SIZE = 50;
-
-/**
- * How often a backtest that is not finished is asked for again: the runner writes its progress every second
- * (specs/03 §3), so asking more often shows nothing new.
- */
-export const POLL_MS = 1000;
 
 /** Requested or running: the states whose detail changes without the user doing anything. */
 export function isUnfinished(status: BacktestStatus): boolean {
@@ -43,8 +37,8 @@ export function useBacktests() {
 }
 
 /**
- * One backtest with its progress and result. While it is requested or running it is fetched again every
- * {@link POLL_MS} (only while the tab is visible); once finished the interval stops. `enabled: false` reads the cache.
+ * One backtest with its progress and result. The backtests stream (stream.ts) keeps its status and progress
+ * current and has it fetched again once it finished. `enabled: false` reads the cache only.
  */
 export function useBacktest(id: string, { enabled = true }: { enabled?: boolean } = {}) {
   return useQuery({
@@ -52,10 +46,6 @@ export function useBacktest(id: string, { enabled = true }: { enabled?: boolean 
     queryFn: async ({ signal }) =>
       unwrap(await api.GET("/api/v1/backtests/{id}", { params: { path: { id } }, signal })),
     enabled,
-    refetchInterval: (query) => {
-      const status = query.state.data?.status;
-      return status !== undefined && isUnfinished(status) ? POLL_MS : false;
-    },
   });
 }
 

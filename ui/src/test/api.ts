@@ -12,12 +12,24 @@ export function problem(status: number, code: string, detail: string): Response 
   return json(status, { type: `https://strom.invalid/problems/${code}`, title: code, status, code, detail });
 }
 
+/** What every mocked server answers unless a test says otherwise: dev-mode sign-in. */
+const DEFAULT_ROUTES: Record<string, Handler> = {
+  "GET /api/v1/auth/config": () => json(200, { mode: "dev", oidc: null }),
+};
+
+/** The calls a test made, without the sign-in page's question how to sign in (GET /api/v1/auth/config). */
+export function apiCalls(fetchMock: ReturnType<typeof mockApi>): Request[] {
+  return fetchMock.mock.calls
+    .map(([input]) => input as Request)
+    .filter((request) => new URL(request.url).pathname !== "/api/v1/auth/config");
+}
+
 /** Replaces fetch; returns the mock so tests can read the requests it got. Unknown routes are a 404 problem. */
 export function mockApi(routes: Record<string, Handler>) {
   const fetchMock = vi.fn(async (input: RequestInfo | URL) => {
     const request = input instanceof Request ? input : new Request(input);
     const url = new URL(request.url);
-    const handler = routes[`${request.method} ${url.pathname}`];
+    const handler = routes[`${request.method} ${url.pathname}`] ?? DEFAULT_ROUTES[`${request.method} ${url.pathname}`];
     return handler ? handler(request) : problem(404, "not_found", `no such endpoint: ${url.pathname}`);
   });
   vi.stubGlobal("fetch", fetchMock);
@@ -118,5 +130,36 @@ export function strategies() {
         ],
       },
     ],
+  };
+}
+
+/**
+ * A server-sent event stream a test feeds: `response()` is the 200 text/event-stream answer (one per connection;
+ * a new one replaces the last), `send` frames a message on it as the server does, `end` closes it.
+ */
+export function liveStream() {
+  let controller: ReadableStreamDefaultController<Uint8Array> | undefined;
+  const encoder = new TextEncoder();
+  return {
+    response(): Response {
+      const body = new ReadableStream<Uint8Array>({
+        start(c) {
+          controller = c;
+          c.enqueue(encoder.encode(": keep-alive\n\n"));
+        },
+      });
+      return new Response(body, { status: 200, headers: { "content-type": "text/event-stream" } });
+    },
+    send(event: string, data: unknown, id?: string) {
+      const lines = [`event: ${event}`, ...(id ? [`id: ${id}`] : []), `data: ${JSON.stringify(data)}`];
+      controller!.enqueue(encoder.encode(`${lines.join("\n")}\n\n`));
+    },
+    end() {
+      controller?.close();
+    },
+    /** Whether a client has opened the stream. */
+    connected(): boolean {
+      return controller !== undefined;
+    },
   };
 }

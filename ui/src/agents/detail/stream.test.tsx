@@ -6,15 +6,8 @@ import { SESSION_ENDED } from "../../api/client";
 import { currentToken, resetSessionForTests, signIn, useSession } from "../../auth/session";
 import { agent, problem, TOKEN } from "../../test/api";
 import { AGENT_ID } from "../../test/agentDetail";
-import {
-  openAgentStream,
-  partsChangedBy,
-  REFRESH_DELAY_MS,
-  retryDelayMs,
-  RETRY_FIRST_MS,
-  RETRY_MAX_MS,
-  useAgentStream,
-} from "./stream";
+import { retryDelayMs, RETRY_FIRST_MS, RETRY_MAX_MS } from "../../api/sse";
+import { openAgentStream, partsChangedBy, REFRESH_DELAY_MS, useAgentStream } from "./stream";
 
 const STREAM = `/api/v1/agents/${AGENT_ID}/stream`;
 
