@@ -4,7 +4,7 @@
 import { useState } from "react";
 import { ApiError } from "../api/client";
 import { formatCountdown, useNow } from "../agents/Countdown";
-import { formatInstant } from "../backtests/format";
+import { formatInstant } from "../format/time";
 import { useCreateLinkCode, useTelegramLinks, useUnlink, type LinkCode, type TelegramLink } from "./queries";
 
 export function TelegramPage() {
