@@ -25,6 +25,8 @@ use crate::format;
 const CHAT_RATE_PER_S: f64 = 1.0;
 /// …with this burst.
 const CHAT_BURST: f64 = 5.0;
+/// Chats whose buckets are kept before idle ones (full again) are dropped.
+const MAX_BUCKETS: usize = 10_000;
 /// Callback data of the stop confirmation: `stop:<agent_id>`.
 const STOP_PREFIX: &str = "stop:";
 /// Callback data of the cancel button.
@@ -218,6 +220,11 @@ impl Core {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let now = Instant::now();
+        if buckets.len() >= MAX_BUCKETS {
+            // A bucket idle for CHAT_BURST seconds is full again: forgetting it changes nothing.
+            let full_after = Duration::from_secs_f64(CHAT_BURST / CHAT_RATE_PER_S);
+            buckets.retain(|_, (_, last)| now.duration_since(*last) < full_after);
+        }
         let (tokens, last) = buckets.entry(chat_id).or_insert((CHAT_BURST, now));
         *tokens =
             (*tokens + now.duration_since(*last).as_secs_f64() * CHAT_RATE_PER_S).min(CHAT_BURST);
