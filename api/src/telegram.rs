@@ -45,6 +45,8 @@ pub struct TelegramLink {
     #[serde(skip)]
     pub roles: Vec<Role>,
     pub telegram_username: Option<String>,
+    /// The Telegram user who linked the chat: in a group, the only one the bot obeys.
+    pub telegram_user_id: Option<i64>,
     pub linked_at: DateTime<Utc>,
 }
 
@@ -75,15 +77,25 @@ pub struct LinkStore {
     failed_redemptions: AttemptWindows<i64>,
 }
 
-/// A `telegram_links` row: chat_id, user_sub, roles, telegram_username, linked_at.
-type LinkRow = (i64, String, Vec<String>, Option<String>, DateTime<Utc>);
+/// A `telegram_links` row: chat_id, user_sub, roles, telegram_username, telegram_user_id, linked_at.
+type LinkRow = (
+    i64,
+    String,
+    Vec<String>,
+    Option<String>,
+    Option<i64>,
+    DateTime<Utc>,
+);
 
-fn link_of_row((chat_id, user_sub, roles, telegram_username, linked_at): LinkRow) -> TelegramLink {
+fn link_of_row(
+    (chat_id, user_sub, roles, telegram_username, telegram_user_id, linked_at): LinkRow,
+) -> TelegramLink {
     TelegramLink {
         chat_id,
         user_sub,
         roles: roles_parsed(&roles),
         telegram_username,
+        telegram_user_id,
         linked_at,
     }
 }
@@ -183,6 +195,7 @@ impl LinkStore {
         hash: &str,
         chat_id: i64,
         telegram_username: Option<String>,
+        telegram_user_id: Option<i64>,
         now: DateTime<Utc>,
     ) -> anyhow::Result<Option<TelegramLink>> {
         let link = match &self.backend {
@@ -201,6 +214,7 @@ impl LinkStore {
                     user_sub: code.user_sub.clone(),
                     roles: code.roles.clone(),
                     telegram_username,
+                    telegram_user_id,
                     linked_at: now,
                 };
                 m.links.insert(chat_id, link.clone());
@@ -222,14 +236,16 @@ impl LinkStore {
                     return Ok(None);
                 };
                 sqlx::query(
-                    "INSERT INTO telegram_links (chat_id, user_sub, roles, telegram_username, linked_at) \
-                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (chat_id) DO UPDATE SET user_sub = $2, roles = $3, \
-                     telegram_username = $4, linked_at = $5",
+                    "INSERT INTO telegram_links \
+                     (chat_id, user_sub, roles, telegram_username, telegram_user_id, linked_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (chat_id) DO UPDATE SET user_sub = $2, \
+                     roles = $3, telegram_username = $4, telegram_user_id = $5, linked_at = $6",
                 )
                 .bind(chat_id)
                 .bind(&user_sub)
                 .bind(&roles)
                 .bind(&telegram_username)
+                .bind(telegram_user_id)
                 .bind(now)
                 .execute(&mut *tx)
                 .await?;
@@ -239,6 +255,7 @@ impl LinkStore {
                     user_sub,
                     roles: roles_parsed(&roles),
                     telegram_username,
+                    telegram_user_id,
                     linked_at: now,
                 }
             }
@@ -256,7 +273,7 @@ impl LinkStore {
             Backend::Memory(m) => lock(m).links.get(&chat_id).cloned(),
             Backend::Postgres(pool) => {
                 let row: Option<LinkRow> = sqlx::query_as(
-                    "SELECT chat_id, user_sub, roles, telegram_username, linked_at FROM telegram_links \
+                    "SELECT chat_id, user_sub, roles, telegram_username, telegram_user_id, linked_at FROM telegram_links \
                      WHERE chat_id = $1",
                 )
                 .bind(chat_id)
@@ -285,7 +302,7 @@ impl LinkStore {
             }
             Backend::Postgres(pool) => {
                 let rows: Vec<LinkRow> = sqlx::query_as(
-                    "SELECT chat_id, user_sub, roles, telegram_username, linked_at FROM telegram_links \
+                    "SELECT chat_id, user_sub, roles, telegram_username, telegram_user_id, linked_at FROM telegram_links \
                      WHERE user_sub = $1 ORDER BY linked_at, chat_id",
                 )
                 .bind(sub)
@@ -403,7 +420,7 @@ mod tests {
             .await
             .unwrap();
         let link = store
-            .redeem(&code_hash("abcdefgh"), 7, None, now)
+            .redeem(&code_hash("abcdefgh"), 7, None, Some(7), now)
             .await
             .unwrap()
             .unwrap();
@@ -412,13 +429,13 @@ mod tests {
             ("alice", &[Role::Viewer, Role::Trader][..])
         );
         assert!(store
-            .redeem(&code_hash("ABCDEFGH"), 8, None, now)
+            .redeem(&code_hash("ABCDEFGH"), 8, None, None, now)
             .await
             .unwrap()
             .is_none());
         let late = now + Duration::seconds(LINK_CODE_TTL_S);
         assert!(store
-            .redeem(&code_hash("HGFEDCBA"), 8, None, late)
+            .redeem(&code_hash("HGFEDCBA"), 8, None, None, late)
             .await
             .unwrap()
             .is_none());

@@ -25,6 +25,8 @@ use crate::format;
 const CHAT_RATE_PER_S: f64 = 1.0;
 /// …with this burst.
 const CHAT_BURST: f64 = 5.0;
+/// Chats whose buckets are kept before idle ones (full again) are dropped.
+const MAX_BUCKETS: usize = 10_000;
 /// Callback data of the stop confirmation: `stop:<agent_id>`.
 const STOP_PREFIX: &str = "stop:";
 /// Callback data of the cancel button.
@@ -37,6 +39,8 @@ pub struct Incoming {
     /// A private chat with the bot (only those link).
     pub private: bool,
     pub username: Option<String>,
+    /// The Telegram user who sent it.
+    pub user_id: Option<i64>,
     /// The text; `None` for a sticker, photo and the like.
     pub text: Option<String>,
 }
@@ -216,6 +220,11 @@ impl Core {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let now = Instant::now();
+        if buckets.len() >= MAX_BUCKETS {
+            // A bucket idle for CHAT_BURST seconds is full again: forgetting it changes nothing.
+            let full_after = Duration::from_secs_f64(CHAT_BURST / CHAT_RATE_PER_S);
+            buckets.retain(|_, (_, last)| now.duration_since(*last) < full_after);
+        }
         let (tokens, last) = buckets.entry(chat_id).or_insert((CHAT_BURST, now));
         *tokens =
             (*tokens + now.duration_since(*last).as_secs_f64() * CHAT_RATE_PER_S).min(CHAT_BURST);
@@ -255,6 +264,12 @@ impl Core {
                 return Reply::Text(format::api_error(&e));
             }
         };
+        if session
+            .telegram_user_id
+            .is_some_and(|owner| Some(owner) != msg.user_id)
+        {
+            return Reply::Text(format::NOT_YOURS.into());
+        }
         let command = match parsed {
             Ok(command) => command,
             Err(e) => return Reply::Text(e.to_string()),
@@ -272,13 +287,17 @@ impl Core {
         }
     }
 
+    /// `/link <code>`: in a private chat, or explicitly in a group, whose commands the bot then takes only from the
+    /// user who linked it.
     async fn link(&self, msg: &Incoming, code: &str, correlation_id: &str) -> String {
-        if !msg.private {
-            return format::PRIVATE_ONLY.into();
-        }
         match self
             .api
-            .redeem(code, msg.chat_id, msg.username.as_deref(), correlation_id)
+            .redeem(
+                code,
+                msg.chat_id,
+                (msg.user_id, msg.username.as_deref()),
+                correlation_id,
+            )
             .await
         {
             Ok(()) => {
@@ -442,17 +461,29 @@ impl Core {
     }
 
     /// The answer to a button press with callback `data` in `chat_id`: the text that replaces the question.
-    pub async fn on_button(&self, chat_id: i64, data: &str, correlation_id: &str) -> String {
+    pub async fn on_button(
+        &self,
+        chat_id: i64,
+        user_id: Option<i64>,
+        data: &str,
+        correlation_id: &str,
+    ) -> String {
+        let session = match self.api.session(chat_id, correlation_id).await {
+            Ok(Some(session)) => session,
+            Ok(None) => return format::NOT_LINKED.into(),
+            Err(e) => return format::api_error(&e),
+        };
+        if session
+            .telegram_user_id
+            .is_some_and(|owner| Some(owner) != user_id)
+        {
+            return format::NOT_YOURS.into();
+        }
         if data == CANCEL {
             return "Cancelled; nothing was stopped.".into();
         }
         let Some(agent_id) = data.strip_prefix(STOP_PREFIX) else {
             return "That button is not one of mine.".into();
-        };
-        let session = match self.api.session(chat_id, correlation_id).await {
-            Ok(Some(session)) => session,
-            Ok(None) => return format::NOT_LINKED.into(),
-            Err(e) => return format::api_error(&e),
         };
         tracing::info!(agent_id, sub = %session.sub, "telegram stop confirmed");
         match self
@@ -521,6 +552,7 @@ async fn handle_message(
             chat_id: msg.chat.id.0,
             private: msg.chat.is_private(),
             username: msg.from.as_ref().and_then(|u| u.username.clone()),
+            user_id: msg.from.as_ref().and_then(|u| i64::try_from(u.id.0).ok()),
             text: text.map(|t| strip_mention(&t, me.username())),
         };
         match core.on_message(&incoming, &cid).await {
@@ -568,7 +600,12 @@ async fn handle_callback(bot: teloxide::Bot, q: CallbackQuery, core: Arc<Core>) 
     async move {
         bot.answer_callback_query(q.id.clone()).await?;
         let text = core
-            .on_button(message.chat.id.0, q.data.as_deref().unwrap_or(""), &cid)
+            .on_button(
+                message.chat.id.0,
+                i64::try_from(q.from.id.0).ok(),
+                q.data.as_deref().unwrap_or(""),
+                &cid,
+            )
             .await;
         bot.edit_message_text(message.chat.id, message.id, format::fit(text))
             .reply_markup(InlineKeyboardMarkup::default())
@@ -673,6 +710,7 @@ mod tests {
             chat_id: 1,
             private: true,
             username: None,
+            user_id: Some(1),
             text: Some("/agents".into()),
         };
         assert_eq!(

@@ -53,6 +53,9 @@ impl ApiError {
 pub struct Session {
     pub access_token: String,
     pub sub: String,
+    /// The Telegram user who linked the chat: in a group, the only one the bot obeys.
+    #[serde(default)]
+    pub telegram_user_id: Option<i64>,
 }
 
 /// The fields of `Agent` the bot shows.
@@ -217,10 +220,13 @@ impl ApiClient {
         &self,
         code: &str,
         chat_id: i64,
-        username: Option<&str>,
+        user: (Option<i64>, Option<&str>),
         correlation_id: &str,
     ) -> Result<(), ApiError> {
-        let body = json!({ "code": code, "chat_id": chat_id, "telegram_username": username });
+        let (user_id, username) = user;
+        let body = json!({
+            "code": code, "chat_id": chat_id, "telegram_username": username, "telegram_user_id": user_id
+        });
         self.call::<Value>(
             reqwest::Method::POST,
             "/api/v1/telegram/links",

@@ -21,9 +21,8 @@ pub const API_DOWN: &str =
     "The STROM API is not reachable right now; please try again in a minute.";
 /// The answer to a chat over its rate limit.
 pub const SLOW_DOWN: &str = "Easy there: at most one command per second. Please wait a moment.";
-/// Links happen only in private chats.
-pub const PRIVATE_ONLY: &str =
-    "Link only in a private chat with the bot; group chats cannot be linked.";
+/// The answer to someone in a linked group who is not the user who linked it.
+pub const NOT_YOURS: &str = "Only the Telegram user who linked this chat can command the bot here.";
 
 /// `text` cut to Telegram's limit, on a character boundary.
 pub fn fit(text: String) -> String {

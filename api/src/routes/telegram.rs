@@ -33,6 +33,9 @@ pub struct RedeemLinkCode {
     chat_id: i64,
     #[serde(default)]
     telegram_username: Option<String>,
+    /// The Telegram user who sent `/link` (in a group, the only one the bot then obeys).
+    #[serde(default)]
+    telegram_user_id: Option<i64>,
 }
 
 /// `TelegramSessionRequest`.
@@ -49,6 +52,8 @@ pub struct TelegramSession {
     token_type: &'static str,
     expires_in: u64,
     sub: String,
+    /// The Telegram user who linked the chat (null for a link older than that record).
+    telegram_user_id: Option<i64>,
 }
 
 /// `TelegramLinkList`.
@@ -160,6 +165,7 @@ pub async fn redeem_link_code(
                 &code_hash(&body.code),
                 body.chat_id,
                 body.telegram_username,
+                body.telegram_user_id,
                 now,
             )
             .await?
@@ -223,6 +229,7 @@ pub async fn create_session(
         access_token,
         token_type: "Bearer",
         expires_in: TELEGRAM_SESSION_TTL_S,
+        telegram_user_id: link.telegram_user_id,
         sub: link.user_sub,
     }))
 }

@@ -223,6 +223,11 @@ impl FakeTelegram {
 
     /// Queues a message at once (see [`Self::queue`]).
     fn queue_now(&self, chat_id: i64, text: Option<&str>) -> usize {
+        self.queue_from(chat_id, chat_id.abs(), text)
+    }
+
+    /// Queues a message from Telegram user `from` in `chat_id`, at once.
+    fn queue_from(&self, chat_id: i64, from: i64, text: Option<&str>) -> usize {
         let chat = Self::chat(chat_id);
         self.state
             .lock()
@@ -232,7 +237,7 @@ impl FakeTelegram {
         self.push(|update_id| {
             let mut message = json!({
                 "message_id": update_id * 1000, "date": 1_700_000_000, "chat": chat,
-                "from": {"id": chat_id.abs(), "is_bot": false, "first_name": "Tester", "username": "tester"},
+                "from": {"id": from, "is_bot": false, "first_name": "Tester", "username": "tester"},
             });
             match text {
                 Some(t) => message["text"] = json!(t),
@@ -261,6 +266,13 @@ impl FakeTelegram {
     /// Sends `text` from `chat_id` and returns the bot's answer.
     async fn say(&self, chat_id: i64, text: &str) -> Sent {
         let after = self.queue(chat_id, Some(text)).await;
+        self.reply_after(chat_id, after).await
+    }
+
+    /// Sends `text` from Telegram user `from` in `chat_id` and returns the bot's answer.
+    async fn say_from(&self, chat_id: i64, from: i64, text: &str) -> Sent {
+        tokio::time::sleep(Duration::from_millis(1050)).await;
+        let after = self.queue_from(chat_id, from, Some(text));
         self.reply_after(chat_id, after).await
     }
 
@@ -511,7 +523,7 @@ async fn an_unlinked_chat_gets_one_line_and_executes_nothing() {
 }
 
 #[tokio::test]
-async fn linking_takes_a_fresh_code_once_and_refuses_used_expired_and_group_links() {
+async fn linking_refuses_used_and_expired_codes_and_a_group_obeys_only_its_linker() {
     let h = Harness::start().await;
     let alice = h.server.token("alice", "trader");
     let invalid =
@@ -520,13 +532,6 @@ async fn linking_takes_a_fresh_code_once_and_refuses_used_expired_and_group_link
     assert_eq!(h.fake.say(2001, "/link ABCDEFGH").await.text, invalid);
     let code = h.link_code(&alice).await;
     assert_eq!(code.len(), 8);
-    // A group cannot link, and its attempt does not use the code up.
-    assert!(h
-        .fake
-        .say(-2002, &format!("/link {code}"))
-        .await
-        .text
-        .contains("private chat"));
     let linked = h
         .fake
         .say(2001, &format!("/link {}", code.to_lowercase()))
@@ -562,11 +567,67 @@ async fn linking_takes_a_fresh_code_once_and_refuses_used_expired_and_group_link
     assert_eq!(links["items"].as_array().unwrap().len(), 1, "{links}");
     assert_eq!(links["items"][0]["chat_id"], 2001);
     assert_eq!(links["items"][0]["telegram_username"], "tester");
+    assert_eq!(links["items"][0]["telegram_user_id"], 2001);
     let stored: Vec<String> = sqlx::query_scalar("SELECT code_hash FROM telegram_link_codes")
         .fetch_all(&h.db)
         .await
         .unwrap();
     assert!(!stored.iter().any(|s| s.eq_ignore_ascii_case(&code)));
+
+    // A group links only explicitly, by /link in the group; then only the user who linked it is obeyed there.
+    let (group, linker, other) = (-2002, 2101, 2102);
+    let before = h.events().await;
+    assert_eq!(
+        h.fake.say_from(group, other, "/agents").await.text,
+        NOT_LINKED
+    );
+    let group_code = h.link_code(&alice).await;
+    let linked = h
+        .fake
+        .say_from(group, linker, &format!("/link {group_code}"))
+        .await;
+    assert!(linked.text.starts_with("Linked"), "{linked:?}");
+    let agents = h.fake.say_from(group, linker, "/agents").await.text;
+    assert!(agents.contains("no agents"), "{agents}");
+    let not_yours = "Only the Telegram user who linked this chat can command the bot here.";
+    for text in ["/agents", "/start alpha", "/unlink"] {
+        assert_eq!(
+            h.fake.say_from(group, other, text).await.text,
+            not_yours,
+            "{text}"
+        );
+    }
+    let after = h.fake.queue_from(group, other, Some("nice weather"));
+    assert_eq!(
+        h.fake
+            .say_from(group, linker, "/help")
+            .await
+            .text
+            .lines()
+            .next(),
+        Some("STROM bot commands:")
+    );
+    assert_eq!(
+        h.fake.sent_to(group),
+        7,
+        "{after}: group chatter gets no answer"
+    );
+    assert_eq!(h.events().await, before);
+    let (_, links) = h
+        .server
+        .call(Method::GET, "/api/v1/telegram/links", &alice, None)
+        .await;
+    assert_eq!(links["items"].as_array().unwrap().len(), 2, "{links}");
+    let (status, _) = h
+        .server
+        .call(
+            Method::DELETE,
+            &format!("/api/v1/telegram/links/{group}"),
+            &alice,
+            None,
+        )
+        .await;
+    assert_eq!(status, 204);
 
     // Unlinking through the API: the chat is back to the one line.
     assert!(h.fake.say(2001, "/agents").await.text.contains("agents"));

@@ -1269,11 +1269,18 @@ export interface components {
             /** Format: int64 */
             chat_id: number;
             telegram_username?: string | null;
+            /**
+             * Format: int64
+             * @description the Telegram user who sent /link
+             */
+            telegram_user_id?: number | null;
         };
         TelegramLink: {
             /** Format: int64 */
             chat_id: number;
             telegram_username: string | null;
+            /** Format: int64 */
+            telegram_user_id: number | null;
             linked_at: components["schemas"]["Timestamp"];
         };
         TelegramLinkList: {
@@ -1289,6 +1296,11 @@ export interface components {
             token_type: "Bearer";
             expires_in: number;
             sub: string;
+            /**
+             * Format: int64
+             * @description The Telegram user who linked the chat; in a group the bot obeys only this user
+             */
+            telegram_user_id: number | null;
         };
     };
     responses: {

@@ -69,7 +69,8 @@ function CodeShown({ code, copied, onCopy }: { code: LinkCode; copied: boolean; 
   return (
     <div className="link-code" aria-live="polite">
       <p>
-        Send this to the STROM bot in a private chat with it:
+        Send this to the STROM bot in a private chat with it (or in a group, to link that group: the bot then obeys
+        only you there):
       </p>
       <p>
         <code className="command">{code.bot_command}</code>{" "}
