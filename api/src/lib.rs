@@ -13,6 +13,7 @@ pub mod problem;
 pub mod reads;
 pub mod routes;
 pub mod state;
+pub mod telegram;
 
 pub use routes::router;
 pub use state::AppState;

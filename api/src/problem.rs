@@ -54,6 +54,9 @@ pub enum ApiError {
     /// A documented endpoint whose milestone is not built yet (`x-strom-planned` in specs/openapi.yaml).
     #[error("{0}")]
     NotImplemented(String),
+    /// 403 `chat_not_linked`: the Telegram chat of a session request is not linked to any user.
+    #[error("{0}")]
+    ChatNotLinked(String),
     /// Too many requests (or open streams) for this caller; try again after `retry_after_s`.
     #[error("{detail}")]
     TooManyRequests { detail: String, retry_after_s: u64 },
@@ -80,7 +83,7 @@ impl ApiError {
     fn status(&self) -> StatusCode {
         match self {
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::Forbidden(_) | ApiError::ChatNotLinked(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) | ApiError::Missing { .. } => StatusCode::NOT_FOUND,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -98,6 +101,7 @@ impl ApiError {
         match self {
             ApiError::Unauthorized(_) => "unauthenticated",
             ApiError::Forbidden(_) => "forbidden",
+            ApiError::ChatNotLinked(_) => "chat_not_linked",
             ApiError::NotFound(_) => "not_found",
             ApiError::PayloadTooLarge(_) => "payload_too_large",
             ApiError::TooManyRequests { .. } => "rate_limited",

@@ -59,6 +59,8 @@ pub struct AppState {
     pub settings: Arc<ApiSettings>,
     /// The one-time sign-in codes `strom serve` prints in dev mode ([`crate::dev_sign_in`]).
     pub dev_sign_in: Arc<crate::dev_sign_in::DevSignIn>,
+    /// Telegram link codes and linked chats ([`crate::telegram`]).
+    pub links: Arc<crate::telegram::LinkStore>,
     /// Cancelled when the process stops: long-lived responses (SSE) end with it.
     pub stop: CancellationToken,
 }

@@ -44,6 +44,9 @@ pub struct CommandContext {
     pub actor: String,
     /// The event or message that caused the command (a tick's msg id, an `OrderPlaced` event id).
     pub causation_id: Option<String>,
+    /// The user on whose behalf `actor` acted, when that is not the actor itself (a linked Telegram chat acts for
+    /// its user): metadata `user`.
+    pub on_behalf_of: Option<String>,
 }
 
 impl CommandContext {
@@ -52,6 +55,7 @@ impl CommandContext {
             correlation_id: correlation_id.into(),
             actor: actor.into(),
             causation_id: None,
+            on_behalf_of: None,
         }
     }
 
@@ -67,11 +71,22 @@ impl CommandContext {
         self
     }
 
+    /// The same context, acting on behalf of `user` (metadata `user`).
+    #[must_use]
+    pub fn on_behalf_of(mut self, user: impl Into<String>) -> Self {
+        self.on_behalf_of = Some(user.into());
+        self
+    }
+
     fn metadata(&self) -> EventMetadata {
-        EventMetadata {
+        let mut metadata = EventMetadata {
             causation_id: self.causation_id.clone(),
             ..EventMetadata::new(&self.correlation_id, &self.actor)
+        };
+        if let Some(user) = &self.on_behalf_of {
+            metadata.extra.insert("user".to_owned(), user.clone());
         }
+        metadata
     }
 }
 

@@ -185,7 +185,9 @@ impl Application {
         }
         let dev_sign_in = Arc::new(DevSignIn::default());
         let dev_mode = auth.is_dev();
+        let links = Arc::new(strom_api::telegram::LinkStore::new(deps.postgres.clone()));
         let state = AppState {
+            links,
             auth,
             deps,
             metrics: telemetry::metrics_handle(),

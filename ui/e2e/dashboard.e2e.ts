@@ -191,6 +191,33 @@ describe("the dashboard", () => {
     await screenshot(demo, "backtests-1280");
   });
 
+  it("links a Telegram chat with a one-time code from the Telegram page, and unlinks it", async () => {
+    await demo.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Telegram" }).click();
+    await demo.getByRole("heading", { name: "Telegram", level: 1 }).waitFor();
+    await demo.getByText(/No chat is linked yet/).waitFor();
+    await demo.getByRole("button", { name: "Create a link code" }).click();
+    const command = (await demo.locator(".link-code .command").textContent()) ?? "";
+    expect(command).toMatch(/^\/link [A-HJ-NP-Z2-9]{8}$/);
+    await screenshot(demo, "telegram-1280");
+
+    // What the bot does when the chat sends that command (specs/05 §5): redeem the code with its own credential.
+    const bot = await strom.token("telegram-bot", "telegram-bot");
+    const redeemed = await fetch(`${strom.base}/api/v1/telegram/links`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${bot}`, "content-type": "application/json" },
+      body: JSON.stringify({ code: command.slice("/link ".length), chat_id: 4242, telegram_username: "demo_tg" }),
+    });
+    expect(redeemed.status).toBe(201);
+
+    // Back in the tab (as after switching from Telegram), the list shows the chat.
+    await demo.reload();
+    const row = demo.getByRole("row").filter({ hasText: "@demo_tg" });
+    await row.waitFor();
+    await screenshot(demo, "telegram-linked-1280");
+    await row.getByRole("button", { name: "Unlink @demo_tg" }).click();
+    await demo.getByText(/No chat is linked yet/).waitFor();
+  });
+
   it("shows a second user, signed in with a pasted token, none of the first user's agents", async () => {
     const bob = await newPage(browser);
     try {

@@ -19,7 +19,7 @@ export interface Strom {
   /** The one-time dev sign-in link `strom serve` printed (`Dashboard: …`), for the user `demo`; dev mode only. */
   signInLink: string;
   /** A dev JWT from `strom token` with the same key. */
-  token(sub: string, role: "viewer" | "trader" | "admin"): Promise<string>;
+  token(sub: string, role: "viewer" | "trader" | "admin" | "telegram-bot"): Promise<string>;
   /** The last lines of the server's log, for failure messages. */
   logTail(lines?: number): string;
   stop(): Promise<void>;

@@ -18,8 +18,9 @@ import { followLink as follow, navigate, usePath } from "./router";
 const BacktestsPage = lazy(() => import("./backtests/BacktestsPage").then((m) => ({ default: m.BacktestsPage })));
 const NewBacktestPage = lazy(() => import("./backtests/NewBacktestPage").then((m) => ({ default: m.NewBacktestPage })));
 const BacktestPage = lazy(() => import("./backtests/BacktestPage").then((m) => ({ default: m.BacktestPage })));
-// So does the audit page (an occasional check, not the daily view).
+// So does the audit page (an occasional check, not the daily view), and the Telegram page (linking a chat).
 const AuditPage = lazy(() => import("./audit/AuditPage").then((m) => ({ default: m.AuditPage })));
+const TelegramPage = lazy(() => import("./telegram/TelegramPage").then((m) => ({ default: m.TelegramPage })));
 
 export function makeQueryClient() {
   return new QueryClient({
@@ -83,6 +84,13 @@ function Shell() {
             >
               Backtests
             </a>
+            <a
+              href="/telegram"
+              aria-current={path === "/telegram" ? "page" : undefined}
+              onClick={follow("/telegram")}
+            >
+              Telegram
+            </a>
           </nav>
         )}
         {signedIn && (
@@ -114,6 +122,7 @@ function Page({ path }: { path: string }) {
   const agentId = agentIdOf(path);
   if (agentId) return <AgentPage key={agentId} agentId={agentId} />;
   if (path === "/backtests") return <Loads><BacktestsPage /></Loads>;
+  if (path === "/telegram") return <Loads><TelegramPage /></Loads>;
   // Before /backtests/<id>: "new" is not a backtest id.
   if (path === "/backtests/new") return <Loads><NewBacktestPage /></Loads>;
   const backtest = /^\/backtests\/([^/]+)$/.exec(path);

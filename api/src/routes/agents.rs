@@ -36,7 +36,7 @@ pub struct StopRequest {
 }
 
 fn ctx(correlation: &CorrelationId, caller: &Caller) -> CommandContext {
-    CommandContext::new(correlation.0.clone(), caller.sub.clone())
+    caller.command_context(&correlation.0)
 }
 
 /// The canonical form of a path id; anything that is not a UUID cannot name an agent.

@@ -94,7 +94,7 @@ pub struct BacktestListQuery {
 }
 
 fn ctx(correlation: &CorrelationId, caller: &Caller) -> CommandContext {
-    CommandContext::new(correlation.0.clone(), caller.sub.clone())
+    caller.command_context(&correlation.0)
 }
 
 fn backtest_id(raw: &str) -> Result<String, ApiError> {

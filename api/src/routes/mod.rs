@@ -25,6 +25,7 @@ pub mod planned;
 pub mod sign_in;
 pub mod strategies;
 pub mod stream;
+pub mod telegram;
 pub mod trading;
 pub mod ui;
 
@@ -59,7 +60,6 @@ pub const ROUTES: &[(&str, &[&str])] = &[
     ("/api/v1/backtests/stream", &["GET"]),
     ("/api/v1/backtests/{id}", &["GET"]),
     ("/api/v1/backtests/{id}/cancel", &["POST"]),
-    // Planned (M2, `x-strom-planned` in openapi.yaml): no handler in `built` yet.
     ("/api/v1/telegram/link-codes", &["POST"]),
     ("/api/v1/telegram/links", &["GET", "POST"]),
     ("/api/v1/telegram/links/{chat_id}", &["DELETE"]),
@@ -134,6 +134,11 @@ fn built(method: &str, path: &str) -> Option<MethodRouter<AppState>> {
         ("GET", "/api/v1/backtests/stream") => get(backtest_stream::stream_backtests),
         ("GET", "/api/v1/backtests/{id}") => get(backtests::get_backtest),
         ("POST", "/api/v1/backtests/{id}/cancel") => post(backtests::cancel_backtest),
+        ("POST", "/api/v1/telegram/link-codes") => post(telegram::create_link_code),
+        ("GET", "/api/v1/telegram/links") => get(telegram::list_links),
+        ("POST", "/api/v1/telegram/links") => post(telegram::redeem_link_code),
+        ("DELETE", "/api/v1/telegram/links/{chat_id}") => delete(telegram::delete_link),
+        ("POST", "/api/v1/telegram/sessions") => post(telegram::create_session),
         _ => return None,
     })
 }

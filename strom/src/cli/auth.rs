@@ -26,6 +26,10 @@ pub struct AuthArgs {
         default_value = ".strom/dev-jwt.key"
     )]
     pub dev_key_file: PathBuf,
+    /// Key of the Telegram session tokens the API mints for linked chats; created with a random key on first use.
+    /// Default: `session.key` beside the dev key file (`.strom/session.key`).
+    #[arg(long, env = "STROM_AUTH_SESSION_KEY_FILE")]
+    pub session_key_file: Option<PathBuf>,
 }
 
 impl AuthArgs {
@@ -35,6 +39,10 @@ impl AuthArgs {
     /// JWKS mode without an issuer: every token's `iss` must be checked, and the dashboard needs to know where to
     /// sign in.
     pub fn settings(&self) -> anyhow::Result<AuthSettings> {
+        let session_key_file = self
+            .session_key_file
+            .clone()
+            .unwrap_or_else(|| self.dev_key_file.with_file_name("session.key"));
         Ok(match &self.jwks_url {
             Some(url) => AuthSettings {
                 mode: AuthMode::Jwks { url: url.clone() },
@@ -47,6 +55,7 @@ impl AuthArgs {
                          dashboard signs in"
                     )
                 })?),
+                session_key_file,
             },
             None => AuthSettings {
                 mode: AuthMode::Dev {
@@ -54,6 +63,7 @@ impl AuthArgs {
                 },
                 audience: self.audience.clone(),
                 issuer: Some(self.issuer.clone().unwrap_or_else(|| DEV_ISSUER.to_owned())),
+                session_key_file,
             },
         })
     }

@@ -11,6 +11,7 @@ pub mod relay;
 pub mod replay;
 pub mod serve;
 pub mod sim;
+pub mod telegram;
 pub mod token;
 
 use std::io::IsTerminal;
@@ -78,6 +79,9 @@ pub enum Command {
     /// Run the outbox relay alone: publish committed events from Postgres to JetStream until stopped (one active
     /// relay per NATS prefix; start more as standbys).
     Relay(relay::RelayArgs),
+    /// Run the Telegram bot (long polling) until stopped: it answers linked chats by calling the REST API at
+    /// STROM_API_URL with the linked user's session, and never touches the database or the bus.
+    Telegram(telegram::TelegramArgs),
 }
 
 /// Runs `command` until it is done or, for the long-running ones, until Ctrl-C or SIGTERM.
@@ -94,6 +98,7 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
         Command::Relay(args) => relay::relay(args, shutdown_signal()).await,
         Command::Parity(args) => parity::parity(args).await,
         Command::Backtest(args) => backtest::backtest(args, shutdown_signal()).await,
+        Command::Telegram(args) => telegram::telegram(args, shutdown_signal()).await,
     }
 }
 

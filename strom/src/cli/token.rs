@@ -2,7 +2,7 @@
 
 use anyhow::Context;
 use clap::Args;
-use strom_api::auth::{DevKey, Role};
+use strom_api::auth::{DevKey, Role, TELEGRAM_BOT_ROLE};
 
 use super::auth::AuthArgs;
 
@@ -11,9 +11,9 @@ pub struct TokenArgs {
     /// Subject (user id) the token speaks for.
     #[arg(long)]
     sub: String,
-    /// Role to grant: viewer, trader or admin (repeat for several).
+    /// Role to grant: viewer, trader or admin, or the Telegram bot's service role telegram-bot (repeat for several).
     #[arg(long = "role", value_parser = parse_role, required = true)]
-    roles: Vec<Role>,
+    roles: Vec<String>,
     /// Lifetime in seconds.
     #[arg(long, default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..=31_536_000))]
     ttl_s: u64,
@@ -21,8 +21,14 @@ pub struct TokenArgs {
     auth: AuthArgs,
 }
 
-fn parse_role(s: &str) -> Result<Role, String> {
-    Role::parse(s).ok_or_else(|| format!("unknown role `{s}`; use viewer, trader or admin"))
+fn parse_role(s: &str) -> Result<String, String> {
+    if Role::parse(s).is_some() || s == TELEGRAM_BOT_ROLE {
+        Ok(s.to_owned())
+    } else {
+        Err(format!(
+            "unknown role `{s}`; use viewer, trader, admin or {TELEGRAM_BOT_ROLE}"
+        ))
+    }
 }
 
 /// Prints the token.
@@ -42,9 +48,9 @@ pub fn token(args: &TokenArgs) -> anyhow::Result<()> {
         .as_secs();
     println!(
         "{}",
-        key.mint(
+        key.mint_named(
             &args.sub,
-            &args.roles,
+            &args.roles.iter().map(String::as_str).collect::<Vec<_>>(),
             now_s,
             args.ttl_s,
             &args.auth.audience

@@ -217,6 +217,7 @@ mod dev_sign_in {
                 },
                 audience: DEFAULT_AUDIENCE.into(),
                 issuer: None,
+                session_key_file: c.auth.session_key_file.clone(),
             }
         })
         .await;
@@ -255,6 +256,7 @@ mod sign_in_config {
                 },
                 audience: DEFAULT_AUDIENCE.into(),
                 issuer: Some(ISSUER.into()),
+                session_key_file: c.auth.session_key_file.clone(),
             }
         })
         .await

@@ -20,6 +20,7 @@ mod replay_cli;
 mod sim_cli;
 mod stream;
 mod support;
+mod telegram;
 mod trading;
 
 use support::{now_s, TestApp, TestSchema};
@@ -292,6 +293,7 @@ async fn rs256_tokens_are_verified_against_the_jwks_url() {
             mode: AuthMode::Jwks { url: jwks_url },
             audience: DEFAULT_AUDIENCE.into(),
             issuer: Some(issuer.into()),
+            session_key_file: c.auth.session_key_file.clone(),
         }
     })
     .await;

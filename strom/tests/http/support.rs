@@ -63,6 +63,7 @@ fn dev_auth(key_file: &std::path::Path) -> AuthSettings {
         },
         audience: DEFAULT_AUDIENCE.into(),
         issuer: Some(DEV_ISSUER.into()),
+        session_key_file: key_file.with_extension("session.key"),
     }
 }
 

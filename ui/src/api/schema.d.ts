@@ -552,7 +552,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** One-time code (10 min) to link a Telegram chat to the caller (trader; Idempotency-Key ignored) */
+        /** One-time code (10 min) to link a Telegram chat to the caller (viewer; at most 5 per 10 min; Idempotency-Key ignored) */
         post: operations["createLinkCode"];
         delete?: never;
         options?: never;
@@ -570,7 +570,7 @@ export interface paths {
         /** The caller's linked chats (viewer) */
         get: operations["listTelegramLinks"];
         put?: never;
-        /** Redeem a link code for a chat (telegram-bot service credential only) */
+        /** Redeem a link code for a chat (telegram-bot service credential only); 422 link_code_invalid for an unknown, used or expired code */
         post: operations["redeemLinkCode"];
         delete?: never;
         options?: never;
@@ -590,7 +590,7 @@ export interface paths {
         get?: never;
         put?: never;
         post?: never;
-        /** Unlink one of the caller's chats (viewer) */
+        /** Unlink one of the caller's chats (viewer); another user's chat is 404 like an unknown one */
         delete: operations["deleteTelegramLink"];
         options?: never;
         head?: never;
@@ -606,7 +606,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Exchange a linked chat_id for a short-lived token of the linked user (telegram-bot only; Idempotency-Key ignored) */
+        /** Exchange a linked chat_id for a short-lived token of the linked user (telegram-bot only; 403 chat_not_linked; Idempotency-Key ignored) */
         post: operations["createTelegramSession"];
         delete?: never;
         options?: never;
@@ -1269,11 +1269,18 @@ export interface components {
             /** Format: int64 */
             chat_id: number;
             telegram_username?: string | null;
+            /**
+             * Format: int64
+             * @description the Telegram user who sent /link
+             */
+            telegram_user_id?: number | null;
         };
         TelegramLink: {
             /** Format: int64 */
             chat_id: number;
             telegram_username: string | null;
+            /** Format: int64 */
+            telegram_user_id: number | null;
             linked_at: components["schemas"]["Timestamp"];
         };
         TelegramLinkList: {
@@ -1289,6 +1296,11 @@ export interface components {
             token_type: "Bearer";
             expires_in: number;
             sub: string;
+            /**
+             * Format: int64
+             * @description The Telegram user who linked the chat; in a group the bot obeys only this user
+             */
+            telegram_user_id: number | null;
         };
     };
     responses: {
@@ -2285,7 +2297,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Code (shown once) */
+            /** @description Code (shown once; only its sha256 is stored) */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -2297,7 +2309,7 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             429: components["responses"]["TooManyRequests"];
-            501: components["responses"]["NotImplemented"];
+            503: components["responses"]["Unavailable"];
         };
     };
     listTelegramLinks: {
@@ -2319,7 +2331,9 @@ export interface operations {
                 };
             };
             401: components["responses"]["Unauthorized"];
-            501: components["responses"]["NotImplemented"];
+            403: components["responses"]["Forbidden"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["Unavailable"];
         };
     };
     redeemLinkCode: {
@@ -2346,11 +2360,14 @@ export interface operations {
                     "application/json": components["schemas"]["TelegramLink"];
                 };
             };
+            400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
             422: components["responses"]["Unprocessable"];
             429: components["responses"]["TooManyRequests"];
-            501: components["responses"]["NotImplemented"];
+            503: components["responses"]["Unavailable"];
         };
     };
     deleteTelegramLink: {
@@ -2372,8 +2389,10 @@ export interface operations {
                 content?: never;
             };
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
-            501: components["responses"]["NotImplemented"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["Unavailable"];
         };
     };
     createTelegramSession: {
@@ -2398,9 +2417,13 @@ export interface operations {
                     "application/json": components["schemas"]["TelegramSession"];
                 };
             };
+            400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
-            501: components["responses"]["NotImplemented"];
+            413: components["responses"]["PayloadTooLarge"];
+            422: components["responses"]["Unprocessable"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["Unavailable"];
         };
     };
 }

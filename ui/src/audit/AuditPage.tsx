@@ -4,7 +4,8 @@ import { Fragment, useId, useState } from "react";
 import { ApiError } from "../api/client";
 import { Listing } from "../agents/detail/AgentTables";
 import { useAgent, useCursorPages } from "../agents/detail/queries";
-import { orderTick, utcTime } from "../agents/detail/format";
+import { orderTick } from "../agents/detail/format";
+import { utcTime } from "../format/time";
 import { followLink } from "../router";
 import { EVENTS_PAGE_SIZE, useAgentChain, useAgentEvents, type ChainCheck, type EventEnvelope } from "./queries";
 

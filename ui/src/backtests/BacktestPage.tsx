@@ -7,17 +7,8 @@ import { ApiError, type Schemas } from "../api/client";
 import { useCanTrade } from "../auth/me";
 import { Money } from "../money/Money";
 import { followLink } from "../router";
-import {
-  formatCount,
-  formatInstant,
-  parityOf,
-  parityText,
-  progressOf,
-  progressText,
-  sourceLabel,
-  strategyText,
-  type Parity,
-} from "./format";
+import { formatCount, parityOf, parityText, progressOf, progressText, sourceLabel, strategyText, type Parity } from "./format";
+import { formatInstant } from "../format/time";
 import { isUnfinished, useBacktest, useCancelBacktest, type Backtest } from "./queries";
 import { useBacktestsStream } from "./stream";
 

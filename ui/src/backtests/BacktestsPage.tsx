@@ -4,7 +4,8 @@
 import { useCanTrade } from "../auth/me";
 import { Money } from "../money/Money";
 import { followLink } from "../router";
-import { formatCount, formatInstant, progressOf, progressText, sourceKindLabel, sourceLabel } from "./format";
+import { formatInstant } from "../format/time";
+import { formatCount, progressOf, progressText, sourceKindLabel, sourceLabel } from "./format";
 import { isUnfinished, useBacktest, useBacktests, type Backtest } from "./queries";
 import { useBacktestsStream } from "./stream";
 

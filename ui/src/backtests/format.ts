@@ -1,14 +1,7 @@
 // What the backtest pages say about a backtest, as pure functions of the API's data (tested without a DOM).
 import type { Schemas } from "../api/client";
+import { formatInstant } from "../format/time";
 import type { Backtest } from "./queries";
-
-/** "2026-12-02 12:00:08 UTC": an instant from the API, in UTC like every time the API sends (no locale guessing). */
-export function formatInstant(iso: string | null | undefined): string {
-  if (!iso) return "—";
-  const date = new Date(iso);
-  if (Number.isNaN(date.getTime())) return iso;
-  return `${date.toISOString().slice(0, 19).replace("T", " ")} UTC`;
-}
 
 /** "1,234": counts with thousands separators (counts are integers, never money). */
 export function formatCount(value: number): string {

@@ -1,7 +1,8 @@
 // The agent's runs, orders and trades, newest first, a page at a time (the API's cursors, walked back and forth).
 import { useId, useState, type ReactNode } from "react";
 import { Money } from "../../money/Money";
-import { orderTick, utcTime } from "./format";
+import { utcTime } from "../../format/time";
+import { orderTick } from "./format";
 import {
   TABLE_PAGE_SIZE,
   useAgentOrders,

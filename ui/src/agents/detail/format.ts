@@ -1,10 +1,4 @@
-// Text for times and durations on the agent page. Times stay as the API's UTC instants (the charts' axis is UTC
-// too), cut to the second, with no time-zone arithmetic that could disagree with the charts.
-
-/** "2026-12-02T12:39:24.002Z" as "2026-12-02 12:39:24". */
-export function utcTime(rfc3339: string): string {
-  return `${rfc3339.slice(0, 10)} ${rfc3339.slice(11, 19)}`;
-}
+// Text for durations and order ticks on the agent page (times: format/time.ts).
 
 /** Whole seconds as "45 s", "3 min 5 s", "2 h 0 min", "1 d 4 h". */
 export function duration(totalSeconds: number): string {
