@@ -79,18 +79,27 @@ pub struct Core {
 const RECONNECT_AFTER: Duration = Duration::from_secs(2);
 
 /// Follows `agent`'s stream for `chat_id` and puts its fills and risk refusals in `outbox`, reconnecting with a fresh
-/// session when the stream ends; stops when the chat is no longer linked or the agent no longer visible.
+/// session when the stream ends (resuming after the last event seen, so none is missed); stops when the chat is no
+/// longer linked or the agent no longer visible.
 async fn follow(
     api: ApiClient,
     outbox: tokio::sync::mpsc::UnboundedSender<(i64, String)>,
     chat_id: i64,
     agent: Agent,
 ) {
+    // The id of the last event heard, across connections (each connection has its own parser: a broken one may
+    // leave half a message behind).
+    let mut last_id: Option<String> = None;
     loop {
         let cid = correlation_id();
         match api.session(chat_id, &cid).await {
             Ok(Some(session)) => match api
-                .stream(&session.access_token, &agent.agent_id, &cid)
+                .stream(
+                    &session.access_token,
+                    &agent.agent_id,
+                    last_id.as_deref(),
+                    &cid,
+                )
                 .await
             {
                 Ok(mut response) => {
@@ -109,6 +118,9 @@ async fn follow(
                                 return;
                             }
                         }
+                    }
+                    if let Some(id) = parser.last_id() {
+                        last_id = Some(id.to_owned());
                     }
                 }
                 Err(e) if e.status() == Some(404) => {

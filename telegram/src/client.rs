@@ -454,6 +454,8 @@ impl ApiClient {
 
 impl ApiClient {
     /// Opens the agent's SSE stream (`GET /api/v1/agents/{id}/stream`); read it with `chunk()` and [`SseParser`].
+    /// After a drop, `last_event_id` (the parser's [`SseParser::last_id`]) resumes it: the API first sends what
+    /// was missed.
     ///
     /// # Errors
     /// As any call (404 for an agent the user cannot see).
@@ -461,14 +463,19 @@ impl ApiClient {
         &self,
         token: &str,
         agent_id: &str,
+        last_event_id: Option<&str>,
         correlation_id: &str,
     ) -> Result<reqwest::Response, ApiError> {
-        let response = self
+        let mut request = self
             .streams
             .get(format!("{}/api/v1/agents/{agent_id}/stream", self.base))
             .bearer_auth(token)
             .header("x-request-id", correlation_id)
-            .header("accept", "text/event-stream")
+            .header("accept", "text/event-stream");
+        if let Some(last) = last_event_id {
+            request = request.header("last-event-id", last);
+        }
+        let response = request
             .send()
             .await
             .map_err(|e| ApiError::Unreachable(e.without_url().to_string()))?;
@@ -485,13 +492,20 @@ impl ApiClient {
     }
 }
 
-/// Splits a server-sent-events byte stream into `(event, data)` messages; comments (keep-alives) are skipped.
+/// Splits a server-sent-events byte stream into `(event, data)` messages; comments (keep-alives) are skipped. Keeps
+/// the last `id:` seen, to resume the stream from there.
 #[derive(Debug, Default)]
 pub struct SseParser {
     pending: Vec<u8>,
+    last_id: Option<String>,
 }
 
 impl SseParser {
+    /// The id of the last complete message that had one.
+    pub fn last_id(&self) -> Option<&str> {
+        self.last_id.as_deref()
+    }
+
     /// Feeds `chunk`; returns the messages it completed.
     pub fn push(&mut self, chunk: &[u8]) -> Vec<(String, String)> {
         self.pending.extend(chunk.iter().filter(|b| **b != b'\r'));
@@ -506,6 +520,8 @@ impl SseParser {
                     event = v.trim_start().to_owned();
                 } else if let Some(v) = line.strip_prefix("data:") {
                     data.push(v.strip_prefix(' ').unwrap_or(v));
+                } else if let Some(v) = line.strip_prefix("id:") {
+                    self.last_id = Some(v.trim_start().to_owned());
                 }
             }
             if !data.is_empty() {
@@ -526,7 +542,17 @@ mod tests {
         assert!(parser
             .push(b": keep-alive\n\nevent: OrderFilled\nid: 1\nda")
             .is_empty());
+        assert_eq!(
+            parser.last_id(),
+            None,
+            "a message counts once it is complete"
+        );
         let messages = parser.push(b"ta: {\"a\":1}\n\nevent: X\r\ndata: 1\r\ndata: 2\r\n\r\n");
+        assert_eq!(
+            parser.last_id(),
+            Some("1"),
+            "the last id seen, kept past a message without one"
+        );
         assert_eq!(
             messages,
             vec![

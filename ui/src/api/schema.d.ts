@@ -948,7 +948,8 @@ export interface components {
         AgentStreamEvent: {
             /** @description the event_type */
             event: string;
-            id: components["schemas"]["Uuid"];
+            /** @description the event's sequence in the agent's stream (what Last-Event-ID resumes after) */
+            id: string;
             /** @description an AgentStreamMessage as JSON */
             data: string;
         };
@@ -1870,7 +1871,10 @@ export interface operations {
     streamAgent: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description The `id` of the last message received; the events after it are sent first (anything but a sequence is ignored) */
+                "Last-Event-ID"?: string;
+            };
             path: {
                 id: components["parameters"]["AgentId"];
             };
@@ -1878,7 +1882,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description SSE stream (event = event_type, id = event_id, data = AgentStreamMessage); `:keep-alive` comments every 15 s */
+            /** @description SSE stream (event = event_type, id = the event's sequence in the agent's stream, data = AgentStreamMessage); `:keep-alive` comments every 15 s. With `Last-Event-ID: <sequence>` the events after it come first, each with the state after it (specs/03-apis.md §4). */
             200: {
                 headers: {
                     [name: string]: unknown;

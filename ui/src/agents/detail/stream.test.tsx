@@ -11,6 +11,9 @@ import { openAgentStream, partsChangedBy, REFRESH_DELAY_MS, useAgentStream } fro
 
 const STREAM = `/api/v1/agents/${AGENT_ID}/stream`;
 
+/** The `id:` of the frames: the event's sequence in the agent's stream. */
+let sequence = 0;
+
 /** One SSE message of GET …/stream (specs/03 §4), as the server frames it. */
 function frame(eventType: string, status = "running", nextTickAt: string | null = "2026-12-02T12:00:12Z") {
   const data = {
@@ -20,7 +23,8 @@ function frame(eventType: string, status = "running", nextTickAt: string | null 
     position: {},
     pnl_point: null,
   };
-  return `event: ${eventType}\nid: ${data.envelope.event_id}\ndata: ${JSON.stringify(data)}\n\n`;
+  sequence += 1;
+  return `event: ${eventType}\nid: ${sequence}\ndata: ${JSON.stringify(data)}\n\n`;
 }
 
 /** A 200 event stream that sends `text` and then stays open (or ends, when `end`). */
@@ -161,6 +165,9 @@ describe("the agent stream", () => {
     await vi.advanceTimersByTimeAsync(RETRY_FIRST_MS);
     expect(fetchMock).toHaveBeenCalledTimes(3);
     expect(onReconnect).toHaveBeenCalledTimes(1);
+    // Each reconnection says where it left off, so the server replays what was missed (specs/03 §4).
+    const headersOf = (call: number) => (fetchMock.mock.calls[call] as unknown[])[1] as { headers: Record<string, string> };
+    expect(headersOf(2).headers["last-event-id"]).toBe(String(sequence));
     controller.abort();
   });
 

@@ -1,6 +1,7 @@
-// The agent page's one live subscription: GET /api/v1/agents/{id}/stream (specs/03 §4, opened by api/sse.ts). A
-// message says something was committed; the page refetches its read endpoints (the server keeps no replay, and
-// Last-Event-ID is ignored), a few messages at a time. Nothing polls: between messages the page is quiet.
+// The agent page's one live subscription: GET /api/v1/agents/{id}/stream (specs/03 §4, opened by api/sse.ts, which
+// sends Last-Event-ID on a reconnection so the server replays what was missed). A message says something was
+// committed; the page refetches its read endpoints, a few messages at a time. Nothing polls: between messages the
+// page is quiet.
 import { useQueryClient, type QueryClient } from "@tanstack/react-query";
 import { useEffect } from "react";
 import { type Agent, type Schemas } from "../../api/client";
