@@ -19,7 +19,6 @@ const POW10: [i128; 29] = {
 };
 
 /// `mantissa × 10^k`, or `None` beyond `i128` (`k` ≤ 28, a difference of scales).
-#[inline]
 fn scaled(mantissa: i128, k: u32) -> Option<i128> {
     let factor = POW10[k as usize];
     match i64::try_from(mantissa) {
@@ -34,11 +33,20 @@ fn scaled(mantissa: i128, k: u32) -> Option<i128> {
 /// is 0, as its value. Falls back to `Ord` when a mantissa at that scale is beyond `i128`.
 #[inline]
 pub fn cmp(a: Decimal, b: Decimal) -> Ordering {
+    if a.scale() == b.scale() {
+        a.mantissa().cmp(&b.mantissa())
+    } else {
+        cmp_scales(a, b)
+    }
+}
+
+/// [`cmp`] of operands with different scales, out of line so the common same-scale case inlines.
+fn cmp_scales(a: Decimal, b: Decimal) -> Ordering {
     let (sa, sb) = (a.scale(), b.scale());
-    let aligned = match sa.cmp(&sb) {
-        Ordering::Equal => Some((a.mantissa(), b.mantissa())),
-        Ordering::Less => scaled(a.mantissa(), sb - sa).map(|ma| (ma, b.mantissa())),
-        Ordering::Greater => scaled(b.mantissa(), sa - sb).map(|mb| (a.mantissa(), mb)),
+    let aligned = if sa < sb {
+        scaled(a.mantissa(), sb - sa).map(|ma| (ma, b.mantissa()))
+    } else {
+        scaled(b.mantissa(), sa - sb).map(|mb| (a.mantissa(), mb))
     };
     match aligned {
         Some((ma, mb)) => ma.cmp(&mb),
