@@ -979,7 +979,10 @@ impl Decider for Agent {
 
 impl Agent {
     /// The events `command` decides, and the strategy's [`Step`] when a run computed one (see [`Decider::execute`]).
-    fn decided(&self, command: AgentCommand) -> Result<(Vec<AgentEvent>, Option<Step>), AgentError> {
+    fn decided(
+        &self,
+        command: AgentCommand,
+    ) -> Result<(Vec<AgentEvent>, Option<Step>), AgentError> {
         let event = match command {
             AgentCommand::RecordRun {
                 session,

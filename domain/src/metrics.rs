@@ -339,10 +339,7 @@ impl DrawdownWalk {
         }
         self.below = true;
         let fall = self.peak.checked_sub(p.equity);
-        self.money = self
-            .money
-            .zip(fall)
-            .map(|(m, f)| crate::decimal::max(m, f));
+        self.money = self.money.zip(fall).map(|(m, f)| crate::decimal::max(m, f));
         self.largest = self
             .largest
             .zip(fall)

@@ -23,7 +23,9 @@ fn incremental(agent: &Agent, price: Decimal) -> (Option<Side>, bool) {
         .signal(&profile.strategy, &agent.window, price)
         .is_some();
     (
-        agent.signal(profile, price, &mut None).map(|(side, _)| side),
+        agent
+            .signal(profile, price, &mut None)
+            .map(|(side, _)| side),
         fast,
     )
 }
