@@ -1,7 +1,7 @@
 //! Command services: the one way to run a command on an aggregate, whatever the event store behind it.
 //!
-//! [`AggregateService`] loads the aggregate's state, calls its `decide`, appends the events under optimistic
-//! concurrency and answers with the state after them. Loading costs the same whatever the aggregate's history: a
+//! [`AggregateService`] loads the aggregate's state, decides and applies the command (`Decider::execute`), appends
+//! the events under optimistic concurrency and answers with the state after them. Loading costs the same whatever the aggregate's history: a
 //! bounded in-process cache holds recent states, a miss reads the latest snapshot and only the events after it, and a
 //! snapshot is taken every [`SNAPSHOT_EVERY`] events. The cache is trusted for commands and corrected by the store:
 //! an append from a stale state meets the optimistic-concurrency conflict and the command is decided again on a
@@ -287,14 +287,15 @@ where
         let mut cached = self.cache().get(aggregate_id).cloned();
         for attempt in 1..=MAX_COMMAND_ATTEMPTS {
             let trusted = cached.is_some();
-            let base = match cached.take() {
+            let mut base = match cached.take() {
                 Some(base) => base,
                 None => {
                     let snapshot = self.snapshot_or_empty(aggregate_id).await?;
                     self.catch_up(aggregate_id, snapshot).await?
                 }
             };
-            let events = match base.state.decide(command()) {
+            // Decided and applied in one step (`Decider::execute`); a refusal leaves the state as it was.
+            let events = match base.state.execute(command()) {
                 Ok(events) => events,
                 Err(refusal) if trusted => {
                     // Decided on a cached state: refuse only if the store has nothing newer.
@@ -333,7 +334,8 @@ where
         })
     }
 
-    /// Appends `events` decided on `base` and returns the state after them.
+    /// Appends `events`, decided on the state at `base.version` and already applied to `base.state`, and returns the
+    /// state after them.
     async fn commit(
         &self,
         aggregate_id: &str,
@@ -348,10 +350,7 @@ where
                 events,
             });
         }
-        let mut state = base.state;
-        for event in &events {
-            state.evolve(event);
-        }
+        let state = base.state;
         let logged: Vec<StromEvent> = events.iter().cloned().map(A::wrap).collect();
         self.store
             .append::<A>(aggregate_id, base.version, &logged, &ctx.metadata())

@@ -34,7 +34,7 @@ use crate::symbol::Symbol;
 use crate::time::{to_millis, to_seconds};
 
 mod rolling;
-use rolling::Rolling;
+use rolling::{Rolling, Step};
 
 /// Most prices an agent keeps. The longest look-back any strategy has is the slowest SMA
 /// (`SMA_SLOW_MAX` bars) plus the previous bar a crossover compares with; keeping more would only grow
@@ -631,7 +631,7 @@ impl Agent {
         observation: Observation,
         fill_model: FillModel,
         correlation_id: String,
-    ) -> Result<Vec<AgentEvent>, AgentError> {
+    ) -> Result<(Vec<AgentEvent>, Option<Step>), AgentError> {
         let profile = self.profile()?;
         if self.state != AgentState::Running || session != self.session {
             return Err(AgentError::AgentNotRunning {
@@ -663,6 +663,7 @@ impl Agent {
             ..observation
         };
         let completed_at = to_millis(completed_at);
+        let mut step = None;
         let (outcome, order) = match self.book.open_order() {
             Some(open) => (
                 RunOutcome::Skipped {
@@ -670,7 +671,7 @@ impl Agent {
                 },
                 None,
             ),
-            None => match self.signal(profile, observation.price) {
+            None => match self.signal(profile, observation.price, &mut step) {
                 None => (RunOutcome::Observed, None),
                 Some((side, qty)) => {
                     let order = Ticket {
@@ -700,7 +701,10 @@ impl Agent {
             outcome,
             correlation_id,
         };
-        Ok(std::iter::once(run).chain(order).collect())
+        let mut events = Vec::with_capacity(1 + usize::from(order.is_some()));
+        events.push(run);
+        events.extend(order);
+        Ok((events, step))
     }
 
     /// `OrderPlaced`, or `OrderRejected` with the first failing risk rule, for `order` signalled on the run at
@@ -836,15 +840,24 @@ impl Agent {
     /// Runs the strategy over the window plus the new price: the side and qty it asks to trade, if any. From the
     /// rolling state in O(1); from [`decide::signal`] over the window when that cannot be shown exact (prices near
     /// `Decimal`'s limits, see `rolling`), which gives the same answer by definition.
-    fn signal(&self, profile: &Profile, price: Decimal) -> Option<(Side, Decimal)> {
+    /// `step` receives what the rolling state computed, for recording this price without computing it again.
+    fn signal(
+        &self,
+        profile: &Profile,
+        price: Decimal,
+        step: &mut Option<Step>,
+    ) -> Option<(Side, Decimal)> {
         let needed = profile.strategy.required_window();
         let (Some(qty), true) = (profile.strategy.qty(), needed > 0) else {
             return None;
         };
-        let signal = self
-            .rolling
-            .signal(&profile.strategy, &self.window, price)
-            .unwrap_or_else(|| decide::signal(&profile.strategy, &self.prices_with(price, needed)));
+        let signal = match self.rolling.signal(&profile.strategy, &self.window, price) {
+            Some((signal, computed)) => {
+                *step = computed;
+                signal
+            }
+            None => decide::signal(&profile.strategy, &self.prices_with(price, needed)),
+        };
         signal.side().map(|side| (side, qty))
     }
 
@@ -878,6 +891,7 @@ impl Agent {
         tick_no: u64,
         scheduled_at: DateTime<Utc>,
         price: Decimal,
+        step: Option<Step>,
     ) {
         debug_assert_eq!(
             self.state,
@@ -905,7 +919,7 @@ impl Agent {
             return;
         }
         self.rolling
-            .record(strategy, &mut self.window, price, |window| {
+            .record(strategy, &mut self.window, price, step, |window| {
                 while window.len() >= keep {
                     window.pop_front();
                 }
@@ -945,6 +959,30 @@ impl Decider for Agent {
     type Error = AgentError;
 
     fn decide(&self, command: AgentCommand) -> Result<Vec<AgentEvent>, AgentError> {
+        self.decided(command).map(|(events, _)| events)
+    }
+
+    /// Decides and applies as `decide` then `evolve` would, except that a run's strategy sums and comparison,
+    /// computed once to decide it, are handed to applying its `AgentRunRecorded` instead of being computed again.
+    fn execute(&mut self, command: AgentCommand) -> Result<Vec<AgentEvent>, AgentError> {
+        let (events, mut step) = self.decided(command)?;
+        for event in &events {
+            self.apply_event(event, step.take());
+        }
+        Ok(events)
+    }
+
+    fn evolve(&mut self, event: &AgentEvent) {
+        self.apply_event(event, None);
+    }
+}
+
+impl Agent {
+    /// The events `command` decides, and the strategy's [`Step`] when a run computed one (see [`Decider::execute`]).
+    fn decided(
+        &self,
+        command: AgentCommand,
+    ) -> Result<(Vec<AgentEvent>, Option<Step>), AgentError> {
         let event = match command {
             AgentCommand::RecordRun {
                 session,
@@ -979,10 +1017,11 @@ impl Decider for Agent {
             AgentCommand::StopAgent { at, reason } => self.stop(at, reason)?,
             AgentCommand::ArchiveAgent { at } => self.archive(at)?,
         };
-        Ok(vec![event])
+        Ok((vec![event], None))
     }
 
-    fn evolve(&mut self, event: &AgentEvent) {
+    /// `event` applied; `step` is the [`Step`] deciding it computed, for its `AgentRunRecorded`.
+    fn apply_event(&mut self, event: &AgentEvent, step: Option<Step>) {
         match event {
             AgentEvent::AgentCreated {
                 agent_id, owner, ..
@@ -1058,7 +1097,7 @@ impl Decider for Agent {
                 scheduled_at,
                 observation,
                 ..
-            } => self.apply_run(*session, *tick_no, *scheduled_at, observation.price),
+            } => self.apply_run(*session, *tick_no, *scheduled_at, observation.price, step),
             AgentEvent::OrderPlaced {
                 order_id,
                 side,

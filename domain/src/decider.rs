@@ -37,6 +37,21 @@ pub trait Decider:
 
     /// This state with `event` applied.
     fn evolve(&mut self, event: &Self::Event);
+
+    /// Decides `command` and applies its events to this state: exactly `decide` followed by `evolve` of each event
+    /// (the same events, the same state), in one call so that an aggregate may hand what deciding computed to
+    /// applying instead of computing it twice (the Agent's strategy sums on every run). On an error the state is
+    /// unchanged. The command service and the backtest both run commands through it.
+    ///
+    /// # Errors
+    /// As [`Decider::decide`].
+    fn execute(&mut self, command: Self::Command) -> Result<Vec<Self::Event>, Self::Error> {
+        let events = self.decide(command)?;
+        for event in &events {
+            self.evolve(event);
+        }
+        Ok(events)
+    }
 }
 
 /// Implements cqrs-es's `Aggregate` for a [`Decider`]: `handle` decides and writes each event (the sink applies it),

@@ -35,15 +35,26 @@ fn is_uuid(id: &str) -> bool {
         })
 }
 
+/// The bytes a correlation id may hold, `A-Z a-z 0-9 . _ : -`, as a table: every run checks its correlation id, a
+/// backtest a million times.
+const CORRELATION_ID_BYTES: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] = c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b':' | b'-');
+        b += 1;
+    }
+    table
+};
+
 /// # Errors
 /// A [`ValidationError`] on `correlation_id` unless it is 1..=[`MAX_CORRELATION_ID_CHARS`] of
 /// `A-Z a-z 0-9 . _ : -`: the form the API accepts from `x-request-id` (specs/01 §7), safe in NATS headers
 /// and log lines.
 pub fn validate_correlation_id(id: &str) -> Result<(), ValidationError> {
     let ok = (1..=MAX_CORRELATION_ID_CHARS).contains(&id.len())
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'));
+        && id.bytes().all(|b| CORRELATION_ID_BYTES[usize::from(b)]);
     if ok {
         Ok(())
     } else {

@@ -6,7 +6,8 @@
 //! functions live in modules named for what they do: `decide` (strategy signals), `check` (risk), `fill`
 //! (the fill model) and `settle` (positions and PnL). `decider` is the kernel contract every aggregate implements
 //! (`decide`/`evolve`), `event` the log's typed event; `schedule` the one tick-schedule formula;
-//! `metrics` a run's trader metrics (returns, Sharpe, drawdown, trade statistics). `codec` (with
+//! `metrics` a run's trader metrics (returns, Sharpe, drawdown, trade statistics); `decimal` the exact same-scale
+//! `Decimal` comparison the per-bar paths use. `codec` (with
 //! `upcast`) is the JSON edge of the event log and `canonical` its hash chain.
 
 pub mod agent;
@@ -18,6 +19,7 @@ pub mod codec;
 pub mod config;
 pub mod decide;
 pub mod decider;
+pub mod decimal;
 pub mod error;
 pub mod event;
 pub mod fill;

@@ -328,7 +328,7 @@ impl DrawdownWalk {
             }
             return;
         }
-        if p.equity >= self.peak {
+        if !crate::decimal::gt(self.peak, p.equity) {
             if self.below {
                 // Points are in time order: a fall lasts longest at the point that ends it.
                 self.duration_s = self.duration_s.max((p.at - self.peak_at).num_seconds());
@@ -339,7 +339,7 @@ impl DrawdownWalk {
         }
         self.below = true;
         let fall = self.peak.checked_sub(p.equity);
-        self.money = self.money.zip(fall).map(|(m, f)| m.max(f));
+        self.money = self.money.zip(fall).map(|(m, f)| crate::decimal::max(m, f));
         self.largest = self
             .largest
             .zip(fall)
@@ -404,7 +404,7 @@ impl Walk {
 /// is beyond `Decimal`.
 fn larger_fall(a: (Decimal, Decimal), b: (Decimal, Decimal)) -> Option<(Decimal, Decimal)> {
     let b_larger = match (b.0.checked_mul(a.1), a.0.checked_mul(b.1)) {
-        (Some(left), Some(right)) => left > right,
+        (Some(left), Some(right)) => crate::decimal::gt(left, right),
         _ => percent(b.0, b.1)? > percent(a.0, a.1)?,
     };
     Some(if b_larger { b } else { a })

@@ -6,11 +6,18 @@
 use chrono::{DateTime, SecondsFormat, SubsecRound, Utc};
 
 /// `t` without its sub-millisecond part: what survives a round trip through an event payload.
+#[inline]
 pub fn to_millis(t: DateTime<Utc>) -> DateTime<Utc> {
     // Most times are whole milliseconds already (every time read back from an event): no truncation to do.
     if t.timestamp_subsec_nanos().is_multiple_of(1_000_000) {
         return t;
     }
+    truncated_to_millis(t)
+}
+
+/// The rare half of [`to_millis`], kept out of line so the check inlines into every run.
+#[cold]
+fn truncated_to_millis(t: DateTime<Utc>) -> DateTime<Utc> {
     t.trunc_subsecs(3)
 }
 

@@ -245,17 +245,17 @@ impl<S: EventSink> Backtester<S> {
         Ok(())
     }
 
-    /// Decides `command`, applies and folds its events; the id of the order it placed, if any.
+    /// Decides and applies `command` ([`Decider::execute`]) and folds its events; the id of the order it placed, if
+    /// any.
     fn command(
         &mut self,
         command: AgentCommand,
         at: DateTime<Utc>,
     ) -> Result<Option<String>, BacktestError> {
-        let events = self.agent.decide(command).map_err(|e| self.error(at, e))?;
+        let events = self.agent.execute(command).map_err(|e| self.error(at, e))?;
         let mut placed = None;
         for event in events {
             self.sequence += 1;
-            self.agent.evolve(&event);
             self.recorder
                 .apply(&self.id, self.sequence, &event)
                 .map_err(|e: ProjectionError| self.error(at, e))?;

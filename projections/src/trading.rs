@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
+use strom_domain::decimal::gt;
 use strom_domain::fill::Fill;
 use strom_domain::settle::{apply_fill, mark_to_market, Position};
 use strom_domain::{AgentEvent, Side};
@@ -302,11 +303,11 @@ fn apply_to(
                 return Ok(Traded::Pnl(mark));
             }
             book.drawdown_seen = Some(position.equity);
-            if position.equity > position.peak_equity {
+            if gt(position.equity, position.peak_equity) {
                 position.peak_equity = position.equity;
             }
             let fall = z(position.peak_equity - position.equity);
-            if fall > position.max_drawdown {
+            if gt(fall, position.max_drawdown) {
                 position.max_drawdown = fall;
             }
             // The division only when the fall can beat the largest % so far (a rebuild and a backtest run this for
@@ -316,10 +317,10 @@ fn apply_to(
                 && fall
                     .checked_mul(Decimal::ONE_HUNDRED)
                     .zip(position.max_drawdown_pct.checked_mul(position.peak_equity))
-                    .is_none_or(|(fall, max)| fall > max)
+                    .is_none_or(|(fall, max)| gt(fall, max))
             {
                 let fall_pct = z(percent(fall, position.peak_equity, 4));
-                if fall_pct > position.max_drawdown_pct {
+                if gt(fall_pct, position.max_drawdown_pct) {
                     position.max_drawdown_pct = fall_pct;
                 }
             }
@@ -346,7 +347,7 @@ fn apply_to(
                 order_id: order_id.clone(),
                 agent_id: position.agent_id.clone(),
                 owner: position.owner.clone(),
-                symbol: symbol.to_string(),
+                symbol: symbol.as_str().to_owned(),
                 side: side.as_str().to_owned(),
                 qty: *qty,
                 status: "accepted".to_owned(),
@@ -384,7 +385,7 @@ fn apply_to(
                 order_id: order_id.clone(),
                 agent_id: position.agent_id.clone(),
                 owner: position.owner.clone(),
-                symbol: symbol.to_string(),
+                symbol: symbol.as_str().to_owned(),
                 side: side.as_str().to_owned(),
                 qty: *qty,
                 status: "rejected".to_owned(),

@@ -154,7 +154,7 @@ fn spans(strategy: &Strategy) -> Option<(usize, usize)> {
 }
 
 /// Sums at a common scale, as [`Rolling`] keeps them.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Sums {
     scale: u32,
     short: i128,
@@ -165,11 +165,25 @@ fn fits(value: i128) -> bool {
     value.unsigned_abs() < MANTISSA_LIMIT.unsigned_abs()
 }
 
+/// `price > 0`, from its zero and sign bits (no `Decimal` comparison).
+fn positive(price: Decimal) -> bool {
+    !price.is_zero() && price.is_sign_positive()
+}
+
+/// `a × b`, or `None` beyond `i128`; operands that fit an `i64` (every sum and factor of ordinary prices) multiply
+/// without the checked 128-bit multiplication, whose product cannot overflow then.
+fn mul(a: i128, b: i128) -> Option<i128> {
+    match (i64::try_from(a), i64::try_from(b)) {
+        (Ok(a), Ok(b)) => Some(i128::from(a) * i128::from(b)),
+        _ => a.checked_mul(b),
+    }
+}
+
 /// `value × 10^k`, or `None` beyond `i128`.
 fn upscale(value: i128, k: u32) -> Option<i128> {
     match k {
         0 => Some(value),
-        _ => value.checked_mul(*POW10.get(k as usize)?),
+        _ => mul(value, *POW10.get(k as usize)?),
     }
 }
 
@@ -186,7 +200,7 @@ impl Sums {
         let covered = window.range(n.saturating_sub(long)..);
         let mut scale = 0;
         for price in covered.clone() {
-            if *price <= Decimal::ZERO {
+            if !positive(*price) {
                 return None;
             }
             scale = scale.max(price.scale());
@@ -218,8 +232,8 @@ impl Sums {
             Strategy::Hold => None,
             Strategy::SmaCrossover(p) => {
                 // sum_fast × slow vs sum_slow × fast, each product exact when it fits.
-                let lhs = self.short.checked_mul(i128::from(p.slow))?;
-                let rhs = self.long.checked_mul(i128::from(p.fast))?;
+                let lhs = mul(self.short, i128::from(p.slow))?;
+                let rhs = mul(self.long, i128::from(p.fast))?;
                 (fits(lhs) && fits(rhs)).then(|| lhs.cmp(&rhs).into())
             }
             Strategy::MeanReversion(p) => {
@@ -229,13 +243,10 @@ impl Sums {
                 let hundred = upscale(100, threshold_scale)?;
                 let low_factor = hundred.checked_sub(threshold.mantissa())?;
                 let high_factor = hundred.checked_add(threshold.mantissa())?;
-                let scaled_price = newest
-                    .mantissa()
-                    .checked_mul(i128::from(p.window))?
-                    .checked_mul(100)?;
+                let scaled_price = mul(mul(newest.mantissa(), i128::from(p.window))?, 100)?;
                 let product_scale = self.scale + threshold_scale;
-                let low = self.long.checked_mul(low_factor)?;
-                let high = self.long.checked_mul(high_factor)?;
+                let low = mul(self.long, low_factor)?;
+                let high = mul(self.long, high_factor)?;
                 let exact = [hundred, low_factor, high_factor, scaled_price, low, high]
                     .into_iter()
                     .all(fits)
@@ -257,6 +268,16 @@ impl Sums {
     }
 }
 
+/// What one run's price does to the rolling state, as deciding the run computed it: the sums once the price joins
+/// the window and the comparison at it. Recording that run's price ([`Rolling::record`]) takes it instead of computing
+/// both again; it is a pure function of the state, the window, the strategy and the price, so either way the state
+/// is the same.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Step {
+    sums: Sums,
+    mark: Mark,
+}
+
 impl Rolling {
     /// The sums once `price` joins `window` (which the sums cover now), or `None` when they cannot be kept exactly.
     fn advanced(
@@ -265,7 +286,7 @@ impl Rolling {
         window: &VecDeque<Decimal>,
         price: Decimal,
     ) -> Option<Sums> {
-        if !self.tracked || price <= Decimal::ZERO {
+        if !self.tracked || !positive(price) {
             return None;
         }
         let scale = self.scale.max(price.scale());
@@ -289,29 +310,32 @@ impl Rolling {
         })
     }
 
-    /// The signal of `strategy` on `price` after `window`, from the state in O(1); `None` when it cannot be shown
-    /// exact (the caller asks the definition then).
+    /// The signal of `strategy` on `price` after `window`, from the state in O(1), and the [`Step`] it was computed
+    /// from (for recording the same price); `None` when it cannot be shown exact (the caller asks the definition then).
     pub(super) fn signal(
         &self,
         strategy: &Strategy,
         window: &VecDeque<Decimal>,
         price: Decimal,
-    ) -> Option<Signal> {
+    ) -> Option<(Signal, Option<Step>)> {
         let spans = spans(strategy)?;
         if window.len() < spans.1 {
             // The definition needs `long + 1` prices: the window's and this one.
-            return Some(Signal::Hold);
+            return Some((Signal::Hold, None));
         }
-        let current = self.advanced(spans, window, price)?.mark(strategy, price)?;
-        Some(edge(strategy, self.last, current))
+        let sums = self.advanced(spans, window, price)?;
+        let mark = sums.mark(strategy, price)?;
+        Some((edge(strategy, self.last, mark), Some(Step { sums, mark })))
     }
 
     /// The state once a run's price is recorded. `window` is the window before it, `record` puts the price in.
+    /// `step` is what [`Self::signal`] returned for this very state, window, strategy and price, if it was asked.
     pub(super) fn record(
         &mut self,
         strategy: &Strategy,
         window: &mut VecDeque<Decimal>,
         price: Decimal,
+        step: Option<Step>,
         record: impl FnOnce(&mut VecDeque<Decimal>),
     ) {
         let Some(spans) = spans(strategy) else {
@@ -319,7 +343,17 @@ impl Rolling {
             *self = Self::default();
             return;
         };
-        let advanced = self.advanced(spans, window, price);
+        let (advanced, known_mark) = match step {
+            Some(step) => {
+                debug_assert_eq!(
+                    Some(step.sums),
+                    self.advanced(spans, window, price),
+                    "a step is recorded on the state it was decided on"
+                );
+                (Some(step.sums), Some(step.mark))
+            }
+            None => (self.advanced(spans, window, price), None),
+        };
         record(window);
         let (mut sums, fresh) = match advanced {
             Some(sums) => (Some(sums), false),
@@ -327,7 +361,7 @@ impl Rolling {
         };
         self.last = None;
         if window.len() >= spans.1 {
-            let mut mark = sums.and_then(|s| s.mark(strategy, price));
+            let mut mark = known_mark.or_else(|| sums.and_then(|s| s.mark(strategy, price)));
             if mark.is_none() && !fresh {
                 // Maybe only the scale is larger than the window needs now: recompute at its own.
                 sums = Sums::of(window, spans);

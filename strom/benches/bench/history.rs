@@ -302,13 +302,10 @@ impl Decided {
         })
     }
 
-    /// Decides run `tick` on the state, evolves it and appends the events through the store's port (the hash chain
-    /// included): what the command service does, less its cache and snapshots.
+    /// Decides run `tick` on the state and applies it (`Decider::execute`), then appends the events through the
+    /// store's port (the hash chain included): what the command service does, less its cache and snapshots.
     async fn append_run(&mut self, store: &EventStore, tick: u64) -> BenchResult<()> {
-        let events = self.state.decide(record_run(&self.id, self.n, tick))?;
-        for event in &events {
-            self.state.evolve(event);
-        }
+        let events = self.state.execute(record_run(&self.id, self.n, tick))?;
         let sequence = self.version + 1;
         let metadata =
             EventMetadata::new(format!("{}-{sequence}", &self.id[..8]), "system:runtime");

@@ -22,7 +22,12 @@ fn incremental(agent: &Agent, price: Decimal) -> (Option<Side>, bool) {
         .rolling
         .signal(&profile.strategy, &agent.window, price)
         .is_some();
-    (agent.signal(profile, price).map(|(side, _)| side), fast)
+    (
+        agent
+            .signal(profile, price, &mut None)
+            .map(|(side, _)| side),
+        fast,
+    )
 }
 
 fn agent_with(strategy_json: serde_json::Value) -> Agent {
@@ -185,13 +190,19 @@ fn a_step() -> impl proptest::strategy::Strategy<Value = Step> {
     ]
 }
 
-/// Runs `command` and applies its events; `Err` if it was refused.
+/// Runs `command` through `Decider::execute` (which hands a run's strategy sums from deciding to applying) and, on a
+/// copy, through `decide` then `evolve` of each event (which computes them again): both give the same events and the
+/// same state, a refusal changing nothing. `Err` if it was refused.
 fn handle(agent: &mut Agent, command: AgentCommand) -> Result<Vec<AgentEvent>, AgentError> {
-    let events = Decider::decide(agent, command)?;
-    for event in &events {
-        agent.evolve(event);
+    let mut stepwise = agent.clone();
+    let decided = Decider::decide(&stepwise, command.clone());
+    for event in decided.iter().flatten() {
+        stepwise.evolve(event);
     }
-    Ok(events)
+    let executed = agent.execute(command);
+    assert_eq!(executed, decided);
+    assert_eq!(*agent, stepwise);
+    executed
 }
 
 proptest! {
