@@ -480,17 +480,7 @@ async fn cancelling_a_running_backtest_stops_its_run() {
 
 /// Opens `GET /api/v1/backtests/stream` as `token`.
 async fn open_stream(app: &TestApp, token: &str) -> reqwest::Response {
-    let resp = app
-        .client
-        .get(format!("{}/api/v1/backtests/stream", app.base))
-        .bearer_auth(token)
-        .header("accept", "text/event-stream")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
-    assert_eq!(resp.headers()["content-type"], "text/event-stream");
-    resp
+    crate::stream::open_sse(app, token, "/api/v1/backtests/stream", None).await
 }
 
 /// The stream follows the caller's backtests from request to completion, each message a whole `Backtest` (no

@@ -63,9 +63,25 @@ async fn open(
     id: &str,
     last_event_id: Option<&str>,
 ) -> reqwest::Response {
+    open_sse(
+        app,
+        token,
+        &format!("/api/v1/agents/{id}/stream"),
+        last_event_id,
+    )
+    .await
+}
+
+/// Opens the SSE stream at `path` as `token` (with `Last-Event-ID` when given); asserts it is one.
+pub(crate) async fn open_sse(
+    app: &TestApp,
+    token: &str,
+    path: &str,
+    last_event_id: Option<&str>,
+) -> reqwest::Response {
     let mut request = app
         .client
-        .get(format!("{}/api/v1/agents/{id}/stream", app.base))
+        .get(format!("{}{path}", app.base))
         .bearer_auth(token)
         .header("accept", "text/event-stream");
     if let Some(last) = last_event_id {
@@ -73,6 +89,7 @@ async fn open(
     }
     let resp = request.send().await.unwrap();
     assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["content-type"], "text/event-stream");
     resp
 }
 
