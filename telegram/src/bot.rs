@@ -20,6 +20,7 @@ use tracing::Instrument;
 use crate::client::{Agent, ApiClient, ApiError, Session};
 use crate::command::{self, Command, ParseError};
 use crate::format;
+use crate::notifications::NotificationStore;
 
 /// Commands per second a chat may send (specs/05 §7)…
 const CHAT_RATE_PER_S: f64 = 1.0;
@@ -73,23 +74,24 @@ pub struct Core {
     buckets: Mutex<HashMap<i64, (f64, Instant)>>,
     outbox: tokio::sync::mpsc::UnboundedSender<(i64, String)>,
     subscriptions: Mutex<HashMap<(i64, String), Subscription>>,
+    store: Arc<NotificationStore>,
 }
 
 /// Pause before a notification stream is opened again after it ended or failed.
 const RECONNECT_AFTER: Duration = Duration::from_secs(2);
 
 /// Follows `agent`'s stream for `chat_id` and puts its fills and risk refusals in `outbox`, reconnecting with a fresh
-/// session when the stream ends (resuming after the last event seen, so none is missed); stops when the chat is no
-/// longer linked or the agent no longer visible.
+/// session when the stream ends (resuming after the last event heard, `last_id`, so none is missed — across a
+/// restart of the bot too: the store keeps it); stops when the chat is no longer linked or the agent no longer
+/// visible, and forgets the subscription then.
 async fn follow(
     api: ApiClient,
     outbox: tokio::sync::mpsc::UnboundedSender<(i64, String)>,
+    store: Arc<NotificationStore>,
     chat_id: i64,
     agent: Agent,
+    mut last_id: Option<String>,
 ) {
-    // The id of the last event heard, across connections (each connection has its own parser: a broken one may
-    // leave half a message behind).
-    let mut last_id: Option<String> = None;
     loop {
         let cid = correlation_id();
         match api.session(chat_id, &cid).await {
@@ -104,6 +106,7 @@ async fn follow(
             {
                 Ok(mut response) => {
                     tracing::info!(correlation_id = %cid, chat_id, agent_id = %agent.agent_id, "following the agent's stream");
+                    // Each connection has its own parser: a broken one may leave half a message behind.
                     let mut parser = crate::client::SseParser::default();
                     while let Ok(Some(chunk)) = response.chunk().await {
                         for (event, data) in parser.push(&chunk) {
@@ -112,18 +115,23 @@ async fn follow(
                             };
                             // Only a chat that is still linked hears about it.
                             if let Ok(None) = api.session(chat_id, &cid).await {
+                                store.forget(chat_id, &agent.agent_id);
                                 return;
                             }
                             if outbox.send((chat_id, text)).is_err() {
                                 return;
                             }
+                            // Sent: a restart resumes after it.
+                            store.keep(chat_id, &agent.agent_id, parser.last_id());
                         }
                     }
                     if let Some(id) = parser.last_id() {
                         last_id = Some(id.to_owned());
+                        store.keep(chat_id, &agent.agent_id, Some(id));
                     }
                 }
                 Err(e) if e.status() == Some(404) => {
+                    store.forget(chat_id, &agent.agent_id);
                     let _ = outbox.send((
                         chat_id,
                         format!(
@@ -135,7 +143,10 @@ async fn follow(
                 }
                 Err(e) => tracing::warn!(error = %e, chat_id, "agent stream failed"),
             },
-            Ok(None) => return,
+            Ok(None) => {
+                store.forget(chat_id, &agent.agent_id);
+                return;
+            }
             Err(e) => tracing::warn!(error = %e, chat_id, "session for notifications failed"),
         }
         tokio::time::sleep(RECONNECT_AFTER).await;
@@ -143,8 +154,9 @@ async fn follow(
 }
 
 impl Core {
-    /// The core, and the receiving end of the messages it sends on its own (notifications).
-    pub fn new(api: ApiClient) -> (Self, Outbox) {
+    /// The core, and the receiving end of the messages it sends on its own (notifications), whose subscriptions
+    /// `store` keeps.
+    pub fn new(api: ApiClient, store: Arc<NotificationStore>) -> (Self, Outbox) {
         let (outbox, receiver) = tokio::sync::mpsc::unbounded_channel();
         (
             Self {
@@ -152,9 +164,81 @@ impl Core {
                 buckets: Mutex::new(HashMap::new()),
                 outbox,
                 subscriptions: Mutex::new(HashMap::new()),
+                store,
             },
             receiver,
         )
+    }
+
+    /// Follows again the subscriptions the store kept (a restart), each from its last event. One whose chat is no
+    /// longer linked, or whose agent its user no longer sees, is forgotten (the latter with a line to the chat). An
+    /// API that does not answer yet is asked again.
+    pub fn restore(self: &Arc<Self>) {
+        let core = Arc::clone(self);
+        tokio::spawn(async move {
+            for stored in core.store.all() {
+                loop {
+                    let cid = correlation_id();
+                    let agents = match core.api.session(stored.chat_id, &cid).await {
+                        Ok(Some(session)) => {
+                            core.api.agents(&session.access_token, &cid).await.map(Some)
+                        }
+                        Ok(None) => Ok(None),
+                        Err(e) => Err(e),
+                    };
+                    match agents {
+                        Ok(None) => core.store.forget(stored.chat_id, &stored.agent_id),
+                        Ok(Some(agents)) => match agents
+                            .into_iter()
+                            .find(|a| a.agent_id == stored.agent_id)
+                        {
+                            Some(agent) => {
+                                tracing::info!(chat_id = stored.chat_id, agent_id = %agent.agent_id, "notifications restored");
+                                core.subscribe(stored.chat_id, agent, stored.last_event_id.clone());
+                            }
+                            None => {
+                                core.store.forget(stored.chat_id, &stored.agent_id);
+                                let _ = core.outbox.send((
+                                    stored.chat_id,
+                                    "An agent you had notifications for is no longer visible; its notifications are off."
+                                        .into(),
+                                ));
+                            }
+                        },
+                        Err(e) => {
+                            tracing::warn!(error = %e, chat_id = stored.chat_id, "cannot restore notifications yet");
+                            tokio::time::sleep(RECONNECT_AFTER).await;
+                            continue;
+                        }
+                    }
+                    break;
+                }
+            }
+        });
+    }
+
+    /// Starts following `agent` for `chat_id` from `last_id` (unless it is followed already); whether it started.
+    fn subscribe(&self, chat_id: i64, agent: Agent, last_id: Option<String>) -> bool {
+        let mut subscriptions = self.subscriptions();
+        subscriptions.retain(|_, s| !s.task.is_finished());
+        let key = (chat_id, agent.agent_id.clone());
+        if subscriptions.contains_key(&key) {
+            return false;
+        }
+        self.store
+            .keep(chat_id, &agent.agent_id, last_id.as_deref());
+        let name = agent.name.clone();
+        let task = tokio::spawn(follow(
+            self.api.clone(),
+            self.outbox.clone(),
+            Arc::clone(&self.store),
+            chat_id,
+            agent,
+            last_id,
+        ))
+        .abort_handle();
+        subscriptions.insert(key, Subscription { name, task });
+        true
     }
 
     fn subscriptions(&self) -> std::sync::MutexGuard<'_, HashMap<(i64, String), Subscription>> {
@@ -165,11 +249,12 @@ impl Core {
 
     /// Turns the chat's notifications for `agent` on or off; the answer.
     fn notify(&self, chat_id: i64, agent: Agent, on: bool) -> String {
-        let mut subscriptions = self.subscriptions();
-        subscriptions.retain(|_, s| !s.task.is_finished());
-        let key = (chat_id, agent.agent_id.clone());
         if !on {
-            return match subscriptions.remove(&key) {
+            let removed = self
+                .subscriptions()
+                .remove(&(chat_id, agent.agent_id.clone()));
+            self.store.forget(chat_id, &agent.agent_id);
+            return match removed.filter(|s| !s.task.is_finished()) {
                 Some(s) => {
                     s.task.abort();
                     format!("Notifications off for {}.", agent.name)
@@ -177,25 +262,12 @@ impl Core {
                 None => format!("Notifications for {} were not on.", agent.name),
             };
         }
-        if subscriptions.contains_key(&key) {
-            return format!("Notifications for {} are already on.", agent.name);
-        }
         let name = agent.name.clone();
-        let task = tokio::spawn(follow(
-            self.api.clone(),
-            self.outbox.clone(),
-            chat_id,
-            agent,
-        ))
-        .abort_handle();
-        subscriptions.insert(
-            key,
-            Subscription {
-                name: name.clone(),
-                task,
-            },
-        );
-        format!("Notifications on for {name}: this chat hears of its fills and risk refusals.")
+        if self.subscribe(chat_id, agent, None) {
+            format!("Notifications on for {name}: this chat hears of its fills and risk refusals.")
+        } else {
+            format!("Notifications for {name} are already on.")
+        }
     }
 
     /// The chat's notifications, by agent name.
@@ -217,9 +289,10 @@ impl Core {
 
     /// Ends every notification of the chat (it was unlinked).
     fn forget(&self, chat_id: i64) {
-        self.subscriptions().retain(|(chat, _), s| {
+        self.subscriptions().retain(|(chat, agent_id), s| {
             if *chat == chat_id {
                 s.task.abort();
+                self.store.forget(chat_id, agent_id);
             }
             *chat != chat_id
         });
@@ -523,6 +596,8 @@ pub struct Config {
     pub api_url: String,
     /// The bot's service credential (role `telegram-bot`; a secret).
     pub service_token: String,
+    /// Where the `/notify` subscriptions are kept across restarts (`None`: in memory only).
+    pub state_file: Option<std::path::PathBuf>,
 }
 
 /// A fresh correlation id for one update: it goes to the API as `x-request-id` and into the bot's log.
@@ -643,8 +718,16 @@ pub async fn run(
             .with_context(|| format!("STROM_TELEGRAM_API_URL {url:?} is not a URL"))?;
         bot = bot.set_api_url(url);
     }
-    let (core, mut outbox) = Core::new(ApiClient::new(&config.api_url, config.service_token)?);
+    let store = match &config.state_file {
+        Some(path) => NotificationStore::open(path)?,
+        None => NotificationStore::in_memory(),
+    };
+    let (core, mut outbox) = Core::new(
+        ApiClient::new(&config.api_url, config.service_token)?,
+        Arc::new(store),
+    );
     let core = Arc::new(core);
+    core.restore();
     let sender = bot.clone();
     tokio::spawn(async move {
         while let Some((chat_id, text)) = outbox.recv().await {
@@ -706,7 +789,10 @@ mod tests {
 
     #[test]
     fn a_chat_gets_a_burst_of_five_then_one_per_second() {
-        let (core, _) = Core::new(ApiClient::new("http://127.0.0.1:9", "t".into()).unwrap());
+        let (core, _) = Core::new(
+            ApiClient::new("http://127.0.0.1:9", "t".into()).unwrap(),
+            Arc::new(NotificationStore::in_memory()),
+        );
         for _ in 0..5 {
             assert!(core.admit(1));
         }
@@ -717,7 +803,10 @@ mod tests {
     #[tokio::test]
     async fn an_unreachable_api_is_answered_politely() {
         // Port 9 (discard) is closed on test machines: the connection is refused at once.
-        let (core, _) = Core::new(ApiClient::new("http://127.0.0.1:9", "t".into()).unwrap());
+        let (core, _) = Core::new(
+            ApiClient::new("http://127.0.0.1:9", "t".into()).unwrap(),
+            Arc::new(NotificationStore::in_memory()),
+        );
         let msg = Incoming {
             chat_id: 1,
             private: true,

@@ -29,6 +29,14 @@ pub struct TelegramArgs {
     /// File holding the OpenBao token.
     #[arg(long, env = "STROM_BAO_TOKEN_FILE")]
     bao_token_file: Option<PathBuf>,
+    /// Where the chats' `/notify` subscriptions are kept, so a restart of the bot keeps them (and sends what
+    /// happened meanwhile). Relative to the working directory.
+    #[arg(
+        long,
+        env = "STROM_TELEGRAM_STATE_FILE",
+        default_value = ".strom/telegram-notifications.json"
+    )]
+    state_file: PathBuf,
 }
 
 /// The bot token and the service credential: from the environment, else from OpenBao.
@@ -84,6 +92,7 @@ pub async fn telegram(
             telegram_api_url: args.telegram_api_url,
             api_url: args.api_url,
             service_token,
+            state_file: Some(args.state_file),
         },
         shutdown,
     )

@@ -311,6 +311,10 @@ struct Harness {
     fake: FakeTelegram,
     bot: Child,
     bot_log: std::path::PathBuf,
+    /// The bot's environment (secrets), to start it again the same way.
+    bot_env: Vec<(String, String)>,
+    /// Where the bot keeps its `/notify` subscriptions.
+    state_file: std::path::PathBuf,
     db: sqlx::PgPool,
 }
 
@@ -339,20 +343,11 @@ impl Harness {
         let env = secrets(service_token).await;
         let bot_log =
             std::env::temp_dir().join(format!("strom-telegram-{}.log", uuid::Uuid::new_v4()));
-        let bot = Command::new(strom_bin())
-            .arg("telegram")
-            .env_remove("STROM_CONFIG")
-            .env_remove("STROM_TELEGRAM_TOKEN")
-            .env_remove("STROM_TELEGRAM_SERVICE_TOKEN")
-            .env_remove("STROM_BAO_ADDR")
-            .env("STROM_API_URL", &server.base)
-            .env("STROM_TELEGRAM_API_URL", &fake.base)
-            .envs(env)
-            .env("STROM_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&bot_log).unwrap())
-            .spawn()
-            .expect("strom telegram starts");
+        let state_file = std::env::temp_dir().join(format!(
+            "strom-telegram-notifications-{}.json",
+            uuid::Uuid::new_v4()
+        ));
+        let bot = spawn_bot(&server, &fake, &env, &bot_log, &state_file);
         let options = strom_commands::store::pg_connect_options(
             &strom_tests::database_url(),
             server.schema.as_deref(),
@@ -369,8 +364,32 @@ impl Harness {
             fake,
             bot,
             bot_log,
+            bot_env: env,
+            state_file,
             db,
         }
+    }
+
+    /// Kills the bot (as a crash would) once it has taken every queued update, and starts it again.
+    async fn restart_bot(&mut self) {
+        eventually(
+            Duration::from_secs(30),
+            "the bot to take every queued update",
+            || {
+                let taken = self.fake.state.lock().unwrap().updates.is_empty();
+                async move { taken.then_some(()) }
+            },
+        )
+        .await;
+        let _ = self.bot.kill();
+        let _ = self.bot.wait();
+        self.bot = spawn_bot(
+            &self.server,
+            &self.fake,
+            &self.bot_env,
+            &self.bot_log,
+            &self.state_file,
+        );
     }
 
     fn bot_log(&self) -> String {
@@ -435,7 +454,38 @@ impl Drop for Harness {
         let _ = self.bot.kill();
         let _ = self.bot.wait();
         let _ = std::fs::remove_file(&self.bot_log);
+        let _ = std::fs::remove_file(&self.state_file);
     }
+}
+
+/// `strom telegram` against `server` and the fake Bot API, its log appended to `log`.
+fn spawn_bot(
+    server: &Server,
+    fake: &FakeTelegram,
+    env: &[(String, String)],
+    log: &std::path::Path,
+    state_file: &std::path::Path,
+) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .unwrap();
+    Command::new(strom_bin())
+        .arg("telegram")
+        .env_remove("STROM_CONFIG")
+        .env_remove("STROM_TELEGRAM_TOKEN")
+        .env_remove("STROM_TELEGRAM_SERVICE_TOKEN")
+        .env_remove("STROM_BAO_ADDR")
+        .env("STROM_API_URL", &server.base)
+        .env("STROM_TELEGRAM_API_URL", &fake.base)
+        .env("STROM_TELEGRAM_STATE_FILE", state_file)
+        .envs(env.iter().cloned())
+        .env("STROM_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("strom telegram starts")
 }
 
 #[tokio::test]
@@ -641,7 +691,7 @@ async fn linking_refuses_used_and_expired_codes_and_a_group_obeys_only_its_linke
 
 #[tokio::test]
 async fn a_linked_trader_sees_only_own_agents_and_stops_after_confirming() {
-    let h = Harness::start().await;
+    let mut h = Harness::start().await;
     let alice = h.server.token("alice", "trader");
     let bob = h.server.token("bob", "trader");
     let alpha = h.create_agent(&alice, "alpha").await;
@@ -684,6 +734,19 @@ async fn a_linked_trader_sees_only_own_agents_and_stops_after_confirming() {
     assert!(refused.starts_with("No agent"), "{refused}");
     let on = h.fake.say(notified, "/notify alpha on").await.text;
     assert!(on.starts_with("Notifications on for alpha"), "{on}");
+    let listed = h.fake.say(notified, "/notify").await.text;
+    assert_eq!(listed, "Notifications on for: alpha");
+    // A restart of the bot (a crash, even) keeps the subscription: it is followed again from where it was.
+    h.restart_bot().await;
+    eventually(
+        Duration::from_secs(30),
+        "the restarted bot to restore the subscription",
+        || {
+            let restored = h.bot_log().contains("notifications restored");
+            async move { restored.then_some(()) }
+        },
+    )
+    .await;
     let listed = h.fake.say(notified, "/notify").await.text;
     assert_eq!(listed, "Notifications on for: alpha");
     let after = h.fake.state.lock().unwrap().sent.len();
