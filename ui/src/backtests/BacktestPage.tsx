@@ -6,6 +6,7 @@ import { lazy, Suspense, useState, type ReactNode } from "react";
 import { ApiError, type Schemas } from "../api/client";
 import { useCanTrade } from "../auth/me";
 import { Money } from "../money/Money";
+import { OrderCells, OrderHeads, TradeCells, TradeHeads } from "../trading/cells";
 import { followLink } from "../router";
 import { formatCount, parityOf, parityText, progressOf, progressText, sourceLabel, strategyText, type Parity } from "./format";
 import { formatInstant } from "../format/time";
@@ -344,24 +345,14 @@ function TradesTable({ trades, truncated }: { trades: Trade[]; truncated: boolea
             <thead>
               <tr>
                 <th scope="col">Filled</th>
-                <th scope="col">Side</th>
-                <th scope="col" className="num">Qty</th>
-                <th scope="col" className="num">Price</th>
-                <th scope="col" className="num">Fee</th>
-                <th scope="col" className="num">Notional</th>
-                <th scope="col" className="num">Realized PnL</th>
+                <TradeHeads />
               </tr>
             </thead>
             <tbody>
               {trades.slice(0, shown).map((trade) => (
                 <tr key={trade.trade_id}>
                   <td>{formatInstant(trade.filled_at)}</td>
-                  <td>{trade.side}</td>
-                  <td className="num"><Money value={trade.qty} /></td>
-                  <td className="num"><Money value={trade.price} /></td>
-                  <td className="num"><Money value={trade.fee} /></td>
-                  <td className="num"><Money value={trade.notional} /></td>
-                  <td className="num"><Money value={trade.realized_pnl} signed /></td>
+                  <TradeCells trade={trade} />
                 </tr>
               ))}
             </tbody>
@@ -399,37 +390,14 @@ function OrdersTable({ orders, truncated }: { orders: Order[]; truncated: boolea
               <thead>
                 <tr>
                   <th scope="col">Bar</th>
-                  <th scope="col">Side</th>
-                  <th scope="col" className="num">Qty</th>
-                  <th scope="col">Status</th>
-                  <th scope="col" className="num">Bar price</th>
-                  <th scope="col" className="num">Fill price</th>
-                  <th scope="col" className="num">Fee</th>
-                  <th scope="col">Rejection</th>
+                  <OrderHeads />
                 </tr>
               </thead>
               <tbody>
                 {visible.slice(0, shown).map((order) => (
                   <tr key={order.order_id}>
                     <td>{formatInstant(order.observation.observed_at)}</td>
-                    <td>{order.side}</td>
-                    <td className="num"><Money value={order.qty} /></td>
-                    <td>
-                      <span className={`status status-${order.status}`}>{order.status}</span>
-                    </td>
-                    <td className="num"><Money value={order.observation.price} /></td>
-                    <td className="num"><Money value={order.fill_price} /></td>
-                    <td className="num"><Money value={order.fee} /></td>
-                    <td>
-                      {order.reason_code ? (
-                        <>
-                          <code>{order.reason_code}</code>
-                          {order.reason ? `: ${order.reason}` : ""}
-                        </>
-                      ) : (
-                        ""
-                      )}
-                    </td>
+                    <OrderCells order={order} />
                   </tr>
                 ))}
               </tbody>

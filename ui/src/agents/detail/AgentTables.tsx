@@ -2,6 +2,7 @@
 import { useId, useState, type ReactNode } from "react";
 import { Money } from "../../money/Money";
 import { utcTime } from "../../format/time";
+import { OrderCells, OrderHeads, TradeCells, TradeHeads } from "../../trading/cells";
 import { orderTick } from "./format";
 import {
   TABLE_PAGE_SIZE,
@@ -186,13 +187,7 @@ export function OrdersTable({ agentId }: { agentId: string }) {
         <tr>
           <th scope="col">Session/tick</th>
           <th scope="col">Placed</th>
-          <th scope="col">Side</th>
-          <th scope="col" className="num">Qty</th>
-          <th scope="col">Status</th>
-          <th scope="col" className="num">Observed price</th>
-          <th scope="col" className="num">Fill price</th>
-          <th scope="col" className="num">Fee</th>
-          <th scope="col">Risk reason</th>
+          <OrderHeads />
         </tr>
       }
     >
@@ -202,33 +197,7 @@ export function OrdersTable({ agentId }: { agentId: string }) {
             {orderTick(order.order_id)}
           </th>
           <td className="num">{utcTime(order.created_at)}</td>
-          <td>
-            <span className={`side side-${order.side}`}>{order.side}</span>
-          </td>
-          <td className="num">
-            <Money value={order.qty} />
-          </td>
-          <td>
-            <span className={`status status-${order.status}`}>{order.status}</span>
-          </td>
-          <td className="num">
-            <Money value={order.observation.price} />
-          </td>
-          <td className="num">
-            <Money value={order.fill_price} />
-          </td>
-          <td className="num">
-            <Money value={order.fee} />
-          </td>
-          <td className="reason">
-            {order.status === "rejected" ? (
-              <>
-                <code>{order.reason_code}</code> {order.reason}
-              </>
-            ) : (
-              <span className="muted">—</span>
-            )}
-          </td>
+          <OrderCells order={order} />
         </tr>
       ))}
     </Listing>
@@ -248,12 +217,7 @@ export function TradesTable({ agentId }: { agentId: string }) {
         <tr>
           <th scope="col">Session/tick</th>
           <th scope="col">Filled</th>
-          <th scope="col">Side</th>
-          <th scope="col" className="num">Qty</th>
-          <th scope="col" className="num">Price</th>
-          <th scope="col" className="num">Notional</th>
-          <th scope="col" className="num">Fee</th>
-          <th scope="col" className="num">Realized PnL</th>
+          <TradeHeads />
         </tr>
       }
     >
@@ -263,24 +227,7 @@ export function TradesTable({ agentId }: { agentId: string }) {
             {orderTick(trade.order_id)}
           </th>
           <td className="num">{utcTime(trade.filled_at)}</td>
-          <td>
-            <span className={`side side-${trade.side}`}>{trade.side}</span>
-          </td>
-          <td className="num">
-            <Money value={trade.qty} />
-          </td>
-          <td className="num">
-            <Money value={trade.price} />
-          </td>
-          <td className="num">
-            <Money value={trade.notional} />
-          </td>
-          <td className="num">
-            <Money value={trade.fee} />
-          </td>
-          <td className="num">
-            <Money value={trade.realized_pnl} signed />
-          </td>
+          <TradeCells trade={trade} />
         </tr>
       ))}
     </Listing>
