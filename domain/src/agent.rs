@@ -631,7 +631,8 @@ impl Agent {
         observation: Observation,
         fill_model: FillModel,
         correlation_id: String,
-    ) -> Result<(Vec<AgentEvent>, Option<Step>), AgentError> {
+        events: &mut Vec<AgentEvent>,
+    ) -> Result<Option<Step>, AgentError> {
         let profile = self.profile()?;
         if self.state != AgentState::Running || session != self.session {
             return Err(AgentError::AgentNotRunning {
@@ -701,10 +702,9 @@ impl Agent {
             outcome,
             correlation_id,
         };
-        let mut events = Vec::with_capacity(1 + usize::from(order.is_some()));
         events.push(run);
         events.extend(order);
-        Ok((events, step))
+        Ok(step)
     }
 
     /// `OrderPlaced`, or `OrderRejected` with the first failing risk rule, for `order` signalled on the run at
@@ -959,17 +959,24 @@ impl Decider for Agent {
     type Error = AgentError;
 
     fn decide(&self, command: AgentCommand) -> Result<Vec<AgentEvent>, AgentError> {
-        self.decided(command).map(|(events, _)| events)
+        let mut events = Vec::with_capacity(2);
+        self.decided(command, &mut events)?;
+        Ok(events)
     }
 
     /// Decides and applies as `decide` then `evolve` would, except that a run's strategy sums and comparison,
     /// computed once to decide it, are handed to applying its `AgentRunRecorded` instead of being computed again.
-    fn execute(&mut self, command: AgentCommand) -> Result<Vec<AgentEvent>, AgentError> {
-        let (events, mut step) = self.decided(command)?;
-        for event in &events {
+    fn execute_into(
+        &mut self,
+        command: AgentCommand,
+        events: &mut Vec<AgentEvent>,
+    ) -> Result<(), AgentError> {
+        let first = events.len();
+        let mut step = self.decided(command, events)?;
+        for event in &events[first..] {
             self.apply_event(event, step.take());
         }
-        Ok(events)
+        Ok(())
     }
 
     fn evolve(&mut self, event: &AgentEvent) {
@@ -978,11 +985,13 @@ impl Decider for Agent {
 }
 
 impl Agent {
-    /// The events `command` decides, and the strategy's [`Step`] when a run computed one (see [`Decider::execute`]).
+    /// Appends the events `command` decides to `events` (nothing on an error); the strategy's [`Step`] when a run
+    /// computed one (see [`Decider::execute`]).
     fn decided(
         &self,
         command: AgentCommand,
-    ) -> Result<(Vec<AgentEvent>, Option<Step>), AgentError> {
+        events: &mut Vec<AgentEvent>,
+    ) -> Result<Option<Step>, AgentError> {
         let event = match command {
             AgentCommand::RecordRun {
                 session,
@@ -1003,6 +1012,7 @@ impl Agent {
                     observation,
                     fill_model,
                     correlation_id,
+                    events,
                 )
             }
             AgentCommand::FillOrder { order_id, at } => self.fill_order(order_id, at)?,
@@ -1017,7 +1027,8 @@ impl Agent {
             AgentCommand::StopAgent { at, reason } => self.stop(at, reason)?,
             AgentCommand::ArchiveAgent { at } => self.archive(at)?,
         };
-        Ok((vec![event], None))
+        events.push(event);
+        Ok(None)
     }
 
     /// `event` applied; `step` is the [`Step`] deciding it computed, for its `AgentRunRecorded`.

@@ -41,16 +41,33 @@ pub trait Decider:
     /// Decides `command` and applies its events to this state: exactly `decide` followed by `evolve` of each event
     /// (the same events, the same state), in one call so that an aggregate may hand what deciding computed to
     /// applying instead of computing it twice (the Agent's strategy sums on every run). On an error the state is
-    /// unchanged. The command service and the backtest both run commands through it.
+    /// unchanged. The command service runs commands through it.
     ///
     /// # Errors
     /// As [`Decider::decide`].
     fn execute(&mut self, command: Self::Command) -> Result<Vec<Self::Event>, Self::Error> {
-        let events = self.decide(command)?;
-        for event in &events {
+        let mut events = Vec::new();
+        self.execute_into(command, &mut events)?;
+        Ok(events)
+    }
+
+    /// [`Decider::execute`], appending the events to `events` instead of returning a new `Vec`: a loop that runs
+    /// one command after another (the backtest) reuses one buffer instead of allocating one per command. On an error
+    /// neither the state nor `events` changes.
+    ///
+    /// # Errors
+    /// As [`Decider::decide`].
+    fn execute_into(
+        &mut self,
+        command: Self::Command,
+        events: &mut Vec<Self::Event>,
+    ) -> Result<(), Self::Error> {
+        let decided = self.decide(command)?;
+        for event in &decided {
             self.evolve(event);
         }
-        Ok(events)
+        events.extend(decided);
+        Ok(())
     }
 }
 

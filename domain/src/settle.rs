@@ -128,6 +128,7 @@ fn sell(p: &Position, fill: &Fill) -> Option<Position> {
 ///
 /// # Errors
 /// [`SettleError::Overflow`] when an amount does not fit a Decimal.
+#[inline]
 pub fn mark_to_market(position: &Position, mark_price: Decimal) -> Result<Valuation, SettleError> {
     let valuation = || -> Option<Valuation> {
         let market_value = position.qty.checked_mul(mark_price)?;

@@ -162,6 +162,9 @@ pub struct Backtester<S: EventSink = ()> {
     /// [`BACKTEST_CORRELATION_ID`], handed to each run and taken back from its event: one string for the whole
     /// backtest instead of one per bar.
     correlation_id: String,
+    /// The events of the command being run ([`Decider::execute_into`]): one buffer for the whole backtest instead
+    /// of one per command.
+    events: Vec<AgentEvent>,
 }
 
 /// What a finished backtest produced.
@@ -199,6 +202,7 @@ impl<S: EventSink> Backtester<S> {
             sink,
             id: setup.backtest_id.clone(),
             correlation_id: String::new(),
+            events: Vec::with_capacity(2),
         };
         this.command(
             AgentCommand::CreateAgent {
@@ -245,25 +249,42 @@ impl<S: EventSink> Backtester<S> {
         Ok(())
     }
 
-    /// Decides and applies `command` ([`Decider::execute`]) and folds its events; the id of the order it placed, if
-    /// any.
+    /// Decides and applies `command` ([`Decider::execute_into`]) and folds its events; the id of the order it
+    /// placed, if any.
     fn command(
         &mut self,
         command: AgentCommand,
         at: DateTime<Utc>,
     ) -> Result<Option<String>, BacktestError> {
-        let events = self.agent.execute(command).map_err(|e| self.error(at, e))?;
+        let mut events = std::mem::take(&mut self.events);
+        let folded = self
+            .agent
+            .execute_into(command, &mut events)
+            .map_err(|e| self.error(at, e))
+            .and_then(|()| self.fold(&mut events, at));
+        events.clear();
+        self.events = events;
+        folded
+    }
+
+    /// Folds the events `command` decided into the record and the sink, in place (an event is a few hundred bytes:
+    /// it is not moved again); the placed order's id and the run's correlation id are taken out of them.
+    fn fold(
+        &mut self,
+        events: &mut [AgentEvent],
+        at: DateTime<Utc>,
+    ) -> Result<Option<String>, BacktestError> {
         let mut placed = None;
         for event in events {
             self.sequence += 1;
             self.recorder
-                .apply(&self.id, self.sequence, &event)
+                .apply(&self.id, self.sequence, event)
                 .map_err(|e: ProjectionError| self.error(at, e))?;
             self.sink
-                .record(self.sequence, &event)
+                .record(self.sequence, event)
                 .map_err(|e| self.error(at, e))?;
             match event {
-                AgentEvent::OrderPlaced { order_id, .. } => placed = Some(order_id),
+                AgentEvent::OrderPlaced { order_id, .. } => placed = Some(std::mem::take(order_id)),
                 AgentEvent::AgentRunRecorded {
                     outcome: RunOutcome::Skipped { order_id },
                     ..
@@ -274,7 +295,7 @@ impl<S: EventSink> Backtester<S> {
                     );
                 }
                 AgentEvent::AgentRunRecorded { correlation_id, .. } => {
-                    self.correlation_id = correlation_id;
+                    std::mem::swap(&mut self.correlation_id, correlation_id);
                 }
                 _ => {}
             }

@@ -161,17 +161,20 @@ struct Sums {
     long: i128,
 }
 
+#[inline]
 fn fits(value: i128) -> bool {
     value.unsigned_abs() < MANTISSA_LIMIT.unsigned_abs()
 }
 
 /// `price > 0`, from its zero and sign bits (no `Decimal` comparison).
+#[inline]
 fn positive(price: Decimal) -> bool {
     !price.is_zero() && price.is_sign_positive()
 }
 
 /// `a × b`, or `None` beyond `i128`; operands that fit an `i64` (every sum and factor of ordinary prices) multiply
 /// without the checked 128-bit multiplication, whose product cannot overflow then.
+#[inline]
 fn mul(a: i128, b: i128) -> Option<i128> {
     match (i64::try_from(a), i64::try_from(b)) {
         (Ok(a), Ok(b)) => Some(i128::from(a) * i128::from(b)),
@@ -180,6 +183,7 @@ fn mul(a: i128, b: i128) -> Option<i128> {
 }
 
 /// `value × 10^k`, or `None` beyond `i128`.
+#[inline]
 fn upscale(value: i128, k: u32) -> Option<i128> {
     match k {
         0 => Some(value),
@@ -188,8 +192,31 @@ fn upscale(value: i128, k: u32) -> Option<i128> {
 }
 
 /// `price`'s mantissa at `scale` (≥ its own), or `None` beyond `i128`.
+#[inline]
 fn mantissa_at(price: Decimal, scale: u32) -> Option<i128> {
     upscale(price.mantissa(), scale.checked_sub(price.scale())?)
+}
+
+/// `sum` (over the last `len` of the `n` prices of `window`, at the scale `rescale` below `scale`) once `incoming`
+/// (at `scale`) joins it and the price leaving it, if any, leaves: at `scale`, or `None` beyond `i128`.
+#[inline(always)]
+fn roll(
+    sum: i128,
+    len: usize,
+    window: &VecDeque<Decimal>,
+    n: usize,
+    rescale: u32,
+    incoming: i128,
+    scale: u32,
+) -> Option<i128> {
+    if len == 0 {
+        return Some(0);
+    }
+    let sum = upscale(sum, rescale)?.checked_add(incoming)?;
+    match n.checked_sub(len) {
+        Some(leaving) => sum.checked_sub(mantissa_at(*window.get(leaving)?, scale)?),
+        None => Some(sum),
+    }
 }
 
 impl Sums {
@@ -293,20 +320,10 @@ impl Rolling {
         let rescale = scale - self.scale;
         let incoming = mantissa_at(price, scale)?;
         let n = window.len();
-        let roll = |sum: i128, len: usize| -> Option<i128> {
-            if len == 0 {
-                return Some(0);
-            }
-            let sum = upscale(sum, rescale)?.checked_add(incoming)?;
-            match n.checked_sub(len) {
-                Some(leaving) => sum.checked_sub(mantissa_at(window[leaving], scale)?),
-                None => Some(sum),
-            }
-        };
         Some(Sums {
             scale,
-            short: roll(self.short, short)?,
-            long: roll(self.long, long)?,
+            short: roll(self.short, short, window, n, rescale, incoming, scale)?,
+            long: roll(self.long, long, window, n, rescale, incoming, scale)?,
         })
     }
 

@@ -192,16 +192,34 @@ fn a_step() -> impl proptest::strategy::Strategy<Value = Step> {
 
 /// Runs `command` through `Decider::execute` (which hands a run's strategy sums from deciding to applying) and, on a
 /// copy, through `decide` then `evolve` of each event (which computes them again): both give the same events and the
-/// same state, a refusal changing nothing. `Err` if it was refused.
+/// same state, a refusal changing nothing. `Decider::execute_into` (the backtest's, with one buffer for every
+/// command) appends the same events after those already in its buffer and leaves the buffer as it was on a refusal.
+/// `Err` if it was refused.
 fn handle(agent: &mut Agent, command: AgentCommand) -> Result<Vec<AgentEvent>, AgentError> {
     let mut stepwise = agent.clone();
     let decided = Decider::decide(&stepwise, command.clone());
     for event in decided.iter().flatten() {
         stepwise.evolve(event);
     }
+    let mut buffered = agent.clone();
+    let earlier = AgentEvent::AgentArchived {
+        archived_at: DateTime::<Utc>::UNIX_EPOCH,
+    };
+    let mut buffer = vec![earlier.clone()];
+    let into = buffered.execute_into(command.clone(), &mut buffer);
     let executed = agent.execute(command);
     assert_eq!(executed, decided);
     assert_eq!(*agent, stepwise);
+    assert_eq!(buffered, stepwise);
+    assert_eq!(buffer[0], earlier);
+    match (&into, &executed) {
+        (Ok(()), Ok(events)) => assert_eq!(&buffer[1..], &events[..]),
+        (Err(a), Err(b)) => {
+            assert_eq!(a, b);
+            assert_eq!(buffer.len(), 1, "a refusal appends nothing");
+        }
+        _ => panic!("execute_into and execute disagree: {into:?} vs {executed:?}"),
+    }
     executed
 }
 
