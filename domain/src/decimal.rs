@@ -7,9 +7,9 @@ use std::cmp::Ordering;
 
 use rust_decimal::Decimal;
 
-/// 10^k for every `Decimal` scale k.
-const POW10: [i128; 29] = {
-    let mut table = [1i128; 29];
+/// 10^k for every k an `i128` holds (every `Decimal` scale difference, and the rolling strategy sums' rescaling).
+pub(crate) const POW10: [i128; 39] = {
+    let mut table = [1i128; 39];
     let mut k = 1;
     while k < table.len() {
         table[k] = table[k - 1] * 10;

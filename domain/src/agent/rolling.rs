@@ -37,22 +37,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::Strategy;
 use crate::decide::{self, Signal, Zone};
+use crate::decimal::POW10;
 
 /// Every `Decimal` mantissa is below this in magnitude (96 bits); an exact result must be too.
 const MANTISSA_LIMIT: i128 = 1 << 96;
 /// The largest `Decimal` scale.
 const MAX_SCALE: u32 = 28;
-
-/// 10^k for every k an `i128` holds.
-const POW10: [i128; 39] = {
-    let mut table = [1i128; 39];
-    let mut k = 1;
-    while k < table.len() {
-        table[k] = table[k - 1] * 10;
-        k += 1;
-    }
-    table
-};
 
 /// The rolling state of the agent's strategy (see the module docs).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -197,14 +187,13 @@ fn mantissa_at(price: Decimal, scale: u32) -> Option<i128> {
     upscale(price.mantissa(), scale.checked_sub(price.scale())?)
 }
 
-/// `sum` (over the last `len` of the `n` prices of `window`, at the scale `rescale` below `scale`) once `incoming`
-/// (at `scale`) joins it and the price leaving it, if any, leaves: at `scale`, or `None` beyond `i128`.
+/// `sum` (over the last `len` prices of `window`, at the scale `rescale` below `scale`) once `incoming` (at `scale`)
+/// joins it and the price leaving it, if any, leaves: at `scale`, or `None` beyond `i128`.
 #[inline(always)]
 fn roll(
     sum: i128,
     len: usize,
     window: &VecDeque<Decimal>,
-    n: usize,
     rescale: u32,
     incoming: i128,
     scale: u32,
@@ -213,7 +202,7 @@ fn roll(
         return Some(0);
     }
     let sum = upscale(sum, rescale)?.checked_add(incoming)?;
-    match n.checked_sub(len) {
+    match window.len().checked_sub(len) {
         Some(leaving) => sum.checked_sub(mantissa_at(*window.get(leaving)?, scale)?),
         None => Some(sum),
     }
@@ -319,11 +308,10 @@ impl Rolling {
         let scale = self.scale.max(price.scale());
         let rescale = scale - self.scale;
         let incoming = mantissa_at(price, scale)?;
-        let n = window.len();
         Some(Sums {
             scale,
-            short: roll(self.short, short, window, n, rescale, incoming, scale)?,
-            long: roll(self.long, long, window, n, rescale, incoming, scale)?,
+            short: roll(self.short, short, window, rescale, incoming, scale)?,
+            long: roll(self.long, long, window, rescale, incoming, scale)?,
         })
     }
 
