@@ -26,7 +26,7 @@ use uuid::Uuid;
 
 use crate::fold::ProjectionError;
 use crate::ledger::percent;
-use crate::record::{Recorder, TradingRecord};
+use crate::record::{Keep, Recorder, TradingRecord};
 
 /// The correlation id of every run a backtest records (one per backtest would cost a string per bar).
 pub const BACKTEST_CORRELATION_ID: &str = "backtest";
@@ -311,10 +311,11 @@ impl<S: EventSink> Backtester<S> {
         }
     }
 
-    /// Keeps only the equity series, not every PnL point (a long run that compares nothing: a fifth of the memory
-    /// per bar), with room for `bars` of them.
-    pub fn equity_only(&mut self, bars: usize) {
-        self.recorder.equity_only(bars);
+    /// Keeps `keep` of the bars' PnL points, with room for `bars` of them (before the first bar): the equity series only
+    /// ([`Keep::Equity`], a fifth of the memory per bar) or nothing but the metrics ([`Keep::Metrics`]) for a run
+    /// that compares nothing.
+    pub fn keep(&mut self, keep: Keep, bars: usize) {
+        self.recorder.keep(keep, bars);
     }
 
     /// Bars run so far.
@@ -324,7 +325,7 @@ impl<S: EventSink> Backtester<S> {
 
     /// The summary and the trading record, and the sink back.
     pub fn finish(self) -> (BacktestResult, S) {
-        let mut record = self.recorder.finish();
+        let (record, metrics) = self.recorder.finish_and_metrics();
         let (cash, qty) = record
             .position
             .as_ref()
@@ -359,7 +360,7 @@ impl<S: EventSink> Backtester<S> {
                 summary,
                 rejected_orders: rejected,
                 max_drawdown_pct,
-                metrics: record.metrics(),
+                metrics,
                 record,
             },
             self.sink,

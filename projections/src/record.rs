@@ -10,7 +10,9 @@ use strom_domain::metrics::{ClosedTrade, EquityPoint, TraderMetrics};
 use strom_domain::{AgentEvent, FillModel, RunOutcome};
 
 use crate::fold::{EventAt, ProjectionError};
-use crate::ledger::{trader_metrics, Book, OrderRow, PnlRow, PositionRow, TradeRow};
+use crate::ledger::{
+    trader_metrics, Book, OrderRow, PnlRow, PositionRow, TradeRow, TraderMetricsWalk,
+};
 use crate::trading::{apply_to_book, created, Traded};
 
 /// A position right after one fill: the fields of specs/06 §1 (3).
@@ -48,16 +50,30 @@ pub struct TradingRecord {
     pub fill_models: Vec<FillModel>,
 }
 
+/// What a [`Recorder`] keeps of the runs' PnL points.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub enum Keep {
+    /// Every PnL point whole and the equity series: what a parity comparison needs.
+    #[default]
+    Everything,
+    /// The equity series only (a fifth of a PnL point): a backtest whose result shows it.
+    Equity,
+    /// Neither: the trader metrics take each point as it comes ([`TraderMetricsWalk`]), 8 bytes a point kept
+    /// instead of 60; a long backtest that shows no series.
+    Metrics,
+}
+
 /// Folds one agent's events into its [`TradingRecord`] with the projector's trading fold.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Recorder {
     /// The agent's book once its `AgentCreated` is applied.
     book: Option<Book>,
     record: TradingRecord,
     open_order: Option<usize>,
     runs: u64,
-    /// Keep every PnL point whole (a parity comparison needs them), or only the equity series.
-    equity_only: bool,
+    keep: Keep,
+    /// The metrics as the points come, with [`Keep::Metrics`].
+    walk: TraderMetricsWalk,
 }
 
 impl Recorder {
@@ -66,11 +82,18 @@ impl Recorder {
         Self::default()
     }
 
-    /// Keeps only the equity series of the PnL points from now on (a long backtest that compares nothing), and room
-    /// for `runs` of them.
-    pub fn equity_only(&mut self, runs: usize) {
-        self.equity_only = true;
-        self.record.equity.reserve(runs);
+    /// Keeps `keep` of the PnL points, with room for `runs` of them; before the first run (the metrics of
+    /// [`Keep::Metrics`] see only the points after it).
+    pub fn keep(&mut self, keep: Keep, runs: usize) {
+        self.keep = keep;
+        match keep {
+            Keep::Everything => {
+                self.record.pnl.reserve(runs);
+                self.record.equity.reserve(runs);
+            }
+            Keep::Equity => self.record.equity.reserve(runs),
+            Keep::Metrics => self.walk = TraderMetricsWalk::new(runs),
+        }
     }
 
     /// Applies `event`, the `sequence`-th of aggregate `agent_id`.
@@ -140,14 +163,19 @@ impl Recorder {
             }
             Traded::Pnl(mark) => {
                 let p = &book.position;
-                record.equity.push(EquityPoint {
+                let point = EquityPoint {
                     at: mark.at,
                     equity: p.equity,
                     position_qty: p.qty,
                     mark_price: mark.mark_price,
-                });
-                if !self.equity_only {
-                    record.pnl.push(p.pnl_point(mark));
+                };
+                match self.keep {
+                    Keep::Everything => {
+                        record.equity.push(point);
+                        record.pnl.push(p.pnl_point(mark));
+                    }
+                    Keep::Equity => record.equity.push(point),
+                    Keep::Metrics => self.walk.point(p, point),
                 }
             }
         }
@@ -155,9 +183,36 @@ impl Recorder {
     }
 
     /// The record, with the final position.
-    pub fn finish(mut self) -> TradingRecord {
-        self.record.position = self.book.map(|b| b.position);
-        self.record
+    pub fn finish(self) -> TradingRecord {
+        self.finish_with_metrics(false).0
+    }
+
+    /// The record, with the final position, and its trader metrics ([`TradingRecord::metrics`]; `None` before the
+    /// agent exists), whatever the recorder kept.
+    pub fn finish_and_metrics(self) -> (TradingRecord, Option<TraderMetrics>) {
+        self.finish_with_metrics(true)
+    }
+
+    fn finish_with_metrics(self, metrics: bool) -> (TradingRecord, Option<TraderMetrics>) {
+        let Self {
+            book,
+            mut record,
+            keep,
+            walk,
+            ..
+        } = self;
+        record.position = book.map(|b| b.position);
+        if !metrics {
+            return (record, None);
+        }
+        let metrics = match keep {
+            Keep::Metrics => record
+                .position
+                .as_ref()
+                .map(|position| walk.finish(position, &record.closed_trades())),
+            Keep::Everything | Keep::Equity => record.metrics(),
+        };
+        (record, metrics)
     }
 }
 
@@ -166,17 +221,21 @@ impl TradingRecord {
     /// is revalued after every fill), each sell a closed trade worth its realized PnL less its fee. `None` before the
     /// agent exists.
     pub fn metrics(&mut self) -> Option<TraderMetrics> {
+        let closed_trades = self.closed_trades();
         let position = self.position.as_ref()?;
-        let closed_trades: Vec<ClosedTrade> = self
-            .trades
+        Some(trader_metrics(position, &mut self.equity, &closed_trades))
+    }
+
+    /// Each sell fill as a closed trade worth its realized PnL less its fee.
+    fn closed_trades(&self) -> Vec<ClosedTrade> {
+        self.trades
             .iter()
             .filter(|t| t.side == "sell")
             .map(|t| ClosedTrade {
                 at: t.filled_at,
                 pnl: t.realized_pnl - t.fee,
             })
-            .collect();
-        Some(trader_metrics(position, &mut self.equity, &closed_trades))
+            .collect()
     }
 
     /// Folds an agent's whole stream (events in sequence order, from 1).

@@ -146,3 +146,45 @@ fn the_metrics_are_those_of_the_record() {
     // One hour of bars: too short for a meaningful annual growth rate.
     assert_eq!(m.cagr_pct, None);
 }
+
+#[test]
+fn the_metrics_do_not_depend_on_what_the_record_keeps() {
+    let mut ends_on_a_fill = 0;
+    for n in 40..=80 {
+        let series = bars(n);
+        let run_keeping = |keep: Option<Keep>| {
+            let mut backtester = Backtester::start(setup(), series[0].0, ()).unwrap();
+            if let Some(keep) = keep {
+                backtester.keep(keep, series.len());
+            }
+            for &(at, price) in &series {
+                backtester.bar(at, price).unwrap();
+            }
+            backtester.finish().0
+        };
+        let everything = run_keeping(None);
+        let metrics = everything.metrics.clone().unwrap();
+        assert!(metrics.sharpe.is_some() && metrics.max_drawdown.is_some());
+        assert_eq!(everything.record.pnl.len(), series.len());
+        for keep in [Keep::Everything, Keep::Equity, Keep::Metrics] {
+            let kept = run_keeping(Some(keep));
+            assert_eq!(kept.summary, everything.summary, "{n} bars, {keep:?}");
+            assert_eq!(kept.metrics, everything.metrics, "{n} bars, {keep:?}");
+            let (pnl, equity) = match keep {
+                Keep::Everything => (series.len(), series.len()),
+                Keep::Equity => (0, series.len()),
+                Keep::Metrics => (0, 0),
+            };
+            assert_eq!(
+                (kept.record.pnl.len(), kept.record.equity.len()),
+                (pnl, equity),
+                "{keep:?}"
+            );
+        }
+        // The last point is valued before its bar's order fills: the metrics revalue it, whichever way they ran.
+        if everything.record.trades.last().map(|t| t.filled_at) == series.last().map(|b| b.0) {
+            ends_on_a_fill += 1;
+        }
+    }
+    assert!(ends_on_a_fill > 0, "no series ended on a fill");
+}
