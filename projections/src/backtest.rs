@@ -326,29 +326,33 @@ impl<S: EventSink> Backtester<S> {
     /// The summary and the trading record, and the sink back.
     pub fn finish(self) -> (BacktestResult, S) {
         let (record, metrics) = self.recorder.finish_and_metrics();
-        let (cash, qty) = record
-            .position
-            .as_ref()
-            .map_or((self.starting_cash, Decimal::ZERO), |p| (p.cash, p.qty));
+        // The counts are the position row's (the record may keep no rows: `Keep::Metrics`).
+        let count = |n: i64| u64::try_from(n).unwrap_or(0);
+        let (cash, qty, placed, rejected, fills, max_drawdown_pct) =
+            record.position.as_ref().map_or(
+                (self.starting_cash, Decimal::ZERO, 0, 0, 0, Decimal::ZERO),
+                |p| {
+                    let (placed, rejected) = (count(p.orders_placed), count(p.orders_rejected));
+                    (
+                        p.cash,
+                        p.qty,
+                        placed,
+                        rejected,
+                        count(p.trades),
+                        p.max_drawdown_pct,
+                    )
+                },
+            );
         let last_close = self.last_close.unwrap_or_default();
         let final_equity = qty
             .checked_mul(last_close)
             .and_then(|v| v.checked_add(cash))
             .unwrap_or(cash);
         let pnl = final_equity - self.starting_cash;
-        let rejected = record
-            .orders
-            .iter()
-            .filter(|o| o.status == "rejected")
-            .count() as u64;
-        let max_drawdown_pct = record
-            .position
-            .as_ref()
-            .map_or(Decimal::ZERO, |p| p.max_drawdown_pct);
         let summary = BacktestSummary {
             bars: self.bars,
-            orders: record.orders.len() as u64,
-            fills: record.trades.len() as u64,
+            orders: placed + rejected,
+            fills,
             final_cash: cash,
             final_position: qty,
             final_equity,

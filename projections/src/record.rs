@@ -58,8 +58,9 @@ pub enum Keep {
     Everything,
     /// The equity series only (a fifth of a PnL point): a backtest whose result shows it.
     Equity,
-    /// Neither: the trader metrics take each point as it comes ([`TraderMetricsWalk`]), 8 bytes a point kept
-    /// instead of 60; a long backtest that shows no series.
+    /// Only what the trader metrics need: they take each point as it comes ([`TraderMetricsWalk`], 8 bytes a point
+    /// kept instead of 60), and each sell fill as a closed trade; no orders, fills or positions after fills are kept
+    /// (their counts are the final position row's). A long backtest that shows no rows and no series.
     Metrics,
 }
 
@@ -74,6 +75,8 @@ pub struct Recorder {
     keep: Keep,
     /// The metrics as the points come, with [`Keep::Metrics`].
     walk: TraderMetricsWalk,
+    /// The closed trades, with [`Keep::Metrics`] (otherwise they are read from the fills).
+    closed_trades: Vec<ClosedTrade>,
 }
 
 impl Recorder {
@@ -137,6 +140,11 @@ impl Recorder {
         let record = &mut self.record;
         match traded {
             Traded::Nothing | Traded::Book => {}
+            // Counted in the position row; only a sell's closed trade is kept.
+            Traded::Order(_) if self.keep == Keep::Metrics => {}
+            Traded::Fill(_, trade) if self.keep == Keep::Metrics => {
+                self.closed_trades.extend(closed_trade(&trade));
+            }
             Traded::Order(row) => {
                 if row.status == "accepted" {
                     self.open_order = Some(record.orders.len());
@@ -199,6 +207,7 @@ impl Recorder {
             mut record,
             keep,
             walk,
+            closed_trades,
             ..
         } = self;
         record.position = book.map(|b| b.position);
@@ -209,7 +218,7 @@ impl Recorder {
             Keep::Metrics => record
                 .position
                 .as_ref()
-                .map(|position| walk.finish(position, &record.closed_trades())),
+                .map(|position| walk.finish(position, &closed_trades)),
             Keep::Everything | Keep::Equity => record.metrics(),
         };
         (record, metrics)
@@ -226,16 +235,8 @@ impl TradingRecord {
         Some(trader_metrics(position, &mut self.equity, &closed_trades))
     }
 
-    /// Each sell fill as a closed trade worth its realized PnL less its fee.
     fn closed_trades(&self) -> Vec<ClosedTrade> {
-        self.trades
-            .iter()
-            .filter(|t| t.side == "sell")
-            .map(|t| ClosedTrade {
-                at: t.filled_at,
-                pnl: t.realized_pnl - t.fee,
-            })
-            .collect()
+        self.trades.iter().filter_map(closed_trade).collect()
     }
 
     /// Folds an agent's whole stream (events in sequence order, from 1).
@@ -252,6 +253,14 @@ impl TradingRecord {
         }
         Ok(recorder.finish())
     }
+}
+
+/// A sell fill as a closed trade, worth its realized PnL less its fee; `None` for a buy.
+fn closed_trade(trade: &TradeRow) -> Option<ClosedTrade> {
+    (trade.side == "sell").then(|| ClosedTrade {
+        at: trade.filled_at,
+        pnl: trade.realized_pnl - trade.fee,
+    })
 }
 
 /// The observations of an agent's runs, in stream order ((session, tick_no) order): what

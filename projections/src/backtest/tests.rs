@@ -149,7 +149,7 @@ fn the_metrics_are_those_of_the_record() {
 
 #[test]
 fn the_metrics_do_not_depend_on_what_the_record_keeps() {
-    let mut ends_on_a_fill = 0;
+    let (mut ends_on_a_fill, mut rejected) = (0, 0);
     for n in 40..=80 {
         let series = bars(n);
         let run_keeping = |keep: Option<Keep>| {
@@ -180,11 +180,27 @@ fn the_metrics_do_not_depend_on_what_the_record_keeps() {
                 (pnl, equity),
                 "{keep:?}"
             );
+            assert_eq!(kept.rejected_orders, everything.rejected_orders);
+            let rows = (
+                kept.record.orders.len(),
+                kept.record.trades.len(),
+                kept.record.positions.len(),
+            );
+            if keep == Keep::Metrics {
+                assert_eq!(rows, (0, 0, 0));
+            } else {
+                let all = &everything.record;
+                assert_eq!(kept.record.orders, all.orders);
+                assert_eq!(kept.record.trades, all.trades);
+                assert_eq!(kept.record.positions, all.positions);
+            }
         }
+        rejected += everything.rejected_orders;
         // The last point is valued before its bar's order fills: the metrics revalue it, whichever way they ran.
         if everything.record.trades.last().map(|t| t.filled_at) == series.last().map(|b| b.0) {
             ends_on_a_fill += 1;
         }
     }
     assert!(ends_on_a_fill > 0, "no series ended on a fill");
+    assert!(rejected > 0, "no order was rejected");
 }
