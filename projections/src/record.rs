@@ -7,13 +7,13 @@ use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde::Serialize;
 use strom_domain::metrics::{ClosedTrade, EquityPoint, TraderMetrics};
-use strom_domain::{AgentEvent, FillModel, RunOutcome};
+use strom_domain::{AgentEvent, FillModel, RunOutcome, Side};
 
 use crate::fold::{EventAt, ProjectionError};
 use crate::ledger::{
     trader_metrics, Book, OrderRow, PnlRow, PositionRow, TradeRow, TraderMetricsWalk,
 };
-use crate::trading::{apply_to_book, created, Traded};
+use crate::trading::{apply_to_book, created, Filled, Traded};
 
 /// A position right after one fill: the fields of specs/06 §1 (3).
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -75,7 +75,7 @@ pub struct Recorder {
     keep: Keep,
     /// The metrics as the points come, with [`Keep::Metrics`].
     walk: TraderMetricsWalk,
-    /// The closed trades, with [`Keep::Metrics`] (otherwise they are read from the fills).
+    /// Each sell fill as a closed trade, for the metrics.
     closed_trades: Vec<ClosedTrade>,
 }
 
@@ -140,18 +140,21 @@ impl Recorder {
         let record = &mut self.record;
         match traded {
             Traded::Nothing | Traded::Book => {}
-            // Counted in the position row; only a sell's closed trade is kept.
-            Traded::Order(_) if self.keep == Keep::Metrics => {}
-            Traded::Fill(_, trade) if self.keep == Keep::Metrics => {
-                self.closed_trades.extend(closed_trade(&trade));
+            Traded::Fill(_, filled) if self.keep == Keep::Metrics => {
+                self.closed_trades.extend(closed_trade(&filled));
             }
-            Traded::Order(row) => {
-                if row.status == "accepted" {
+            // No rows kept: the counts are the position row's.
+            Traded::Placed | Traded::Rejected(_) if self.keep == Keep::Metrics => {}
+            Traded::Placed => {
+                if let Some(order) = &book.open_order {
                     self.open_order = Some(record.orders.len());
+                    record.orders.push(order.clone());
                 }
-                record.orders.push(*row);
             }
-            Traded::Fill(order, trade) => {
+            Traded::Rejected(row) => record.orders.push(*row),
+            Traded::Fill(order, filled) => {
+                self.closed_trades.extend(closed_trade(&filled));
+                record.trades.push(filled.trade(&order));
                 if let Some(slot) = self
                     .open_order
                     .take()
@@ -159,7 +162,6 @@ impl Recorder {
                 {
                     *slot = *order;
                 }
-                record.trades.push(*trade);
                 let p = &book.position;
                 record.positions.push(PositionAfterFill {
                     qty: p.qty,
@@ -191,17 +193,15 @@ impl Recorder {
     }
 
     /// The record, with the final position.
-    pub fn finish(self) -> TradingRecord {
-        self.finish_with_metrics(false).0
+    pub fn finish(mut self) -> TradingRecord {
+        self.record.position = self.book.map(|b| b.position);
+        self.record
     }
 
-    /// The record, with the final position, and its trader metrics ([`TradingRecord::metrics`]; `None` before the
-    /// agent exists), whatever the recorder kept.
+    /// The record, with the final position, and its trader metrics (specs/06 §8; `None` before the agent exists):
+    /// over the kept equity series ([`trader_metrics`], which revalues its last point in the record too) or the
+    /// walked points, and the sell fills as closed trades.
     pub fn finish_and_metrics(self) -> (TradingRecord, Option<TraderMetrics>) {
-        self.finish_with_metrics(true)
-    }
-
-    fn finish_with_metrics(self, metrics: bool) -> (TradingRecord, Option<TraderMetrics>) {
         let Self {
             book,
             mut record,
@@ -211,34 +211,17 @@ impl Recorder {
             ..
         } = self;
         record.position = book.map(|b| b.position);
-        if !metrics {
-            return (record, None);
-        }
-        let metrics = match keep {
-            Keep::Metrics => record
-                .position
-                .as_ref()
-                .map(|position| walk.finish(position, &closed_trades)),
-            Keep::Everything | Keep::Equity => record.metrics(),
-        };
+        let metrics = record.position.as_ref().map(|position| match keep {
+            Keep::Metrics => walk.finish(position, &closed_trades),
+            Keep::Everything | Keep::Equity => {
+                trader_metrics(position, &mut record.equity, &closed_trades)
+            }
+        });
         (record, metrics)
     }
 }
 
 impl TradingRecord {
-    /// The trader metrics of this record ([`trader_metrics`], specs/06 §8) over its equity series (whose last point
-    /// is revalued after every fill), each sell a closed trade worth its realized PnL less its fee. `None` before the
-    /// agent exists.
-    pub fn metrics(&mut self) -> Option<TraderMetrics> {
-        let closed_trades = self.closed_trades();
-        let position = self.position.as_ref()?;
-        Some(trader_metrics(position, &mut self.equity, &closed_trades))
-    }
-
-    fn closed_trades(&self) -> Vec<ClosedTrade> {
-        self.trades.iter().filter_map(closed_trade).collect()
-    }
-
     /// Folds an agent's whole stream (events in sequence order, from 1).
     ///
     /// # Errors
@@ -256,10 +239,10 @@ impl TradingRecord {
 }
 
 /// A sell fill as a closed trade, worth its realized PnL less its fee; `None` for a buy.
-fn closed_trade(trade: &TradeRow) -> Option<ClosedTrade> {
-    (trade.side == "sell").then(|| ClosedTrade {
-        at: trade.filled_at,
-        pnl: trade.realized_pnl - trade.fee,
+fn closed_trade(fill: &Filled) -> Option<ClosedTrade> {
+    (fill.side == Side::Sell).then(|| ClosedTrade {
+        at: fill.filled_at,
+        pnl: fill.realized_pnl - fill.fee,
     })
 }
 

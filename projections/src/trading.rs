@@ -27,13 +27,52 @@ pub enum Traded {
     Nothing,
     /// The book changed (its position row is to be written).
     Book,
-    /// An order was placed or rejected (a new `orders` row).
-    Order(Box<OrderRow>),
-    /// The open order filled: its final row and the trade.
-    Fill(Box<OrderRow>, Box<TradeRow>),
+    /// An order was placed: its new `orders` row is the book's open order (a caller that keeps rows copies it from
+    /// there; one that does not pays for no copy).
+    Placed,
+    /// An order was rejected (a new `orders` row).
+    Rejected(Box<OrderRow>),
+    /// The open order filled: its final row, and the trade ([`Filled::trade`], built only by a caller that keeps it).
+    Fill(Box<OrderRow>, Filled),
     /// A run valued the position: its PnL point is the book's position row at this mark
     /// ([`PositionRow::pnl_point`]), built only by a caller that keeps it.
     Pnl(RunMark),
+}
+
+/// A fill's figures, which with its order's final row make its `trades` row.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Filled {
+    pub side: Side,
+    pub qty: Decimal,
+    pub price: Decimal,
+    pub fee: Decimal,
+    /// `qty × price`.
+    pub notional: Decimal,
+    pub realized_pnl: Decimal,
+    pub filled_at: DateTime<Utc>,
+    /// Global-log position of the `OrderFilled` event.
+    pub global_position: i64,
+}
+
+impl Filled {
+    /// The `trades` row of this fill of `order` (an order fills once, whole: the trade id is the order id).
+    pub fn trade(&self, order: &OrderRow) -> TradeRow {
+        TradeRow {
+            trade_id: order.order_id.clone(),
+            order_id: order.order_id.clone(),
+            agent_id: order.agent_id.clone(),
+            owner: order.owner.clone(),
+            symbol: order.symbol.clone(),
+            side: self.side.as_str().to_owned(),
+            qty: self.qty,
+            price: self.price,
+            fee: self.fee,
+            notional: self.notional,
+            realized_pnl: self.realized_pnl,
+            filled_at: self.filled_at,
+            global_position: self.global_position,
+        }
+    }
 }
 
 /// The keys of the PnL point a run left: which run, and the price and instant it was marked at.
@@ -365,8 +404,8 @@ fn apply_to(
                 updated_at: *placed_at,
                 version: signed(at.sequence),
             };
-            book.open_order = Some(row.clone());
-            Ok(Traded::Order(Box::new(row)))
+            book.open_order = Some(row);
+            Ok(Traded::Placed)
         }
         AgentEvent::OrderRejected {
             order_id,
@@ -381,7 +420,7 @@ fn apply_to(
         } => {
             position.orders_rejected += 1;
             position.updated_at = *rejected_at;
-            Ok(Traded::Order(Box::new(OrderRow {
+            Ok(Traded::Rejected(Box::new(OrderRow {
                 order_id: order_id.clone(),
                 agent_id: position.agent_id.clone(),
                 owner: position.owner.clone(),
@@ -452,13 +491,8 @@ fn apply_to(
             order.filled_at = Some(*filled_at);
             order.updated_at = *filled_at;
             order.version = signed(at.sequence);
-            let trade = TradeRow {
-                trade_id: order_id.clone(),
-                order_id: order_id.clone(),
-                agent_id: position.agent_id.clone(),
-                owner: position.owner.clone(),
-                symbol: order.symbol.clone(),
-                side: side.as_str().to_owned(),
+            let filled = Filled {
+                side: *side,
                 qty: *qty,
                 price: *price,
                 fee: z(*fee),
@@ -467,7 +501,7 @@ fn apply_to(
                 filled_at: *filled_at,
                 global_position,
             };
-            Ok(Traded::Fill(Box::new(order), Box::new(trade)))
+            Ok(Traded::Fill(Box::new(order), filled))
         }
     }
 }
