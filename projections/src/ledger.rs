@@ -132,6 +132,10 @@ pub struct Book {
     /// The equity the drawdown figures were last updated with (not stored: `None` after a load, which only costs
     /// the next run one update). A run that finds the equity unchanged leaves them as they are.
     pub drawdown_seen: Option<Decimal>,
+    /// The fall below the current peak that the largest drawdown % so far needs to be beaten, `max_drawdown_pct ×
+    /// peak_equity / 100`, exactly (not stored: `None` after a load or once either changes, computed again at the
+    /// next fall).
+    pub drawdown_bar: Option<Decimal>,
 }
 
 impl Book {
@@ -141,6 +145,7 @@ impl Book {
             position,
             open_order,
             drawdown_seen: None,
+            drawdown_bar: None,
         }
     }
 }

@@ -205,6 +205,19 @@ fn valued(position: &Position, mark: Decimal) -> Option<(Decimal, Decimal, Decim
     Some((valuation.unrealized_pnl, valuation.equity, pnl))
 }
 
+/// The book's [`Book::drawdown_bar`], computed when it is missing: `max_drawdown_pct × peak_equity / 100` from the
+/// mantissas, exact, or `None` when that does not fit a `Decimal` (96 bits, scale 28).
+fn drawdown_bar(book: &mut Book) -> Option<Decimal> {
+    if book.drawdown_bar.is_none() {
+        let (max, peak) = (book.position.max_drawdown_pct, book.position.peak_equity);
+        let product = max.mantissa().checked_mul(peak.mantissa())?;
+        let scale = max.scale() + peak.scale() + 2;
+        book.drawdown_bar = (scale <= 28 && product.unsigned_abs() < 1 << 96)
+            .then(|| Decimal::from_i128_with_scale(product, scale));
+    }
+    book.drawdown_bar
+}
+
 /// Folds one Agent event into the agent's book in `books` (by agent id; none until its `AgentCreated`). An event
 /// the book already reflects (`sequence <= version`) changes nothing.
 ///
@@ -344,6 +357,7 @@ fn apply_to(
             book.drawdown_seen = Some(position.equity);
             if gt(position.equity, position.peak_equity) {
                 position.peak_equity = position.equity;
+                book.drawdown_bar = None;
             }
             let fall = z(position.peak_equity - position.equity);
             if gt(fall, position.max_drawdown) {
@@ -351,16 +365,14 @@ fn apply_to(
             }
             // The division only when the fall can beat the largest % so far (a rebuild and a backtest run this for
             // every run): rounding is monotone and the maximum has 4 places, so round(fall/peak·100) > max needs
-            // fall·100 > max·peak, checked exactly by multiplying (an overflow falls back to dividing).
-            if !fall.is_zero()
-                && fall
-                    .checked_mul(Decimal::ONE_HUNDRED)
-                    .zip(position.max_drawdown_pct.checked_mul(position.peak_equity))
-                    .is_none_or(|(fall, max)| gt(fall, max))
-            {
+            // fall > max·peak/100, a bar computed exactly once per peak and maximum (where it cannot be, every fall
+            // is divided).
+            if !fall.is_zero() && drawdown_bar(book).is_none_or(|bar| gt(fall, bar)) {
+                let position = &mut book.position;
                 let fall_pct = z(percent(fall, position.peak_equity, 4));
                 if gt(fall_pct, position.max_drawdown_pct) {
                     position.max_drawdown_pct = fall_pct;
+                    book.drawdown_bar = None;
                 }
             }
             Ok(Traded::Pnl(mark))

@@ -204,3 +204,33 @@ fn the_metrics_do_not_depend_on_what_the_record_keeps() {
     assert!(ends_on_a_fill > 0, "no series ended on a fill");
     assert!(rejected > 0, "no order was rejected");
 }
+
+proptest::proptest! {
+    /// The fold divides a fall only when it can beat the largest drawdown % so far (`drawdown_bar`): over any
+    /// series, its largest % is the one dividing every run's fall gives.
+    #[test]
+    fn the_largest_drawdown_pct_is_that_of_every_run_divided(
+        steps in proptest::collection::vec(-300i64..=300, 1..200),
+        scale in 0u32..=4,
+    ) {
+        let mut cents = 10_000i64;
+        let series: Vec<(DateTime<Utc>, Decimal)> = steps
+            .iter()
+            .enumerate()
+            .map(|(i, step)| {
+                cents = (cents + step).max(1);
+                (t(i as i64 * 60_000), Decimal::new(cents, 2).round_dp(scale))
+            })
+            .filter(|(_, price)| !price.is_zero())
+            .collect();
+        proptest::prop_assume!(!series.is_empty());
+        let result = run(setup(), series).unwrap();
+        let start = result.record.position.as_ref().unwrap().starting_cash;
+        let (mut peak, mut largest) = (start, Decimal::ZERO);
+        for point in &result.record.pnl {
+            peak = peak.max(point.equity);
+            largest = largest.max(crate::ledger::percent(peak - point.equity, peak, 4));
+        }
+        proptest::prop_assert_eq!(result.max_drawdown_pct, largest);
+    }
+}
