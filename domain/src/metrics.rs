@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 
 mod returns;
 
-use returns::{Returns, ReturnsWalk};
+use returns::ReturnsWalk;
 
 /// Seconds in a year of 365.25 days: the annualization unit of CAGR, Sharpe and Sortino.
 pub const YEAR_S: Decimal = Decimal::from_parts(31_557_600, 0, 0, false, 0);
@@ -114,54 +114,122 @@ pub struct TraderMetrics {
     pub sqn: Option<Decimal>,
 }
 
-/// Every metric of `input` (specs/06 §8).
+/// Every metric of `input` (specs/06 §8): its points through a [`MetricsWalk`].
 pub fn compute(input: &MetricsInput) -> TraderMetrics {
-    let start = input.starting_cash;
-    let points = input.points;
-    let Walk {
-        returns,
-        drawdown,
-        held,
-    } = Walk::of(start, points);
-    let per_year = periods_per_year(points);
-    let cagr = cagr_pct(start, points);
-    let trades = TradeStats::of(input.closed_trades);
-    TraderMetrics {
-        total_return_pct: points
-            .last()
-            .and_then(|last| percent(last.equity.checked_sub(start)?, start))
-            .map(round),
-        buy_and_hold_return_pct: buy_and_hold_pct(points).map(round),
-        cagr_pct: cagr.map(round),
-        sharpe: returns
-            .as_ref()
-            .zip(per_year)
-            .and_then(|(r, per_year)| r.sharpe(per_year))
-            .map(round),
-        sortino: returns
-            .as_ref()
-            .zip(per_year)
-            .and_then(|(r, per_year)| r.sortino(per_year))
-            .map(round),
-        calmar: cagr
-            .zip(drawdown.pct)
-            .and_then(|(cagr, dd)| ratio(cagr, dd))
-            .map(round),
-        max_drawdown_pct: drawdown.pct.map(round),
-        max_drawdown_duration_s: drawdown.duration_s,
-        max_drawdown: drawdown.money,
-        profit_factor: trades.profit_factor.map(round),
-        expectancy: trades.mean.map(round),
-        win_rate_pct: trades.win_rate_pct.map(round),
-        avg_win: trades.avg_win.map(round),
-        avg_loss: trades.avg_loss.map(round),
-        best_trade: trades.best,
-        worst_trade: trades.worst,
-        exposure_pct: percent(Decimal::from(held), Decimal::from(points.len())).map(round),
-        trades: input.closed_trades.len() as u64,
-        fills: input.fills,
-        fees: input.fees,
-        sqn: trades.sqn.map(round),
+    let mut walk = MetricsWalk::new(input.starting_cash, input.points.len());
+    for p in input.points {
+        walk.point(p);
+    }
+    walk.finish(input.closed_trades, input.fills, input.fees)
+}
+
+/// The metrics of a series taken one point at a time, in time order: [`compute`] without the slice, for a caller
+/// that makes the points as it goes and need not keep them (a long backtest keeps 8 bytes a point, the returns, instead
+/// of the whole point). One pass: the returns, the drawdown and the exposure as each point comes; the first and the
+/// latest point's time, equity and mark for the rest.
+pub struct MetricsWalk {
+    start: Decimal,
+    points: usize,
+    /// The first point's time and mark.
+    first: Option<(DateTime<Utc>, Decimal)>,
+    /// The latest point's time, equity and mark.
+    last: Option<(DateTime<Utc>, Decimal, Decimal)>,
+    returns: ReturnsWalk,
+    /// From the first point on.
+    drawdown: Option<DrawdownWalk>,
+    /// Points holding a position (`position_qty > 0`).
+    held: usize,
+}
+
+impl MetricsWalk {
+    /// A walk from `starting_cash`, with room for `points` returns.
+    pub fn new(starting_cash: Decimal, points: usize) -> Self {
+        Self {
+            start: starting_cash,
+            points: 0,
+            first: None,
+            last: None,
+            returns: ReturnsWalk::new(starting_cash, points),
+            drawdown: None,
+            held: 0,
+        }
+    }
+
+    /// The next point.
+    pub fn point(&mut self, p: &EquityPoint) {
+        // Bit-equal to the point before, as most are while the position is flat: nothing to compare.
+        let repeat = self.last.is_some_and(|(_, e, _)| same(e, p.equity));
+        self.returns.point(p.equity, repeat);
+        self.drawdown
+            .get_or_insert_with(|| DrawdownWalk::new(self.start, p.at))
+            .point(p, repeat);
+        self.held += usize::from(is_positive(p.position_qty));
+        self.first.get_or_insert((p.at, p.mark_price));
+        self.last = Some((p.at, p.equity, p.mark_price));
+        self.points += 1;
+    }
+
+    /// The metrics of the points so far, with the run's closed trades, and its `fills` and `fees` passed through.
+    pub fn finish(self, closed_trades: &[ClosedTrade], fills: u64, fees: Decimal) -> TraderMetrics {
+        let start = self.start;
+        let returns = self.returns.finish();
+        let drawdown = match (self.drawdown, self.last) {
+            (Some(walk), Some((last_at, ..))) => walk.finish(last_at),
+            _ => Drawdown {
+                money: None,
+                pct: None,
+                duration_s: None,
+            },
+        };
+        let ends = self.first.zip(self.last);
+        let per_year = ends.and_then(|((first_at, _), (last_at, ..))| {
+            periods_per_year(first_at, last_at, self.points)
+        });
+        let cagr = ends.and_then(|((first_at, _), (last_at, equity, _))| {
+            cagr_pct(start, first_at, last_at, equity)
+        });
+        let trades = TradeStats::of(closed_trades);
+        TraderMetrics {
+            total_return_pct: self
+                .last
+                .and_then(|(_, equity, _)| percent(equity.checked_sub(start)?, start))
+                .map(round),
+            buy_and_hold_return_pct: ends
+                .and_then(|((_, first_mark), (.., last_mark))| {
+                    percent(last_mark.checked_sub(first_mark)?, first_mark)
+                })
+                .map(round),
+            cagr_pct: cagr.map(round),
+            sharpe: returns
+                .as_ref()
+                .zip(per_year)
+                .and_then(|(r, per_year)| r.sharpe(per_year))
+                .map(round),
+            sortino: returns
+                .as_ref()
+                .zip(per_year)
+                .and_then(|(r, per_year)| r.sortino(per_year))
+                .map(round),
+            calmar: cagr
+                .zip(drawdown.pct)
+                .and_then(|(cagr, dd)| ratio(cagr, dd))
+                .map(round),
+            max_drawdown_pct: drawdown.pct.map(round),
+            max_drawdown_duration_s: drawdown.duration_s,
+            max_drawdown: drawdown.money,
+            profit_factor: trades.profit_factor.map(round),
+            expectancy: trades.mean.map(round),
+            win_rate_pct: trades.win_rate_pct.map(round),
+            avg_win: trades.avg_win.map(round),
+            avg_loss: trades.avg_loss.map(round),
+            best_trade: trades.best,
+            worst_trade: trades.worst,
+            exposure_pct: percent(Decimal::from(self.held), Decimal::from(self.points)).map(round),
+            trades: closed_trades.len() as u64,
+            fills,
+            fees,
+            sqn: trades.sqn.map(round),
+        }
     }
 }
 
@@ -247,38 +315,38 @@ fn is_positive(d: Decimal) -> bool {
     !d.is_zero() && d.is_sign_positive()
 }
 
-/// `YEAR_S / mean interval`, the mean interval being `span_s / (points − 1)`; `None` under 2 points or a span ≤ 0.
-fn periods_per_year(points: &[EquityPoint]) -> Option<Decimal> {
-    let (first, last) = (points.first()?, points.last()?);
-    let span = seconds(first.at, last.at);
-    if points.len() < 2 || span <= Decimal::ZERO {
+/// `YEAR_S / mean interval` over `points` points from `first_at` to `last_at`, the mean interval being
+/// `span_s / (points − 1)`; `None` under 2 points or a span ≤ 0.
+fn periods_per_year(
+    first_at: DateTime<Utc>,
+    last_at: DateTime<Utc>,
+    points: usize,
+) -> Option<Decimal> {
+    let span = seconds(first_at, last_at);
+    if points < 2 || span <= Decimal::ZERO {
         return None;
     }
-    ratio(YEAR_S.checked_mul(Decimal::from(points.len() - 1))?, span)
+    ratio(YEAR_S.checked_mul(Decimal::from(points - 1))?, span)
 }
 
-fn buy_and_hold_pct(points: &[EquityPoint]) -> Option<Decimal> {
-    let (first, last) = (points.first()?, points.last()?);
-    percent(
-        last.mark_price.checked_sub(first.mark_price)?,
-        first.mark_price,
-    )
-}
-
-/// Unrounded CAGR in percent.
-fn cagr_pct(start: Decimal, points: &[EquityPoint]) -> Option<Decimal> {
-    let (first, last) = (points.first()?, points.last()?);
-    if (last.at - first.at).num_seconds() < MIN_CAGR_SPAN_S || start <= Decimal::ZERO {
+/// Unrounded CAGR in percent, from `start` to the last point's `equity`.
+fn cagr_pct(
+    start: Decimal,
+    first_at: DateTime<Utc>,
+    last_at: DateTime<Utc>,
+    equity: Decimal,
+) -> Option<Decimal> {
+    if (last_at - first_at).num_seconds() < MIN_CAGR_SPAN_S || start <= Decimal::ZERO {
         return None;
     }
-    let growth = last.equity.checked_div(start)?;
+    let growth = equity.checked_div(start)?;
     if growth < Decimal::ZERO {
         return None;
     }
     let annual = if growth.is_zero() {
         Decimal::ZERO
     } else {
-        pow(growth, ratio(YEAR_S, seconds(first.at, last.at))?)?
+        pow(growth, ratio(YEAR_S, seconds(first_at, last_at))?)?
     };
     annual
         .checked_sub(Decimal::ONE)?
@@ -355,47 +423,6 @@ impl DrawdownWalk {
             money: self.money,
             pct: self.largest.and_then(|(fall, peak)| percent(fall, peak)),
             duration_s: Some(self.duration_s),
-        }
-    }
-}
-
-/// What one pass over the points gives (a million points are 64 MB: read once, not once per metric).
-struct Walk {
-    returns: Option<Returns>,
-    drawdown: Drawdown,
-    /// Points holding a position (`position_qty > 0`).
-    held: usize,
-}
-
-impl Walk {
-    fn of(start: Decimal, points: &[EquityPoint]) -> Self {
-        let (Some(first), Some(last)) = (points.first(), points.last()) else {
-            return Self {
-                returns: Some(Returns::empty()),
-                drawdown: Drawdown {
-                    money: None,
-                    pct: None,
-                    duration_s: None,
-                },
-                held: 0,
-            };
-        };
-        let mut returns = ReturnsWalk::new(start, points.len());
-        let mut drawdown = DrawdownWalk::new(start, first.at);
-        let mut held = 0;
-        let mut previous: Option<Decimal> = None;
-        for (i, p) in points.iter().enumerate() {
-            // Bit-equal to the point before, as most are while the position is flat: nothing to compare.
-            let repeat = previous.is_some_and(|e| same(e, p.equity));
-            previous = Some(p.equity);
-            returns.point(p.equity, repeat, i + 1 == points.len());
-            drawdown.point(p, repeat);
-            held += usize::from(is_positive(p.position_qty));
-        }
-        Self {
-            returns: returns.finish(),
-            drawdown: drawdown.finish(last.at),
-            held,
         }
     }
 }
@@ -861,7 +888,8 @@ mod tests {
                 r
             })
             .collect();
-        let per_year = periods_per_year(points).unwrap();
+        let per_year =
+            periods_per_year(points[0].at, points[points.len() - 1].at, points.len()).unwrap();
         let n = Decimal::from(returns.len());
         let mean = returns.iter().sum::<Decimal>() / n;
         let ss: Decimal = returns.iter().map(|r| (r - mean) * (r - mean)).sum();

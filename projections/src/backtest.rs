@@ -26,7 +26,7 @@ use uuid::Uuid;
 
 use crate::fold::ProjectionError;
 use crate::ledger::percent;
-use crate::record::{Recorder, TradingRecord};
+use crate::record::{Keep, Recorder, TradingRecord};
 
 /// The correlation id of every run a backtest records (one per backtest would cost a string per bar).
 pub const BACKTEST_CORRELATION_ID: &str = "backtest";
@@ -311,10 +311,11 @@ impl<S: EventSink> Backtester<S> {
         }
     }
 
-    /// Keeps only the equity series, not every PnL point (a long run that compares nothing: a fifth of the memory
-    /// per bar), with room for `bars` of them.
-    pub fn equity_only(&mut self, bars: usize) {
-        self.recorder.equity_only(bars);
+    /// Keeps `keep` of the bars' PnL points, with room for `bars` of them (before the first bar): the equity series only
+    /// ([`Keep::Equity`], a fifth of the memory per bar) or nothing but the metrics ([`Keep::Metrics`]) for a run
+    /// that compares nothing.
+    pub fn keep(&mut self, keep: Keep, bars: usize) {
+        self.recorder.keep(keep, bars);
     }
 
     /// Bars run so far.
@@ -324,30 +325,34 @@ impl<S: EventSink> Backtester<S> {
 
     /// The summary and the trading record, and the sink back.
     pub fn finish(self) -> (BacktestResult, S) {
-        let mut record = self.recorder.finish();
-        let (cash, qty) = record
-            .position
-            .as_ref()
-            .map_or((self.starting_cash, Decimal::ZERO), |p| (p.cash, p.qty));
+        let (record, metrics) = self.recorder.finish_and_metrics();
+        // The counts are the position row's (the record may keep no rows: `Keep::Metrics`).
+        let count = |n: i64| u64::try_from(n).unwrap_or(0);
+        let (cash, qty, placed, rejected, fills, max_drawdown_pct) =
+            record.position.as_ref().map_or(
+                (self.starting_cash, Decimal::ZERO, 0, 0, 0, Decimal::ZERO),
+                |p| {
+                    let (placed, rejected) = (count(p.orders_placed), count(p.orders_rejected));
+                    (
+                        p.cash,
+                        p.qty,
+                        placed,
+                        rejected,
+                        count(p.trades),
+                        p.max_drawdown_pct,
+                    )
+                },
+            );
         let last_close = self.last_close.unwrap_or_default();
         let final_equity = qty
             .checked_mul(last_close)
             .and_then(|v| v.checked_add(cash))
             .unwrap_or(cash);
         let pnl = final_equity - self.starting_cash;
-        let rejected = record
-            .orders
-            .iter()
-            .filter(|o| o.status == "rejected")
-            .count() as u64;
-        let max_drawdown_pct = record
-            .position
-            .as_ref()
-            .map_or(Decimal::ZERO, |p| p.max_drawdown_pct);
         let summary = BacktestSummary {
             bars: self.bars,
-            orders: record.orders.len() as u64,
-            fills: record.trades.len() as u64,
+            orders: placed + rejected,
+            fills,
             final_cash: cash,
             final_position: qty,
             final_equity,
@@ -359,7 +364,7 @@ impl<S: EventSink> Backtester<S> {
                 summary,
                 rejected_orders: rejected,
                 max_drawdown_pct,
-                metrics: record.metrics(),
+                metrics,
                 record,
             },
             self.sink,

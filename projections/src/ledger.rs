@@ -5,7 +5,9 @@
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
-use strom_domain::metrics::{self, ClosedTrade, EquityPoint, MetricsInput, TraderMetrics};
+use strom_domain::metrics::{
+    self, ClosedTrade, EquityPoint, MetricsInput, MetricsWalk, TraderMetrics,
+};
 use strom_domain::settle::Position;
 
 /// One order, as table `orders` holds it: placed (`accepted`, then `filled`) or `rejected` by a risk rule.
@@ -130,6 +132,10 @@ pub struct Book {
     /// The equity the drawdown figures were last updated with (not stored: `None` after a load, which only costs
     /// the next run one update). A run that finds the equity unchanged leaves them as they are.
     pub drawdown_seen: Option<Decimal>,
+    /// The fall below the current peak that the largest drawdown % so far needs to be beaten, `max_drawdown_pct ×
+    /// peak_equity / 100`, exactly (not stored: `None` after a load or once either changes, computed again at the
+    /// next fall).
+    pub drawdown_bar: Option<Decimal>,
 }
 
 impl Book {
@@ -139,6 +145,7 @@ impl Book {
             position,
             open_order,
             drawdown_seen: None,
+            drawdown_bar: None,
         }
     }
 }
@@ -179,23 +186,77 @@ pub fn percent(part: Decimal, whole: Decimal, dp: u32) -> Decimal {
 
 /// The trader metrics ([`strom_domain::metrics`], specs/06 §8) of an agent or backtest whose position is `position`,
 /// over its PnL points (`points`, oldest first) and closed trades: the one place both a paper agent's summary and a
-/// backtest's result get them from. A PnL point is valued when its run is recorded, before an order that run placed
-/// fills; the last point is therefore revalued (in `points` too) as the position stands now, after every fill, so
-/// `total_return_pct` is the position's own return.
+/// backtest's result get them from ([`TraderMetricsWalk`] for points not kept). A PnL point is valued when its run is
+/// recorded, before an order that run placed fills; the last point is therefore revalued (in `points` too) as the
+/// position stands now, after every fill, so `total_return_pct` is the position's own return.
 pub fn trader_metrics(
     position: &PositionRow,
     points: &mut [EquityPoint],
     closed_trades: &[ClosedTrade],
 ) -> TraderMetrics {
     if let Some(last) = points.last_mut() {
-        last.equity = position.equity;
-        last.position_qty = position.qty;
+        revalue_last(position, last);
     }
     metrics::compute(&MetricsInput {
         starting_cash: position.starting_cash,
         points,
         closed_trades,
-        fills: u64::try_from(position.trades).unwrap_or(0),
+        fills: fills(position),
         fees: position.fees,
     })
+}
+
+/// The last PnL point as the position stands now (see [`trader_metrics`]).
+fn revalue_last(position: &PositionRow, last: &mut EquityPoint) {
+    last.equity = position.equity;
+    last.position_qty = position.qty;
+}
+
+fn fills(position: &PositionRow) -> u64 {
+    u64::try_from(position.trades).unwrap_or(0)
+}
+
+/// [`trader_metrics`] over PnL points handed over one at a time and not kept (a long backtest that shows no
+/// series): each point goes through the metrics' walk once the next one comes, the last one revalued at the end.
+#[derive(Default)]
+pub struct TraderMetricsWalk {
+    /// Made at the second point, when the first joins it: by then the starting cash is the agent's for good (it
+    /// changes only before the first run).
+    walk: Option<MetricsWalk>,
+    /// The latest point, not walked yet: it may be the last.
+    pending: Option<EquityPoint>,
+    /// Points expected, for the returns' room.
+    points: usize,
+}
+
+impl TraderMetricsWalk {
+    /// A walk with room for `points` points.
+    pub fn new(points: usize) -> Self {
+        Self {
+            walk: None,
+            pending: None,
+            points,
+        }
+    }
+
+    /// The next PnL point of the agent or backtest whose position is now `position`.
+    pub fn point(&mut self, position: &PositionRow, point: EquityPoint) {
+        if let Some(previous) = self.pending.replace(point) {
+            self.walk
+                .get_or_insert_with(|| MetricsWalk::new(position.starting_cash, self.points))
+                .point(&previous);
+        }
+    }
+
+    /// The metrics, as [`trader_metrics`] gives them over the same points and trades.
+    pub fn finish(self, position: &PositionRow, closed_trades: &[ClosedTrade]) -> TraderMetrics {
+        let mut walk = self
+            .walk
+            .unwrap_or_else(|| MetricsWalk::new(position.starting_cash, 1));
+        if let Some(mut last) = self.pending {
+            revalue_last(position, &mut last);
+            walk.point(&last);
+        }
+        walk.finish(closed_trades, fills(position), position.fees)
+    }
 }

@@ -7,11 +7,13 @@ use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde::Serialize;
 use strom_domain::metrics::{ClosedTrade, EquityPoint, TraderMetrics};
-use strom_domain::{AgentEvent, FillModel, RunOutcome};
+use strom_domain::{AgentEvent, FillModel, RunOutcome, Side};
 
 use crate::fold::{EventAt, ProjectionError};
-use crate::ledger::{trader_metrics, Book, OrderRow, PnlRow, PositionRow, TradeRow};
-use crate::trading::{apply_to_book, created, Traded};
+use crate::ledger::{
+    trader_metrics, Book, OrderRow, PnlRow, PositionRow, TradeRow, TraderMetricsWalk,
+};
+use crate::trading::{apply_to_book, created, Filled, Traded};
 
 /// A position right after one fill: the fields of specs/06 §1 (3).
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -48,16 +50,33 @@ pub struct TradingRecord {
     pub fill_models: Vec<FillModel>,
 }
 
+/// What a [`Recorder`] keeps of the runs' PnL points.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub enum Keep {
+    /// Every PnL point whole and the equity series: what a parity comparison needs.
+    #[default]
+    Everything,
+    /// The equity series only (a fifth of a PnL point): a backtest whose result shows it.
+    Equity,
+    /// Only what the trader metrics need: they take each point as it comes ([`TraderMetricsWalk`], 8 bytes a point
+    /// kept instead of 60), and each sell fill as a closed trade; no orders, fills or positions after fills are kept
+    /// (their counts are the final position row's). A long backtest that shows no rows and no series.
+    Metrics,
+}
+
 /// Folds one agent's events into its [`TradingRecord`] with the projector's trading fold.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Recorder {
     /// The agent's book once its `AgentCreated` is applied.
     book: Option<Book>,
     record: TradingRecord,
     open_order: Option<usize>,
     runs: u64,
-    /// Keep every PnL point whole (a parity comparison needs them), or only the equity series.
-    equity_only: bool,
+    keep: Keep,
+    /// The metrics as the points come, with [`Keep::Metrics`].
+    walk: TraderMetricsWalk,
+    /// Each sell fill as a closed trade, for the metrics.
+    closed_trades: Vec<ClosedTrade>,
 }
 
 impl Recorder {
@@ -66,11 +85,18 @@ impl Recorder {
         Self::default()
     }
 
-    /// Keeps only the equity series of the PnL points from now on (a long backtest that compares nothing), and room
-    /// for `runs` of them.
-    pub fn equity_only(&mut self, runs: usize) {
-        self.equity_only = true;
-        self.record.equity.reserve(runs);
+    /// Keeps `keep` of the PnL points, with room for `runs` of them; before the first run (the metrics of
+    /// [`Keep::Metrics`] see only the points after it).
+    pub fn keep(&mut self, keep: Keep, runs: usize) {
+        self.keep = keep;
+        match keep {
+            Keep::Everything => {
+                self.record.pnl.reserve(runs);
+                self.record.equity.reserve(runs);
+            }
+            Keep::Equity => self.record.equity.reserve(runs),
+            Keep::Metrics => self.walk = TraderMetricsWalk::new(runs),
+        }
     }
 
     /// Applies `event`, the `sequence`-th of aggregate `agent_id`.
@@ -114,13 +140,21 @@ impl Recorder {
         let record = &mut self.record;
         match traded {
             Traded::Nothing | Traded::Book => {}
-            Traded::Order(row) => {
-                if row.status == "accepted" {
-                    self.open_order = Some(record.orders.len());
-                }
-                record.orders.push(*row);
+            Traded::Fill(_, filled) if self.keep == Keep::Metrics => {
+                self.closed_trades.extend(closed_trade(&filled));
             }
-            Traded::Fill(order, trade) => {
+            // No rows kept: the counts are the position row's.
+            Traded::Placed | Traded::Rejected(_) if self.keep == Keep::Metrics => {}
+            Traded::Placed => {
+                if let Some(order) = &book.open_order {
+                    self.open_order = Some(record.orders.len());
+                    record.orders.push(order.clone());
+                }
+            }
+            Traded::Rejected(row) => record.orders.push(*row),
+            Traded::Fill(order, filled) => {
+                self.closed_trades.extend(closed_trade(&filled));
+                record.trades.push(filled.trade(&order));
                 if let Some(slot) = self
                     .open_order
                     .take()
@@ -128,7 +162,6 @@ impl Recorder {
                 {
                     *slot = *order;
                 }
-                record.trades.push(*trade);
                 let p = &book.position;
                 record.positions.push(PositionAfterFill {
                     qty: p.qty,
@@ -140,14 +173,19 @@ impl Recorder {
             }
             Traded::Pnl(mark) => {
                 let p = &book.position;
-                record.equity.push(EquityPoint {
+                let point = EquityPoint {
                     at: mark.at,
                     equity: p.equity,
                     position_qty: p.qty,
                     mark_price: mark.mark_price,
-                });
-                if !self.equity_only {
-                    record.pnl.push(p.pnl_point(mark));
+                };
+                match self.keep {
+                    Keep::Everything => {
+                        record.equity.push(point);
+                        record.pnl.push(p.pnl_point(mark));
+                    }
+                    Keep::Equity => record.equity.push(point),
+                    Keep::Metrics => self.walk.point(p, point),
                 }
             }
         }
@@ -159,26 +197,31 @@ impl Recorder {
         self.record.position = self.book.map(|b| b.position);
         self.record
     }
+
+    /// The record, with the final position, and its trader metrics (specs/06 §8; `None` before the agent exists):
+    /// over the kept equity series ([`trader_metrics`], which revalues its last point in the record too) or the
+    /// walked points, and the sell fills as closed trades.
+    pub fn finish_and_metrics(self) -> (TradingRecord, Option<TraderMetrics>) {
+        let Self {
+            book,
+            mut record,
+            keep,
+            walk,
+            closed_trades,
+            ..
+        } = self;
+        record.position = book.map(|b| b.position);
+        let metrics = record.position.as_ref().map(|position| match keep {
+            Keep::Metrics => walk.finish(position, &closed_trades),
+            Keep::Everything | Keep::Equity => {
+                trader_metrics(position, &mut record.equity, &closed_trades)
+            }
+        });
+        (record, metrics)
+    }
 }
 
 impl TradingRecord {
-    /// The trader metrics of this record ([`trader_metrics`], specs/06 §8) over its equity series (whose last point
-    /// is revalued after every fill), each sell a closed trade worth its realized PnL less its fee. `None` before the
-    /// agent exists.
-    pub fn metrics(&mut self) -> Option<TraderMetrics> {
-        let position = self.position.as_ref()?;
-        let closed_trades: Vec<ClosedTrade> = self
-            .trades
-            .iter()
-            .filter(|t| t.side == "sell")
-            .map(|t| ClosedTrade {
-                at: t.filled_at,
-                pnl: t.realized_pnl - t.fee,
-            })
-            .collect();
-        Some(trader_metrics(position, &mut self.equity, &closed_trades))
-    }
-
     /// Folds an agent's whole stream (events in sequence order, from 1).
     ///
     /// # Errors
@@ -193,6 +236,14 @@ impl TradingRecord {
         }
         Ok(recorder.finish())
     }
+}
+
+/// A sell fill as a closed trade, worth its realized PnL less its fee; `None` for a buy.
+fn closed_trade(fill: &Filled) -> Option<ClosedTrade> {
+    (fill.side == Side::Sell).then(|| ClosedTrade {
+        at: fill.filled_at,
+        pnl: fill.realized_pnl - fill.fee,
+    })
 }
 
 /// The observations of an agent's runs, in stream order ((session, tick_no) order): what

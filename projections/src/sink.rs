@@ -99,12 +99,21 @@ impl FoldState {
         }
         match fold_trading(&mut self.books, event)? {
             Traded::Nothing | Traded::Book => {}
-            Traded::Order(order) => {
+            Traded::Placed => {
+                if let Some(order) = self
+                    .books
+                    .get(&event.aggregate_id)
+                    .and_then(|book| book.open_order.as_ref())
+                {
+                    self.orders.insert(order.order_id.clone(), order.clone());
+                }
+            }
+            Traded::Rejected(order) => {
                 self.orders.insert(order.order_id.clone(), *order);
             }
-            Traded::Fill(order, trade) => {
+            Traded::Fill(order, filled) => {
+                rows.trades.push(filled.trade(&order));
                 self.orders.insert(order.order_id.clone(), *order);
-                rows.trades.push(*trade);
             }
             Traded::Pnl(mark) => {
                 if let Some(book) = self.books.get(&event.aggregate_id) {

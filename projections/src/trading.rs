@@ -27,13 +27,52 @@ pub enum Traded {
     Nothing,
     /// The book changed (its position row is to be written).
     Book,
-    /// An order was placed or rejected (a new `orders` row).
-    Order(Box<OrderRow>),
-    /// The open order filled: its final row and the trade.
-    Fill(Box<OrderRow>, Box<TradeRow>),
+    /// An order was placed: its new `orders` row is the book's open order (a caller that keeps rows copies it from
+    /// there; one that does not pays for no copy).
+    Placed,
+    /// An order was rejected (a new `orders` row).
+    Rejected(Box<OrderRow>),
+    /// The open order filled: its final row, and the trade ([`Filled::trade`], built only by a caller that keeps it).
+    Fill(Box<OrderRow>, Filled),
     /// A run valued the position: its PnL point is the book's position row at this mark
     /// ([`PositionRow::pnl_point`]), built only by a caller that keeps it.
     Pnl(RunMark),
+}
+
+/// A fill's figures, which with its order's final row make its `trades` row.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Filled {
+    pub side: Side,
+    pub qty: Decimal,
+    pub price: Decimal,
+    pub fee: Decimal,
+    /// `qty × price`.
+    pub notional: Decimal,
+    pub realized_pnl: Decimal,
+    pub filled_at: DateTime<Utc>,
+    /// Global-log position of the `OrderFilled` event.
+    pub global_position: i64,
+}
+
+impl Filled {
+    /// The `trades` row of this fill of `order` (an order fills once, whole: the trade id is the order id).
+    pub fn trade(&self, order: &OrderRow) -> TradeRow {
+        TradeRow {
+            trade_id: order.order_id.clone(),
+            order_id: order.order_id.clone(),
+            agent_id: order.agent_id.clone(),
+            owner: order.owner.clone(),
+            symbol: order.symbol.clone(),
+            side: self.side.as_str().to_owned(),
+            qty: self.qty,
+            price: self.price,
+            fee: self.fee,
+            notional: self.notional,
+            realized_pnl: self.realized_pnl,
+            filled_at: self.filled_at,
+            global_position: self.global_position,
+        }
+    }
 }
 
 /// The keys of the PnL point a run left: which run, and the price and instant it was marked at.
@@ -164,6 +203,19 @@ fn valued(position: &Position, mark: Decimal) -> Option<(Decimal, Decimal, Decim
         .checked_add(valuation.unrealized_pnl)?
         .checked_sub(position.fees)?;
     Some((valuation.unrealized_pnl, valuation.equity, pnl))
+}
+
+/// The book's [`Book::drawdown_bar`], computed when it is missing: `max_drawdown_pct × peak_equity / 100` from the
+/// mantissas, exact, or `None` when that does not fit a `Decimal` (96 bits, scale 28).
+fn drawdown_bar(book: &mut Book) -> Option<Decimal> {
+    if book.drawdown_bar.is_none() {
+        let (max, peak) = (book.position.max_drawdown_pct, book.position.peak_equity);
+        let product = max.mantissa().checked_mul(peak.mantissa())?;
+        let scale = max.scale() + peak.scale() + 2;
+        book.drawdown_bar = (scale <= 28 && product.unsigned_abs() < 1 << 96)
+            .then(|| Decimal::from_i128_with_scale(product, scale));
+    }
+    book.drawdown_bar
 }
 
 /// Folds one Agent event into the agent's book in `books` (by agent id; none until its `AgentCreated`). An event
@@ -305,6 +357,7 @@ fn apply_to(
             book.drawdown_seen = Some(position.equity);
             if gt(position.equity, position.peak_equity) {
                 position.peak_equity = position.equity;
+                book.drawdown_bar = None;
             }
             let fall = z(position.peak_equity - position.equity);
             if gt(fall, position.max_drawdown) {
@@ -312,16 +365,14 @@ fn apply_to(
             }
             // The division only when the fall can beat the largest % so far (a rebuild and a backtest run this for
             // every run): rounding is monotone and the maximum has 4 places, so round(fall/peak·100) > max needs
-            // fall·100 > max·peak, checked exactly by multiplying (an overflow falls back to dividing).
-            if !fall.is_zero()
-                && fall
-                    .checked_mul(Decimal::ONE_HUNDRED)
-                    .zip(position.max_drawdown_pct.checked_mul(position.peak_equity))
-                    .is_none_or(|(fall, max)| gt(fall, max))
-            {
+            // fall > max·peak/100, a bar computed exactly once per peak and maximum (where it cannot be, every fall
+            // is divided).
+            if !fall.is_zero() && drawdown_bar(book).is_none_or(|bar| gt(fall, bar)) {
+                let position = &mut book.position;
                 let fall_pct = z(percent(fall, position.peak_equity, 4));
                 if gt(fall_pct, position.max_drawdown_pct) {
                     position.max_drawdown_pct = fall_pct;
+                    book.drawdown_bar = None;
                 }
             }
             Ok(Traded::Pnl(mark))
@@ -365,8 +416,8 @@ fn apply_to(
                 updated_at: *placed_at,
                 version: signed(at.sequence),
             };
-            book.open_order = Some(row.clone());
-            Ok(Traded::Order(Box::new(row)))
+            book.open_order = Some(row);
+            Ok(Traded::Placed)
         }
         AgentEvent::OrderRejected {
             order_id,
@@ -381,7 +432,7 @@ fn apply_to(
         } => {
             position.orders_rejected += 1;
             position.updated_at = *rejected_at;
-            Ok(Traded::Order(Box::new(OrderRow {
+            Ok(Traded::Rejected(Box::new(OrderRow {
                 order_id: order_id.clone(),
                 agent_id: position.agent_id.clone(),
                 owner: position.owner.clone(),
@@ -452,13 +503,8 @@ fn apply_to(
             order.filled_at = Some(*filled_at);
             order.updated_at = *filled_at;
             order.version = signed(at.sequence);
-            let trade = TradeRow {
-                trade_id: order_id.clone(),
-                order_id: order_id.clone(),
-                agent_id: position.agent_id.clone(),
-                owner: position.owner.clone(),
-                symbol: order.symbol.clone(),
-                side: side.as_str().to_owned(),
+            let filled = Filled {
+                side: *side,
                 qty: *qty,
                 price: *price,
                 fee: z(*fee),
@@ -467,7 +513,7 @@ fn apply_to(
                 filled_at: *filled_at,
                 global_position,
             };
-            Ok(Traded::Fill(Box::new(order), Box::new(trade)))
+            Ok(Traded::Fill(Box::new(order), filled))
         }
     }
 }

@@ -26,7 +26,7 @@ use strom_domain::{Agent, AgentEvent, BacktestCommand, BacktestSource, BacktestS
 use strom_projections::backtest::{BacktestResult, BacktestSetup, Backtester};
 use strom_projections::backtests::{report, BacktestProgress, BacktestStore};
 use strom_projections::parity::{compare, Parity};
-use strom_projections::record::{observations, TradingRecord};
+use strom_projections::record::{observations, Keep, TradingRecord};
 use strom_sim::PricePath;
 
 /// The role's lease name (and `STROM_ROLES` entry).
@@ -481,7 +481,7 @@ fn drive(
     let fail = |e: strom_projections::backtest::BacktestError| Stopped::Failed(e.to_string());
     let mut backtester = Backtester::start(setup, first_at, ()).map_err(fail)?;
     if let Points::EquityOnly(bars) = points {
-        backtester.equity_only(bars);
+        backtester.keep(Keep::Equity, bars);
     }
     backtester.bar(first_at, first_price).map_err(fail)?;
     for bar in bars {

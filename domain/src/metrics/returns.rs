@@ -48,6 +48,8 @@ pub(super) struct ReturnsWalk {
     values: Option<Vec<f64>>,
     base: Decimal,
     base_f64: f64,
+    /// `base > 0`; the returns end at the next point otherwise.
+    base_positive: bool,
     any_negative: bool,
 }
 
@@ -57,13 +59,17 @@ impl ReturnsWalk {
             values: is_positive(start).then(|| Vec::with_capacity(points)),
             base: start,
             base_f64: to_f64(start),
+            base_positive: true,
             any_negative: false,
         }
     }
 
-    /// The next point, whose equity is `repeat`ed from the point before (so its return is 0) or not; `last` says
-    /// it is the last point (whose equity is no base).
-    pub(super) fn point(&mut self, equity: Decimal, repeat: bool, last: bool) {
+    /// The next point, whose equity is `repeat`ed from the point before (so its return is 0) or not.
+    pub(super) fn point(&mut self, equity: Decimal, repeat: bool) {
+        // A base ≤ 0 ends the returns once a point follows it (the last point's equity is no base).
+        if !self.base_positive {
+            self.values = None;
+        }
         let Some(values) = self.values.as_mut() else {
             return;
         };
@@ -83,9 +89,7 @@ impl ReturnsWalk {
         self.any_negative |= difference.is_sign_negative();
         values.push(to_f64(difference) / self.base_f64);
         (self.base, self.base_f64) = (equity, to_f64(equity));
-        if !last && !is_positive(equity) {
-            self.values = None;
-        }
+        self.base_positive = is_positive(equity);
     }
 
     pub(super) fn finish(self) -> Option<Returns> {
@@ -100,15 +104,6 @@ impl ReturnsWalk {
 }
 
 impl Returns {
-    /// The returns of no points.
-    pub(super) fn empty() -> Self {
-        Self {
-            values: Vec::new(),
-            all_equal: true,
-            any_negative: false,
-        }
-    }
-
     /// `Σr / n`; `None` for no returns.
     fn mean(&self) -> Option<f64> {
         (!self.values.is_empty())

@@ -146,3 +146,91 @@ fn the_metrics_are_those_of_the_record() {
     // One hour of bars: too short for a meaningful annual growth rate.
     assert_eq!(m.cagr_pct, None);
 }
+
+#[test]
+fn the_metrics_do_not_depend_on_what_the_record_keeps() {
+    let (mut ends_on_a_fill, mut rejected) = (0, 0);
+    for n in 40..=80 {
+        let series = bars(n);
+        let run_keeping = |keep: Option<Keep>| {
+            let mut backtester = Backtester::start(setup(), series[0].0, ()).unwrap();
+            if let Some(keep) = keep {
+                backtester.keep(keep, series.len());
+            }
+            for &(at, price) in &series {
+                backtester.bar(at, price).unwrap();
+            }
+            backtester.finish().0
+        };
+        let everything = run_keeping(None);
+        let metrics = everything.metrics.clone().unwrap();
+        assert!(metrics.sharpe.is_some() && metrics.max_drawdown.is_some());
+        assert_eq!(everything.record.pnl.len(), series.len());
+        for keep in [Keep::Everything, Keep::Equity, Keep::Metrics] {
+            let kept = run_keeping(Some(keep));
+            assert_eq!(kept.summary, everything.summary, "{n} bars, {keep:?}");
+            assert_eq!(kept.metrics, everything.metrics, "{n} bars, {keep:?}");
+            let (pnl, equity) = match keep {
+                Keep::Everything => (series.len(), series.len()),
+                Keep::Equity => (0, series.len()),
+                Keep::Metrics => (0, 0),
+            };
+            assert_eq!(
+                (kept.record.pnl.len(), kept.record.equity.len()),
+                (pnl, equity),
+                "{keep:?}"
+            );
+            assert_eq!(kept.rejected_orders, everything.rejected_orders);
+            let rows = (
+                kept.record.orders.len(),
+                kept.record.trades.len(),
+                kept.record.positions.len(),
+            );
+            if keep == Keep::Metrics {
+                assert_eq!(rows, (0, 0, 0));
+            } else {
+                let all = &everything.record;
+                assert_eq!(kept.record.orders, all.orders);
+                assert_eq!(kept.record.trades, all.trades);
+                assert_eq!(kept.record.positions, all.positions);
+            }
+        }
+        rejected += everything.rejected_orders;
+        // The last point is valued before its bar's order fills: the metrics revalue it, whichever way they ran.
+        if everything.record.trades.last().map(|t| t.filled_at) == series.last().map(|b| b.0) {
+            ends_on_a_fill += 1;
+        }
+    }
+    assert!(ends_on_a_fill > 0, "no series ended on a fill");
+    assert!(rejected > 0, "no order was rejected");
+}
+
+proptest::proptest! {
+    /// The fold divides a fall only when it can beat the largest drawdown % so far (`drawdown_bar`): over any
+    /// series, its largest % is the one dividing every run's fall gives.
+    #[test]
+    fn the_largest_drawdown_pct_is_that_of_every_run_divided(
+        steps in proptest::collection::vec(-300i64..=300, 1..200),
+        scale in 0u32..=4,
+    ) {
+        let mut cents = 10_000i64;
+        let series: Vec<(DateTime<Utc>, Decimal)> = steps
+            .iter()
+            .enumerate()
+            .map(|(i, step)| {
+                cents = (cents + step).max(1);
+                (t(i as i64 * 60_000), Decimal::new(cents, 2).round_dp(scale))
+            })
+            .filter(|(_, price)| !price.is_zero())
+            .collect();
+        proptest::prop_assume!(!series.is_empty());
+        let result = run(setup(), series).unwrap();
+        let start = result.record.position.as_ref().unwrap().starting_cash;
+        let (mut peak, mut largest) = (start, Decimal::ZERO);
+        for point in &result.record.pnl {
+            peak = peak.max(point.equity);
+            largest = largest.max(crate::ledger::percent(peak - point.equity, peak, 4));
+        }
+        proptest::prop_assert_eq!(result.max_drawdown_pct, largest);
+    }
+}

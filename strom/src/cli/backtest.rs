@@ -20,6 +20,7 @@ use strom_domain::{AgentConfig, FillModel};
 use strom_projections::backtest::{
     BacktestResult, BacktestSetup, Backtester, EventSink, ExportSink,
 };
+use strom_projections::record::Keep;
 use strom_sim::PricePath;
 
 use super::{progress_bar, Interrupted};
@@ -226,8 +227,8 @@ fn drive<S: EventSink>(
     bars: &[(DateTime<Utc>, Decimal)],
     stop: &AtomicBool,
 ) -> anyhow::Result<(BacktestResult, S)> {
-    // The CLI compares nothing: the equity series is all the result needs.
-    backtester.equity_only(bars.len());
+    // The CLI compares nothing and shows no series: the metrics take each bar's point as it comes.
+    backtester.keep(Keep::Metrics, bars.len());
     let progress = progress_bar(bars.len() as u64, "backtest", "bars");
     for (i, &(at, price)) in bars.iter().enumerate() {
         if (i as u64).is_multiple_of(CHECK_EVERY) {
