@@ -178,6 +178,10 @@ pub struct BacktestResult {
     pub metrics: Option<TraderMetrics>,
     #[serde(skip)]
     pub record: TradingRecord,
+    /// The equity series thinned for a stored result as the bars went (`Keep::Report`; otherwise
+    /// [`crate::backtests::report`] thins `record.equity`).
+    #[serde(skip)]
+    pub series: Option<Vec<crate::backtests::EquityPoint>>,
 }
 
 impl<S: EventSink> Backtester<S> {
@@ -311,9 +315,9 @@ impl<S: EventSink> Backtester<S> {
         }
     }
 
-    /// Keeps `keep` of the bars' PnL points, with room for `bars` of them (before the first bar): the equity series only
-    /// ([`Keep::Equity`], a fifth of the memory per bar) or nothing but the metrics ([`Keep::Metrics`]) for a run
-    /// that compares nothing.
+    /// Keeps `keep` of the `bars` bars to come (before the first bar; exactly that many for [`Keep::Report`]): what
+    /// a stored result shows ([`Keep::Report`]) or nothing but the metrics ([`Keep::Metrics`]) for a run that
+    /// compares nothing; by default, everything (a parity comparison).
     pub fn keep(&mut self, keep: Keep, bars: usize) {
         self.recorder.keep(keep, bars);
     }
@@ -325,7 +329,7 @@ impl<S: EventSink> Backtester<S> {
 
     /// The summary and the trading record, and the sink back.
     pub fn finish(self) -> (BacktestResult, S) {
-        let (record, metrics) = self.recorder.finish_and_metrics();
+        let (record, metrics, series) = self.recorder.finish_and_metrics();
         // The counts are the position row's (the record may keep no rows: `Keep::Metrics`).
         let count = |n: i64| u64::try_from(n).unwrap_or(0);
         let (cash, qty, placed, rejected, fills, max_drawdown_pct) =
@@ -366,6 +370,7 @@ impl<S: EventSink> Backtester<S> {
                 max_drawdown_pct,
                 metrics,
                 record,
+                series,
             },
             self.sink,
         )

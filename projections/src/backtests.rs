@@ -295,51 +295,89 @@ pub struct BacktestReport {
     pub parity: Option<Parity>,
 }
 
-/// The report of a finished run (`starting_cash` is the config's).
-pub fn report(
-    result: &BacktestResult,
-    starting_cash: Decimal,
-    parity: Option<Parity>,
-) -> BacktestReport {
-    // The running peak over every bar; the drawdown % (a division) only for the points the series keeps.
-    let series = &result.record.equity;
-    let mut keep = thinned(series.len(), MAX_SERIES_POINTS).peekable();
-    let mut equity = Vec::new();
-    let mut peak = starting_cash;
-    for (i, p) in series.iter().enumerate() {
-        peak = peak.max(p.equity);
-        if keep.next_if_eq(&i).is_some() {
-            let drawdown_pct = if peak > Decimal::ZERO {
-                crate::ledger::percent(peak - p.equity, peak, 4)
+/// A result's equity series as its points come, oldest first: every point moves the running peak (from the
+/// starting cash), and the points [`thinned`] keeps of all `points` (first, last, evenly between) are kept with their
+/// drawdown % (a division only for those).
+pub struct SeriesWalk {
+    keep: std::iter::Peekable<crate::queries::Thinned>,
+    index: usize,
+    peak: Decimal,
+    series: Vec<EquityPoint>,
+}
+
+impl SeriesWalk {
+    /// A walk over `points` points (exactly that many must come) from `starting_cash`.
+    pub fn new(points: usize, starting_cash: Decimal) -> Self {
+        Self {
+            keep: thinned(points, MAX_SERIES_POINTS).peekable(),
+            index: 0,
+            peak: starting_cash,
+            series: Vec::with_capacity(points.min(MAX_SERIES_POINTS)),
+        }
+    }
+
+    /// The next point.
+    pub fn point(&mut self, p: &strom_domain::metrics::EquityPoint) {
+        self.peak = self.peak.max(p.equity);
+        if self.keep.next_if_eq(&self.index).is_some() {
+            let drawdown_pct = if self.peak > Decimal::ZERO {
+                crate::ledger::percent(self.peak - p.equity, self.peak, 4)
             } else {
                 Decimal::ZERO
             };
-            equity.push(EquityPoint {
+            self.series.push(EquityPoint {
                 at: p.at,
                 equity: p.equity,
                 drawdown_pct,
             });
         }
+        self.index += 1;
     }
-    let orders = &result.record.orders;
-    let trades = &result.record.trades;
+
+    /// The kept points.
+    pub fn finish(self) -> Vec<EquityPoint> {
+        self.series
+    }
+}
+
+/// The report of a finished run (`starting_cash` is the config's): the series its recorder thinned as the bars went
+/// (`Keep::Report`) or, from every point it kept, thinned here; the first [`MAX_RESULT_ROWS`] orders and trades, the
+/// summary counting them all.
+pub fn report(
+    result: &BacktestResult,
+    starting_cash: Decimal,
+    parity: Option<Parity>,
+) -> BacktestReport {
+    let equity = result.series.clone().unwrap_or_else(|| {
+        let points = &result.record.equity;
+        let mut walk = SeriesWalk::new(points.len(), starting_cash);
+        for p in points {
+            walk.point(p);
+        }
+        walk.finish()
+    });
+    let rows = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
     BacktestReport {
         rejected_orders: result.rejected_orders,
         max_drawdown_pct: result.max_drawdown_pct,
         metrics: result.metrics.clone().unwrap_or_default(),
         equity,
-        orders: orders
+        orders: result
+            .record
+            .orders
             .iter()
             .take(MAX_RESULT_ROWS)
             .map(OrderView::from)
             .collect(),
-        orders_truncated: orders.len() > MAX_RESULT_ROWS,
-        trades: trades
+        orders_truncated: rows(result.summary.orders) > MAX_RESULT_ROWS,
+        trades: result
+            .record
+            .trades
             .iter()
             .take(MAX_RESULT_ROWS)
             .map(TradeView::from)
             .collect(),
-        trades_truncated: trades.len() > MAX_RESULT_ROWS,
+        trades_truncated: rows(result.summary.fills) > MAX_RESULT_ROWS,
         parity,
     }
 }

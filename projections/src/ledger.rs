@@ -10,6 +10,8 @@ use strom_domain::metrics::{
 };
 use strom_domain::settle::Position;
 
+use crate::backtests::{EquityPoint as SeriesPoint, SeriesWalk};
+
 /// One order, as table `orders` holds it: placed (`accepted`, then `filled`) or `rejected` by a risk rule.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
 #[serde(deny_unknown_fields)]
@@ -216,47 +218,80 @@ fn fills(position: &PositionRow) -> u64 {
     u64::try_from(position.trades).unwrap_or(0)
 }
 
-/// [`trader_metrics`] over PnL points handed over one at a time and not kept (a long backtest that shows no
-/// series): each point goes through the metrics' walk once the next one comes, the last one revalued at the end.
+/// [`trader_metrics`] over PnL points handed over one at a time and not kept (a long backtest): each point goes
+/// through the metrics' walk (and a result's thinned series, [`SeriesWalk`], when asked for) once the next one comes,
+/// the last one revalued at the end.
 #[derive(Default)]
 pub struct TraderMetricsWalk {
     /// Made at the second point, when the first joins it: by then the starting cash is the agent's for good (it
     /// changes only before the first run).
-    walk: Option<MetricsWalk>,
+    walks: Option<(MetricsWalk, Option<SeriesWalk>)>,
     /// The latest point, not walked yet: it may be the last.
     pending: Option<EquityPoint>,
-    /// Points expected, for the returns' room.
+    /// Points expected.
     points: usize,
+    /// Whether to make the thinned series too.
+    series: bool,
 }
 
 impl TraderMetricsWalk {
-    /// A walk with room for `points` points.
-    pub fn new(points: usize) -> Self {
+    /// A walk of `points` points (the returns' room; the series' thinning, when `series`, needs exactly that many).
+    pub fn new(points: usize, series: bool) -> Self {
         Self {
-            walk: None,
+            walks: None,
             pending: None,
             points,
+            series,
         }
     }
 
     /// The next PnL point of the agent or backtest whose position is now `position`.
     pub fn point(&mut self, position: &PositionRow, point: EquityPoint) {
         if let Some(previous) = self.pending.replace(point) {
-            self.walk
-                .get_or_insert_with(|| MetricsWalk::new(position.starting_cash, self.points))
-                .point(&previous);
+            let (metrics, series) = self.walks(position);
+            metrics.point(&previous);
+            if let Some(series) = series {
+                series.point(&previous);
+            }
         }
     }
 
-    /// The metrics, as [`trader_metrics`] gives them over the same points and trades.
-    pub fn finish(self, position: &PositionRow, closed_trades: &[ClosedTrade]) -> TraderMetrics {
-        let mut walk = self
-            .walk
-            .unwrap_or_else(|| MetricsWalk::new(position.starting_cash, 1));
-        if let Some(mut last) = self.pending {
+    fn walks(&mut self, position: &PositionRow) -> &mut (MetricsWalk, Option<SeriesWalk>) {
+        let (points, series, start) = (self.points, self.series, position.starting_cash);
+        self.walks.get_or_insert_with(|| {
+            (
+                MetricsWalk::new(start, points),
+                series.then(|| SeriesWalk::new(points, start)),
+            )
+        })
+    }
+
+    /// The metrics, as [`trader_metrics`] gives them over the same points and trades, and the thinned series when
+    /// asked for.
+    pub fn finish(
+        mut self,
+        position: &PositionRow,
+        closed_trades: &[ClosedTrade],
+    ) -> (TraderMetrics, Option<Vec<SeriesPoint>>) {
+        if let Some(mut last) = self.pending.take() {
             revalue_last(position, &mut last);
-            walk.point(&last);
+            let (metrics, series) = self.walks(position);
+            metrics.point(&last);
+            if let Some(series) = series {
+                series.point(&last);
+            }
         }
-        walk.finish(closed_trades, fills(position), position.fees)
+        let series = self.series;
+        let (metrics, series) = self.walks.unwrap_or_else(|| {
+            let start = position.starting_cash;
+            (
+                MetricsWalk::new(start, 0),
+                series.then(|| SeriesWalk::new(0, start)),
+            )
+        });
+        (
+            metrics.finish(closed_trades, fills(position), position.fees),
+            series.map(SeriesWalk::finish),
+        )
     }
 }

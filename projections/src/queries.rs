@@ -62,10 +62,34 @@ impl PnlQuery {
 /// The indexes of `n` points kept when thinning to `max` (≥ 2): all of them when `n <= max`, else
 /// `⌊g × (n − 1) / (max − 1)⌋` for g = 0..max (the first, the last, and evenly between). The Postgres query keeps the
 /// same rows.
-pub(crate) fn thinned(n: usize, max: usize) -> impl Iterator<Item = usize> {
-    let all = n <= max;
-    let keep = move |g: usize| if all { g } else { g * (n - 1) / (max - 1) };
-    (0..if all { n } else { max }).map(keep)
+pub(crate) fn thinned(n: usize, max: usize) -> Thinned {
+    Thinned { n, max, g: 0 }
+}
+
+/// The iterator of [`thinned`] (a named type, so a walk over points that come one at a time can hold it).
+#[derive(Debug, Clone)]
+pub(crate) struct Thinned {
+    n: usize,
+    max: usize,
+    g: usize,
+}
+
+impl Iterator for Thinned {
+    type Item = usize;
+
+    fn next(&mut self) -> Option<usize> {
+        let all = self.n <= self.max;
+        if self.g >= if all { self.n } else { self.max } {
+            return None;
+        }
+        let g = self.g;
+        self.g += 1;
+        Some(if all {
+            g
+        } else {
+            g * (self.n - 1) / (self.max - 1)
+        })
+    }
 }
 
 /// Which agents a listing returns.

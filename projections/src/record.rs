@@ -9,6 +9,7 @@ use serde::Serialize;
 use strom_domain::metrics::{ClosedTrade, EquityPoint, TraderMetrics};
 use strom_domain::{AgentEvent, FillModel, RunOutcome, Side};
 
+use crate::backtests::{EquityPoint as SeriesPoint, MAX_RESULT_ROWS};
 use crate::fold::{EventAt, ProjectionError};
 use crate::ledger::{
     trader_metrics, Book, OrderRow, PnlRow, PositionRow, TradeRow, TraderMetricsWalk,
@@ -50,14 +51,18 @@ pub struct TradingRecord {
     pub fill_models: Vec<FillModel>,
 }
 
-/// What a [`Recorder`] keeps of the runs' PnL points.
+/// What a [`Recorder`] keeps of the runs' PnL points and of the orders and fills.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub enum Keep {
-    /// Every PnL point whole and the equity series: what a parity comparison needs.
+    /// Every PnL point whole, the equity series, every order, fill and position after a fill: what a parity
+    /// comparison needs.
     #[default]
     Everything,
-    /// The equity series only (a fifth of a PnL point): a backtest whose result shows it.
-    Equity,
+    /// What a stored backtest result shows ([`crate::backtests::report`]): the equity series thinned as the points
+    /// come ([`crate::backtests::SeriesWalk`]: the recorder must be told how many runs will come), the first
+    /// [`MAX_RESULT_ROWS`] orders and fills; the trader metrics walked as for [`Keep::Metrics`]. Memory that does
+    /// not grow with the runs but for the returns (8 bytes a run).
+    Report,
     /// Only what the trader metrics need: they take each point as it comes ([`TraderMetricsWalk`], 8 bytes a point
     /// kept instead of 60), and each sell fill as a closed trade; no orders, fills or positions after fills are kept
     /// (their counts are the final position row's). A long backtest that shows no rows and no series.
@@ -85,8 +90,8 @@ impl Recorder {
         Self::default()
     }
 
-    /// Keeps `keep` of the PnL points, with room for `runs` of them; before the first run (the metrics of
-    /// [`Keep::Metrics`] see only the points after it).
+    /// Keeps `keep` of the `runs` runs to come (room for them; the exact count for [`Keep::Report`]'s thinning);
+    /// before the first run (a walk sees only the points after it).
     pub fn keep(&mut self, keep: Keep, runs: usize) {
         self.keep = keep;
         match keep {
@@ -94,8 +99,8 @@ impl Recorder {
                 self.record.pnl.reserve(runs);
                 self.record.equity.reserve(runs);
             }
-            Keep::Equity => self.record.equity.reserve(runs),
-            Keep::Metrics => self.walk = TraderMetricsWalk::new(runs),
+            Keep::Report => self.walk = TraderMetricsWalk::new(runs, true),
+            Keep::Metrics => self.walk = TraderMetricsWalk::new(runs, false),
         }
     }
 
@@ -145,6 +150,9 @@ impl Recorder {
             }
             // No rows kept: the counts are the position row's.
             Traded::Placed | Traded::Rejected(_) if self.keep == Keep::Metrics => {}
+            // A result shows the first rows only.
+            Traded::Placed | Traded::Rejected(_)
+                if self.keep == Keep::Report && record.orders.len() >= MAX_RESULT_ROWS => {}
             Traded::Placed => {
                 if let Some(order) = &book.open_order {
                     self.open_order = Some(record.orders.len());
@@ -154,7 +162,10 @@ impl Recorder {
             Traded::Rejected(row) => record.orders.push(*row),
             Traded::Fill(order, filled) => {
                 self.closed_trades.extend(closed_trade(&filled));
-                record.trades.push(filled.trade(&order));
+                // A result shows the first fills (not those of its first orders only: a rejection has none).
+                if self.keep != Keep::Report || record.trades.len() < MAX_RESULT_ROWS {
+                    record.trades.push(filled.trade(&order));
+                }
                 if let Some(slot) = self
                     .open_order
                     .take()
@@ -162,14 +173,16 @@ impl Recorder {
                 {
                     *slot = *order;
                 }
-                let p = &book.position;
-                record.positions.push(PositionAfterFill {
-                    qty: p.qty,
-                    avg_price: p.avg_price,
-                    cash: p.cash,
-                    realized_pnl: p.realized_pnl,
-                    fees: p.fees,
-                });
+                if self.keep == Keep::Everything {
+                    let p = &book.position;
+                    record.positions.push(PositionAfterFill {
+                        qty: p.qty,
+                        avg_price: p.avg_price,
+                        cash: p.cash,
+                        realized_pnl: p.realized_pnl,
+                        fees: p.fees,
+                    });
+                }
             }
             Traded::Pnl(mark) => {
                 let p = &book.position;
@@ -184,8 +197,7 @@ impl Recorder {
                         record.equity.push(point);
                         record.pnl.push(p.pnl_point(mark));
                     }
-                    Keep::Equity => record.equity.push(point),
-                    Keep::Metrics => self.walk.point(p, point),
+                    Keep::Report | Keep::Metrics => self.walk.point(p, point),
                 }
             }
         }
@@ -198,10 +210,16 @@ impl Recorder {
         self.record
     }
 
-    /// The record, with the final position, and its trader metrics (specs/06 §8; `None` before the agent exists):
-    /// over the kept equity series ([`trader_metrics`], which revalues its last point in the record too) or the
-    /// walked points, and the sell fills as closed trades.
-    pub fn finish_and_metrics(self) -> (TradingRecord, Option<TraderMetrics>) {
+    /// The record, with the final position, its trader metrics (specs/06 §8; `None` before the agent exists) over
+    /// the kept equity series ([`trader_metrics`], which revalues its last point in the record too) or the walked
+    /// points, the sell fills as closed trades, and with [`Keep::Report`] the thinned series.
+    pub fn finish_and_metrics(
+        self,
+    ) -> (
+        TradingRecord,
+        Option<TraderMetrics>,
+        Option<Vec<SeriesPoint>>,
+    ) {
         let Self {
             book,
             mut record,
@@ -211,13 +229,17 @@ impl Recorder {
             ..
         } = self;
         record.position = book.map(|b| b.position);
-        let metrics = record.position.as_ref().map(|position| match keep {
-            Keep::Metrics => walk.finish(position, &closed_trades),
-            Keep::Everything | Keep::Equity => {
-                trader_metrics(position, &mut record.equity, &closed_trades)
-            }
-        });
-        (record, metrics)
+        let Some(position) = record.position.as_ref() else {
+            return (record, None, None);
+        };
+        let (metrics, series) = match keep {
+            Keep::Report | Keep::Metrics => walk.finish(position, &closed_trades),
+            Keep::Everything => (
+                trader_metrics(position, &mut record.equity, &closed_trades),
+                None,
+            ),
+        };
+        (record, Some(metrics), series)
     }
 }
 

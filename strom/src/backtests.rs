@@ -278,11 +278,12 @@ impl BacktestRunner {
             config: request.config.clone(),
             fill_model: request.fill_model.clone(),
         };
-        // Only a parity comparison needs every PnL point whole; a result needs the equity series.
+        // Only a parity comparison needs every PnL point whole; a result keeps what it shows (its series thinned as
+        // the bars go, which needs their exact count, and its first rows).
         let points = if paper.is_some() {
             Points::All
         } else {
-            Points::EquityOnly(usize::try_from(total).unwrap_or(0))
+            Points::Report(usize::try_from(total).unwrap_or(0))
         };
         let task = tokio::task::spawn_blocking({
             let (done, stop) = (Arc::clone(&done), Arc::clone(&stop));
@@ -396,7 +397,7 @@ impl BacktestRunner {
         }
     }
 
-    /// The bars of the request's source, how many there are (an estimate for a CSV: its lines), and for an
+    /// The bars of the request's source, how many there are, and for an
     /// `observations` source the paper agent's trading record to compare with.
     async fn bars(
         &self,
@@ -433,10 +434,13 @@ impl BacktestRunner {
                     .await
                     .map_err(|e| format!("cannot read the uploaded CSV: {e}"))?
                     .ok_or("the uploaded CSV is missing (backtest_inputs has no row for it)")?;
-                let lines = csv.iter().filter(|b| **b == b'\n').count() as u64;
+                // Read whole before the run (at most the upload limit): the result's series needs the exact count,
+                // and a bad row fails the backtest before any bar runs.
                 let bars = strom_sim::read_bars(std::io::Cursor::new(csv))
-                    .map(|bar| bar.map(|b| (b.ts, b.close)).map_err(|e| e.to_string()));
-                Ok((Box::new(bars), lines.max(1), None))
+                    .map(|bar| bar.map(|b| (b.ts, b.close)).map_err(|e| e.to_string()))
+                    .collect::<Result<Vec<_>, String>>()?;
+                let total = bars.len() as u64;
+                Ok((Box::new(bars.into_iter().map(Ok)), total, None))
             }
             BacktestSource::Observations { agent_id } => {
                 let events: Vec<AgentEvent> = self
@@ -462,8 +466,8 @@ impl BacktestRunner {
 enum Points {
     /// Every point whole (a parity comparison).
     All,
-    /// The equity series only, with room for this many bars.
-    EquityOnly(usize),
+    /// What the stored result shows, of exactly this many bars.
+    Report(usize),
 }
 
 /// Runs every bar on this (blocking) thread, counting them in `done` and stopping when `stop` is set.
@@ -480,8 +484,8 @@ fn drive(
     let (first_at, first_price) = first.map_err(Stopped::Failed)?;
     let fail = |e: strom_projections::backtest::BacktestError| Stopped::Failed(e.to_string());
     let mut backtester = Backtester::start(setup, first_at, ()).map_err(fail)?;
-    if let Points::EquityOnly(bars) = points {
-        backtester.keep(Keep::Equity, bars);
+    if let Points::Report(bars) = points {
+        backtester.keep(Keep::Report, bars);
     }
     backtester.bar(first_at, first_price).map_err(fail)?;
     for bar in bars {

@@ -148,7 +148,7 @@ fn the_metrics_are_those_of_the_record() {
 }
 
 #[test]
-fn the_metrics_do_not_depend_on_what_the_record_keeps() {
+fn the_metrics_and_the_report_do_not_depend_on_what_the_record_keeps() {
     let (mut ends_on_a_fill, mut rejected) = (0, 0);
     for n in 40..=80 {
         let series = bars(n);
@@ -166,43 +166,75 @@ fn the_metrics_do_not_depend_on_what_the_record_keeps() {
         let metrics = everything.metrics.clone().unwrap();
         assert!(metrics.sharpe.is_some() && metrics.max_drawdown.is_some());
         assert_eq!(everything.record.pnl.len(), series.len());
-        for keep in [Keep::Everything, Keep::Equity, Keep::Metrics] {
+        let start = everything.record.position.as_ref().unwrap().starting_cash;
+        let shown = crate::backtests::report(&everything, start, None);
+        for keep in [Keep::Everything, Keep::Report, Keep::Metrics] {
             let kept = run_keeping(Some(keep));
             assert_eq!(kept.summary, everything.summary, "{n} bars, {keep:?}");
             assert_eq!(kept.metrics, everything.metrics, "{n} bars, {keep:?}");
-            let (pnl, equity) = match keep {
-                Keep::Everything => (series.len(), series.len()),
-                Keep::Equity => (0, series.len()),
-                Keep::Metrics => (0, 0),
-            };
-            assert_eq!(
-                (kept.record.pnl.len(), kept.record.equity.len()),
-                (pnl, equity),
-                "{keep:?}"
-            );
             assert_eq!(kept.rejected_orders, everything.rejected_orders);
-            let rows = (
-                kept.record.orders.len(),
-                kept.record.trades.len(),
-                kept.record.positions.len(),
-            );
-            if keep == Keep::Metrics {
-                assert_eq!(rows, (0, 0, 0));
-            } else {
-                let all = &everything.record;
-                assert_eq!(kept.record.orders, all.orders);
-                assert_eq!(kept.record.trades, all.trades);
-                assert_eq!(kept.record.positions, all.positions);
+            let all = &everything.record;
+            match keep {
+                Keep::Everything => assert_eq!(kept.record, everything.record),
+                Keep::Report => {
+                    assert_eq!(crate::backtests::report(&kept, start, None), shown);
+                    assert_eq!(
+                        (kept.record.orders.len(), kept.record.trades.len()),
+                        (all.orders.len(), all.trades.len())
+                    );
+                    assert!(kept.record.pnl.is_empty() && kept.record.equity.is_empty());
+                }
+                Keep::Metrics => {
+                    let record = &kept.record;
+                    assert!(record.orders.is_empty() && record.trades.is_empty());
+                    assert!(record.positions.is_empty() && record.equity.is_empty());
+                }
             }
         }
-        rejected += everything.rejected_orders;
         // The last point is valued before its bar's order fills: the metrics revalue it, whichever way they ran.
         if everything.record.trades.last().map(|t| t.filled_at) == series.last().map(|b| b.0) {
             ends_on_a_fill += 1;
         }
+        rejected += everything.rejected_orders;
     }
     assert!(ends_on_a_fill > 0, "no series ended on a fill");
     assert!(rejected > 0, "no order was rejected");
+}
+
+#[test]
+fn a_report_kept_as_the_bars_go_shows_the_first_rows_and_counts_them_all() {
+    let mut long = setup();
+    long.config.risk.max_notional = dec!(1000);
+    long.config.risk.max_daily_loss = None;
+    let series: Vec<(DateTime<Utc>, Decimal)> = (1..=60_000u64)
+        .map(|i| {
+            let wave = [0, 3, 5, 4, 1, -2, -4, -3, 0, 2][(i % 10) as usize];
+            (t(i as i64 * 60_000), dec!(100) + Decimal::from(wave))
+        })
+        .collect();
+    let run_keeping = |keep: Keep| {
+        let mut backtester = Backtester::start(long.clone(), series[0].0, ()).unwrap();
+        backtester.keep(keep, series.len());
+        for &(at, price) in &series {
+            backtester.bar(at, price).unwrap();
+        }
+        backtester.finish().0
+    };
+    let (everything, report) = (run_keeping(Keep::Everything), run_keeping(Keep::Report));
+    let start = long.config.starting_cash;
+    let shown = crate::backtests::report(&everything, start, None);
+    assert!(
+        shown.orders_truncated && shown.trades_truncated,
+        "{:?}",
+        everything.summary
+    );
+    assert_eq!(shown.equity.len(), crate::backtests::MAX_SERIES_POINTS);
+    assert_eq!(crate::backtests::report(&report, start, None), shown);
+    let rows = crate::backtests::MAX_RESULT_ROWS;
+    assert_eq!(
+        (report.record.orders.len(), report.record.trades.len()),
+        (rows, rows)
+    );
 }
 
 proptest::proptest! {

@@ -1165,7 +1165,7 @@ export interface components {
         };
         BacktestProgress: {
             bars_done: number;
-            /** @description bars to run (for a CSV, its line count until the run ends) */
+            /** @description bars to run (a CSV's counted by reading it whole before the run) */
             bars_total: number;
         };
         BacktestEquityPoint: {
