@@ -181,7 +181,7 @@ pub struct BacktestResult {
     /// The equity series thinned for a stored result as the bars went (`Keep::Report`; otherwise
     /// [`crate::backtests::report`] thins `record.equity`).
     #[serde(skip)]
-    pub series: Option<Vec<crate::backtests::EquityPoint>>,
+    pub series: Option<Vec<crate::walk::EquityPoint>>,
 }
 
 impl<S: EventSink> Backtester<S> {

@@ -29,21 +29,14 @@ use crate::backtest::BacktestResult;
 use crate::fold::ProjectionError;
 use crate::page::{Page, QueryError};
 use crate::parity::Parity;
-use crate::queries::thinned;
 use crate::trading::view::{OrderView, TradeView};
+use crate::walk::{EquityPoint, SeriesWalk, MAX_RESULT_ROWS};
 
 pub use memory::MemoryBacktests;
 pub use postgres::PgBacktests;
 
 /// Checkpoint name of the projector that keeps table `backtests`.
 pub const BACKTESTS_PROJECTOR: &str = "projector:backtests";
-/// Most points of the equity/drawdown series a result keeps: a chart is at most a few thousand pixels wide, and 1000
-/// points of JSON are ~100 KB.
-pub const MAX_SERIES_POINTS: usize = 1_000;
-/// Most orders (and most trades) a result keeps, the first ones in run order: ~5 MB of JSON at most; the summary
-/// counts them all and `orders_truncated`/`trades_truncated` say when the lists stop short.
-pub const MAX_RESULT_ROWS: usize = 10_000;
-
 /// One backtest, as table `backtests` holds it (the fold of its stream).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -265,23 +258,13 @@ pub trait BacktestStore: Send + Sync {
     async fn artifacts(&self, id: &str) -> Result<Option<BacktestArtifacts>, QueryError>;
 }
 
-/// One point of a result's equity series with its drawdown from the running peak (peak starting at starting_cash).
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct EquityPoint {
-    #[serde(with = "strom_domain::time::rfc3339_millis")]
-    pub at: DateTime<Utc>,
-    pub equity: Decimal,
-    /// `(peak − equity) / peak × 100`, 4 dp (half to even); 0 at a new peak.
-    pub drawdown_pct: Decimal,
-}
-
 /// What a finished backtest produced, as stored in `backtest_results.result` and shown by GET detail.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct BacktestReport {
     pub rejected_orders: u64,
     pub max_drawdown_pct: Decimal,
     pub metrics: TraderMetrics,
-    /// Every bar's equity and drawdown, thinned to at most [`MAX_SERIES_POINTS`] (first, last, evenly between: the
+    /// Every bar's equity and drawdown, thinned to at most [`crate::walk::MAX_SERIES_POINTS`] (first, last, evenly between: the
     /// rule of `GET …/pnl?max_points`).
     pub equity: Vec<EquityPoint>,
     /// The first [`MAX_RESULT_ROWS`] orders in run order, rejections with their reason code and reason.
@@ -293,51 +276,6 @@ pub struct BacktestReport {
     /// For an `observations` source: the parity verdict against the paper agent (specs/06 §1).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub parity: Option<Parity>,
-}
-
-/// A result's equity series as its points come, oldest first: every point moves the running peak (from the
-/// starting cash), and the points [`thinned`] keeps of all `points` (first, last, evenly between) are kept with their
-/// drawdown % (a division only for those).
-pub struct SeriesWalk {
-    keep: std::iter::Peekable<crate::queries::Thinned>,
-    index: usize,
-    peak: Decimal,
-    series: Vec<EquityPoint>,
-}
-
-impl SeriesWalk {
-    /// A walk over `points` points (exactly that many must come) from `starting_cash`.
-    pub fn new(points: usize, starting_cash: Decimal) -> Self {
-        Self {
-            keep: thinned(points, MAX_SERIES_POINTS).peekable(),
-            index: 0,
-            peak: starting_cash,
-            series: Vec::with_capacity(points.min(MAX_SERIES_POINTS)),
-        }
-    }
-
-    /// The next point.
-    pub fn point(&mut self, p: &strom_domain::metrics::EquityPoint) {
-        self.peak = self.peak.max(p.equity);
-        if self.keep.next_if_eq(&self.index).is_some() {
-            let drawdown_pct = if self.peak > Decimal::ZERO {
-                crate::ledger::percent(self.peak - p.equity, self.peak, 4)
-            } else {
-                Decimal::ZERO
-            };
-            self.series.push(EquityPoint {
-                at: p.at,
-                equity: p.equity,
-                drawdown_pct,
-            });
-        }
-        self.index += 1;
-    }
-
-    /// The kept points.
-    pub fn finish(self) -> Vec<EquityPoint> {
-        self.series
-    }
 }
 
 /// The report of a finished run (`starting_cash` is the config's): the series its recorder thinned as the bars went

@@ -5,12 +5,8 @@
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
-use strom_domain::metrics::{
-    self, ClosedTrade, EquityPoint, MetricsInput, MetricsWalk, TraderMetrics,
-};
+use strom_domain::metrics::{self, ClosedTrade, EquityPoint, MetricsInput, TraderMetrics};
 use strom_domain::settle::Position;
-
-use crate::backtests::{EquityPoint as SeriesPoint, SeriesWalk};
 
 /// One order, as table `orders` holds it: placed (`accepted`, then `filled`) or `rejected` by a risk rule.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
@@ -188,7 +184,7 @@ pub fn percent(part: Decimal, whole: Decimal, dp: u32) -> Decimal {
 
 /// The trader metrics ([`strom_domain::metrics`], specs/06 §8) of an agent or backtest whose position is `position`,
 /// over its PnL points (`points`, oldest first) and closed trades: the one place both a paper agent's summary and a
-/// backtest's result get them from ([`TraderMetricsWalk`] for points not kept). A PnL point is valued when its run is
+/// backtest's result get them from ([`crate::walk::TraderMetricsWalk`] for points not kept). A PnL point is valued when its run is
 /// recorded, before an order that run placed fills; the last point is therefore revalued (in `points` too) as the
 /// position stands now, after every fill, so `total_return_pct` is the position's own return.
 pub fn trader_metrics(
@@ -209,89 +205,11 @@ pub fn trader_metrics(
 }
 
 /// The last PnL point as the position stands now (see [`trader_metrics`]).
-fn revalue_last(position: &PositionRow, last: &mut EquityPoint) {
+pub(crate) fn revalue_last(position: &PositionRow, last: &mut EquityPoint) {
     last.equity = position.equity;
     last.position_qty = position.qty;
 }
 
-fn fills(position: &PositionRow) -> u64 {
+pub(crate) fn fills(position: &PositionRow) -> u64 {
     u64::try_from(position.trades).unwrap_or(0)
-}
-
-/// [`trader_metrics`] over PnL points handed over one at a time and not kept (a long backtest): each point goes
-/// through the metrics' walk (and a result's thinned series, [`SeriesWalk`], when asked for) once the next one comes,
-/// the last one revalued at the end.
-#[derive(Default)]
-pub struct TraderMetricsWalk {
-    /// Made at the second point, when the first joins it: by then the starting cash is the agent's for good (it
-    /// changes only before the first run).
-    walks: Option<(MetricsWalk, Option<SeriesWalk>)>,
-    /// The latest point, not walked yet: it may be the last.
-    pending: Option<EquityPoint>,
-    /// Points expected.
-    points: usize,
-    /// Whether to make the thinned series too.
-    series: bool,
-}
-
-impl TraderMetricsWalk {
-    /// A walk of `points` points (the returns' room; the series' thinning, when `series`, needs exactly that many).
-    pub fn new(points: usize, series: bool) -> Self {
-        Self {
-            walks: None,
-            pending: None,
-            points,
-            series,
-        }
-    }
-
-    /// The next PnL point of the agent or backtest whose position is now `position`.
-    pub fn point(&mut self, position: &PositionRow, point: EquityPoint) {
-        if let Some(previous) = self.pending.replace(point) {
-            let (metrics, series) = self.walks(position);
-            metrics.point(&previous);
-            if let Some(series) = series {
-                series.point(&previous);
-            }
-        }
-    }
-
-    fn walks(&mut self, position: &PositionRow) -> &mut (MetricsWalk, Option<SeriesWalk>) {
-        let (points, series, start) = (self.points, self.series, position.starting_cash);
-        self.walks.get_or_insert_with(|| {
-            (
-                MetricsWalk::new(start, points),
-                series.then(|| SeriesWalk::new(points, start)),
-            )
-        })
-    }
-
-    /// The metrics, as [`trader_metrics`] gives them over the same points and trades, and the thinned series when
-    /// asked for.
-    pub fn finish(
-        mut self,
-        position: &PositionRow,
-        closed_trades: &[ClosedTrade],
-    ) -> (TraderMetrics, Option<Vec<SeriesPoint>>) {
-        if let Some(mut last) = self.pending.take() {
-            revalue_last(position, &mut last);
-            let (metrics, series) = self.walks(position);
-            metrics.point(&last);
-            if let Some(series) = series {
-                series.point(&last);
-            }
-        }
-        let series = self.series;
-        let (metrics, series) = self.walks.unwrap_or_else(|| {
-            let start = position.starting_cash;
-            (
-                MetricsWalk::new(start, 0),
-                series.then(|| SeriesWalk::new(0, start)),
-            )
-        });
-        (
-            metrics.finish(closed_trades, fills(position), position.fees),
-            series.map(SeriesWalk::finish),
-        )
-    }
 }

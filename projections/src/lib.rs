@@ -29,6 +29,7 @@ pub mod runner;
 pub mod sink;
 pub mod trading;
 pub mod view;
+pub mod walk;
 
 pub use fold::{AgentFold, Folded, ProjectionError, AGENTS_PROJECTOR};
 pub use ledger::{Book, OrderRow, PnlRow, PositionRow, TradeRow};

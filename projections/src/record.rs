@@ -9,12 +9,10 @@ use serde::Serialize;
 use strom_domain::metrics::{ClosedTrade, EquityPoint, TraderMetrics};
 use strom_domain::{AgentEvent, FillModel, RunOutcome, Side};
 
-use crate::backtests::{EquityPoint as SeriesPoint, MAX_RESULT_ROWS};
 use crate::fold::{EventAt, ProjectionError};
-use crate::ledger::{
-    trader_metrics, Book, OrderRow, PnlRow, PositionRow, TradeRow, TraderMetricsWalk,
-};
+use crate::ledger::{trader_metrics, Book, OrderRow, PnlRow, PositionRow, TradeRow};
 use crate::trading::{apply_to_book, created, Filled, Traded};
+use crate::walk::{EquityPoint as SeriesPoint, TraderMetricsWalk, MAX_RESULT_ROWS};
 
 /// A position right after one fill: the fields of specs/06 §1 (3).
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -59,7 +57,7 @@ pub enum Keep {
     #[default]
     Everything,
     /// What a stored backtest result shows ([`crate::backtests::report`]): the equity series thinned as the points
-    /// come ([`crate::backtests::SeriesWalk`]: the recorder must be told how many runs will come), the first
+    /// come ([`crate::walk::SeriesWalk`]: the recorder must be told how many runs will come), the first
     /// [`MAX_RESULT_ROWS`] orders and fills; the trader metrics walked as for [`Keep::Metrics`]. Memory that does
     /// not grow with the runs but for the returns (8 bytes a run).
     Report,

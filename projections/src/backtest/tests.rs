@@ -228,9 +228,9 @@ fn a_report_kept_as_the_bars_go_shows_the_first_rows_and_counts_them_all() {
         "{:?}",
         everything.summary
     );
-    assert_eq!(shown.equity.len(), crate::backtests::MAX_SERIES_POINTS);
+    assert_eq!(shown.equity.len(), crate::walk::MAX_SERIES_POINTS);
     assert_eq!(crate::backtests::report(&report, start, None), shown);
-    let rows = crate::backtests::MAX_RESULT_ROWS;
+    let rows = crate::walk::MAX_RESULT_ROWS;
     assert_eq!(
         (report.record.orders.len(), report.record.trades.len()),
         (rows, rows)

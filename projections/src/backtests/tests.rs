@@ -1,6 +1,8 @@
 //! The backtests module's pure parts: the result report's thinning and drawdown, the fold of a stream.
 
 use super::*;
+use crate::queries::thinned;
+use crate::walk::MAX_SERIES_POINTS;
 
 #[test]
 fn thinning_keeps_first_last_and_at_most_the_cap() {
