@@ -264,8 +264,8 @@ pub struct BacktestReport {
     pub rejected_orders: u64,
     pub max_drawdown_pct: Decimal,
     pub metrics: TraderMetrics,
-    /// Every bar's equity and drawdown, thinned to at most [`crate::walk::MAX_SERIES_POINTS`] (first, last, evenly between: the
-    /// rule of `GET …/pnl?max_points`).
+    /// Every bar's equity and drawdown, thinned to at most [`crate::walk::MAX_SERIES_POINTS`] (first, last, evenly
+    /// between: the rule of `GET …/pnl?max_points`).
     pub equity: Vec<EquityPoint>,
     /// The first [`MAX_RESULT_ROWS`] orders in run order, rejections with their reason code and reason.
     pub orders: Vec<OrderView>,

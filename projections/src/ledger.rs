@@ -184,9 +184,9 @@ pub fn percent(part: Decimal, whole: Decimal, dp: u32) -> Decimal {
 
 /// The trader metrics ([`strom_domain::metrics`], specs/06 §8) of an agent or backtest whose position is `position`,
 /// over its PnL points (`points`, oldest first) and closed trades: the one place both a paper agent's summary and a
-/// backtest's result get them from ([`crate::walk::TraderMetricsWalk`] for points not kept). A PnL point is valued when its run is
-/// recorded, before an order that run placed fills; the last point is therefore revalued (in `points` too) as the
-/// position stands now, after every fill, so `total_return_pct` is the position's own return.
+/// backtest's result get them from ([`crate::walk::TraderMetricsWalk`] for points not kept). A PnL point is valued
+/// when its run is recorded, before an order that run placed fills; the last point is therefore revalued (in `points`
+/// too) as the position stands now, after every fill, so `total_return_pct` is the position's own return.
 pub fn trader_metrics(
     position: &PositionRow,
     points: &mut [EquityPoint],

@@ -72,9 +72,9 @@ impl SeriesWalk {
     }
 }
 
-/// [`crate::ledger::trader_metrics`] over PnL points handed over one at a time and not kept (a long backtest): each point goes
-/// through the metrics' walk (and a result's thinned series, [`SeriesWalk`], when asked for) once the next one comes,
-/// the last one revalued at the end.
+/// [`crate::ledger::trader_metrics`] over PnL points handed over one at a time and not kept (a long backtest): each
+/// point goes through the metrics' walk (and a result's thinned series, [`SeriesWalk`], when asked for) once the next
+/// one comes, the last one revalued at the end.
 #[derive(Default)]
 pub struct TraderMetricsWalk {
     /// Made at the second point, when the first joins it: by then the starting cash is the agent's for good (it
@@ -102,26 +102,27 @@ impl TraderMetricsWalk {
     /// The next PnL point of the agent or backtest whose position is now `position`.
     pub fn point(&mut self, position: &PositionRow, point: metrics::EquityPoint) {
         if let Some(previous) = self.pending.replace(point) {
-            let (metrics, series) = self.walks(position);
-            metrics.point(&previous);
-            if let Some(series) = series {
-                series.point(&previous);
-            }
+            self.walk(position, &previous);
         }
     }
 
-    fn walks(&mut self, position: &PositionRow) -> &mut (MetricsWalk, Option<SeriesWalk>) {
+    /// Takes `point` through the walks, made at the first.
+    fn walk(&mut self, position: &PositionRow, point: &metrics::EquityPoint) {
         let (points, series, start) = (self.points, self.series, position.starting_cash);
-        self.walks.get_or_insert_with(|| {
+        let (metrics, series) = self.walks.get_or_insert_with(|| {
             (
                 MetricsWalk::new(start, points),
                 series.then(|| SeriesWalk::new(points, start)),
             )
-        })
+        });
+        metrics.point(point);
+        if let Some(series) = series {
+            series.point(point);
+        }
     }
 
-    /// The metrics, as [`crate::ledger::trader_metrics`] gives them over the same points and trades, and the thinned series when
-    /// asked for.
+    /// The metrics, as [`crate::ledger::trader_metrics`] gives them over the same points and trades, and the thinned
+    /// series when asked for.
     pub fn finish(
         mut self,
         position: &PositionRow,
@@ -129,11 +130,7 @@ impl TraderMetricsWalk {
     ) -> (TraderMetrics, Option<Vec<EquityPoint>>) {
         if let Some(mut last) = self.pending.take() {
             revalue_last(position, &mut last);
-            let (metrics, series) = self.walks(position);
-            metrics.point(&last);
-            if let Some(series) = series {
-                series.point(&last);
-            }
+            self.walk(position, &last);
         }
         let series = self.series;
         let (metrics, series) = self.walks.unwrap_or_else(|| {
