@@ -76,7 +76,7 @@ pub struct Recorder {
     open_order: Option<usize>,
     runs: u64,
     keep: Keep,
-    /// The metrics as the points come, with [`Keep::Metrics`].
+    /// The metrics (and with [`Keep::Report`] the thinned series) as the points come, unless everything is kept.
     walk: TraderMetricsWalk,
     /// Each sell fill as a closed trade, for the metrics.
     closed_trades: Vec<ClosedTrade>,
@@ -143,14 +143,11 @@ impl Recorder {
         let record = &mut self.record;
         match traded {
             Traded::Nothing | Traded::Book => {}
-            Traded::Fill(_, filled) if self.keep == Keep::Metrics => {
-                self.closed_trades.extend(closed_trade(&filled));
-            }
-            // No rows kept: the counts are the position row's.
-            Traded::Placed | Traded::Rejected(_) if self.keep == Keep::Metrics => {}
-            // A result shows the first rows only.
+            // An order row past what is kept: none with `Metrics` (the counts are the position row's), the first
+            // rows only with `Report`.
             Traded::Placed | Traded::Rejected(_)
-                if self.keep == Keep::Report && record.orders.len() >= MAX_RESULT_ROWS => {}
+                if self.keep == Keep::Metrics
+                    || (self.keep == Keep::Report && record.orders.len() >= MAX_RESULT_ROWS) => {}
             Traded::Placed => {
                 if let Some(order) = &book.open_order {
                     self.open_order = Some(record.orders.len());
@@ -160,8 +157,11 @@ impl Recorder {
             Traded::Rejected(row) => record.orders.push(*row),
             Traded::Fill(order, filled) => {
                 self.closed_trades.extend(closed_trade(&filled));
+                if self.keep == Keep::Metrics {
+                    return Ok(());
+                }
                 // A result shows the first fills (not those of its first orders only: a rejection has none).
-                if self.keep != Keep::Report || record.trades.len() < MAX_RESULT_ROWS {
+                if self.keep == Keep::Everything || record.trades.len() < MAX_RESULT_ROWS {
                     record.trades.push(filled.trade(&order));
                 }
                 if let Some(slot) = self

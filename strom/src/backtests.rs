@@ -280,14 +280,15 @@ impl BacktestRunner {
         };
         // Only a parity comparison needs every PnL point whole; a result keeps what it shows (its series thinned as
         // the bars go, which needs their exact count, and its first rows).
-        let points = if paper.is_some() {
-            Points::All
+        let keep = if paper.is_some() {
+            Keep::Everything
         } else {
-            Points::Report(usize::try_from(total).unwrap_or(0))
+            Keep::Report
         };
+        let bars_total = usize::try_from(total).unwrap_or(0);
         let task = tokio::task::spawn_blocking({
             let (done, stop) = (Arc::clone(&done), Arc::clone(&stop));
-            move || drive(setup, bars, points, &done, &stop)
+            move || drive(setup, bars, (keep, bars_total), &done, &stop)
         });
         tokio::pin!(task);
         let mut ended = None;
@@ -462,19 +463,11 @@ impl BacktestRunner {
     }
 }
 
-/// What a run keeps of its PnL points.
-enum Points {
-    /// Every point whole (a parity comparison).
-    All,
-    /// What the stored result shows, of exactly this many bars.
-    Report(usize),
-}
-
 /// Runs every bar on this (blocking) thread, counting them in `done` and stopping when `stop` is set.
 fn drive(
     setup: BacktestSetup,
     mut bars: Bars,
-    points: Points,
+    (keep, total): (Keep, usize),
     done: &AtomicU64,
     stop: &AtomicBool,
 ) -> Result<BacktestResult, Stopped> {
@@ -484,9 +477,7 @@ fn drive(
     let (first_at, first_price) = first.map_err(Stopped::Failed)?;
     let fail = |e: strom_projections::backtest::BacktestError| Stopped::Failed(e.to_string());
     let mut backtester = Backtester::start(setup, first_at, ()).map_err(fail)?;
-    if let Points::Report(bars) = points {
-        backtester.keep(Keep::Report, bars);
-    }
+    backtester.keep(keep, total);
     backtester.bar(first_at, first_price).map_err(fail)?;
     for bar in bars {
         let (at, price) = bar.map_err(Stopped::Failed)?;
