@@ -27,12 +27,20 @@ impl FillModel {
     /// # Errors
     /// A [`ValidationError`] on `fill_model.slippage_bps` / `fill_model.fee_bps` outside [0, 10000):
     /// 100 % slippage would fill a sell at zero.
+    #[inline]
     pub fn validate(&self) -> Result<(), ValidationError> {
+        // No fees, no slippage: the common case, with nothing to compare.
+        if self.slippage_bps.is_zero() && self.fee_bps.is_zero() {
+            return Ok(());
+        }
+        self.validate_rates()
+    }
+
+    fn validate_rates(&self) -> Result<(), ValidationError> {
         for (field, value) in [
             ("fill_model.slippage_bps", self.slippage_bps),
             ("fill_model.fee_bps", self.fee_bps),
         ] {
-            // Zero (no fees, no slippage) is the common case: no comparison to make.
             if !value.is_zero() && (value.is_sign_negative() || value >= BPS_PER_UNIT) {
                 return Err(ValidationError::new(
                     field,

@@ -408,10 +408,20 @@ impl DrawdownWalk {
         self.below = true;
         let fall = self.peak.checked_sub(p.equity);
         self.money = self.money.zip(fall).map(|(m, f)| crate::decimal::max(m, f));
-        self.largest = self
-            .largest
-            .zip(fall)
-            .and_then(|(largest, fall)| larger_fall(largest, (fall, self.peak)));
+        self.largest = match (self.largest, fall) {
+            // Below the same peak as the largest fall (bit for bit, as most points are): the larger fall is the
+            // larger % (the first on a tie), with no product to make.
+            (Some((largest, peak)), Some(fall)) if same(peak, self.peak) => {
+                Some(if crate::decimal::gt(fall, largest) {
+                    (fall, peak)
+                } else {
+                    (largest, peak)
+                })
+            }
+            (largest, fall) => largest
+                .zip(fall)
+                .and_then(|(largest, fall)| larger_fall(largest, (fall, self.peak))),
+        };
     }
 
     fn finish(mut self, last_at: DateTime<Utc>) -> Drawdown {

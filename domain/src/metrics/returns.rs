@@ -13,15 +13,34 @@ use rust_decimal::Decimal;
 
 use super::is_positive;
 
+/// `10^k` correctly rounded, for every `Decimal` scale `k`.
+const POW10: [f64; 29] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
+    1e17, 1e18, 1e19, 1e20, 1e21, 1e22, 1e23, 1e24, 1e25, 1e26, 1e27, 1e28,
+];
+
 /// `d` in binary floating point: its integer mantissa, correctly rounded to `f64`, over `10^scale` (exact up to
 /// scale 22, correctly rounded above). Written here rather than `Decimal::to_f64`, whose u128 division and
 /// re-rounding per call cost more than the statistics it feeds.
 pub(super) fn to_f64(d: Decimal) -> f64 {
-    const POW10: [f64; 29] = [
-        1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
-        1e17, 1e18, 1e19, 1e20, 1e21, 1e22, 1e23, 1e24, 1e25, 1e26, 1e27, 1e28,
-    ];
-    d.mantissa() as f64 / POW10[d.scale() as usize]
+    // The mantissa's 96 bits, little-endian after the flags. Every mantissa of ordinary money fits its low 64 bits,
+    // whose conversion is an instruction where an `i128`'s is a library call (and LLVM turns a conversion through
+    // `i64` of a known-small `i128` back into the library call); both round correctly to nearest, so the value is
+    // the same.
+    let bytes = d.serialize();
+    let [_, _, _, _, l0, l1, l2, l3, m0, m1, m2, m3, h0, h1, h2, h3] = bytes;
+    let magnitude = if [h0, h1, h2, h3] == [0; 4] {
+        u64::from_le_bytes([l0, l1, l2, l3, m0, m1, m2, m3]) as f64
+    } else {
+        d.mantissa().unsigned_abs() as f64
+    };
+    // A negative zero converts to +0, as its `i128` mantissa 0 would.
+    let signed = if d.is_sign_negative() && magnitude != 0.0 {
+        -magnitude
+    } else {
+        magnitude
+    };
+    signed / POW10[d.scale() as usize]
 }
 
 /// A finite `f64` result as a `Decimal` (to be rounded); `None` for NaN, ±∞ or beyond `Decimal`'s range.
@@ -132,5 +151,29 @@ impl Returns {
         let ss: f64 = self.values.iter().map(|r| r.min(0.0) * r.min(0.0)).sum();
         let deviation = (ss / n as f64).sqrt();
         from_f64(mean / deviation * to_f64(per_year).sqrt())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        /// The conversion through the low 64 bits is the `i128` mantissa's, bit for bit (negative zero included).
+        #[test]
+        fn to_f64_is_the_mantissa_over_the_power_of_ten(
+            mantissa in prop_oneof![-(1i128 << 96) + 1..(1i128 << 96), -(1i128 << 64)..(1i128 << 64), Just(0i128)],
+            scale in 0u32..=28,
+            negative_zero in any::<bool>(),
+        ) {
+            let mut d = Decimal::from_i128_with_scale(mantissa, scale);
+            if mantissa == 0 && negative_zero {
+                d.set_sign_negative(true);
+            }
+            let expected = d.mantissa() as f64 / POW10[scale as usize];
+            prop_assert_eq!(to_f64(d).to_bits(), expected.to_bits(), "{}", d);
+        }
     }
 }
