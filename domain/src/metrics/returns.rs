@@ -55,16 +55,28 @@ fn from_f64(x: f64) -> Option<Decimal> {
 /// each as `f64(e_i − e_(i−1)) / f64(e_(i−1))` with the difference exact (a return of exactly 0 stays 0).
 pub(super) struct Returns {
     values: Vec<f64>,
+    /// `Σr` and `Σ min(r, 0)²`, added as the returns came, in their order: the very sums `Iterator::sum` makes
+    /// over `values` (which the Sharpe's deviations still take, around the mean).
+    sum: f64,
+    downside_ss: f64,
     /// Every return is the same (exactly): no deviation, whatever the rounding of their mean.
     all_equal: bool,
     /// Some return is negative (exactly: the sign of an exact difference).
     any_negative: bool,
 }
 
+/// `Iterator::sum`'s neutral element for `f64` (the sum of nothing), which its sums start from.
+fn empty_sum() -> f64 {
+    std::iter::empty::<f64>().sum()
+}
+
 /// [`Returns`] as the points go by.
 pub(super) struct ReturnsWalk {
     /// `None` once a base was ≤ 0 or a difference overflowed: no returns then.
     values: Option<Vec<f64>>,
+    sum: f64,
+    downside_ss: f64,
+    all_equal: bool,
     base: Decimal,
     base_f64: f64,
     /// `base > 0`; the returns end at the next point otherwise.
@@ -76,6 +88,9 @@ impl ReturnsWalk {
     pub(super) fn new(start: Decimal, points: usize) -> Self {
         Self {
             values: is_positive(start).then(|| Vec::with_capacity(points)),
+            sum: empty_sum(),
+            downside_ss: empty_sum(),
+            all_equal: true,
             base: start,
             base_f64: to_f64(start),
             base_positive: true,
@@ -101,22 +116,29 @@ impl ReturnsWalk {
             self.values = None;
             return;
         };
-        if difference.is_zero() {
-            values.push(0.0);
-            return;
+        let r = if difference.is_zero() {
+            0.0
+        } else {
+            self.any_negative |= difference.is_sign_negative();
+            let r = to_f64(difference) / self.base_f64;
+            (self.base, self.base_f64) = (equity, to_f64(equity));
+            self.base_positive = is_positive(equity);
+            r
+        };
+        if let Some(&previous) = values.last() {
+            self.all_equal &= previous == r;
         }
-        self.any_negative |= difference.is_sign_negative();
-        values.push(to_f64(difference) / self.base_f64);
-        (self.base, self.base_f64) = (equity, to_f64(equity));
-        self.base_positive = is_positive(equity);
+        values.push(r);
+        self.sum += r;
+        self.downside_ss += r.min(0.0) * r.min(0.0);
     }
 
     pub(super) fn finish(self) -> Option<Returns> {
-        let values = self.values?;
-        let all_equal = values.windows(2).all(|w| w[0] == w[1]);
         Some(Returns {
-            values,
-            all_equal,
+            values: self.values?,
+            sum: self.sum,
+            downside_ss: self.downside_ss,
+            all_equal: self.all_equal,
             any_negative: self.any_negative,
         })
     }
@@ -125,8 +147,7 @@ impl ReturnsWalk {
 impl Returns {
     /// `Σr / n`; `None` for no returns.
     fn mean(&self) -> Option<f64> {
-        (!self.values.is_empty())
-            .then(|| self.values.iter().sum::<f64>() / self.values.len() as f64)
+        (!self.values.is_empty()).then(|| self.sum / self.values.len() as f64)
     }
 
     /// `mean(r) / sample_stdev(r) × √periods_per_year`; `None` under 2 returns or when they are all equal.
@@ -148,8 +169,7 @@ impl Returns {
             return None;
         }
         let mean = self.mean()?;
-        let ss: f64 = self.values.iter().map(|r| r.min(0.0) * r.min(0.0)).sum();
-        let deviation = (ss / n as f64).sqrt();
+        let deviation = (self.downside_ss / n as f64).sqrt();
         from_f64(mean / deviation * to_f64(per_year).sqrt())
     }
 }
@@ -161,6 +181,26 @@ mod tests {
     use super::*;
 
     proptest! {
+        /// The sums made as the returns come are those `Iterator::sum` makes over them, bit for bit, and
+        /// `all_equal` is that of every neighbouring pair.
+        #[test]
+        fn the_walked_sums_are_the_iterator_sums(
+            equities in prop::collection::vec(prop_oneof![Just(0i64), 1i64..1_000_000_000], 1..200),
+        ) {
+            let mut walk = ReturnsWalk::new(Decimal::new(500_000_000, 2), equities.len());
+            for (i, &cents) in equities.iter().enumerate() {
+                // A 0 repeats the equity before (a flat point).
+                let cents = if cents == 0 { equities[..i].iter().rev().find(|&&c| c != 0).copied().unwrap_or(500_000_000) } else { cents };
+                walk.point(Decimal::new(cents, 2), equities[i] == 0);
+            }
+            let returns = walk.finish().expect("every base is positive");
+            let sum: f64 = returns.values.iter().sum();
+            let downside: f64 = returns.values.iter().map(|r| r.min(0.0) * r.min(0.0)).sum();
+            prop_assert_eq!(returns.sum.to_bits(), sum.to_bits());
+            prop_assert_eq!(returns.downside_ss.to_bits(), downside.to_bits());
+            prop_assert_eq!(returns.all_equal, returns.values.windows(2).all(|w| w[0] == w[1]));
+        }
+
         /// The conversion through the low 64 bits is the `i128` mantissa's, bit for bit (negative zero included).
         #[test]
         fn to_f64_is_the_mantissa_over_the_power_of_ten(
