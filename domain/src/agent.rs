@@ -665,7 +665,7 @@ impl Agent {
         };
         let completed_at = to_millis(completed_at);
         let mut step = None;
-        let (outcome, order) = match self.book.open_order() {
+        let (outcome, ticket) = match self.book.open_order() {
             Some(open) => (
                 RunOutcome::Skipped {
                     order_id: open.order_id.clone(),
@@ -687,12 +687,13 @@ impl Agent {
                         qty,
                         order_id: order.order_id.clone(),
                     };
-                    let decided = self.decide_order(profile, order, scheduled_at, completed_at)?;
-                    (outcome, Some(decided))
+                    (outcome, Some(order))
                 }
             },
         };
-        let run = AgentEvent::AgentRunRecorded {
+        // Each event is written straight into `events` (an event is 240 bytes: a temporary would be copied again).
+        let first = events.len();
+        events.push(AgentEvent::AgentRunRecorded {
             session,
             tick_no,
             scheduled_at: to_millis(scheduled_at),
@@ -701,9 +702,16 @@ impl Agent {
             observation,
             outcome,
             correlation_id,
-        };
-        events.push(run);
-        events.extend(order);
+        });
+        if let Some(order) = ticket {
+            match self.decide_order(profile, order, scheduled_at, completed_at) {
+                Ok(order) => events.push(order),
+                Err(e) => {
+                    events.truncate(first);
+                    return Err(e);
+                }
+            }
+        }
         Ok(step)
     }
 
