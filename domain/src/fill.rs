@@ -88,15 +88,29 @@ pub fn market_order(
         Side::Sell => BPS_PER_UNIT.checked_sub(model.slippage_bps),
     }
     .ok_or(FillOverflow)?;
-    let price = observed_price
-        .checked_mul(factor)
-        .and_then(|p| p.checked_div(BPS_PER_UNIT))
-        .ok_or(FillOverflow)?;
-    let fee = price
-        .checked_mul(qty)
-        .and_then(|n| n.checked_mul(model.fee_bps))
-        .and_then(|f| f.checked_div(BPS_PER_UNIT))
-        .ok_or(FillOverflow)?;
+    // No slippage (the factor is 10000 itself) and an observed price whose mantissa times 10⁴ fits 96 bits: the
+    // product is exact and so is its division by 10000, which gives the observed price back; normalized, any
+    // representation of a value is the same. This spares two of the three 96-bit divisions of every order.
+    let price = if factor.serialize() == BPS_PER_UNIT.serialize()
+        && observed_price.mantissa().unsigned_abs() < EXACT_TIMES_BPS
+    {
+        observed_price
+    } else {
+        observed_price
+            .checked_mul(factor)
+            .and_then(|p| p.checked_div(BPS_PER_UNIT))
+            .ok_or(FillOverflow)?
+    };
+    let notional = price.checked_mul(qty).ok_or(FillOverflow)?;
+    // No fee: `notional × 0 / 10000` is a zero, which normalizes to 0 (scale 0, positive).
+    let fee = if model.fee_bps.is_zero() {
+        Decimal::ZERO
+    } else {
+        notional
+            .checked_mul(model.fee_bps)
+            .and_then(|f| f.checked_div(BPS_PER_UNIT))
+            .ok_or(FillOverflow)?
+    };
     Ok(Fill {
         side,
         qty,
@@ -104,6 +118,9 @@ pub fn market_order(
         fee: fee.normalize(),
     })
 }
+
+/// Mantissas below this times 10⁴ (`BPS_PER_UNIT`) still fit a `Decimal`'s 96 bits.
+const EXACT_TIMES_BPS: u128 = (1 << 96) / 10_000;
 
 #[cfg(test)]
 mod tests {
@@ -204,5 +221,68 @@ mod tests {
         let m: FillModel =
             serde_json::from_str(r#"{"slippage_bps": "0", "fee_bps": "7.5"}"#).unwrap();
         assert_eq!(m, model(dec!(0), dec!(7.5)));
+    }
+
+    /// The general formula the fast paths of [`market_order`] must agree with, bit for bit.
+    fn market_order_by_the_formula(
+        model: &FillModel,
+        side: Side,
+        qty: Decimal,
+        observed_price: Decimal,
+    ) -> Result<Fill, FillOverflow> {
+        let factor = match side {
+            Side::Buy => BPS_PER_UNIT.checked_add(model.slippage_bps),
+            Side::Sell => BPS_PER_UNIT.checked_sub(model.slippage_bps),
+        }
+        .ok_or(FillOverflow)?;
+        let price = observed_price
+            .checked_mul(factor)
+            .and_then(|p| p.checked_div(BPS_PER_UNIT))
+            .ok_or(FillOverflow)?;
+        let fee = price
+            .checked_mul(qty)
+            .and_then(|n| n.checked_mul(model.fee_bps))
+            .and_then(|f| f.checked_div(BPS_PER_UNIT))
+            .ok_or(FillOverflow)?;
+        Ok(Fill {
+            side,
+            qty,
+            price: price.normalize(),
+            fee: fee.normalize(),
+        })
+    }
+
+    fn bits(fill: &Result<Fill, FillOverflow>) -> Option<([u8; 16], [u8; 16], [u8; 16])> {
+        fill.as_ref()
+            .ok()
+            .map(|f| (f.qty.serialize(), f.price.serialize(), f.fee.serialize()))
+    }
+
+    fn any_decimal() -> impl proptest::strategy::Strategy<Value = Decimal> {
+        use proptest::prelude::*;
+        prop_oneof![
+            (0i64..10_000_000_000, 0u32..=10).prop_map(|(m, s)| Decimal::new(m, s)),
+            (0i128..(1i128 << 96), 0u32..=28)
+                .prop_map(|(m, s)| Decimal::from_i128_with_scale(m, s)),
+        ]
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_fast_paths_fill_as_the_formula(
+            slippage in proptest::prop_oneof![proptest::strategy::Just(0i64), 0i64..10_000],
+            slippage_scale in 0u32..=3,
+            fee in proptest::prop_oneof![proptest::strategy::Just(0i64), 0i64..10_000],
+            fee_scale in 0u32..=3,
+            buy in proptest::bool::ANY,
+            qty in any_decimal(),
+            price in any_decimal(),
+        ) {
+            let model = model(Decimal::new(slippage, slippage_scale), Decimal::new(fee, fee_scale));
+            let side = if buy { Side::Buy } else { Side::Sell };
+            let fast = market_order(&model, side, qty, price);
+            let formula = market_order_by_the_formula(&model, side, qty, price);
+            proptest::prop_assert_eq!(bits(&fast), bits(&formula), "{:?} vs {:?}", fast, formula);
+        }
     }
 }

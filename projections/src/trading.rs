@@ -496,7 +496,9 @@ fn apply_to(
                 }
             }
             position.updated_at = *filled_at;
-            order.status = "filled".to_owned();
+            // "accepted" → "filled" in the row's own buffer (no allocation per fill).
+            order.status.clear();
+            order.status.push_str("filled");
             order.fill_price = Some(*price);
             order.fill_qty = Some(*qty);
             order.fee = Some(z(*fee));
