@@ -188,10 +188,14 @@ mod tests {
             equities in prop::collection::vec(prop_oneof![Just(0i64), 1i64..1_000_000_000], 1..200),
         ) {
             let mut walk = ReturnsWalk::new(Decimal::new(500_000_000, 2), equities.len());
-            for (i, &cents) in equities.iter().enumerate() {
+            let mut equity = 500_000_000;
+            for &cents in &equities {
                 // A 0 repeats the equity before (a flat point).
-                let cents = if cents == 0 { equities[..i].iter().rev().find(|&&c| c != 0).copied().unwrap_or(500_000_000) } else { cents };
-                walk.point(Decimal::new(cents, 2), equities[i] == 0);
+                let repeat = cents == 0;
+                if !repeat {
+                    equity = cents;
+                }
+                walk.point(Decimal::new(equity, 2), repeat);
             }
             let returns = walk.finish().expect("every base is positive");
             let sum: f64 = returns.values.iter().sum();
