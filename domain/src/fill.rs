@@ -83,11 +83,7 @@ pub fn market_order(
     qty: Decimal,
     observed_price: Decimal,
 ) -> Result<Fill, FillOverflow> {
-    let factor = match side {
-        Side::Buy => BPS_PER_UNIT.checked_add(model.slippage_bps),
-        Side::Sell => BPS_PER_UNIT.checked_sub(model.slippage_bps),
-    }
-    .ok_or(FillOverflow)?;
+    let factor = slipped(model, side)?;
     // No slippage (the factor is 10000 itself) and an observed price whose mantissa times 10⁴ fits 96 bits: the
     // product is exact and so is its division by 10000, which gives the observed price back; normalized, any
     // representation of a value is the same. This spares two of the three 96-bit divisions of every order.
@@ -117,6 +113,15 @@ pub fn market_order(
         price: price.normalize(),
         fee: fee.normalize(),
     })
+}
+
+/// `10000 ± slippage_bps`: what `side` pays (buy) or receives (sell) per 10000 of the observed price.
+fn slipped(model: &FillModel, side: Side) -> Result<Decimal, FillOverflow> {
+    match side {
+        Side::Buy => BPS_PER_UNIT.checked_add(model.slippage_bps),
+        Side::Sell => BPS_PER_UNIT.checked_sub(model.slippage_bps),
+    }
+    .ok_or(FillOverflow)
 }
 
 /// Mantissas below this times 10⁴ (`BPS_PER_UNIT`) still fit a `Decimal`'s 96 bits.
@@ -230,11 +235,7 @@ mod tests {
         qty: Decimal,
         observed_price: Decimal,
     ) -> Result<Fill, FillOverflow> {
-        let factor = match side {
-            Side::Buy => BPS_PER_UNIT.checked_add(model.slippage_bps),
-            Side::Sell => BPS_PER_UNIT.checked_sub(model.slippage_bps),
-        }
-        .ok_or(FillOverflow)?;
+        let factor = slipped(model, side)?;
         let price = observed_price
             .checked_mul(factor)
             .and_then(|p| p.checked_div(BPS_PER_UNIT))
