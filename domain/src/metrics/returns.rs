@@ -59,7 +59,7 @@ pub(super) struct Returns {
     /// over `values` (which the Sharpe's deviations still take, around the mean).
     sum: f64,
     downside_ss: f64,
-    /// Every return is the same (exactly): no deviation, whatever the rounding of their mean.
+    /// Every `f64` return is the same: no deviation (exactly 0), whatever the rounding of their mean.
     all_equal: bool,
     /// Some return is negative (exactly: the sign of an exact difference).
     any_negative: bool,
