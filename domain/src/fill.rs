@@ -83,17 +83,16 @@ pub fn market_order(
     qty: Decimal,
     observed_price: Decimal,
 ) -> Result<Fill, FillOverflow> {
-    let factor = slipped(model, side)?;
-    // No slippage (the factor is 10000 itself) and an observed price whose mantissa times 10⁴ fits 96 bits: the
-    // product is exact and so is its division by 10000, which gives the observed price back; normalized, any
-    // representation of a value is the same. This spares two of the three 96-bit divisions of every order.
-    let price = if factor.serialize() == BPS_PER_UNIT.serialize()
+    // No slippage and an observed price whose mantissa times 10⁴ fits 96 bits: `price × 10000 / 10000` is exact, so
+    // it is the observed price; normalized, any representation of a value is the same. This spares two of the three
+    // 96-bit divisions of every order.
+    let price = if model.slippage_bps.is_zero()
         && observed_price.mantissa().unsigned_abs() < EXACT_TIMES_BPS
     {
         observed_price
     } else {
         observed_price
-            .checked_mul(factor)
+            .checked_mul(slipped(model, side)?)
             .and_then(|p| p.checked_div(BPS_PER_UNIT))
             .ok_or(FillOverflow)?
     };

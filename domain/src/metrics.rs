@@ -408,20 +408,10 @@ impl DrawdownWalk {
         self.below = true;
         let fall = self.peak.checked_sub(p.equity);
         self.money = self.money.zip(fall).map(|(m, f)| crate::decimal::max(m, f));
-        self.largest = match (self.largest, fall) {
-            // Below the same peak as the largest fall (bit for bit, as most points are): the larger fall is the
-            // larger % (the first on a tie), with no product to make.
-            (Some((largest, peak)), Some(fall)) if same(peak, self.peak) => {
-                Some(if crate::decimal::gt(fall, largest) {
-                    (fall, peak)
-                } else {
-                    (largest, peak)
-                })
-            }
-            (largest, fall) => largest
-                .zip(fall)
-                .and_then(|(largest, fall)| larger_fall(largest, (fall, self.peak))),
-        };
+        self.largest = self
+            .largest
+            .zip(fall)
+            .and_then(|(largest, fall)| larger_fall(largest, (fall, self.peak)));
     }
 
     fn finish(mut self, last_at: DateTime<Utc>) -> Drawdown {
@@ -440,6 +430,11 @@ impl DrawdownWalk {
 /// Of two (fall, peak) pairs, the one whose fall is the larger % of its peak (the first on a tie); `None` when a %
 /// is beyond `Decimal`.
 fn larger_fall(a: (Decimal, Decimal), b: (Decimal, Decimal)) -> Option<(Decimal, Decimal)> {
+    // Of the same peak (bit for bit, as most falls below one peak are), the larger fall is the larger %: no
+    // product to make.
+    if same(a.1, b.1) {
+        return Some(if crate::decimal::gt(b.0, a.0) { b } else { a });
+    }
     let b_larger = match (b.0.checked_mul(a.1), a.0.checked_mul(b.1)) {
         (Some(left), Some(right)) => crate::decimal::gt(left, right),
         _ => percent(b.0, b.1)? > percent(a.0, a.1)?,

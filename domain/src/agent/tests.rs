@@ -1115,3 +1115,27 @@ fn the_aggregate_state_snapshots_and_restores() {
 mod trading;
 
 mod incremental;
+
+#[test]
+fn a_signal_whose_order_is_beyond_decimal_range_refuses_the_run_and_leaves_no_event() {
+    let mut agent = Agent::default();
+    let mut given = sma_agent();
+    given.push(run_recorded(1, 1, dec!(1e25), RunOutcome::Observed));
+    given.push(run_recorded(1, 2, dec!(1e25), RunOutcome::Observed));
+    for event in given {
+        agent.apply(event);
+    }
+    let before = agent.clone();
+    // A buy of 0.5 at 2e25 with a 99.99 % fee: the fee's product is beyond Decimal range.
+    let mut run = record_run(1, 3, dec!(2e25));
+    if let AgentCommand::RecordRun { fill_model, .. } = &mut run {
+        fill_model.fee_bps = dec!(9999);
+    }
+    let mut events = vec![created()];
+    let error = agent
+        .execute_into(run, &mut events)
+        .expect_err("the order cannot be priced");
+    assert_eq!(error.field(), Some("observation.price"), "{error:?}");
+    assert_eq!(events, vec![created()], "the run event is taken back out");
+    assert_eq!(agent, before, "nothing applied");
+}
